@@ -1,0 +1,152 @@
+"""The `router` command line (typer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from router.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Moments-of-truth router: emotion-aware contact routing on Redis Streams.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings(redis_url: str | None, domain: str | None, scorer: str | None = None) -> Settings:
+    s = load_settings()
+    updates: dict[str, object] = {}
+    if redis_url is not None:
+        updates["redis_url"] = redis_url
+    if domain is not None:
+        updates["domain"] = domain
+    if scorer is not None:
+        updates["scorer"] = scorer
+    return Settings.model_validate({**s.model_dump(), **updates}) if updates else s
+
+
+RedisUrl = Annotated[
+    str | None, typer.Option("--redis-url", help="Redis URL (default: ROUTER_REDIS_URL, else embedded)")
+]
+Domain = Annotated[str | None, typer.Option("--domain", help="Routing domain (default: ROUTER_DOMAIN)")]
+ScorerOpt = Annotated[str | None, typer.Option("--scorer", help="lexicon | transformer | pipeline")]
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the inbound events and the decision record."""
+    from router.events import event_schema
+
+    sys.stdout.write(json.dumps(event_schema(), indent=2) + "\n")
+
+
+@app.command()
+def worker(
+    redis_url: RedisUrl = None,
+    domain: Domain = None,
+    scorer: ScorerOpt = None,
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Consume the events stream of a domain until SIGTERM (finishes the batch, acks, exits)."""
+    _setup_logging(verbose)
+    from router.scoring.factory import build_scorer
+    from router.store.connect import open_store
+    from router.store.store import RoutingStore
+    from router.worker.consumer import Worker
+
+    settings = _settings(redis_url, domain, scorer)
+    if not settings.redis_url:
+        console.print(
+            "[red]router worker needs ROUTER_REDIS_URL or --redis-url (use `router demo` for embedded)"
+        )
+        raise typer.Exit(2)
+    with open_store(settings.redis_url) as handle:
+        store = RoutingStore(handle.client(), settings.domain, seen_ttl_s=settings.seen_ttl_s)
+        w = Worker(store, build_scorer(settings), settings, consumer=consumer)
+        w.install_signal_handlers()
+        w.run()
+        console.print(
+            f"worker {w.consumer} stopped: {w.stats.processed} processed, "
+            f"{w.stats.dead_lettered} dead-lettered"
+        )
+
+
+@app.command()
+def demo(
+    contacts: Annotated[int, typer.Option(min=1, max=100_000, help="Simulated contacts")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same floor)")] = 7,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON")] = None,
+    redis_url: RedisUrl = None,
+    embedded: Annotated[str, typer.Option(help="Embedded store when no URL: valkey | fakeredis")] = "valkey",
+    scorer: ScorerOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a simulated contact centre through the engine on an embedded store (no Redis needed)."""
+    _setup_logging(verbose)
+    from router.scoring.factory import build_scorer
+    from router.sim.demo import run_demo
+    from router.store.connect import open_store
+
+    settings = _settings(redis_url, None, scorer)
+    demo_settings = Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "offer_timeout_s": 3.0,
+            "claim_min_idle_ms": 2_000,
+            "claim_interval_s": 0.5,
+            "sweep_interval_s": 0.2,
+            "domain": settings.domain if settings.domain != "default" else f"demo-{seed}",
+        }
+    )
+    with open_store(settings.redis_url, embedded) as handle:
+        where = settings.redis_url or f"embedded {embedded} ({handle.url or 'in-process'})"
+        console.print(f"store: {where}; domain {demo_settings.domain}; scorer {demo_settings.scorer}")
+        # a reused domain on a real Redis would mix runs; start clean
+        client = handle.client()
+        for key in client.scan_iter(match=f"router:{{{demo_settings.domain}}}:*", count=1000):
+            client.delete(key)
+        sc = build_scorer(demo_settings)
+        with Progress(
+            TextColumn("contacts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task("contacts", total=contacts)
+            report = run_demo(
+                handle,
+                demo_settings,
+                sc,
+                contacts=contacts,
+                seed=seed,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    table = Table(title="demo summary")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in {**report.as_json(), **report.extra}.items():
+        table.add_row(
+            k, json.dumps(v) if isinstance(v, dict) else f"{v:.3f}" if isinstance(v, float) else str(v)
+        )
+    Console().print(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    if report.lost or report.over_capacity_max:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover
+    app()

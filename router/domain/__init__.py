@@ -1,0 +1,57 @@
+"""Pure routing policy: moment-of-truth detection, placement, agent choice, wait estimates. No I/O."""
+
+from router.domain.ewt import estimate_wait, should_offer_callback
+from router.domain.model import (
+    QUEUES,
+    AgentView,
+    ContactStatus,
+    ContactView,
+    QueueName,
+    QueueStats,
+    Reason,
+    Trajectory,
+    TurnScore,
+)
+from router.domain.mot import MotThresholds, MotVerdict, detect, wants_human
+from router.domain.policy import (
+    AgentChoice,
+    Placement,
+    PolicyConfig,
+    choose_agent,
+    choose_contact,
+    ineligible_reason,
+    min_eq,
+    place,
+    priority,
+    queue_score,
+)
+from router.domain.trajectory import add_turn
+
+__all__ = [
+    "QUEUES",
+    "AgentChoice",
+    "AgentView",
+    "ContactStatus",
+    "ContactView",
+    "MotThresholds",
+    "MotVerdict",
+    "Placement",
+    "PolicyConfig",
+    "QueueName",
+    "QueueStats",
+    "Reason",
+    "Trajectory",
+    "TurnScore",
+    "add_turn",
+    "choose_agent",
+    "choose_contact",
+    "detect",
+    "estimate_wait",
+    "ineligible_reason",
+    "min_eq",
+    "place",
+    "priority",
+    "queue_score",
+    "should_offer_callback",
+    "wants_human",
+]

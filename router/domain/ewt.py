@@ -1,0 +1,45 @@
+"""Estimated wait time per queue position, with its uncertainty, and the callback decision."""
+
+from __future__ import annotations
+
+import math
+
+from router.domain.model import QueueStats
+from router.domain.policy import PolicyConfig
+
+# With no departure observed yet (cold start, or a queue nobody has been served from in the window) we
+# assume one departure every PRIOR_S_PER_DEPARTURE seconds: a slow, typical handle time, so the first
+# estimates err long (callbacks are offered early) rather than promising a wait nobody can keep.
+PRIOR_S_PER_DEPARTURE = 120.0
+# Cap so a near-zero observed rate gives a large finite number, never inf (JSON and Redis cannot hold inf).
+MAX_WAIT_S = 86_400.0
+
+
+def departure_rate_per_s(stats: QueueStats) -> float:
+    """Observed departures per second, or the prior when nothing usable was observed."""
+    rate = stats.completions_per_s
+    if math.isfinite(rate) and rate > 0:
+        return rate
+    return 1.0 / PRIOR_S_PER_DEPARTURE
+
+
+def estimate_wait(position: int, stats: QueueStats) -> tuple[float, float]:
+    """(mean, sd) of the wait in seconds for the contact at 0-based ``position``.
+
+    The first ``free_agents`` contacts are served now. Behind them a contact needs k departures; with
+    departures a Poisson process of rate r the wait is Erlang(k, r): mean k/r, sd sqrt(k)/r.
+    """
+    free = max(stats.free_agents, 0)
+    ahead = max(position, 0)
+    if ahead < free:
+        return 0.0, 0.0
+    k = ahead - free + 1
+    rate = departure_rate_per_s(stats)
+    mean_s = min(k / rate, MAX_WAIT_S)
+    sd_s = min(math.sqrt(k) / rate, MAX_WAIT_S)
+    return mean_s, sd_s
+
+
+def should_offer_callback(ewt_s: float, cfg: PolicyConfig) -> bool:
+    """Offer a callback when the expected wait exceeds the threshold (a NaN estimate offers none)."""
+    return ewt_s > cfg.callback_threshold_s

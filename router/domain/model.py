@@ -1,0 +1,100 @@
+"""Plain dataclasses the pure policy works on. No I/O here: the store builds these from Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ContactStatus = Literal["new", "self_service", "queued", "offered", "assigned", "ended"]
+QueueName = Literal["mot", "general"]
+QUEUES: tuple[QueueName, ...] = ("mot", "general")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A machine code plus a sentence a supervisor can read."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnScore:
+    seq: int
+    intensity: float
+    topic: str | None = None
+    topic_prob: float = 0.0
+    wants_human: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    """Customer-turn intensities in arrival order (the most recent ``keep`` of them) plus running peak."""
+
+    intensities: tuple[float, ...] = ()
+    peak: float = 0.0
+    peak_turn: int = 0  # 1-based customer-turn number of the peak; 0 when no turn yet
+    turns: int = 0  # customer turns seen in total (may exceed len(intensities))
+
+    @property
+    def last(self) -> float:
+        return self.intensities[-1] if self.intensities else 0.0
+
+    @property
+    def trend(self) -> float:
+        """Latest intensity minus the mean of the earlier kept turns (0 with fewer than two turns)."""
+        if len(self.intensities) < 2:
+            return 0.0
+        earlier = self.intensities[:-1]
+        return self.intensities[-1] - sum(earlier) / len(earlier)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    contact_id: str
+    channel: str
+    language: str = "en"
+    tier: str = "standard"
+    customer_id: str = ""
+    status: ContactStatus = "new"
+    queue: str | None = None
+    agent_id: str | None = None
+    offer_id: str | None = None
+    moment_of_truth: bool = False
+    trajectory: Trajectory = field(default_factory=Trajectory)
+    topic: str | None = None  # strongest moment-of-truth topic seen so far
+    topic_prob: float = 0.0  # its probability
+    wants_human: bool = False
+    repeat_contact: bool = False  # same customer had a recent contact
+    created_ts: float = 0.0
+    enqueued_ts: float | None = None
+    priority: float = 0.0
+    last_agent_id: str | None = None  # affinity: who served this customer last
+    declined_by: frozenset[str] = frozenset()  # agents that declined or let an offer time out
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    agent_id: str
+    eq: int
+    languages: frozenset[str]
+    capacity: Mapping[str, int]  # channel -> max concurrent contacts
+    load: Mapping[str, int] = field(default_factory=dict)  # channel -> contacts held (offered or assigned)
+    status: Literal["available", "away", "offline"] = "available"
+    last_assigned_ts: float = 0.0
+    name: str = ""
+    tags: frozenset[str] = frozenset()
+    mot_recent: int = 0  # moments of truth offered to this agent in the fairness window
+
+    def free(self, channel: str) -> int:
+        return self.capacity.get(channel, 0) - self.load.get(channel, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Observed service for one queue, for the wait estimate."""
+
+    depth: int  # contacts waiting
+    completions_per_s: float  # observed departures from the queue (offers accepted) per second, recent window
+    free_agents: int = 0  # eligible agents with free capacity right now

@@ -1,0 +1,396 @@
+"""Routing policy: where a contact goes, which agent gets it, which contact an agent takes. Pure functions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from router.domain.model import QUEUES, AgentView, ContactView, QueueName, Reason
+from router.domain.mot import MotVerdict
+from router.domain.trajectory import clamp01
+from router.settings import Settings
+
+# Priority points. Bounded so a priority buys at most MAX_PRIORITY * seconds_per_priority_point of head start.
+MAX_PRIORITY = 10.0
+PEAK_POINTS = 3.0  # customers remember the worst moment ...
+LAST_POINTS = 2.0  # ... and how it is going right now
+MOT_BONUS = 3.0
+TIER_POINTS: dict[str, float] = {
+    "standard": 0.0,
+    "gold": 1.0,
+    "platinum": 2.0,
+}  # unknown tiers count as standard
+
+_WITH_AGENT = ("offered", "assigned")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    mot_min_eq: int = 4
+    ladder_step1_s: float = 20.0
+    ladder_step1_min_eq: int = 3
+    ladder_step2_s: float = 60.0
+    seconds_per_priority_point: float = 30.0
+    fairness_window_s: float = 3_600.0
+    fairness_max_share: float = 0.5
+    fairness_min_sample: int = 4
+    affinity_timeout_s: float = 30.0
+    callback_threshold_s: float = 300.0
+    queue_scan_limit: int = 50
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PolicyConfig:
+        return cls(
+            mot_min_eq=s.mot_min_eq,
+            ladder_step1_s=s.ladder_step1_s,
+            ladder_step1_min_eq=s.ladder_step1_min_eq,
+            ladder_step2_s=s.ladder_step2_s,
+            seconds_per_priority_point=s.seconds_per_priority_point,
+            fairness_window_s=s.fairness_window_s,
+            fairness_max_share=s.fairness_max_share,
+            fairness_min_sample=s.fairness_min_sample,
+            affinity_timeout_s=s.affinity_timeout_s,
+            callback_threshold_s=s.callback_threshold_s,
+            queue_scan_limit=s.queue_scan_limit,
+        )
+
+
+@dataclass(frozen=True)
+class Placement:
+    target: Literal["self_service", "human"]
+    queue: QueueName | None
+    priority: float
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class AgentChoice:
+    agent_id: str | None
+    reasons: tuple[Reason, ...]
+    pool_size: int
+    free_count: int
+    wait_for_affinity: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- placement
+
+
+def place(contact: ContactView, verdict: MotVerdict, cfg: PolicyConfig) -> Placement:
+    """Decide self-service or human, and which queue.
+
+    Offered or assigned contacts keep their queue: moving them would take them from an agent (a transfer,
+    the thing moments of truth must avoid) or put them in a queue while an offer is live (a double offer).
+    If that offer fails the worker places the contact again, and a moment of truth then lands in "mot".
+    """
+    prio = priority(contact, verdict.is_mot, cfg)
+    if contact.status in _WITH_AGENT:
+        return _stay_with_agent(contact, verdict, prio)
+    if verdict.is_mot:
+        return Placement("human", "mot", prio, (*verdict.reasons, *_mot_moves(contact, cfg)))
+    if contact.status == "queued":
+        queue = _as_queue(contact.queue) or "general"
+        text = f"already queued for a human in {queue}: never back to self-service"
+        return Placement("human", queue, prio, (*verdict.reasons, Reason("stays_with_human", text)))
+    if contact.wants_human:
+        reasons = (*verdict.reasons, _human_requested("general"), *_escalated(contact))
+        return Placement("human", "general", prio, reasons)
+    text = "routine request: self-service first; a human is one request away"
+    return Placement("self_service", None, prio, (*verdict.reasons, Reason("to_self_service", text)))
+
+
+def _stay_with_agent(contact: ContactView, verdict: MotVerdict, prio: float) -> Placement:
+    queue = _as_queue(contact.queue) or ("mot" if verdict.is_mot else "general")
+    text = f"{contact.status} to agent {contact.agent_id}: stays with them (no transfer)"
+    if verdict.is_mot and queue != "mot" and contact.status == "offered":
+        text += "; moves to the mot queue only if this offer fails"
+    return Placement("human", queue, prio, (*verdict.reasons, Reason("stays_with_agent", text)))
+
+
+def _mot_moves(contact: ContactView, cfg: PolicyConfig) -> tuple[Reason, ...]:
+    moves: list[Reason] = []
+    if contact.wants_human:
+        moves.append(_human_requested("mot"))
+    moves.extend(_escalated(contact))
+    if contact.status == "queued" and contact.queue not in (None, "mot"):
+        moves.append(Reason("rerouted_to_mot", f"was waiting in {contact.queue}: moved to mot"))
+    moves.append(Reason("to_mot_queue", f"moment of truth: queue mot, eq>={cfg.mot_min_eq} agents first"))
+    return tuple(moves)
+
+
+def _escalated(contact: ContactView) -> tuple[Reason, ...]:
+    if contact.status != "self_service":
+        return ()
+    return (
+        Reason("escalated_from_self_service", "left self-service for a human, with transcript and scores"),
+    )
+
+
+def _human_requested(queue: str) -> Reason:
+    return Reason("human_requested", f"customer asked for a human: queue {queue}")
+
+
+def _as_queue(name: str | None) -> QueueName | None:
+    for queue in QUEUES:
+        if queue == name:
+            return queue
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- ordering
+
+
+def priority(contact: ContactView, is_mot: bool, cfg: PolicyConfig) -> float:
+    """Priority points in [0, MAX_PRIORITY]; monotone in peak, last intensity, tier and the MoT flag."""
+    traj = contact.trajectory
+    points = (
+        PEAK_POINTS * clamp01(traj.peak)
+        + LAST_POINTS * clamp01(traj.last)
+        + TIER_POINTS.get(contact.tier.lower(), 0.0)
+        + (MOT_BONUS if is_mot else 0.0)
+    )
+    return min(max(points, 0.0), MAX_PRIORITY)
+
+
+def queue_score(enqueued_ts: float, priority: float, cfg: PolicyConfig) -> float:
+    """Sorted-set score, lower served first. Priority is a bounded head start in seconds, and every contact
+    ages at the same rate, so a low-priority contact is served once it has waited out that head start."""
+    return enqueued_ts - priority * cfg.seconds_per_priority_point
+
+
+def min_eq(queue: str, waited_s: float, cfg: PolicyConfig) -> int:
+    """Escalation ladder: the minimum agent EQ for ``queue`` after waiting ``waited_s``; never rises."""
+    if queue != "mot" or waited_s >= cfg.ladder_step2_s:
+        return 1
+    if waited_s >= cfg.ladder_step1_s:
+        # min(): a misconfigured step1 above mot_min_eq must never raise the bar while waiting.
+        return min(cfg.ladder_step1_min_eq, cfg.mot_min_eq)
+    return cfg.mot_min_eq
+
+
+# ---------------------------------------------------------------------------------------------- eligibility
+
+
+def ineligible_reason(
+    agent: AgentView, contact: ContactView, queue: str, waited_s: float, cfg: PolicyConfig
+) -> Reason | None:
+    """None if ``agent`` may be offered ``contact``, else the first failed check.
+
+    Capacity is checked last on purpose: "no_capacity" then means "would be eligible if it had a free
+    slot", which is what last-agent affinity waits for.
+    """
+    who = f"agent {agent.agent_id}"
+    if agent.status != "available":
+        return Reason("agent_unavailable", f"{who} is {agent.status}")
+    if contact.language not in agent.languages:
+        langs = ", ".join(sorted(agent.languages)) or "no language"
+        return Reason("language_mismatch", f"{who} speaks {langs}; contact needs {contact.language}")
+    if agent.agent_id in contact.declined_by:
+        return Reason("declined_before", f"{who} declined or missed an offer of this contact")
+    floor = min_eq(queue, waited_s, cfg)
+    if agent.eq < floor:
+        return Reason(
+            "eq_below_ladder", f"{who} eq {agent.eq} below eq>={floor} ({queue}, waited {waited_s:.0f} s)"
+        )
+    free = agent.free(contact.channel)
+    if free <= 0:
+        cap = agent.capacity.get(contact.channel, 0)
+        return Reason("no_capacity", f"{who} has no free {contact.channel} slot ({cap - free}/{cap})")
+    return None
+
+
+def _waited_s(contact: ContactView, now: float) -> float:
+    # A contact not yet enqueued has waited nothing; clock skew between workers must not make it negative.
+    if contact.enqueued_ts is None:
+        return 0.0
+    return max(0.0, now - contact.enqueued_ts)
+
+
+def _mot_share_over_cap(agent: AgentView, mot_total_recent: int, cfg: PolicyConfig) -> bool:
+    if mot_total_recent < cfg.fairness_min_sample or mot_total_recent <= 0:
+        return False
+    return agent.mot_recent / mot_total_recent > cfg.fairness_max_share
+
+
+def _fairness_text(agent: AgentView, mot_total_recent: int, cfg: PolicyConfig) -> str:
+    share = agent.mot_recent / mot_total_recent
+    return (
+        f"agent {agent.agent_id} had {agent.mot_recent} of {mot_total_recent} recent moments of truth "
+        f"({share:.0%} > cap {cfg.fairness_max_share:.0%})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- choose agent
+
+
+def choose_agent(
+    contact: ContactView,
+    queue: str,
+    agents: Sequence[AgentView],
+    now: float,
+    cfg: PolicyConfig,
+    mot_total_recent: int,
+) -> AgentChoice:
+    """Pick the agent to offer ``contact`` to: affinity, then the fairness cap, then EQ and idle time."""
+    waited_s = _waited_s(contact, now)
+    floor = min_eq(queue, waited_s, cfg)
+    checked = [
+        (a, ineligible_reason(a, contact, queue, waited_s, cfg)) for a in sorted(agents, key=_agent_key)
+    ]
+    eligible = [a for a, why in checked if why is None]
+    pool_size = sum(1 for a, _ in checked if _in_pool(a, contact, floor))
+    pool = Reason(
+        "pool",
+        f"{queue}: eq>={floor} {contact.language} pool had {len(eligible)} free of {pool_size} "
+        f"(waited {waited_s:.0f} s)",
+    )
+
+    def choice(agent_id: str | None, *reasons: Reason, wait: bool = False) -> AgentChoice:
+        return AgentChoice(agent_id, (pool, *reasons), pool_size, len(eligible), wait)
+
+    affinity = _affinity(contact, checked, waited_s, cfg)
+    if affinity is not None and affinity[0] == "choose":
+        return choice(contact.last_agent_id, affinity[1])
+    if affinity is not None and affinity[0] == "wait":
+        return choice(None, affinity[1], wait=True)
+    fallback = (affinity[1],) if affinity is not None else ()
+    if not eligible:
+        return choice(None, *fallback, _no_eligible(checked, queue))
+    candidates, fairness = _apply_fairness(queue, eligible, mot_total_recent, cfg)
+    best = min(candidates, key=_preference(queue))
+    return choice(best.agent_id, *fallback, *fairness, _chose(best, queue, now))
+
+
+def _agent_key(agent: AgentView) -> str:
+    return agent.agent_id
+
+
+def _in_pool(agent: AgentView, contact: ContactView, floor: int) -> bool:
+    return agent.status == "available" and contact.language in agent.languages and agent.eq >= floor
+
+
+def _affinity(
+    contact: ContactView,
+    checked: Sequence[tuple[AgentView, Reason | None]],
+    waited_s: float,
+    cfg: PolicyConfig,
+) -> tuple[Literal["choose", "wait", "fallback"], Reason] | None:
+    """Last-agent affinity for a returning customer; None when there is no last agent logged in.
+
+    Affinity beats the fairness cap and the EQ preference: an agent who knows the case spares the customer
+    from repeating it. It never beats eligibility, and the wait for a busy last agent is bounded.
+    """
+    last = contact.last_agent_id
+    found = [why for agent, why in checked if agent.agent_id == last]
+    if last is None or not found:
+        return None
+    why = found[0]
+    if why is None:
+        return "choose", Reason("affinity", f"returning customer: chose last agent {last} (affinity)")
+    if why.code == "no_capacity" and waited_s < cfg.affinity_timeout_s:
+        text = f"last agent {last} is busy: waiting for them up to {cfg.affinity_timeout_s:.0f} s"
+        return "wait", Reason("waiting_for_affinity", f"{text} (waited {waited_s:.0f} s)")
+    if why.code == "no_capacity":
+        text = f"last agent {last} still busy after {waited_s:.0f} s: routing to others"
+    else:
+        text = f"last agent {last} not eligible ({why.text}): routing to others"
+    return "fallback", Reason("affinity_fallback", text)
+
+
+def _apply_fairness(
+    queue: str, eligible: list[AgentView], mot_total_recent: int, cfg: PolicyConfig
+) -> tuple[list[AgentView], tuple[Reason, ...]]:
+    """Drop agents over their share of moments of truth, unless nobody else is eligible (never starve)."""
+    if queue != "mot":
+        return eligible, ()
+    over = [a for a in eligible if _mot_share_over_cap(a, mot_total_recent, cfg)]
+    rest = [a for a in eligible if not _mot_share_over_cap(a, mot_total_recent, cfg)]
+    if not over:
+        return eligible, ()
+    if not rest:
+        kept = Reason(
+            "fairness_kept",
+            "every eligible agent is over the fairness cap: kept them, the customer comes first",
+        )
+        return eligible, (kept,)
+    return rest, tuple(
+        Reason("fairness_skip", f"skipped: {_fairness_text(a, mot_total_recent, cfg)}") for a in over
+    )
+
+
+def _preference(queue: str) -> Callable[[AgentView], tuple[int, float, str]]:
+    """Sort key, smallest first. Moments of truth want the highest EQ; routine work the lowest, which keeps
+    the few high-EQ agents free for the moments that need them. Then longest idle, then agent id."""
+    sign = -1 if queue == "mot" else 1
+    return lambda a: (sign * a.eq, a.last_assigned_ts, a.agent_id)
+
+
+def _chose(agent: AgentView, queue: str, now: float) -> Reason:
+    rank = "highest eligible" if queue == "mot" else "lowest eligible, keeps high-EQ agents free"
+    idle = (
+        f"longest idle {now - agent.last_assigned_ts:.0f} s"
+        if agent.last_assigned_ts > 0
+        else "never assigned yet"
+    )
+    return Reason("chose_longest_idle", f"chose agent {agent.agent_id}: eq {agent.eq} ({rank}), {idle}")
+
+
+_SHORT = {
+    "agent_unavailable": "not available",
+    "language_mismatch": "without the language",
+    "declined_before": "declined before",
+    "eq_below_ladder": "below the eq ladder",
+    "no_capacity": "at capacity",
+}
+
+
+def _no_eligible(checked: Sequence[tuple[AgentView, Reason | None]], queue: str) -> Reason:
+    counts = Counter(why.code for _, why in checked if why is not None)
+    parts = ", ".join(f"{n} {_SHORT.get(code, code)}" for code, n in sorted(counts.items()))
+    detail = f"of {len(checked)} agents: {parts}" if checked else "no agents logged in"
+    return Reason("no_eligible_agent", f"no eligible agent ({detail}); waits in queue {queue}")
+
+
+# ------------------------------------------------------------------------------------------- choose contact
+
+
+def choose_contact(
+    agent: AgentView,
+    candidates: Sequence[tuple[ContactView, str]],
+    now: float,
+    cfg: PolicyConfig,
+    mot_total_recent: int,
+) -> tuple[ContactView | None, tuple[Reason, ...]]:
+    """Agent pull when capacity frees. ``candidates`` are (contact, queue) best first, "mot" queue first.
+
+    Only the first ``queue_scan_limit`` candidates are looked at. In order: (1) a contact held for this agent
+    by affinity (it waits for nobody else, so skipping it would leave it stuck until the timeout); (2) if
+    the agent is over its fairness share, the first eligible non-"mot" contact; (3) the first eligible one,
+    so an over-cap agent still takes a moment of truth rather than leave it waiting.
+    """
+    scanned = candidates[: cfg.queue_scan_limit]
+    eligible = [(c, q) for c, q in scanned if ineligible_reason(agent, c, q, _waited_s(c, now), cfg) is None]
+    if not eligible:
+        text = f"agent {agent.agent_id} is eligible for none of {len(scanned)} waiting contacts"
+        return None, (Reason("no_eligible_contact", text),)
+    for contact, _ in eligible:
+        if contact.last_agent_id == agent.agent_id and _waited_s(contact, now) < cfg.affinity_timeout_s:
+            return contact, (Reason("affinity", f"took returning contact {contact.contact_id} (affinity)"),)
+    fairness: tuple[Reason, ...] = ()
+    if _mot_share_over_cap(agent, mot_total_recent, cfg):
+        routine = next(((c, q) for c, q in eligible if q != "mot"), None)
+        if routine is not None:
+            skip = Reason(
+                "fairness_skip", f"{_fairness_text(agent, mot_total_recent, cfg)}: routine work first"
+            )
+            return routine[0], (skip, _pulled(agent, routine, now))
+        fairness = (Reason("fairness_kept", "over the fairness cap, but only moments of truth are waiting"),)
+    return eligible[0][0], (*fairness, _pulled(agent, eligible[0], now))
+
+
+def _pulled(agent: AgentView, pick: tuple[ContactView, str], now: float) -> Reason:
+    contact, queue = pick
+    waited_s = _waited_s(contact, now)
+    text = f"agent {agent.agent_id} took {contact.contact_id} from {queue} (waited {waited_s:.0f} s)"
+    return Reason("pulled", text)

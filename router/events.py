@@ -1,0 +1,174 @@
+"""Wire contracts: every inbound event type and the outbound decision record (schema_version 1).
+
+Inbound stream entries carry one field, ``event``, holding JSON that validates against ``InboundEvent``
+(a discriminated union on ``type``). Validation is strict: unknown fields, wrong types and out-of-range
+values are rejected, and the worker dead-letters them with the validation message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from router.errors import EventError
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 20_000
+
+Channel = Literal["voice", "chat", "email", "social", "sms"]
+CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "sms")
+Speaker = Literal["customer", "agent", "bot"]
+AgentStatus = Literal["available", "away", "offline"]
+Tier = Literal["standard", "gold", "platinum"]
+Action = Literal["self_service", "offer", "queued", "callback_offer", "released"]
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Customer(_Strict):
+    id: Id
+    language: Annotated[str, Field(min_length=2, max_length=8, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = (
+        "en"
+    )
+    tier: Tier = "standard"
+
+
+class _EventBase(_Strict):
+    schema_version: Literal[1] = 1
+    event_id: Id | None = None
+    ts: float | None = Field(default=None, ge=0, description="Event time, seconds since the epoch")
+
+
+class ContactStarted(_EventBase):
+    type: Literal["contact.started"]
+    contact_id: Id
+    channel: Channel
+    customer: Customer
+    topic: Annotated[str, Field(max_length=64)] | None = None
+
+
+class ContactMessage(_EventBase):
+    type: Literal["contact.message"]
+    contact_id: Id
+    seq: int = Field(ge=0)
+    speaker: Speaker
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class HumanRequested(_EventBase):
+    type: Literal["contact.human_requested"]
+    contact_id: Id
+
+
+class ContactEnded(_EventBase):
+    type: Literal["contact.ended"]
+    contact_id: Id
+    reason: Annotated[str, Field(max_length=64)] = "completed"
+    csat: int | None = Field(default=None, ge=1, le=5)
+
+
+class AgentStatusChanged(_EventBase):
+    type: Literal["agent.status"]
+    agent_id: Id
+    status: AgentStatus
+
+
+class OfferAccepted(_EventBase):
+    type: Literal["offer.accepted"]
+    offer_id: Id
+
+
+class OfferDeclined(_EventBase):
+    type: Literal["offer.declined"]
+    offer_id: Id
+
+
+class WorkCompleted(_EventBase):
+    type: Literal["work.completed"]
+    agent_id: Id
+    contact_id: Id
+
+
+InboundEvent = Annotated[
+    ContactStarted
+    | ContactMessage
+    | HumanRequested
+    | ContactEnded
+    | AgentStatusChanged
+    | OfferAccepted
+    | OfferDeclined
+    | WorkCompleted,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+EVENT_TYPES: tuple[str, ...] = (
+    "contact.started",
+    "contact.message",
+    "contact.human_requested",
+    "contact.ended",
+    "agent.status",
+    "offer.accepted",
+    "offer.declined",
+    "work.completed",
+)
+
+
+class Reason(_Strict):
+    code: str
+    text: str
+
+
+class Decision(_Strict):
+    """One routing decision. Exactly one is written per event that changes routing."""
+
+    schema_version: Literal[1] = 1
+    decision_id: str
+    event_id: str
+    contact_id: str
+    action: Action
+    agent_id: str | None = None
+    queue: str | None = None
+    offer_id: str | None = None
+    priority: float = 0.0
+    moment_of_truth: bool = False
+    intensity: float = Field(default=0.0, ge=0, le=1)
+    estimated_wait_s: float | None = None
+    reasons: tuple[Reason, ...] = ()
+    ts: float
+
+
+def parse_event(raw: bytes | str) -> InboundEvent:
+    """Parse one ``event`` field. Raises ``EventError`` with a readable reason on any problem."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise EventError(f"invalid_utf8: {exc}") from None
+    try:
+        data: Any = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise EventError(f"invalid_json: {exc}") from None
+    if not isinstance(data, dict):
+        raise EventError(f"invalid_event: expected a JSON object, got {type(data).__name__}")
+    try:
+        return EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise EventError(f"invalid_event: {errors}") from None
+    except RecursionError:
+        raise EventError("invalid_event: nesting too deep") from None
+
+
+def event_schema() -> dict[str, Any]:
+    """JSON Schema of the inbound union and the decision record, for ``router schema``."""
+    return {
+        "inbound_event": EVENT_ADAPTER.json_schema(),
+        "decision": Decision.model_json_schema(),
+    }

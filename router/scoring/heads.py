@@ -1,0 +1,123 @@
+"""The project's small heads on top of sentence embeddings: load/save (safetensors + JSON) and apply.
+
+File layout (``models/heads.safetensors`` + ``models/heads.json``):
+- tensors ``<head>.weight`` (out x in) and ``<head>.bias`` (out); an MLP head also has
+  ``<head>.hidden.weight`` / ``<head>.hidden.bias`` applied first, followed by ReLU;
+- JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata.
+
+Heads are applied in numpy: they are a few kB of matrix products next to a ~22M-parameter encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from safetensors.numpy import load_file, save_file
+
+FloatArray = npt.NDArray[np.float32]
+
+HEADS_FORMAT_VERSION = 1
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    weight: FloatArray
+    bias: FloatArray
+    activation: str
+    labels: tuple[str, ...]
+    hidden_weight: FloatArray | None = None
+    hidden_bias: FloatArray | None = None
+
+    def logits(self, x: FloatArray) -> FloatArray:
+        h = x
+        if self.hidden_weight is not None and self.hidden_bias is not None:
+            h = np.maximum(h @ self.hidden_weight.T + self.hidden_bias, 0.0)
+        out: FloatArray = (h @ self.weight.T + self.bias).astype(np.float32)
+        return out
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        z = self.logits(x)
+        if self.activation == "softmax":
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            out: FloatArray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            return out
+        if self.activation == "sigmoid":
+            sig: FloatArray = (1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))).astype(np.float32)
+            return sig
+        raise ValueError(f"unknown activation {self.activation!r}")
+
+
+@dataclass(frozen=True)
+class Heads:
+    heads: Mapping[str, LinearHead]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        first = next(iter(self.heads.values()))
+        src = first.hidden_weight if first.hidden_weight is not None else first.weight
+        return int(src.shape[1])
+
+    def __getitem__(self, name: str) -> LinearHead:
+        return self.heads[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.heads
+
+    def apply(self, x: FloatArray) -> dict[str, FloatArray]:
+        return {name: head(x) for name, head in self.heads.items()}
+
+
+def heads_paths(models_dir: str | Path) -> tuple[Path, Path]:
+    d = Path(models_dir)
+    return d / "heads.safetensors", d / "heads.json"
+
+
+def load_heads(models_dir: str | Path | None = None) -> Heads:
+    """Load heads from ``models_dir`` (default: the repository's ``models/``); raises if missing/invalid."""
+    tensors_path, meta_path = heads_paths(models_dir or DEFAULT_MODELS_DIR)
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if int(meta.get("format_version", 0)) != HEADS_FORMAT_VERSION:
+        raise ValueError(f"{meta_path}: unsupported heads format {meta.get('format_version')!r}")
+    tensors = load_file(str(tensors_path))
+    heads: dict[str, LinearHead] = {}
+    for name, spec in meta["heads"].items():
+        hw = tensors.get(f"{name}.hidden.weight")
+        hb = tensors.get(f"{name}.hidden.bias")
+        heads[name] = LinearHead(
+            weight=tensors[f"{name}.weight"].astype(np.float32),
+            bias=tensors[f"{name}.bias"].astype(np.float32),
+            activation=str(spec["activation"]),
+            labels=tuple(spec.get("labels", ())),
+            hidden_weight=None if hw is None else hw.astype(np.float32),
+            hidden_bias=None if hb is None else hb.astype(np.float32),
+        )
+        out_dim = heads[name].weight.shape[0]
+        if heads[name].labels and len(heads[name].labels) != out_dim:
+            raise ValueError(f"head {name}: {len(heads[name].labels)} labels for {out_dim} outputs")
+    return Heads(heads=heads, meta=meta)
+
+
+def save_heads(models_dir: str | Path, heads: Mapping[str, LinearHead], meta: Mapping[str, Any]) -> None:
+    tensors_path, meta_path = heads_paths(models_dir)
+    tensors_path.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, FloatArray] = {}
+    spec: dict[str, Any] = {}
+    for name, head in heads.items():
+        tensors[f"{name}.weight"] = np.ascontiguousarray(head.weight, dtype=np.float32)
+        tensors[f"{name}.bias"] = np.ascontiguousarray(head.bias, dtype=np.float32)
+        if head.hidden_weight is not None and head.hidden_bias is not None:
+            tensors[f"{name}.hidden.weight"] = np.ascontiguousarray(head.hidden_weight, dtype=np.float32)
+            tensors[f"{name}.hidden.bias"] = np.ascontiguousarray(head.hidden_bias, dtype=np.float32)
+        spec[name] = {"activation": head.activation, "labels": list(head.labels)}
+    full = {"format_version": HEADS_FORMAT_VERSION, **meta, "heads": spec}
+    save_file(tensors, str(tensors_path))
+    meta_path.write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")

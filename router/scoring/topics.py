@@ -1,0 +1,104 @@
+"""Moment-of-truth topics: the label set every scorer shares, and the keyword cues the lexicon uses."""
+
+from __future__ import annotations
+
+import re
+
+# Order is part of the model contract: the topic head's output index i is MOT_TOPICS[i].
+MOT_TOPICS: tuple[str, ...] = (
+    "lost_card",
+    "fraud",
+    "travel_disruption",
+    "lost_luggage",
+    "double_charge",
+    "product_failure",
+    "service_cut_off",
+    "account_blocked",
+    "bereavement",
+)
+
+_CUES: dict[str, tuple[str, ...]] = {
+    "lost_card": (
+        r"\b(lost|stolen|missing|swallowed)\b.{0,30}\b(card|wallet|phone)\b",
+        r"\b(card|wallet)\b.{0,30}\b(lost|stolen|missing|swallowed)\b",
+    ),
+    "fraud": (
+        r"\bfraud\w*\b",
+        r"\b(scam|scammed|hacked|compromised|unauthori[sz]ed)\b",
+        r"\b(didn'?t|did not|never)\b.{0,30}\b(make|authori[sz]e|recogni[sz]e)\b",
+        r"\bnot recogni[sz]ed?\b",
+        r"\bidentity theft\b",
+    ),
+    "travel_disruption": (
+        r"\b(flight|train|trip)\b.{0,40}\b(cancel+ed|delayed|missed|overbooked)\b",
+        r"\b(cancel+ed|delayed|missed)\b.{0,30}\b(flight|train|connection)\b",
+        r"\bstranded\b",
+        r"\bmissed (my|the) connection\b",
+    ),
+    "lost_luggage": (
+        r"\b(lost|missing|damaged|broken|destroyed)\b.{0,20}\b(luggage|bag|bags|baggage|suitcase)\b",
+        r"\b(luggage|baggage|suitcase)\b.{0,30}\b(lost|missing|damaged|never arrived)\b",
+    ),
+    "double_charge": (
+        r"\bcharged (me )?twice\b",
+        r"\bdouble[- ]charged?\b",
+        r"\bcharged two times\b",
+        r"\bduplicate (charge|payment|transaction)\b",
+        r"\bwrong amount\b",
+    ),
+    "product_failure": (
+        r"\b(stopped|stops|not|isn'?t|doesn'?t|won'?t) work(ing)?\b",
+        r"\b(broke|broken|dead|died|defective|faulty)\b",
+    ),
+    "service_cut_off": (
+        r"\b(cut off|disconnected|shut off|no (power|internet|service|signal|heating|water))\b",
+        r"\boutage\b",
+    ),
+    "account_blocked": (
+        r"\b(account|card)\b.{0,20}\b(blocked|frozen|locked|suspended|closed)\b",
+        r"\b(blocked|frozen|locked|suspended)\b.{0,20}\baccount\b",
+    ),
+    "bereavement": (r"\b(passed away|died|death|funeral|bereave\w*|deceased)\b",),
+}
+TOPIC_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
+    topic: tuple(re.compile(p, re.IGNORECASE) for p in pats) for topic, pats in _CUES.items()
+}
+
+HUMAN_REQUEST = re.compile(
+    r"\b((speak|talk|chat) (to|with) (a |an |the |your )?(real )?(human|person|agent|manager|supervisor|someone)"
+    r"|(real|live|actual) (person|human|agent)|human agent|representative|operator please"
+    r"|stop (transferring|passing) me|transferred (me )?(again|\d+ times|three times|twice)"
+    r"|let me (speak|talk) to|get me (a|someone)|escalate)\b",
+    re.IGNORECASE,
+)
+
+# Public intents -> moment-of-truth topic (anything not listed is "none"). Used to train and to evaluate
+# the topic head. This departs from ../shared/data/mot_intents.json where it is wrong for *topics*:
+# see models/MODEL_CARD.md ("Topic mapping") for the argument on each departure.
+INTENT_TOPICS: dict[str, dict[str, str]] = {
+    "banking77": {
+        "lost_or_stolen_card": "lost_card",
+        "card_swallowed": "lost_card",
+        "lost_or_stolen_phone": "lost_card",
+        "compromised_card": "fraud",
+        "card_payment_not_recognised": "fraud",
+        "cash_withdrawal_not_recognised": "fraud",
+        "direct_debit_payment_not_recognised": "fraud",
+        "transaction_charged_twice": "double_charge",
+        "wrong_amount_of_cash_received": "double_charge",
+        "card_not_working": "product_failure",
+        "contactless_not_working": "product_failure",
+        "virtual_card_not_working": "product_failure",
+        "declined_card_payment": "product_failure",
+        "pin_blocked": "account_blocked",
+    },
+    "clinc150": {
+        "report_lost_card": "lost_card",
+        "report_fraud": "fraud",
+        "freeze_account": "fraud",
+        "lost_luggage": "lost_luggage",
+        "account_blocked": "account_blocked",
+        "damaged_card": "product_failure",
+        "card_declined": "product_failure",
+    },
+}

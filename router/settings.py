@@ -1,0 +1,66 @@
+"""One settings object for the whole process, read once from the environment (prefix ``ROUTER_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+
+    # Where the store lives. Empty means "embedded": the CLI starts one for the process.
+    redis_url: str = ""
+    embedded: Literal["valkey", "fakeredis"] = "valkey"
+    domain: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    # Stream consumption
+    group: str = "router"
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    block_ms: int = Field(default=200, ge=0)
+    idle_sleep_ms: int = Field(default=20, ge=0)
+    claim_min_idle_ms: int = Field(default=5_000, ge=1)
+    claim_interval_s: float = Field(default=1.0, gt=0)
+    max_deliveries: int = Field(default=5, ge=1)
+    trim_interval_s: float = Field(default=5.0, gt=0)
+    seen_ttl_s: int = Field(default=86_400, ge=1)
+    sweep_interval_s: float = Field(default=0.5, gt=0)
+    conflict_retries: int = Field(default=20, ge=1)
+
+    # Moment-of-truth detection
+    mot_peak_threshold: float = Field(default=0.75, ge=0, le=1)
+    mot_last_threshold: float = Field(default=0.6, ge=0, le=1)
+    mot_trend_threshold: float = Field(default=0.25, ge=0, le=1)
+    mot_topic_threshold: float = Field(default=0.5, ge=0, le=1)
+    mot_topic_intensity_floor: float = Field(default=0.3, ge=0, le=1)
+    human_request_threshold: float = Field(default=0.5, ge=0, le=1)
+
+    # Routing
+    mot_min_eq: int = Field(default=4, ge=1, le=5)
+    ladder_step1_s: float = Field(default=20.0, ge=0)
+    ladder_step1_min_eq: int = Field(default=3, ge=1, le=5)
+    ladder_step2_s: float = Field(default=60.0, ge=0)
+    seconds_per_priority_point: float = Field(default=30.0, gt=0)
+    fairness_window_s: float = Field(default=3_600.0, gt=0)
+    fairness_max_share: float = Field(default=0.5, gt=0, le=1)
+    fairness_min_sample: int = Field(default=4, ge=1)
+    affinity_timeout_s: float = Field(default=30.0, ge=0)
+    affinity_ttl_s: float = Field(default=86_400.0, ge=0)
+    callback_threshold_s: float = Field(default=300.0, gt=0)
+    queue_scan_limit: int = Field(default=50, ge=1)
+
+    # Offers
+    offer_timeout_s: float = Field(default=15.0, gt=0)
+    transcript_tail: int = Field(default=10, ge=1)
+
+    # Scoring
+    scorer: Literal["lexicon", "transformer", "pipeline"] = "lexicon"
+    model_dir: str = ""
+    hf_model: str = ""
+    torch_threads: int = Field(default=0, ge=0)
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Simulated contact centres: the embedded demo (and, later, the load simulator)."""

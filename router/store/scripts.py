@@ -1,0 +1,238 @@
+"""Every Lua script of the router, one per state transition.
+
+Calling convention shared by all scripts (the PRELUDE implements it):
+  KEYS[1] seen marker of the event (or Keys.none), KEYS[2] decisions stream, KEYS[3] stats hash,
+  script keys from KEYS[4], and LAST the history list of each decision, in decision order.
+  ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
+  ARGV[3] seen ttl s, ARGV[4] '1' if this commit completes a stream event, ARGV[5] decisions stream maxlen,
+  script arguments from ARGV[6].
+Every script returns a table whose first element is 'ok', 'dup' (event already applied), 'conflict'
+(state moved since it was read; re-read and retry) or 'err' with a reason code second.
+All writes happen after all checks, so a refused transition changes nothing.
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local EVENT_ID = ARGV[1]
+local DECISIONS = cjson.decode(ARGV[2])
+if EVENT_ID ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
+local function finish()
+  local nd = #DECISIONS
+  for i, raw in ipairs(DECISIONS) do
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'decision', raw)
+    local hk = KEYS[#KEYS - nd + i]
+    redis.call('RPUSH', hk, raw)
+    redis.call('LTRIM', hk, -100, -1)
+  end
+  if nd > 0 then redis.call('HINCRBY', KEYS[3], 'decisions', nd) end
+  if EVENT_ID ~= '' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
+  if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
+end
+local function num(v) return tonumber(v) or 0 end
+"""
+
+# Contact state update (started, message, human request, re-placement). Optimistic: refused when the
+# contact's version moved since the worker read it.
+# KEYS: 4 contact, 5 queue to leave, 6 queue to join
+# ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id
+APPLY_CONTACT = r"""
+local ver = redis.call('HGET', KEYS[4], 'version')
+if not ver then ver = '0' end
+if ver ~= ARGV[6] then return {'conflict', ver} end
+local fields = cjson.decode(ARGV[7])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
+local newver = num(ver) + 1
+redis.call('HSET', KEYS[4], 'version', newver)
+if ARGV[8] == '1' then redis.call('ZREM', KEYS[5], ARGV[10]) end
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10]) end
+finish()
+return {'ok', tostring(newver)}
+"""
+
+# Reserve an agent for a contact: capacity checked and taken in one step.
+# KEYS: 4 agent, 5 contact, 6 offer, 7 offers by deadline, 8 queue, 9 contact's declined set,
+#       10 agent's pending offers, 11 agent's recent MoT offers, 12 domain's recent MoT offers
+# ARGV: 6 offer id, 7 agent id, 8 contact id, 9 channel, 10 now ms, 11 deadline ms, 12 '1' if MoT,
+#       13 expected contact version ('' any), 14 queue name, 15 fairness window ms, 16 offer key ttl ms
+OFFER = r"""
+if redis.call('HGET', KEYS[4], 'status') ~= 'available' then return {'err', 'agent_unavailable'} end
+local ch = ARGV[9]
+local cap = num(redis.call('HGET', KEYS[4], 'cap:' .. ch))
+local load = num(redis.call('HGET', KEYS[4], 'load:' .. ch))
+if load >= cap then return {'err', 'no_capacity'} end
+if redis.call('SISMEMBER', KEYS[9], ARGV[7]) == 1 then return {'err', 'declined_before'} end
+local st = redis.call('HGET', KEYS[5], 'status')
+if not st then return {'err', 'no_contact'} end
+if st == 'offered' or st == 'assigned' or st == 'ended' then return {'err', 'contact_taken'} end
+local ver = redis.call('HGET', KEYS[5], 'version') or '0'
+if ARGV[13] ~= '' and ver ~= ARGV[13] then return {'conflict', ver} end
+redis.call('HINCRBY', KEYS[4], 'load:' .. ch, 1)
+redis.call('HSET', KEYS[4], 'last_assigned_ms', ARGV[10])
+redis.call('HSET', KEYS[6], 'offer_id', ARGV[6], 'agent_id', ARGV[7], 'contact_id', ARGV[8], 'channel', ch,
+  'status', 'pending', 'created_ms', ARGV[10], 'deadline_ms', ARGV[11], 'queue', ARGV[14], 'mot', ARGV[12])
+redis.call('PEXPIRE', KEYS[6], ARGV[16])
+redis.call('ZADD', KEYS[7], ARGV[11], ARGV[6])
+redis.call('SADD', KEYS[10], ARGV[6])
+redis.call('ZREM', KEYS[8], ARGV[8])
+redis.call('HSET', KEYS[5], 'status', 'offered', 'offer_id', ARGV[6], 'agent_id', ARGV[7], 'queue', ARGV[14],
+  'version', num(ver) + 1)
+if ARGV[12] == '1' then
+  local floor = num(ARGV[10]) - num(ARGV[15])
+  redis.call('ZADD', KEYS[11], ARGV[10], ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', floor)
+  redis.call('ZADD', KEYS[12], ARGV[10], ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', floor)
+end
+finish()
+return {'ok'}
+"""
+
+# Resolve a pending offer: accepted, declined, timeout or revoked (agent left).
+# KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declined set, 9 queue,
+#       10 agent's pending offers, 11 queue's served set
+# ARGV: 6 offer id, 7 mode, 8 now ms, 9 queue score on requeue, 10 served window ms, 11 contact id,
+#       12 agent id
+RESOLVE_OFFER = r"""
+local st = redis.call('HGET', KEYS[4], 'status')
+if st ~= 'pending' then return {'err', 'offer_not_pending', st or 'missing'} end
+local mode = ARGV[7]
+if mode == 'timeout' and num(redis.call('HGET', KEYS[4], 'deadline_ms')) > num(ARGV[8]) then
+  return {'err', 'not_due'}
+end
+redis.call('HSET', KEYS[4], 'status', mode, 'resolved_ms', ARGV[8])
+redis.call('ZREM', KEYS[5], ARGV[6])
+redis.call('SREM', KEYS[10], ARGV[6])
+local ver = num(redis.call('HGET', KEYS[6], 'version')) + 1
+if mode == 'accepted' then
+  redis.call('HSET', KEYS[6], 'status', 'assigned', 'version', ver)
+  redis.call('ZADD', KEYS[11], ARGV[8], ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', num(ARGV[8]) - num(ARGV[10]))
+else
+  local ch = redis.call('HGET', KEYS[4], 'channel')
+  if num(redis.call('HGET', KEYS[7], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[7], 'load:' .. ch, -1) end
+  if mode ~= 'revoked' then redis.call('SADD', KEYS[8], ARGV[12]) end
+  redis.call('HSET', KEYS[6], 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
+  redis.call('ZADD', KEYS[9], ARGV[9], ARGV[11])
+end
+finish()
+return {'ok', mode}
+"""
+
+# Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was.
+# KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
+#       9 offers by deadline, 10 agent's pending offers
+# ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
+#       11 affinity ttl s
+RELEASE = r"""
+local st = redis.call('HGET', KEYS[4], 'status')
+if not st then return {'err', 'no_contact'} end
+if (redis.call('HGET', KEYS[4], 'version') or '0') ~= ARGV[7] then return {'conflict'} end
+local agent = redis.call('HGET', KEYS[4], 'agent_id') or ''
+local freed = ''
+if (st == 'offered' or st == 'assigned') and agent ~= '' then
+  local ch = redis.call('HGET', KEYS[4], 'channel')
+  if num(redis.call('HGET', KEYS[5], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[5], 'load:' .. ch, -1) end
+  if st == 'offered' then
+    local oid = redis.call('HGET', KEYS[4], 'offer_id') or ''
+    redis.call('HSET', KEYS[8], 'status', 'revoked', 'resolved_ms', ARGV[8])
+    redis.call('ZREM', KEYS[9], oid)
+    redis.call('SREM', KEYS[10], oid)
+  end
+  redis.call('HSET', KEYS[6], 'last_agent_id', agent, 'last_agent_ms', ARGV[8])
+  redis.call('EXPIRE', KEYS[6], ARGV[11])
+  freed = agent
+elseif st == 'queued' then
+  redis.call('ZREM', KEYS[7], ARGV[6])
+end
+local fields = cjson.decode(ARGV[9])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
+local ver = num(redis.call('HGET', KEYS[4], 'version')) + 1
+if ARGV[10] == '1' then
+  redis.call('HSET', KEYS[4], 'status', 'ended', 'agent_id', '', 'offer_id', '', 'version', ver,
+    'ended_ms', ARGV[8])
+else
+  redis.call('HSET', KEYS[4], 'version', ver)
+end
+finish()
+return {'ok', st, freed}
+"""
+
+# Agent status change; going away or offline revokes the agent's pending offers and requeues their contacts.
+# KEYS: 4 agent, 5 agent's pending offers, 6 offers by deadline, then per offer: offer, contact, queue
+# ARGV: 6 status, 7 now ms, 8 number of offers n, then per offer: offer id, contact id, queue score
+AGENT_STATUS = r"""
+if redis.call('EXISTS', KEYS[4]) == 0 then return {'err', 'no_agent'} end
+local n = num(ARGV[8])
+if redis.call('SCARD', KEYS[5]) ~= n then return {'conflict'} end
+for i = 0, n - 1 do
+  if redis.call('SISMEMBER', KEYS[5], ARGV[9 + i * 3]) == 0 then return {'conflict'} end
+end
+local status = ARGV[6]
+redis.call('HSET', KEYS[4], 'status', status, 'status_ms', ARGV[7])
+if status ~= 'available' then
+  for i = 0, n - 1 do
+    local okey, ckey, qkey = KEYS[7 + i * 3], KEYS[8 + i * 3], KEYS[9 + i * 3]
+    local oid, cid, score = ARGV[9 + i * 3], ARGV[10 + i * 3], ARGV[11 + i * 3]
+    if redis.call('HGET', okey, 'status') == 'pending' then
+      local ch = redis.call('HGET', okey, 'channel')
+      redis.call('HSET', okey, 'status', 'revoked', 'resolved_ms', ARGV[7])
+      redis.call('ZREM', KEYS[6], oid)
+      if num(redis.call('HGET', KEYS[4], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[4], 'load:' .. ch, -1) end
+      local ver = num(redis.call('HGET', ckey, 'version')) + 1
+      redis.call('HSET', ckey, 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
+      redis.call('ZADD', qkey, score, cid)
+    end
+    redis.call('SREM', KEYS[5], oid)
+  end
+end
+finish()
+return {'ok'}
+"""
+
+# Create or edit an agent's profile (not its load). Optimistic on the profile version (ETag / If-Match).
+# KEYS: 4 agent, 5 agents set, 6 audit stream
+# ARGV: 6 agent id, 7 expected version ('' any, '0' must not exist), 8 fields JSON, 9 audit entry JSON ('' none)
+UPSERT_AGENT = r"""
+local ver = redis.call('HGET', KEYS[4], 'version') or '0'
+if ARGV[7] ~= '' and ver ~= ARGV[7] then return {'conflict', ver} end
+local fields = cjson.decode(ARGV[8])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
+if not redis.call('HGET', KEYS[4], 'status') then redis.call('HSET', KEYS[4], 'status', 'offline') end
+local newver = num(ver) + 1
+redis.call('HSET', KEYS[4], 'version', newver, 'agent_id', ARGV[6])
+redis.call('SADD', KEYS[5], ARGV[6])
+if ARGV[9] ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'entry', ARGV[9]) end
+finish()
+return {'ok', tostring(newver)}
+"""
+
+# Dead-letter an entry and acknowledge it in one step, so it is never both lost and unrecorded.
+# KEYS: 4 dead-letter stream, 5 events stream
+# ARGV: 6 group, 7 stream entry id, 8.. field/value pairs for the dead-letter entry
+DEADLETTER = r"""
+local entry = {}
+for i = 8, #ARGV do entry[#entry + 1] = ARGV[i] end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', unpack(entry))
+redis.call('XACK', KEYS[5], ARGV[6], ARGV[7])
+redis.call('HINCRBY', KEYS[3], 'dead_letters', 1)
+finish()
+return {'ok'}
+"""
+
+# Mark an event applied when it changes nothing (a late accept, an agent message): still exactly once.
+MARK = r"""
+finish()
+return {'ok'}
+"""
+
+ALL: dict[str, str] = {
+    "mark": MARK,
+    "apply_contact": APPLY_CONTACT,
+    "offer": OFFER,
+    "resolve_offer": RESOLVE_OFFER,
+    "release": RELEASE,
+    "agent_status": AGENT_STATUS,
+    "upsert_agent": UPSERT_AGENT,
+    "deadletter": DEADLETTER,
+}

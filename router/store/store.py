@@ -1,0 +1,394 @@
+"""The Redis store of one routing domain: reads, and the atomic transitions (Lua) that change routing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from router.domain.model import QUEUES, AgentView, QueueStats
+from router.errors import StoreError
+from router.store import scripts
+from router.store.codec import (
+    AgentRecord,
+    ContactRecord,
+    agent_from_hash,
+    contact_from_hash,
+)
+from router.store.keys import Keys
+
+DECISIONS_MAXLEN = 200_000
+SERVED_WINDOW_MS = 15 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a transition script answered: status 'ok' | 'dup' | 'conflict' | 'err', and details."""
+
+    status: str
+    detail: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def reason(self) -> str:
+        return self.detail[0] if self.detail else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The idempotency and audit half of every transition: which event, which decisions."""
+
+    event_id: str = ""
+    decisions: tuple[tuple[str, str], ...] = ()  # (contact_id, decision JSON)
+    stream_event: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OfferInfo:
+    offer_id: str
+    agent_id: str
+    contact_id: str
+    channel: str
+    status: str
+    deadline_ms: int
+    queue: str
+    mot: bool
+
+
+def _txt(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class RoutingStore:
+    """All Redis access of a routing domain. Thread-safe as far as redis-py's client is."""
+
+    def __init__(self, client: redis.Redis, domain: str, *, seen_ttl_s: int = 86_400) -> None:
+        self.r = client
+        self.keys = Keys(domain)
+        self.domain = domain
+        self.seen_ttl_s = seen_ttl_s
+        self._scripts = {
+            name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
+        }
+
+    # ---- transitions -------------------------------------------------------------------------
+    def _run(self, name: str, commit: Commit, keys: Sequence[str], args: Sequence[Any]) -> Outcome:
+        k = self.keys
+        seen = k.seen(commit.event_id) if commit.event_id else k.none
+        all_keys = [seen, k.decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
+        all_args = [
+            commit.event_id,
+            json.dumps([d for _, d in commit.decisions]),
+            self.seen_ttl_s,
+            "1" if commit.stream_event else "0",
+            DECISIONS_MAXLEN,
+            *args,
+        ]
+        try:
+            res = self._scripts[name](keys=all_keys, args=all_args)
+        except redis.ResponseError as exc:
+            raise StoreError(f"script {name} failed: {exc}") from exc
+        parts = tuple(_txt(x) for x in res)
+        return Outcome(parts[0], parts[1:])
+
+    def apply_contact(
+        self,
+        commit: Commit,
+        contact_id: str,
+        expected_version: int,
+        fields: Mapping[str, str],
+        *,
+        leave_queue: str | None = None,
+        join_queue: str | None = None,
+        join_score: float | None = None,
+    ) -> Outcome:
+        k = self.keys
+        keys = [k.contact(contact_id), k.queue(leave_queue or "none"), k.queue(join_queue or "none")]
+        args = [
+            str(expected_version),
+            json.dumps(dict(fields)),
+            "1" if leave_queue else "0",
+            repr(join_score) if join_queue and join_score is not None else "",
+            contact_id,
+        ]
+        return self._run("apply_contact", commit, keys, args)
+
+    def offer(
+        self,
+        commit: Commit,
+        *,
+        offer_id: str,
+        agent_id: str,
+        contact_id: str,
+        channel: str,
+        queue: str,
+        now_ms: int,
+        timeout_ms: int,
+        mot: bool,
+        expected_version: int | None,
+        fairness_window_ms: int,
+    ) -> Outcome:
+        k = self.keys
+        keys = [
+            k.agent(agent_id),
+            k.contact(contact_id),
+            k.offer(offer_id),
+            k.offers,
+            k.queue(queue),
+            k.declined(contact_id),
+            k.agent_offers(agent_id),
+            k.agent_mot(agent_id),
+            k.mot_offers,
+        ]
+        args = [
+            offer_id,
+            agent_id,
+            contact_id,
+            channel,
+            now_ms,
+            now_ms + timeout_ms,
+            "1" if mot else "0",
+            "" if expected_version is None else str(expected_version),
+            queue,
+            fairness_window_ms,
+            timeout_ms + 24 * 3600 * 1000,
+        ]
+        return self._run("offer", commit, keys, args)
+
+    def resolve_offer(
+        self, commit: Commit, offer: OfferInfo, mode: str, *, now_ms: int, requeue_score: float
+    ) -> Outcome:
+        k = self.keys
+        keys = [
+            k.offer(offer.offer_id),
+            k.offers,
+            k.contact(offer.contact_id),
+            k.agent(offer.agent_id),
+            k.declined(offer.contact_id),
+            k.queue(offer.queue or "general"),
+            k.agent_offers(offer.agent_id),
+            k.served(offer.queue or "general"),
+        ]
+        args = [
+            offer.offer_id,
+            mode,
+            now_ms,
+            repr(requeue_score),
+            SERVED_WINDOW_MS,
+            offer.contact_id,
+            offer.agent_id,
+        ]
+        return self._run("resolve_offer", commit, keys, args)
+
+    def release(
+        self,
+        commit: Commit,
+        contact: ContactRecord,
+        *,
+        now_ms: int,
+        fields: Mapping[str, str],
+        end_contact: bool,
+        affinity_ttl_s: int,
+    ) -> Outcome:
+        k = self.keys
+        c = contact.view
+        keys = [
+            k.contact(c.contact_id),
+            k.agent(c.agent_id) if c.agent_id else k.none,
+            k.customer(c.customer_id or "-"),
+            k.queue(c.queue or "none"),
+            k.offer(c.offer_id) if c.offer_id else k.none,
+            k.offers,
+            k.agent_offers(c.agent_id) if c.agent_id else k.none,
+        ]
+        args = [
+            c.contact_id,
+            str(contact.version),
+            now_ms,
+            json.dumps(dict(fields)),
+            "1" if end_contact else "0",
+            max(1, affinity_ttl_s),
+        ]
+        return self._run("release", commit, keys, args)
+
+    def agent_status(
+        self,
+        commit: Commit,
+        agent_id: str,
+        status: str,
+        *,
+        now_ms: int,
+        requeue: Sequence[tuple[OfferInfo, float]],
+    ) -> Outcome:
+        k = self.keys
+        keys = [k.agent(agent_id), k.agent_offers(agent_id), k.offers]
+        args: list[Any] = [status, now_ms, len(requeue)]
+        for offer, score in requeue:
+            keys += [k.offer(offer.offer_id), k.contact(offer.contact_id), k.queue(offer.queue or "general")]
+            args += [offer.offer_id, offer.contact_id, repr(score)]
+        return self._run("agent_status", commit, keys, args)
+
+    def upsert_agent(
+        self,
+        agent_id: str,
+        fields: Mapping[str, str],
+        *,
+        expected_version: int | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        k = self.keys
+        keys = [k.agent(agent_id), k.agents, k.audit]
+        args = [
+            agent_id,
+            "" if expected_version is None else str(expected_version),
+            json.dumps(dict(fields)),
+            json.dumps(dict(audit)) if audit else "",
+        ]
+        return self._run("upsert_agent", Commit(), keys, args)
+
+    def mark(self, commit: Commit) -> Outcome:
+        return self._run("mark", commit, [], [])
+
+    def deadletter(self, group: str, entry_id: str, fields: Mapping[str, str]) -> Outcome:
+        k = self.keys
+        flat: list[str] = []
+        for key, value in fields.items():
+            flat += [key, value]
+        return self._run("deadletter", Commit(), [k.deadletter, k.events], [group, entry_id, *flat])
+
+    # ---- reads ---------------------------------------------------------------------------------
+    def load_contact(self, contact_id: str) -> ContactRecord | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.contact(contact_id))
+        pipe.smembers(self.keys.declined(contact_id))
+        h, declined = pipe.execute()
+        return contact_from_hash(_decode_map(h), frozenset(_txt(x) for x in declined))
+
+    def load_contacts(self, contact_ids: Sequence[str]) -> list[ContactRecord | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for cid in contact_ids:
+            pipe.hgetall(self.keys.contact(cid))
+            pipe.smembers(self.keys.declined(cid))
+        res = pipe.execute()
+        return [
+            contact_from_hash(_decode_map(res[2 * i]), frozenset(_txt(x) for x in res[2 * i + 1]))
+            for i in range(len(contact_ids))
+        ]
+
+    def customer(self, customer_id: str) -> dict[str, str]:
+        return _decode_map(self.r.hgetall(self.keys.customer(customer_id)))
+
+    def touch_customer(self, customer_id: str, fields: Mapping[str, str], ttl_s: int) -> None:
+        key = self.keys.customer(customer_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(key, mapping={k: v for k, v in fields.items()})
+        pipe.expire(key, max(1, ttl_s))
+        pipe.execute()
+
+    def agent_ids(self) -> list[str]:
+        return sorted(_txt(x) for x in self.r.smembers(self.keys.agents))
+
+    def load_agents(self, now_ms: int, fairness_window_ms: int) -> list[AgentRecord]:
+        ids = self.agent_ids()
+        pipe = self.r.pipeline(transaction=False)
+        floor = now_ms - fairness_window_ms
+        for aid in ids:
+            pipe.hgetall(self.keys.agent(aid))
+            pipe.zcount(self.keys.agent_mot(aid), floor, "+inf")
+        res = pipe.execute()
+        out = []
+        for i in range(len(ids)):
+            rec = agent_from_hash(_decode_map(res[2 * i]), int(res[2 * i + 1]))
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def load_agent(self, agent_id: str) -> AgentRecord | None:
+        return agent_from_hash(_decode_map(self.r.hgetall(self.keys.agent(agent_id))))
+
+    def agent_views(self, now_ms: int, fairness_window_ms: int) -> list[AgentView]:
+        return [a.view for a in self.load_agents(now_ms, fairness_window_ms)]
+
+    def mot_total_recent(self, now_ms: int, fairness_window_ms: int) -> int:
+        return int(self.r.zcount(self.keys.mot_offers, now_ms - fairness_window_ms, "+inf"))
+
+    def queue_head(self, queue: str, limit: int) -> list[str]:
+        return [_txt(x) for x in self.r.zrange(self.keys.queue(queue), 0, limit - 1)]
+
+    def queue_position(self, queue: str, contact_id: str) -> int | None:
+        rank: Any = self.r.zrank(self.keys.queue(queue), contact_id)
+        return None if rank is None else int(rank)
+
+    def queue_stats(self, queue: str, now_ms: int, free_agents: int) -> QueueStats:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(self.keys.queue(queue))
+        pipe.zcount(self.keys.served(queue), now_ms - SERVED_WINDOW_MS, "+inf")
+        pipe.zrange(self.keys.served(queue), 0, 0, withscores=True)
+        depth, served, first = pipe.execute()
+        window_ms = SERVED_WINDOW_MS
+        if first:
+            # a young system has observed less than the full window; dividing by it would under-state the rate
+            window_ms = max(10_000, min(SERVED_WINDOW_MS, now_ms - int(first[0][1])))
+        return QueueStats(
+            depth=int(depth), completions_per_s=served / (window_ms / 1000), free_agents=free_agents
+        )
+
+    def queue_depths(self) -> dict[str, int]:
+        pipe = self.r.pipeline(transaction=False)
+        for q in QUEUES:
+            pipe.zcard(self.keys.queue(q))
+        return dict(zip(QUEUES, (int(x) for x in pipe.execute()), strict=True))
+
+    def due_offers(self, now_ms: int, limit: int = 100) -> list[str]:
+        return [_txt(x) for x in self.r.zrangebyscore(self.keys.offers, "-inf", now_ms, start=0, num=limit)]
+
+    def load_offer(self, offer_id: str) -> OfferInfo | None:
+        h = _decode_map(self.r.hgetall(self.keys.offer(offer_id)))
+        return _offer_from_hash(h)
+
+    def agent_pending_offers(self, agent_id: str) -> list[OfferInfo]:
+        ids = sorted(_txt(x) for x in self.r.smembers(self.keys.agent_offers(agent_id)))
+        pipe = self.r.pipeline(transaction=False)
+        for oid in ids:
+            pipe.hgetall(self.keys.offer(oid))
+        out = []
+        for oid, h in zip(ids, pipe.execute(), strict=True):
+            info = _offer_from_hash(_decode_map(h))
+            # an offer hash that expired still has to leave the set; the script skips non-pending ones
+            out.append(info or OfferInfo(oid, agent_id, "-", "chat", "missing", 0, "general", False))
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in _decode_map(self.r.hgetall(self.keys.stats)).items()}
+
+    def history(self, contact_id: str) -> list[dict[str, Any]]:
+        return [json.loads(_txt(x)) for x in self.r.lrange(self.keys.history(contact_id), 0, -1)]
+
+
+def body_with_prelude(body: str) -> str:
+    return scripts.PRELUDE + body
+
+
+def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
+    return {_txt(k): _txt(v) for k, v in h.items()}
+
+
+def _offer_from_hash(h: Mapping[str, str]) -> OfferInfo | None:
+    if not h or "offer_id" not in h:
+        return None
+    return OfferInfo(
+        offer_id=h["offer_id"],
+        agent_id=h.get("agent_id", ""),
+        contact_id=h.get("contact_id", ""),
+        channel=h.get("channel", "chat"),
+        status=h.get("status", ""),
+        deadline_ms=int(float(h.get("deadline_ms", "0"))),
+        queue=h.get("queue", "general"),
+        mot=h.get("mot") == "1",
+    )

@@ -1,0 +1,1 @@
+"""Stream worker: consumes events, routes contacts, writes decisions."""

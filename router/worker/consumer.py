@@ -1,0 +1,282 @@
+"""The stream consumer: batched reads, reclaim of dead consumers' work, dead letters, ack, trim, shutdown.
+
+At least once, never zero times: an entry is acknowledged only after its effects (state, decision, seen
+marker) are committed by a Lua script, or after it is recorded in the dead-letter stream in the same script
+that acknowledges it. Anything else stays pending and is reclaimed with XAUTOCLAIM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import redis
+
+from router.errors import EventError, RouterError
+from router.events import ContactMessage, InboundEvent, parse_event
+from router.scoring.protocol import EmotionScore, EmotionScorer
+from router.settings import Settings
+from router.store.store import RoutingStore
+from router.worker.engine import Engine, RetryLater
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+def _txt(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass
+class ConsumerStats:
+    read: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    reclaimed: int = 0
+    batches: int = 0
+    scorer_fallbacks: int = 0
+    decision_latency_ms: list[float] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: RoutingStore,
+        scorer: EmotionScorer,
+        settings: Settings,
+        *,
+        consumer: str | None = None,
+        supports_blocking: bool = True,
+    ) -> None:
+        self.store = store
+        self.r = store.r
+        self.keys = store.keys
+        self.scorer = scorer
+        self.settings = settings
+        self.group = settings.group
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
+        self.blocking = supports_blocking
+        self.engine = Engine(store, settings)
+        self.stats = ConsumerStats()
+        self._stop = threading.Event()
+        self._next_claim = 0.0
+        self._next_trim = 0.0
+        self._next_sweep = 0.0
+        self._own_pending_done = False
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        try:
+            self.r.xgroup_create(self.keys.events, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the current batch, then exiting", signum)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, *, max_idle_s: float | None = None) -> None:
+        """Consume until stopped (or until idle for ``max_idle_s`` when given). Survives Redis outages."""
+        self.ensure_group()
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                n = self.run_once()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unreachable (%s); retrying in 0.5 s", exc)
+                self._stop.wait(0.5)
+                continue
+            if n:
+                idle_since = time.monotonic()
+            elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                return
+            elif not self.blocking:
+                self._stop.wait(self.settings.idle_sleep_ms / 1000)
+
+    def run_once(self) -> int:
+        """One step: housekeeping when due, then one batch. Returns entries handled."""
+        now = time.monotonic()
+        handled = 0
+        if now >= self._next_claim:
+            self._next_claim = now + self.settings.claim_interval_s
+            handled += self._reclaim()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.settings.sweep_interval_s
+            self.engine.sweep()
+        if now >= self._next_trim:
+            self._next_trim = now + self.settings.trim_interval_s
+            self.trim()
+        if not self._own_pending_done:
+            # after a restart, our own unacknowledged entries first (read from 0)
+            entries = self._read("0")
+            if not entries:
+                self._own_pending_done = True
+            handled += self.process(entries, check_deliveries=True)
+            return handled
+        entries = self._read(">")
+        return handled + self.process(entries)
+
+    def _read(self, start: str) -> list[Entry]:
+        block = self.settings.block_ms if (self.blocking and start == ">") else None
+        res: Any = self.r.xreadgroup(
+            self.group, self.consumer, {self.keys.events: start}, count=self.settings.batch_size, block=block
+        )
+        if not res:
+            return []
+        _, entries = res[0]
+        return [(_txt(eid), fields) for eid, fields in entries]
+
+    def _reclaim(self) -> int:
+        """Take over entries idle past claim_min_idle_ms (their consumer died or is stuck)."""
+        res = self.r.xautoclaim(
+            self.keys.events,
+            self.group,
+            self.consumer,
+            min_idle_time=self.settings.claim_min_idle_ms,
+            start_id="0-0",
+            count=self.settings.batch_size,
+        )
+        claimed = [(_txt(eid), fields) for eid, fields in res[1] if fields is not None] if res else []
+        # entries trimmed away while pending come back as ids without fields; XAUTOCLAIM already dropped them
+        # from the pending list, and the trimmer never trims past pending work, so this only follows manual
+        # trims: log them so an operator sees the loss
+        deleted = res[2] if res and len(res) > 2 else []
+        for eid in deleted:
+            log.error("pending entry %s was deleted from the stream before processing", _txt(eid))
+        if claimed:
+            self.stats.reclaimed += len(claimed)
+            log.info("reclaimed %d idle entries", len(claimed))
+        return self.process(claimed, check_deliveries=True) if claimed else 0
+
+    # ---- processing -----------------------------------------------------------------------------
+    def process(self, entries: Sequence[Entry], *, check_deliveries: bool = False) -> int:
+        if not entries:
+            return 0
+        self.stats.batches += 1
+        self.stats.read += len(entries)
+        deliveries = self._delivery_counts(entries) if check_deliveries else {}
+        parsed: list[tuple[str, InboundEvent]] = []
+        for entry_id, fields in entries:
+            if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
+                self._deadletter(entry_id, fields, "too_many_deliveries", deliveries[entry_id])
+                continue
+            raw = fields.get(b"event")
+            if raw is None:
+                self._deadletter(entry_id, fields, "missing_field: entry has no 'event' field", 1)
+                continue
+            try:
+                parsed.append((entry_id, parse_event(raw)))
+            except EventError as exc:
+                self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
+        scores = self._score(parsed)
+        acks: list[str] = []
+        for entry_id, ev in parsed:
+            event_id = ev.event_id or entry_id
+            try:
+                self.engine.handle(ev, event_id, scores.get(entry_id))
+                acks.append(entry_id)
+            except EventError as exc:
+                self._deadletter(entry_id, dict(entries_map(entries)[entry_id]), exc.reason, 1)
+            except RetryLater as exc:
+                self.stats.retried += 1
+                log.info("entry %s left pending: %s", entry_id, exc)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise
+            except RouterError as exc:
+                log.warning("entry %s not applied (%s); it stays pending for redelivery", entry_id, exc)
+            except Exception:
+                # a bug must not kill the worker; the entry stays pending, and after max_deliveries it lands
+                # in the dead-letter stream with its delivery count
+                log.exception("entry %s failed; it stays pending for redelivery", entry_id)
+        if acks:
+            self.r.xack(self.keys.events, self.group, *acks)
+            self.stats.processed += len(acks)
+        return len(entries)
+
+    def _score(self, parsed: Sequence[tuple[str, InboundEvent]]) -> dict[str, EmotionScore]:
+        """One scorer call per batch, customer turns only."""
+        todo = [
+            (eid, ev.text)
+            for eid, ev in parsed
+            if isinstance(ev, ContactMessage) and ev.speaker == "customer"
+        ]
+        if not todo:
+            return {}
+        results = self.scorer.score([t for _, t in todo])
+        return {eid: s for (eid, _), s in zip(todo, results, strict=True)}
+
+    def _delivery_counts(self, entries: Sequence[Entry]) -> dict[str, int]:
+        ids = [eid for eid, _ in entries]
+        rows = self.r.xpending_range(
+            self.keys.events, self.group, min=ids[0], max=ids[-1], count=len(ids) * 4
+        )
+        return {_txt(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    def _deadletter(self, entry_id: str, fields: dict[bytes, bytes], error: str, deliveries: int) -> None:
+        raw = fields.get(b"event", b"")
+        payload = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else str(raw)
+        entry = {
+            "stream_id": entry_id,
+            "payload": payload[:1_000_000],
+            "error": error[:2_000],
+            "deliveries": str(deliveries),
+            "consumer": self.consumer,
+            "ts": f"{time.time():.3f}",
+        }
+        self.store.deadletter(self.group, entry_id, entry)
+        self.stats.dead_lettered += 1
+        log.warning("entry %s dead-lettered: %s", entry_id, error[:200])
+
+    # ---- trimming -------------------------------------------------------------------------------
+    def trim(self) -> int:
+        """Trim the events stream up to the oldest entry some group still needs: never unprocessed work."""
+        try:
+            groups = self.r.xinfo_groups(self.keys.events)
+        except redis.ResponseError:
+            return 0
+        if not groups:
+            return 0
+        floor: str | None = None
+        for g in groups:
+            name = _txt(g["name"])
+            last = _txt(g["last-delivered-id"])
+            pend = self.r.xpending(self.keys.events, name)
+            oldest = _txt(pend["min"]) if pend and pend.get("pending") else None
+            safe = oldest if oldest is not None else _next_id(last)
+            if floor is None or _id_key(safe) < _id_key(floor):
+                floor = safe
+        if floor is None or floor in ("0-0", "0-1"):
+            return 0
+        return int(self.r.xtrim(self.keys.events, minid=floor, approximate=False))
+
+
+def entries_map(entries: Sequence[Entry]) -> dict[str, dict[bytes, bytes]]:
+    return dict(entries)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"

@@ -1,0 +1,47 @@
+"""Building decision records: machine codes plus sentences, one JSON document per decision."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from router.domain.model import Reason
+from router.events import Action, Decision
+from router.events import Reason as WireReason
+
+
+def make_decision(
+    *,
+    event_id: str,
+    contact_id: str,
+    action: Action,
+    now_s: float,
+    reasons: Iterable[Reason],
+    agent_id: str | None = None,
+    queue: str | None = None,
+    offer_id: str | None = None,
+    priority: float = 0.0,
+    moment_of_truth: bool = False,
+    intensity: float = 0.0,
+    estimated_wait_s: float | None = None,
+) -> Decision:
+    return Decision(
+        decision_id=uuid.uuid4().hex,
+        event_id=event_id,
+        contact_id=contact_id,
+        action=action,
+        agent_id=agent_id,
+        queue=queue,
+        offer_id=offer_id,
+        priority=round(priority, 3),
+        moment_of_truth=moment_of_truth,
+        intensity=round(min(1.0, max(0.0, intensity)), 4),
+        estimated_wait_s=None if estimated_wait_s is None else round(estimated_wait_s, 1),
+        reasons=tuple(WireReason(code=r.code, text=r.text) for r in reasons),
+        ts=now_s,
+    )
+
+
+def summary(reasons: Iterable[Reason]) -> str:
+    """The sentence form: 'intensity 0.91 peak on turn 3; topic lost_card; ...'."""
+    return "; ".join(r.text for r in reasons)

@@ -1,0 +1,525 @@
+"""Applies one validated event to the domain: contact state, placement, reservations, decisions.
+
+Every handler follows the same shape: read a snapshot, decide with the pure policy in ``router.domain``,
+commit with one Lua script that re-checks what the decision relied on. A script that finds the state
+moved answers 'conflict' and the handler starts over from a fresh read, so concurrent workers never
+need locks, and a redelivered event finds its seen marker and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from router.domain.ewt import estimate_wait, should_offer_callback
+from router.domain.model import QUEUES, AgentView, ContactView, Reason
+from router.domain.mot import MotThresholds, detect
+from router.domain.policy import PolicyConfig, choose_agent, choose_contact, place, queue_score
+from router.domain.trajectory import add_turn
+from router.errors import EventError, StoreError
+from router.events import (
+    AgentStatusChanged,
+    ContactEnded,
+    ContactMessage,
+    ContactStarted,
+    Decision,
+    HumanRequested,
+    InboundEvent,
+    OfferAccepted,
+    OfferDeclined,
+    WorkCompleted,
+)
+from router.scoring.protocol import EmotionScore
+from router.scoring.topics import MOT_TOPICS
+from router.settings import Settings
+from router.store.codec import ContactRecord, contact_fields
+from router.store.store import Commit, OfferInfo, Outcome, RoutingStore
+from router.worker.decisions import make_decision
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The event cannot be applied yet (e.g. a message before its contact.started): leave it pending so it
+    is redelivered; after ``max_deliveries`` it is dead-lettered with this reason."""
+
+
+@dataclass
+class EngineCounters:
+    decisions: int = 0
+    conflicts: int = 0
+    offers: int = 0
+    timeouts: int = 0
+
+
+def _reasons_from_json(raw: str) -> tuple[Reason, ...]:
+    if not raw:
+        return ()
+    return tuple(Reason(d["code"], d["text"]) for d in json.loads(raw))
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    return json.dumps([{"code": r.code, "text": r.text} for r in reasons])
+
+
+class Engine:
+    def __init__(
+        self, store: RoutingStore, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.cfg = PolicyConfig.from_settings(settings)
+        self.th = MotThresholds.from_settings(settings)
+        self.clock = clock
+        self.counters = EngineCounters()
+        self._retries = settings.conflict_retries
+        self._fair_ms = int(settings.fairness_window_s * 1000)
+
+    # ---- entry point ----------------------------------------------------------------------------
+    def handle(self, event: InboundEvent, event_id: str, score: EmotionScore | None = None) -> None:
+        """Apply one event exactly once (a redelivery finds its seen marker and is a no-op)."""
+        for _ in range(self._retries):
+            outcome = self._dispatch(event, event_id, score)
+            if outcome is None or outcome.status in ("ok", "dup"):
+                return
+            if outcome.status == "conflict":
+                self.counters.conflicts += 1
+                continue
+            raise StoreError(f"{event.type} {event_id}: {outcome.status} {outcome.detail}")
+        raise StoreError(f"{event.type} {event_id}: still conflicting after {self._retries} tries")
+
+    def _dispatch(self, ev: InboundEvent, eid: str, score: EmotionScore | None) -> Outcome | None:
+        if isinstance(ev, ContactStarted):
+            return self._started(ev, eid)
+        if isinstance(ev, ContactMessage):
+            return self._message(ev, eid, score)
+        if isinstance(ev, HumanRequested):
+            return self._human_requested(ev, eid)
+        if isinstance(ev, ContactEnded):
+            return self._ended(ev, eid)
+        if isinstance(ev, AgentStatusChanged):
+            return self._agent_status(ev, eid)
+        if isinstance(ev, OfferAccepted | OfferDeclined):
+            return self._offer_response(ev, eid)
+        return self._completed(ev, eid)
+
+    def _commit(self, eid: str, decisions: Sequence[Decision] = ()) -> Commit:
+        return Commit(
+            event_id=eid,
+            decisions=tuple((d.contact_id, d.model_dump_json()) for d in decisions),
+            stream_event=True,
+        )
+
+    def _need_contact(self, contact_id: str) -> ContactRecord:
+        rec = self.store.load_contact(contact_id)
+        if rec is None:
+            raise RetryLater(f"unknown_contact: {contact_id} has no contact.started yet")
+        return rec
+
+    # ---- contact events -------------------------------------------------------------------------
+    def _started(self, ev: ContactStarted, eid: str) -> Outcome | None:
+        now = self.clock()
+        rec = self.store.load_contact(ev.contact_id)
+        if rec is not None and rec.view.status != "ended":
+            return self.store.mark(self._commit(eid))  # a second start of a live contact changes nothing
+        customer = self.store.customer(ev.customer.id)
+        last_agent_ms = float(customer.get("last_agent_ms") or 0)
+        last_contact_ms = float(customer.get("last_contact_ms") or 0)
+        recent_s = self.settings.affinity_ttl_s
+        topic = ev.topic if ev.topic in MOT_TOPICS else None
+        view = ContactView(
+            contact_id=ev.contact_id,
+            channel=ev.channel,
+            language=ev.customer.language,
+            tier=ev.customer.tier,
+            customer_id=ev.customer.id,
+            status="new",
+            topic=topic,
+            topic_prob=1.0 if topic else 0.0,
+            repeat_contact=last_contact_ms > 0 and now - last_contact_ms / 1000 < recent_s,
+            created_ts=now,
+            last_agent_id=(customer.get("last_agent_id") or None)
+            if last_agent_ms and now - last_agent_ms / 1000 < recent_s
+            else None,
+        )
+        out = self._place(eid, view, 0 if rec is None else rec.version, {"transcript": "[]"}, ())
+        if out.ok:
+            self.store.touch_customer(
+                ev.customer.id, {"last_contact_ms": str(int(now * 1000))}, int(self.settings.affinity_ttl_s)
+            )
+        return out
+
+    def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
+        rec = self._need_contact(ev.contact_id)
+        view = rec.view
+        entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": ev.text[:500]}
+        trigger: tuple[Reason, ...] = ()
+        if ev.speaker == "customer" and score is not None and view.status != "ended":
+            traj = add_turn(view.trajectory, score.intensity)
+            view = replace(view, trajectory=traj)
+            if score.topic and score.topic_prob >= view.topic_prob:
+                view = replace(view, topic=score.topic, topic_prob=score.topic_prob)
+            if score.wants_human >= self.th.human_request and not view.wants_human:
+                view = replace(view, wants_human=True)
+                trigger = (
+                    Reason("human_requested_in_text", f"customer asked for a person on turn {traj.turns}"),
+                )
+            entry["intensity"] = round(score.intensity, 3)
+        tail = [*rec.transcript, entry][-self.settings.transcript_tail :]
+        extra = {"transcript": json.dumps(tail)}
+        if ev.speaker != "customer" or view.status == "ended":
+            return self.store.apply_contact(self._commit(eid), ev.contact_id, rec.version, extra)
+        return self._place(eid, view, rec.version, extra, trigger)
+
+    def _human_requested(self, ev: HumanRequested, eid: str) -> Outcome | None:
+        rec = self._need_contact(ev.contact_id)
+        if rec.view.status == "ended":
+            return self.store.mark(self._commit(eid))
+        view = replace(rec.view, wants_human=True)
+        reason = Reason("human_requested", "customer asked for a person")
+        return self._place(eid, view, rec.version, {}, (reason,))
+
+    def _place(
+        self, eid: str, view: ContactView, version: int, extra: dict[str, str], trigger: tuple[Reason, ...]
+    ) -> Outcome:
+        """Re-evaluate where the contact belongs and commit that together with the event's seen marker."""
+        now = self.clock()
+        verdict = detect(view, self.th)
+        view = replace(view, moment_of_truth=verdict.is_mot)
+        placement = place(view, verdict, self.cfg)
+        reasons = (*trigger, *(verdict.reasons if verdict.is_mot else ()), *placement.reasons)
+        fields = {**contact_fields(view), **extra}
+        if verdict.is_mot:
+            fields["mot_reasons"] = _reasons_json(verdict.reasons)
+        if placement.target == "self_service" or view.status in ("offered", "assigned"):
+            decisions: list[Decision] = []
+            if view.status == "new":
+                fields["status"] = "self_service"
+                decisions.append(
+                    self._decision(eid, view, "self_service", now, (*verdict.reasons, *placement.reasons))
+                )
+            return self.store.apply_contact(self._commit(eid, decisions), view.contact_id, version, fields)
+        queue = placement.queue or "general"
+        same_queue = view.status == "queued" and view.queue == queue
+        enq_ts = view.enqueued_ts if view.status == "queued" and view.enqueued_ts is not None else now
+        fields.update(
+            status="queued",
+            queue=queue,
+            priority=f"{placement.priority:.4f}",
+            enqueued_ms=str(int(enq_ts * 1000)),
+            route_reasons=_reasons_json(reasons),
+        )
+        score = queue_score(enq_ts, placement.priority, self.cfg)
+        out = self.store.apply_contact(
+            self._commit(eid),
+            view.contact_id,
+            version,
+            fields,
+            leave_queue=view.queue if view.status == "queued" and view.queue else None,
+            join_queue=queue,
+            join_score=score,
+        )
+        if out.ok:
+            # the first offer (or a "queued" decision with the wait estimate) follows; if this process dies
+            # here, the periodic sweep makes the offer instead
+            self.match_contact(view.contact_id, announce=not same_queue, cause=eid)
+        return out
+
+    def _ended(self, ev: ContactEnded, eid: str) -> Outcome | None:
+        rec = self.store.load_contact(ev.contact_id)
+        if rec is None:
+            raise EventError(f"unknown_contact: contact.ended for {ev.contact_id}, which never started")
+        if rec.view.status == "ended":
+            return self.store.mark(self._commit(eid))
+        fields = {"end_reason": ev.reason}
+        if ev.csat is not None:
+            fields["csat"] = str(ev.csat)
+        return self._release(eid, rec, fields, f"contact ended ({ev.reason})")
+
+    def _completed(self, ev: WorkCompleted, eid: str) -> Outcome | None:
+        rec = self.store.load_contact(ev.contact_id)
+        if rec is None:
+            raise EventError(f"unknown_contact: work.completed for {ev.contact_id}, which never started")
+        if rec.view.agent_id != ev.agent_id or rec.view.status not in ("offered", "assigned"):
+            return self.store.mark(self._commit(eid))  # stale completion: the contact moved on already
+        return self._release(eid, rec, {}, f"agent {ev.agent_id} completed the work")
+
+    def _release(self, eid: str, rec: ContactRecord, fields: dict[str, str], why: str) -> Outcome:
+        now = self.clock()
+        v = rec.view
+        decisions = []
+        if v.status in ("queued", "offered", "assigned"):
+            decisions.append(
+                self._decision(eid, v, "released", now, (Reason("released", why),), agent_id=v.agent_id)
+            )
+        out = self.store.release(
+            self._commit(eid, decisions),
+            rec,
+            now_ms=int(now * 1000),
+            fields=fields,
+            end_contact=True,
+            affinity_ttl_s=int(self.settings.affinity_ttl_s),
+        )
+        if out.ok and v.agent_id:
+            self.pull_for_agent(v.agent_id, eid)
+        return out
+
+    # ---- agent and offer events -----------------------------------------------------------------
+    def _agent_status(self, ev: AgentStatusChanged, eid: str) -> Outcome | None:
+        if self.store.load_agent(ev.agent_id) is None:
+            raise EventError(f"unknown_agent: {ev.agent_id} is not registered")
+        now = self.clock()
+        pending = self.store.agent_pending_offers(ev.agent_id)
+        live = [o for o in pending if o.status == "pending"]
+        contacts = self.store.load_contacts([o.contact_id for o in live])
+        requeue: list[tuple[OfferInfo, float]] = []
+        decisions = []
+        for offer, rec in zip(live, contacts, strict=True):
+            enq = rec.view.enqueued_ts if rec and rec.view.enqueued_ts is not None else now
+            prio = rec.view.priority if rec else 0.0
+            requeue.append((offer, queue_score(enq, prio, self.cfg)))
+            if ev.status != "available" and rec is not None:
+                why = Reason(
+                    "agent_left", f"agent {ev.agent_id} went {ev.status}; offer revoked, contact re-queued"
+                )
+                decisions.append(self._decision(eid, rec.view, "released", now, (why,), agent_id=ev.agent_id))
+        stale = [(o, 0.0) for o in pending if o.status != "pending"]
+        out = self.store.agent_status(
+            self._commit(eid, decisions),
+            ev.agent_id,
+            ev.status,
+            now_ms=int(now * 1000),
+            requeue=requeue + stale,
+        )
+        if out.ok:
+            if ev.status == "available":
+                self.pull_for_agent(ev.agent_id, eid)
+            else:
+                for offer, _ in requeue:
+                    self.match_contact(offer.contact_id, announce=False, cause=eid)
+        return out
+
+    def _offer_response(self, ev: OfferAccepted | OfferDeclined, eid: str) -> Outcome | None:
+        offer = self.store.load_offer(ev.offer_id)
+        if offer is None:
+            raise EventError(f"unknown_offer: {ev.offer_id}")
+        if offer.status != "pending":
+            return self.store.mark(self._commit(eid))  # late answer to an offer that timed out or was revoked
+        if isinstance(ev, OfferAccepted):
+            return self.store.resolve_offer(
+                self._commit(eid), offer, "accepted", now_ms=self._now_ms(), requeue_score=0
+            )
+        return self._give_back(self._commit, eid, offer, "declined")
+
+    def _give_back(self, commit: Callable[..., Commit], eid: str, offer: OfferInfo, mode: str) -> Outcome:
+        """Declined or timed out: free the agent, requeue the contact at its old place, try someone else."""
+        now = self.clock()
+        rec = self.store.load_contact(offer.contact_id)
+        enq = rec.view.enqueued_ts if rec and rec.view.enqueued_ts is not None else now
+        prio = rec.view.priority if rec else 0.0
+        decisions = []
+        if rec is not None:
+            what = "declined" if mode == "declined" else "did not answer in time"
+            text = f"agent {offer.agent_id} {what}; re-queued"
+            decisions.append(
+                self._decision(
+                    eid, rec.view, "released", now, (Reason(f"offer_{mode}", text),), agent_id=offer.agent_id
+                )
+            )
+        out = self.store.resolve_offer(
+            commit(eid, decisions),
+            offer,
+            mode,
+            now_ms=int(now * 1000),
+            requeue_score=queue_score(enq, prio, self.cfg),
+        )
+        if out.ok:
+            self.match_contact(offer.contact_id, announce=False, cause=eid or "sweep")
+            self.pull_for_agent(offer.agent_id, eid or "sweep")
+        return out
+
+    # ---- matching -------------------------------------------------------------------------------
+    def _agents(self, now: float) -> tuple[list[AgentView], int]:
+        now_ms = int(now * 1000)
+        return self.store.agent_views(now_ms, self._fair_ms), self.store.mot_total_recent(
+            now_ms, self._fair_ms
+        )
+
+    def match_contact(self, contact_id: str, *, announce: bool, cause: str = "") -> str | None:
+        """Offer a queued contact to the best eligible agent. With ``announce``, a contact left waiting gets
+        a 'queued' (or 'callback_offer') decision with its wait estimate. ``cause`` is the id of the event
+        that led here (the decision's event_id). Returns the action taken."""
+        for _ in range(self._retries):
+            rec = self.store.load_contact(contact_id)
+            if rec is None or rec.view.status != "queued":
+                return None
+            now = self.clock()
+            agents, mot_total = self._agents(now)
+            queue = rec.view.queue or "general"
+            choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
+            route = _reasons_from_json(rec.raw.get("route_reasons", ""))
+            if choice.agent_id is not None:
+                if self._offer(rec, queue, choice.agent_id, (*route, *choice.reasons), now, cause):
+                    return "offer"
+                continue
+            if not announce:
+                return None
+            out = self._announce_wait(rec, queue, agents, (*route, *choice.reasons), now, cause)
+            if out.status != "conflict":
+                return "queued"
+        return None
+
+    def _announce_wait(
+        self,
+        rec: ContactRecord,
+        queue: str,
+        agents: list[AgentView],
+        reasons: tuple[Reason, ...],
+        now: float,
+        cause: str,
+    ) -> Outcome:
+        position = self.store.queue_position(queue, rec.view.contact_id) or 0
+        free = sum(1 for a in agents if a.status == "available" and a.free(rec.view.channel) > 0)
+        stats = self.store.queue_stats(queue, int(now * 1000), free)
+        ewt_s, sd_s = estimate_wait(position, stats)
+        action = "callback_offer" if should_offer_callback(ewt_s, self.cfg) else "queued"
+        wait = Reason(
+            "ewt", f"position {position + 1} in {queue}; estimated wait {ewt_s:.0f} s ± {sd_s:.0f} s"
+        )
+        extra: tuple[Reason, ...] = ()
+        if action == "callback_offer":
+            extra = (
+                Reason(
+                    "callback_offered", f"wait above {self.cfg.callback_threshold_s:.0f} s: offer a callback"
+                ),
+            )
+        d = self._decision(cause, rec.view, action, now, (*reasons, wait, *extra), queue=queue, ewt_s=ewt_s)
+        fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
+        return self.store.apply_contact(
+            Commit(decisions=((rec.view.contact_id, d.model_dump_json()),)),
+            rec.view.contact_id,
+            rec.version,
+            fields,
+        )
+
+    def _offer(
+        self,
+        rec: ContactRecord,
+        queue: str,
+        agent_id: str,
+        reasons: tuple[Reason, ...],
+        now: float,
+        cause: str,
+    ) -> bool:
+        offer_id = uuid.uuid4().hex[:16]
+        v = rec.view
+        d = self._decision(cause, v, "offer", now, reasons, agent_id=agent_id, queue=queue, offer_id=offer_id)
+        out = self.store.offer(
+            Commit(decisions=((v.contact_id, d.model_dump_json()),)),
+            offer_id=offer_id,
+            agent_id=agent_id,
+            contact_id=v.contact_id,
+            channel=v.channel,
+            queue=queue,
+            now_ms=int(now * 1000),
+            timeout_ms=int(self.settings.offer_timeout_s * 1000),
+            mot=v.moment_of_truth,
+            expected_version=rec.version,
+            fairness_window_ms=self._fair_ms,
+        )
+        if out.ok:
+            self.counters.offers += 1
+            return True
+        self.counters.conflicts += 1
+        log.debug("offer of %s to %s refused: %s %s", v.contact_id, agent_id, out.status, out.detail)
+        return False
+
+    def pull_for_agent(self, agent_id: str, cause: str = "") -> int:
+        """Capacity freed: offer the agent the best waiting contacts it can take. Returns offers made."""
+        made = 0
+        for _ in range(self._retries):
+            now = self.clock()
+            agents, mot_total = self._agents(now)
+            agent = next((a for a in agents if a.agent_id == agent_id), None)
+            if agent is None or agent.status != "available":
+                return made
+            candidates: list[tuple[ContactView, str]] = []
+            records: dict[str, ContactRecord] = {}
+            for q in QUEUES:
+                for rec in self.store.load_contacts(self.store.queue_head(q, self.cfg.queue_scan_limit)):
+                    if rec is not None and rec.view.status == "queued":
+                        candidates.append((rec.view, q))
+                        records[rec.view.contact_id] = rec
+            contact, reasons = choose_contact(agent, candidates, now, self.cfg, mot_total)
+            if contact is None:
+                return made
+            rec = records[contact.contact_id]
+            pull = Reason("agent_pull", f"agent {agent_id} had free capacity")
+            route = _reasons_from_json(rec.raw.get("route_reasons", ""))
+            if self._offer(rec, rec.view.queue or "general", agent_id, (*route, pull, *reasons), now, cause):
+                made += 1
+        return made
+
+    def sweep(self) -> int:
+        """Periodic safety net: time out overdue offers, and offer queue heads the ladder has widened for.
+        Returns the number of transitions made."""
+        done = 0
+        now_ms = self._now_ms()
+        for offer_id in self.store.due_offers(now_ms):
+            offer = self.store.load_offer(offer_id)
+            if offer is None or offer.status != "pending":
+                continue
+            out = self._give_back(
+                lambda _e, d: Commit(decisions=tuple((x.contact_id, x.model_dump_json()) for x in d)),
+                "",
+                offer,
+                "timeout",
+            )
+            if out.ok:
+                self.counters.timeouts += 1
+                done += 1
+        agents, _ = self._agents(self.clock())
+        if not any(a.status == "available" and any(a.free(ch) > 0 for ch in a.capacity) for a in agents):
+            return done
+        for q in QUEUES:
+            for cid in self.store.queue_head(q, self.cfg.queue_scan_limit):
+                if self.match_contact(cid, announce=False, cause="sweep") == "offer":
+                    done += 1
+        return done
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _decision(
+        self,
+        eid: str,
+        v: ContactView,
+        action: str,
+        now: float,
+        reasons: Sequence[Reason],
+        *,
+        agent_id: str | None = None,
+        queue: str | None = None,
+        offer_id: str | None = None,
+        ewt_s: float | None = None,
+    ) -> Decision:
+        self.counters.decisions += 1
+        return make_decision(
+            event_id=eid,
+            contact_id=v.contact_id,
+            action=action,  # type: ignore[arg-type]
+            now_s=now,
+            reasons=reasons,
+            agent_id=agent_id,
+            queue=queue if queue is not None else v.queue,
+            offer_id=offer_id,
+            priority=v.priority,
+            moment_of_truth=v.moment_of_truth,
+            intensity=v.trajectory.peak,
+            estimated_wait_s=ewt_s,
+        )

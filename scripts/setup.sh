@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its pinned CPU torch and the test tools. Idempotent: a stamp
+# of pyproject.toml skips the install when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  # the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build
+  .venv/bin/pip install -q "torch==2.13.0"
+  .venv/bin/pip install -q -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: set-up, a real redis-server on loopback, lint, types, tests.
+# Extra arguments go to pytest, e.g.: bash scripts/test.sh -m "not slow and not model"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v redis-server >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+if [ -z "${ROUTER_TEST_REDIS_URL:-}" ]; then
+  port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis_dir=$(mktemp -d)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" --daemonize no \
+    >"$redis_dir/log" 2>&1 &
+  redis_pid=$!
+  trap 'kill $redis_pid 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  export ROUTER_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+  echo "redis-server $(redis-server --version | awk '{print $3}') on $ROUTER_TEST_REDIS_URL"
+fi
+
+.venv/bin/ruff check router tests scripts
+.venv/bin/ruff format --check router tests scripts
+.venv/bin/mypy
+.venv/bin/pytest "$@"

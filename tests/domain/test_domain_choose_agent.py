@@ -1,0 +1,237 @@
+"""ineligible_reason() and choose_agent(): eligibility, ladder, EQ preference, affinity, fairness."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any
+
+from domain_strategies import PROPERTY, agent_lists, contacts
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.domain.model import AgentView, ContactView
+from router.domain.policy import AgentChoice, PolicyConfig, choose_agent, ineligible_reason, min_eq
+
+CFG = PolicyConfig()
+NOW = 1_000.0
+
+
+def agent(agent_id: str, eq: int, **kw: Any) -> AgentView:
+    base = AgentView(agent_id, eq, frozenset({"en"}), {"chat": 2}, {"chat": 0}, last_assigned_ts=NOW - 60)
+    return replace(base, **kw)
+
+
+def contact(waited_s: float = 5.0, **kw: Any) -> ContactView:
+    return replace(ContactView("c1", "chat", enqueued_ts=NOW - waited_s), **kw)
+
+
+def codes(choice: AgentChoice) -> list[str]:
+    return [r.code for r in choice.reasons]
+
+
+# ------------------------------------------------------------------------------------- ineligible_reason
+
+
+def test_each_check_has_its_reason() -> None:
+    c = contact(declined_by=frozenset({"d"}))
+    cases = {
+        "agent_unavailable": agent("u", 5, status="away"),
+        "language_mismatch": agent("l", 5, languages=frozenset({"de"})),
+        "declined_before": agent("d", 5),
+        "eq_below_ladder": agent("e", 3),
+        "no_capacity": agent("n", 5, load={"chat": 2}),
+    }
+    for code, a in cases.items():
+        why = ineligible_reason(a, c, "mot", 5.0, CFG)
+        assert why is not None and why.code == code, code
+        assert a.agent_id in why.text
+    assert ineligible_reason(agent("ok", 4), c, "mot", 5.0, CFG) is None
+
+
+def test_channel_without_capacity_entry_is_full() -> None:
+    why = ineligible_reason(agent("a", 5), contact(channel="voice"), "general", 0.0, CFG)
+    assert why is not None and why.code == "no_capacity"
+
+
+# ------------------------------------------------------------------------------------- choose_agent
+
+
+def test_mot_prefers_highest_eq_then_longest_idle() -> None:
+    agents = [
+        agent("a1", 4, last_assigned_ts=NOW - 500),
+        agent("a7", 5, last_assigned_ts=NOW - 143),
+        agent("a8", 5, last_assigned_ts=NOW - 20),
+        agent("a2", 5, load={"chat": 2}),
+        agent("a3", 2),
+    ]
+    choice = choose_agent(contact(), "mot", agents, NOW, CFG, mot_total_recent=0)
+    assert choice.agent_id == "a7"
+    assert (choice.pool_size, choice.free_count) == (4, 3)
+    assert codes(choice) == ["pool", "chose_longest_idle"]
+    assert "eq>=4 en pool had 3 free of 4" in choice.reasons[0].text
+    assert choice.reasons[1].text.startswith("chose agent a7: eq 5")
+    assert "longest idle 143 s" in choice.reasons[1].text
+
+
+def test_routine_prefers_lowest_eq() -> None:
+    agents = [agent("a1", 5, last_assigned_ts=0.0), agent("a2", 2), agent("a3", 3)]
+    choice = choose_agent(contact(), "general", agents, NOW, CFG, mot_total_recent=0)
+    assert choice.agent_id == "a2"
+    assert "keeps high-EQ agents free" in choice.reasons[-1].text
+
+
+def test_ladder_widens_with_wait() -> None:
+    agents = [agent("a3", 3), agent("a1", 1)]
+    assert choose_agent(contact(5), "mot", agents, NOW, CFG, 0).agent_id is None
+    assert choose_agent(contact(25), "mot", agents, NOW, CFG, 0).agent_id == "a3"
+    assert choose_agent(contact(65), "mot", [agent("a1", 1)], NOW, CFG, 0).agent_id == "a1"
+
+
+def test_tie_break_by_agent_id() -> None:
+    agents = [agent("b", 5), agent("a", 5), agent("c", 5)]
+    assert choose_agent(contact(), "mot", agents, NOW, CFG, 0).agent_id == "a"
+
+
+def test_no_eligible_agent_says_why() -> None:
+    agents = [agent("a1", 5, load={"chat": 2}), agent("a2", 5, status="offline"), agent("a3", 2)]
+    choice = choose_agent(contact(), "mot", agents, NOW, CFG, 0)
+    assert choice.agent_id is None and not choice.wait_for_affinity
+    assert codes(choice) == ["pool", "no_eligible_agent"]
+    text = choice.reasons[-1].text
+    assert "1 at capacity" in text and "1 not available" in text and "1 below the eq ladder" in text
+
+
+def test_no_agents_at_all() -> None:
+    choice = choose_agent(contact(), "general", [], NOW, CFG, 0)
+    assert (choice.agent_id, choice.pool_size, choice.free_count) == (None, 0, 0)
+    assert "no agents logged in" in choice.reasons[-1].text
+
+
+def test_affinity_chooses_last_agent_over_better_eq() -> None:
+    agents = [agent("a1", 5), agent("a9", 4, mot_recent=9)]
+    choice = choose_agent(contact(last_agent_id="a9"), "mot", agents, NOW, CFG, mot_total_recent=10)
+    assert choice.agent_id == "a9"
+    assert codes(choice) == ["pool", "affinity"]
+
+
+def test_affinity_waits_for_busy_last_agent_then_falls_back() -> None:
+    agents = [agent("a1", 5), agent("a9", 5, load={"chat": 2})]
+    waiting = choose_agent(contact(10, last_agent_id="a9"), "mot", agents, NOW, CFG, 0)
+    assert (waiting.agent_id, waiting.wait_for_affinity) == (None, True)
+    assert codes(waiting) == ["pool", "waiting_for_affinity"]
+    timed_out = choose_agent(contact(31, last_agent_id="a9"), "mot", agents, NOW, CFG, 0)
+    assert (timed_out.agent_id, timed_out.wait_for_affinity) == ("a1", False)
+    assert codes(timed_out) == ["pool", "affinity_fallback", "chose_longest_idle"]
+
+
+def test_affinity_does_not_wait_for_an_away_agent() -> None:
+    agents = [agent("a1", 5), agent("a9", 5, status="away")]
+    choice = choose_agent(contact(1, last_agent_id="a9"), "mot", agents, NOW, CFG, 0)
+    assert choice.agent_id == "a1"
+    assert "affinity_fallback" in codes(choice)
+
+
+def test_fairness_skips_overloaded_agent() -> None:
+    agents = [agent("a1", 5, mot_recent=6), agent("a2", 4, mot_recent=1)]
+    choice = choose_agent(contact(), "mot", agents, NOW, CFG, mot_total_recent=10)
+    assert choice.agent_id == "a2"
+    assert codes(choice) == ["pool", "fairness_skip", "chose_longest_idle"]
+    assert "6 of 10" in choice.reasons[1].text
+
+
+def test_fairness_needs_a_sample() -> None:
+    agents = [agent("a1", 5, mot_recent=3), agent("a2", 4)]
+    assert choose_agent(contact(), "mot", agents, NOW, CFG, mot_total_recent=3).agent_id == "a1"
+
+
+def test_fairness_never_starves_the_customer() -> None:
+    agents = [agent("a1", 5, mot_recent=8)]
+    choice = choose_agent(contact(), "mot", agents, NOW, CFG, mot_total_recent=10)
+    assert choice.agent_id == "a1"
+    assert "fairness_kept" in codes(choice)
+
+
+def test_fairness_does_not_apply_to_routine() -> None:
+    agents = [agent("a1", 2, mot_recent=9), agent("a2", 5)]
+    assert choose_agent(contact(), "general", agents, NOW, CFG, mot_total_recent=10).agent_id == "a1"
+
+
+# ------------------------------------------------------------------------------------- properties
+
+
+queues = st.sampled_from(("mot", "general"))
+totals = st.integers(0, 20)
+
+
+@PROPERTY
+@given(contacts(now=NOW), queues, agent_lists(), totals)
+def test_chosen_agent_is_always_eligible(
+    c: ContactView, queue: str, agents: list[AgentView], total: int
+) -> None:
+    choice = choose_agent(c, queue, agents, NOW, CFG, total)
+    waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
+    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG) is None]
+    assert choice.free_count == len(eligible) <= choice.pool_size
+    if choice.agent_id is None:
+        # Nobody is skipped for nothing: either nobody is eligible or we wait, boundedly, for the last agent.
+        assert not eligible or choice.wait_for_affinity
+        return
+    chosen = next(a for a in agents if a.agent_id == choice.agent_id)
+    assert chosen.status == "available"
+    assert c.language in chosen.languages
+    assert chosen.free(c.channel) > 0
+    assert chosen.agent_id not in c.declined_by
+    assert chosen.eq >= min_eq(queue, waited_s, CFG)
+    assert not choice.wait_for_affinity
+
+
+@PROPERTY
+@given(contacts(now=NOW), agent_lists(), totals)
+def test_mot_never_below_min_eq_early(c: ContactView, agents: list[AgentView], total: int) -> None:
+    early = replace(c, enqueued_ts=NOW - 5.0)
+    choice = choose_agent(early, "mot", agents, NOW, CFG, total)
+    if choice.agent_id is not None:
+        assert next(a for a in agents if a.agent_id == choice.agent_id).eq >= CFG.mot_min_eq
+
+
+@PROPERTY
+@given(contacts(now=NOW), queues, agent_lists())
+def test_eq_preference_without_affinity_or_fairness(
+    c: ContactView, queue: str, agents: list[AgentView]
+) -> None:
+    c = replace(c, last_agent_id=None)
+    choice = choose_agent(c, queue, agents, NOW, CFG, mot_total_recent=0)
+    waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
+    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG) is None]
+    if not eligible:
+        assert choice.agent_id is None
+        return
+    chosen = next(a for a in eligible if a.agent_id == choice.agent_id)
+    best_eq = max(a.eq for a in eligible) if queue == "mot" else min(a.eq for a in eligible)
+    assert chosen.eq == best_eq
+    assert chosen.last_assigned_ts == min(a.last_assigned_ts for a in eligible if a.eq == best_eq)
+
+
+@PROPERTY
+@given(contacts(now=NOW), agent_lists(), st.integers(4, 20))
+def test_fairness_cap_respected_when_possible(c: ContactView, agents: list[AgentView], total: int) -> None:
+    c = replace(c, last_agent_id=None)
+    choice = choose_agent(c, "mot", agents, NOW, CFG, total)
+    waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
+    eligible = [a for a in agents if ineligible_reason(a, c, "mot", waited_s, CFG) is None]
+    under = [a for a in eligible if a.mot_recent / total <= CFG.fairness_max_share]
+    if under:
+        assert choice.agent_id in {a.agent_id for a in under}
+
+
+@PROPERTY
+@given(contacts(now=NOW), queues, agent_lists(), totals, st.randoms(use_true_random=False))
+def test_order_of_agents_does_not_matter(
+    c: ContactView, queue: str, agents: list[AgentView], total: int, rnd: random.Random
+) -> None:
+    shuffled = list(agents)
+    rnd.shuffle(shuffled)
+    assert choose_agent(c, queue, agents, NOW, CFG, total) == choose_agent(
+        c, queue, shuffled, NOW, CFG, total
+    )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from domain_strategies import PROPERTY
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.domain.ewt import MAX_WAIT_S, PRIOR_S_PER_DEPARTURE, estimate_wait, should_offer_callback
+from router.domain.model import QueueStats
+from router.domain.policy import PolicyConfig
+
+
+def test_free_agents_serve_the_head_now() -> None:
+    stats = QueueStats(depth=3, completions_per_s=0.1, free_agents=2)
+    assert estimate_wait(0, stats) == (0.0, 0.0)
+    assert estimate_wait(1, stats) == (0.0, 0.0)
+    assert estimate_wait(2, stats) == pytest.approx((10.0, 10.0))
+
+
+def test_erlang_mean_and_sd() -> None:
+    mean_s, sd_s = estimate_wait(3, QueueStats(depth=4, completions_per_s=0.5))
+    assert mean_s == pytest.approx(8.0)  # 4 departures at 0.5/s
+    assert sd_s == pytest.approx(4.0)  # sqrt(4) / 0.5
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, math.nan, math.inf])
+def test_unusable_rate_falls_back_to_prior(rate: float) -> None:
+    mean_s, sd_s = estimate_wait(0, QueueStats(depth=1, completions_per_s=rate))
+    assert (mean_s, sd_s) == (PRIOR_S_PER_DEPARTURE, PRIOR_S_PER_DEPARTURE)
+
+
+def test_tiny_rate_is_capped_not_infinite() -> None:
+    assert estimate_wait(10, QueueStats(depth=11, completions_per_s=1e-300)) == (MAX_WAIT_S, MAX_WAIT_S)
+
+
+def test_callback_threshold() -> None:
+    cfg = PolicyConfig(callback_threshold_s=300.0)
+    assert should_offer_callback(301.0, cfg)
+    assert not should_offer_callback(300.0, cfg)
+    assert not should_offer_callback(math.nan, cfg)
+
+
+stats = st.builds(
+    QueueStats,
+    depth=st.integers(0, 1000),
+    completions_per_s=st.floats(allow_nan=True, allow_infinity=True),
+    free_agents=st.integers(-2, 20),
+)
+
+
+@PROPERTY
+@given(stats, st.integers(-5, 1000), st.integers(-5, 1000))
+def test_wait_is_finite_non_negative_and_monotone(s: QueueStats, p1: int, p2: int) -> None:
+    near, far = sorted((p1, p2))
+    near_mean, near_sd = estimate_wait(near, s)
+    far_mean, far_sd = estimate_wait(far, s)
+    for value in (near_mean, near_sd, far_mean, far_sd):
+        assert math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S
+    assert near_mean <= far_mean
+    assert near_sd <= far_sd

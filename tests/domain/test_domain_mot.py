@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from domain_strategies import PROPERTY, contacts, unit_floats
+from hypothesis import given
+
+from router.domain.model import ContactView, Trajectory, TurnScore
+from router.domain.mot import MotThresholds, detect, wants_human
+from router.domain.trajectory import add_turn
+from router.settings import Settings
+
+TH = MotThresholds()
+POSITIVE_CODES = {"mot_peak", "mot_rising", "mot_topic", "mot_repeat_topic", "mot_sticky"}
+
+
+def contact(values: list[float], **kw: Any) -> ContactView:
+    traj = Trajectory()
+    for value in values:
+        traj = add_turn(traj, value)
+    return replace(ContactView("c1", "chat", trajectory=traj), **kw)
+
+
+def codes(c: ContactView) -> list[str]:
+    return [r.code for r in detect(c, TH).reasons]
+
+
+def test_from_settings_maps_every_threshold() -> None:
+    s = Settings.model_construct(
+        mot_peak_threshold=0.9,
+        mot_last_threshold=0.8,
+        mot_trend_threshold=0.3,
+        mot_topic_threshold=0.6,
+        mot_topic_intensity_floor=0.2,
+        human_request_threshold=0.7,
+    )
+    assert MotThresholds.from_settings(s) == MotThresholds(0.9, 0.8, 0.3, 0.6, 0.2, 0.7)
+
+
+def test_defaults_equal_settings_defaults() -> None:
+    fields = Settings.model_fields
+    from_defaults = MotThresholds(
+        peak=fields["mot_peak_threshold"].default,
+        last=fields["mot_last_threshold"].default,
+        trend=fields["mot_trend_threshold"].default,
+        topic=fields["mot_topic_threshold"].default,
+        topic_intensity_floor=fields["mot_topic_intensity_floor"].default,
+        human_request=fields["human_request_threshold"].default,
+    )
+    assert from_defaults == TH
+
+
+def test_peak_rule_explains_value_and_turn() -> None:
+    verdict = detect(contact([0.1, 0.2, 0.91, 0.3]), TH)
+    assert verdict.is_mot
+    assert verdict.reasons[0].code == "mot_peak"
+    assert verdict.reasons[0].text == "intensity 0.91 peak on turn 3"
+
+
+def test_rising_trend_triggers_below_peak_threshold() -> None:
+    assert codes(contact([0.1, 0.2, 0.65])) == ["mot_rising"]
+
+
+def test_high_last_without_rise_is_routine() -> None:
+    assert codes(contact([0.6, 0.65, 0.62])) == ["routine"]
+
+
+def test_topic_needs_intensity_floor() -> None:
+    calm = contact([0.1], topic="lost_card", topic_prob=0.8)
+    upset = contact([0.4], topic="lost_card", topic_prob=0.8)
+    assert codes(calm) == ["routine"]
+    assert codes(upset) == ["mot_topic"]
+    assert detect(upset, TH).reasons[0].text == "topic lost_card (p=0.80) with peak intensity 0.40"
+
+
+def test_topic_on_repeat_contact_needs_no_intensity() -> None:
+    repeat = contact([0.05], topic="fraud", topic_prob=0.7, repeat_contact=True)
+    assert codes(repeat) == ["mot_repeat_topic"]
+    assert detect(repeat, TH).reasons[0].text == "topic fraud (p=0.70) on a repeat contact"
+
+
+def test_weak_topic_probability_is_ignored() -> None:
+    assert codes(contact([0.5], topic="fraud", topic_prob=0.4, repeat_contact=True)) == ["routine"]
+
+
+def test_sticky_once_detected() -> None:
+    calm_now = contact([0.2, 0.1], moment_of_truth=True)
+    assert detect(calm_now, TH).is_mot
+    assert codes(calm_now) == ["mot_sticky"]
+
+
+def test_routine_reason_states_the_peak() -> None:
+    verdict = detect(contact([0.3, 0.2]), TH)
+    assert not verdict.is_mot
+    assert verdict.reasons[0].code == "routine"
+    assert "peak intensity 0.30 on turn 1" in verdict.reasons[0].text
+
+
+def test_no_turn_yet_is_routine() -> None:
+    assert codes(contact([])) == ["routine"]
+
+
+def test_wants_human_threshold() -> None:
+    assert wants_human(TurnScore(seq=1, intensity=0.1, wants_human=0.5), TH)
+    assert not wants_human(TurnScore(seq=1, intensity=0.1, wants_human=0.49), TH)
+
+
+@PROPERTY
+@given(contacts(), unit_floats)
+def test_monotone_in_peak(c: ContactView, bump: float) -> None:
+    higher = replace(c, trajectory=replace(c.trajectory, peak=max(c.trajectory.peak, bump)))
+    if detect(c, TH).is_mot:
+        assert detect(higher, TH).is_mot
+
+
+@PROPERTY
+@given(contacts(), unit_floats)
+def test_monotone_in_topic_probability(c: ContactView, bump: float) -> None:
+    higher = replace(c, topic=c.topic or "fraud", topic_prob=max(c.topic_prob, bump))
+    if detect(c, TH).is_mot:
+        assert detect(higher, TH).is_mot
+
+
+@PROPERTY
+@given(contacts())
+def test_sticky_and_explained(c: ContactView) -> None:
+    verdict = detect(c, TH)
+    if c.moment_of_truth:
+        assert verdict.is_mot
+    assert verdict.reasons and all(r.text for r in verdict.reasons)
+    if verdict.is_mot:
+        assert {r.code for r in verdict.reasons} <= POSITIVE_CODES
+    else:
+        assert [r.code for r in verdict.reasons] == ["routine"]

@@ -1,0 +1,180 @@
+"""place(), priority(), queue_score(), min_eq() and PolicyConfig."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+from domain_strategies import PROPERTY, TIERS, contacts, unit_floats
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.domain.model import ContactView, Reason, Trajectory
+from router.domain.mot import MotThresholds, MotVerdict, detect
+from router.domain.policy import MAX_PRIORITY, PolicyConfig, min_eq, place, priority, queue_score
+from router.settings import Settings
+
+CFG = PolicyConfig()
+MOT = MotVerdict(True, (Reason("mot_peak", "intensity 0.91 peak on turn 3"),))
+ROUTINE = MotVerdict(False, (Reason("routine", "routine: peak intensity 0.10 on turn 1"),))
+
+
+def contact(**kw: Any) -> ContactView:
+    return replace(ContactView("c1", "chat"), **kw)
+
+
+def codes(reasons: tuple[Reason, ...]) -> list[str]:
+    return [r.code for r in reasons]
+
+
+def test_defaults_equal_settings_defaults() -> None:
+    defaults = {f.name: Settings.model_fields[f.name].default for f in fields(PolicyConfig)}
+    assert PolicyConfig(**defaults) == CFG
+
+
+def test_from_settings_copies_every_field() -> None:
+    values = {f.name: Settings.model_fields[f.name].default for f in fields(PolicyConfig)}
+    values.update(mot_min_eq=5, ladder_step1_s=7.0, queue_scan_limit=9, fairness_max_share=0.3)
+    assert PolicyConfig.from_settings(Settings.model_construct(**values)) == PolicyConfig(**values)
+
+
+def test_routine_goes_to_self_service() -> None:
+    p = place(contact(status="new"), ROUTINE, CFG)
+    assert (p.target, p.queue) == ("self_service", None)
+    assert codes(p.reasons) == ["routine", "to_self_service"]
+
+
+def test_mot_goes_to_mot_queue() -> None:
+    p = place(contact(status="new"), MOT, CFG)
+    assert (p.target, p.queue) == ("human", "mot")
+    assert codes(p.reasons) == ["mot_peak", "to_mot_queue"]
+
+
+def test_human_request_goes_to_general() -> None:
+    p = place(contact(status="new", wants_human=True), ROUTINE, CFG)
+    assert (p.target, p.queue) == ("human", "general")
+    assert "human_requested" in codes(p.reasons)
+
+
+def test_human_request_and_mot_goes_to_mot() -> None:
+    p = place(contact(status="self_service", wants_human=True), MOT, CFG)
+    assert (p.target, p.queue) == ("human", "mot")
+    assert codes(p.reasons) == ["mot_peak", "human_requested", "escalated_from_self_service", "to_mot_queue"]
+
+
+def test_spike_in_self_service_escalates() -> None:
+    p = place(contact(status="self_service"), MOT, CFG)
+    assert p.queue == "mot"
+    assert "escalated_from_self_service" in codes(p.reasons)
+
+
+def test_queued_routine_becoming_mot_is_rerouted() -> None:
+    p = place(contact(status="queued", queue="general", wants_human=True), MOT, CFG)
+    assert p.queue == "mot"
+    assert "rerouted_to_mot" in codes(p.reasons)
+
+
+def test_queued_contact_never_returns_to_self_service() -> None:
+    p = place(contact(status="queued", queue="general", wants_human=False), ROUTINE, CFG)
+    assert (p.target, p.queue) == ("human", "general")
+    assert codes(p.reasons)[-1] == "stays_with_human"
+
+
+def test_assigned_contact_is_not_transferred() -> None:
+    c = contact(status="assigned", queue="general", agent_id="a3")
+    p = place(c, MOT, CFG)
+    assert (p.target, p.queue) == ("human", "general")
+    assert p.reasons[-1].code == "stays_with_agent"
+    assert "agent a3" in p.reasons[-1].text
+
+
+def test_offered_contact_keeps_its_offer() -> None:
+    p = place(contact(status="offered", queue="general", agent_id="a1"), MOT, CFG)
+    assert p.queue == "general"
+    assert "only if this offer fails" in p.reasons[-1].text
+
+
+@PROPERTY
+@given(contacts())
+def test_placement_invariants(c: ContactView) -> None:
+    verdict = detect(c, MotThresholds())
+    p = place(c, verdict, CFG)
+    if c.status in ("queued", "offered", "assigned") or verdict.is_mot or c.wants_human:
+        assert p.target == "human" and p.queue in ("mot", "general")
+    else:
+        assert (p.target, p.queue) == ("self_service", None)
+    if verdict.is_mot and c.status not in ("offered", "assigned"):
+        assert p.queue == "mot"
+    assert 0.0 <= p.priority <= MAX_PRIORITY
+    assert p.reasons
+
+
+def test_priority_orders_typical_cases() -> None:
+    calm = contact(trajectory=Trajectory((0.1,), 0.1, 1, 1))
+    upset = contact(trajectory=Trajectory((0.9,), 0.9, 1, 1))
+    assert priority(calm, False, CFG) < priority(upset, False, CFG) < priority(upset, True, CFG)
+    worst = contact(tier="platinum", trajectory=Trajectory((1.0,), 1.0, 1, 1))
+    assert priority(worst, True, CFG) == MAX_PRIORITY
+    assert priority(replace(calm, tier="unknown"), False, CFG) == priority(calm, False, CFG)
+
+
+@PROPERTY
+@given(contacts(), unit_floats, unit_floats, st.sampled_from(TIERS), st.booleans())
+def test_priority_monotone_and_bounded(
+    c: ContactView, peak_up: float, last_up: float, tier_up: str, mot: bool
+) -> None:
+    traj = c.trajectory
+    raised_traj = replace(
+        traj, peak=max(traj.peak, peak_up), intensities=(*traj.intensities[:-1], max(traj.last, last_up))
+    )
+    tier = max(c.tier, tier_up, key=TIERS.index)
+    base = priority(c, mot, CFG)
+    assert 0.0 <= base <= MAX_PRIORITY
+    assert priority(replace(c, trajectory=raised_traj, tier=tier), mot, CFG) >= base
+    assert priority(c, True, CFG) >= priority(c, False, CFG)
+
+
+@PROPERTY
+@given(st.floats(0, 1e9), st.floats(0, 1e9), st.floats(0, MAX_PRIORITY), st.floats(0, MAX_PRIORITY))
+def test_queue_score_orders(t1: float, t2: float, p1: float, p2: float) -> None:
+    # Non-strict for float absorption at epoch-sized timestamps; strict once the gap is meaningful.
+    if p1 > p2:
+        assert queue_score(t1, p1, CFG) <= queue_score(t1, p2, CFG)
+    if p1 - p2 >= 1e-3:
+        assert queue_score(t1, p1, CFG) < queue_score(t1, p2, CFG)
+    if t1 < t2:
+        assert queue_score(t1, p1, CFG) <= queue_score(t2, p1, CFG)
+    if t2 - t1 >= 1e-3:
+        assert queue_score(t1, p1, CFG) < queue_score(t2, p1, CFG)
+
+
+def test_priority_is_a_bounded_head_start() -> None:
+    # A routine contact that waited longer than the biggest head start is ahead of any newcomer.
+    head_start_s = MAX_PRIORITY * CFG.seconds_per_priority_point
+    assert queue_score(0.0, 0.0, CFG) < queue_score(head_start_s + 1.0, MAX_PRIORITY, CFG)
+
+
+def test_ladder_steps() -> None:
+    assert [min_eq("mot", w, CFG) for w in (0.0, 19.9, 20.0, 59.9, 60.0, 1e6)] == [4, 4, 3, 3, 1, 1]
+    assert min_eq("general", 0.0, CFG) == 1
+
+
+configs = st.builds(
+    PolicyConfig,
+    mot_min_eq=st.integers(1, 5),
+    ladder_step1_s=st.floats(0, 100),
+    ladder_step1_min_eq=st.integers(1, 5),
+    ladder_step2_s=st.floats(0, 200),
+)
+
+
+@PROPERTY
+@given(configs, st.sampled_from(("mot", "general")), st.floats(0, 300), st.floats(0, 300))
+def test_ladder_never_rises(cfg: PolicyConfig, queue: str, w1: float, w2: float) -> None:
+    early, late = sorted((w1, w2))
+    assert 1 <= min_eq(queue, late, cfg) <= min_eq(queue, early, cfg) <= cfg.mot_min_eq
+
+
+def test_assigned_mot_has_no_offer_to_fail() -> None:
+    p = place(contact(status="assigned", queue="general", agent_id="a3"), MOT, CFG)
+    assert "offer" not in p.reasons[-1].text
