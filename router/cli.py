@@ -148,5 +148,29 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def reconcile(
+    redis_url: RedisUrl = None,
+    domain: Domain = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing")] = False,
+) -> None:
+    """Rebuild agent load, pending-offer indexes and queue membership from open work (after a restore)."""
+    from router.domain.policy import PolicyConfig
+    from router.store.connect import open_store
+    from router.store.reconcile import reconcile as run_reconcile
+    from router.store.store import RoutingStore
+
+    settings = _settings(redis_url, domain)
+    if not settings.redis_url:
+        console.print("[red]router reconcile needs ROUTER_REDIS_URL or --redis-url")
+        raise typer.Exit(2)
+    with open_store(settings.redis_url) as handle:
+        store = RoutingStore(handle.client(), settings.domain)
+        report = run_reconcile(store, dry_run=dry_run, cfg=PolicyConfig.from_settings(settings))
+    for fix in report.fixes:
+        console.print(("would fix: " if dry_run else "fixed: ") + fix)
+    console.print(f"{report.contacts_scanned} contacts scanned; {len(report.fixes)} inconsistencies")
+
+
 def main() -> None:  # pragma: no cover
     app()

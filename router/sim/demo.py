@@ -342,7 +342,16 @@ def build_report(store: RoutingStore, worker: Worker, floor: DemoFloor, agents: 
     for d in decisions:
         first.setdefault(d.contact_id, d)
     routine = [j for j in floor.journeys.values() if j.kind in ("routine", "routine_human")]
-    to_ss = sum(1 for j in routine if j.contact_id in first and first[j.contact_id].action == "self_service")
+    # served by self-service from start to end: never offered or queued for a person (a customer asking for
+    # one still gets one, so this is below 1 by design)
+    to_human = {d.contact_id for d in decisions if d.action in ("offer", "queued", "callback_offer")}
+    to_ss = sum(
+        1
+        for j in routine
+        if j.contact_id in first
+        and first[j.contact_id].action == "self_service"
+        and j.contact_id not in to_human
+    )
     latencies = sorted(
         (d.ts - floor.sent_at[d.event_id]) * 1000 for d in decisions if d.event_id in floor.sent_at
     )

@@ -1,0 +1,152 @@
+"""Rebuild derived state from open work: agent load, queue membership, pending-offer indexes.
+
+After a restore from an older snapshot, or a bug, the derived counters can disagree with the contacts
+they summarise. The contacts (status, agent, offer) are the source of truth; every fix is reported.
+Each agent is repaired under WATCH, so a concurrent offer or release (which writes the agent hash) makes
+the repair start over instead of overwriting fresh state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from router.domain.model import QUEUES
+from router.domain.policy import PolicyConfig, queue_score
+from router.store.store import RoutingStore
+
+
+@dataclass
+class ReconcileReport:
+    contacts_scanned: int = 0
+    fixes: list[str] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        return not self.fixes
+
+
+def _txt(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _open_work(
+    store: RoutingStore,
+) -> tuple[int, dict[str, dict[str, int]], dict[str, set[str]], dict[str, set[str]]]:
+    """Scan contacts: per agent and channel the open work, per queue the queued contacts, per agent the
+    pending offers."""
+    prefix = store.keys.contact("")
+    load: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    queued: dict[str, set[str]] = defaultdict(set)
+    offers: dict[str, set[str]] = defaultdict(set)
+    n = 0
+    for raw_key in store.r.scan_iter(match=f"{prefix}*", count=1000):
+        key = _txt(raw_key)
+        if key.count(":") != prefix.count(":"):
+            continue  # :history, :declined
+        h = {_txt(k): _txt(v) for k, v in store.r.hgetall(key).items()}
+        n += 1
+        status, agent = h.get("status", ""), h.get("agent_id", "")
+        if status in ("offered", "assigned") and agent:
+            load[agent][h.get("channel", "chat")] += 1
+            if status == "offered" and h.get("offer_id"):
+                offers[agent].add(h["offer_id"])
+        elif status == "queued":
+            queued[h.get("queue") or "general"].add(h.get("contact_id", key[len(prefix) :]))
+    return n, load, queued, offers
+
+
+def reconcile(
+    store: RoutingStore, *, dry_run: bool = False, cfg: PolicyConfig | None = None
+) -> ReconcileReport:
+    cfg = cfg or PolicyConfig()
+    report = ReconcileReport()
+    n, load, queued, offers = _open_work(store)
+    report.contacts_scanned = n
+    for agent_id in store.agent_ids():
+        _fix_agent(store, agent_id, load.get(agent_id, {}), offers.get(agent_id, set()), report, dry_run)
+    for q in QUEUES:
+        members = {_txt(m) for m in store.r.zrange(store.keys.queue(q), 0, -1)}
+        for cid in sorted(members ^ queued.get(q, set())):
+            fix = _fix_queue_member(store, q, cid, dry_run, cfg)
+            if fix:
+                report.fixes.append(fix)
+    return report
+
+
+def _fix_agent(
+    store: RoutingStore,
+    agent_id: str,
+    load: dict[str, int],
+    offers: set[str],
+    report: ReconcileReport,
+    dry_run: bool,
+) -> None:
+    akey, okey = store.keys.agent(agent_id), store.keys.agent_offers(agent_id)
+    with store.r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(akey, okey)
+                h = {_txt(k): _txt(v) for k, v in pipe.hgetall(akey).items()}
+                have_offers = {_txt(x) for x in pipe.smembers(okey)}
+                changes: dict[str, str] = {}
+                found: list[str] = []
+                channels = {k.split(":", 1)[1] for k in h if k.startswith("load:")} | set(load)
+                for ch in sorted(channels):
+                    want, have = load.get(ch, 0), int(h.get(f"load:{ch}", "0") or 0)
+                    if want != have:
+                        changes[f"load:{ch}"] = str(want)
+                        found.append(f"agent {agent_id}: load:{ch} {have} -> {want}")
+                if have_offers != offers:
+                    found.append(
+                        f"agent {agent_id}: pending offers {sorted(have_offers)} -> {sorted(offers)}"
+                    )
+                if dry_run or not found:
+                    pipe.unwatch()
+                    report.fixes += found
+                    return
+                pipe.multi()
+                if changes:
+                    pipe.hset(akey, mapping={k: v for k, v in changes.items()})
+                pipe.delete(okey)
+                if offers:
+                    pipe.sadd(okey, *sorted(offers))
+                pipe.execute()
+                report.fixes += found
+                return
+            except redis.WatchError:
+                continue
+
+
+def _fix_queue_member(
+    store: RoutingStore, queue: str, contact_id: str, dry_run: bool, cfg: PolicyConfig
+) -> str | None:
+    """Make queue membership match the contact's status, re-checked under WATCH of the contact."""
+    ckey, qkey = store.keys.contact(contact_id), store.keys.queue(queue)
+    with store.r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(ckey, qkey)
+                h = {_txt(k): _txt(v) for k, v in pipe.hgetall(ckey).items()}
+                should = h.get("status") == "queued" and (h.get("queue") or "general") == queue
+                score: Any = pipe.zscore(qkey, contact_id)
+                if should == (score is not None):
+                    pipe.unwatch()
+                    return None
+                if dry_run:
+                    pipe.unwatch()
+                elif should:
+                    pipe.multi()
+                    enq_s = float(h.get("enqueued_ms", "0") or 0) / 1000
+                    pipe.zadd(qkey, {contact_id: queue_score(enq_s, float(h.get("priority", "0") or 0), cfg)})
+                    pipe.execute()
+                else:
+                    pipe.multi()
+                    pipe.zrem(qkey, contact_id)
+                    pipe.execute()
+                return f"queue {queue}: {'re-added' if should else 'removed'} {contact_id}"
+            except redis.WatchError:
+                continue
