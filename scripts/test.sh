@@ -6,9 +6,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test) and chromium
+# (browser tests, headless, via playwright-core with no browser download)
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+if [ -n "$missing" ]; then
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
 if [ -z "${ROUTER_TEST_REDIS_URL:-}" ]; then

@@ -6,9 +6,10 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from router.errors import ConfigError, StoreError
 
@@ -23,6 +24,7 @@ class StoreHandle:
     url: str | None
     supports_blocking: bool
     _fake_server: Any = None
+    cluster: bool = False
 
     def client(self) -> redis.Redis:
         if self._fake_server is not None:
@@ -31,6 +33,12 @@ class StoreHandle:
             return fakeredis.FakeRedis(server=self._fake_server)
         if self.url is None:
             raise ConfigError("no store configured")
+        if self.cluster:
+            # RedisCluster serves every command the router uses (one domain = one slot, so each Lua script
+            # and each stream command goes to one node); typed as Redis for the code above it
+            return cast(
+                redis.Redis, RedisCluster.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=10.0)
+            )
         return redis.Redis.from_url(
             self.url, socket_connect_timeout=2.0, socket_timeout=10.0, health_check_interval=10
         )
@@ -40,12 +48,13 @@ class StoreHandle:
 def open_store(url: str, embedded: str = "valkey") -> Iterator[StoreHandle]:
     """Yield a handle to ``url``, or, when it is empty, to an embedded server stopped on exit."""
     if url:
-        handle = StoreHandle(url=url, supports_blocking=True)
         try:
-            handle.client().ping()
+            probe = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+            cluster = _cluster_enabled(probe)
+            probe.close()
         except redis.RedisError as exc:
             raise StoreError(f"cannot reach Redis at {url}: {exc}") from exc
-        yield handle
+        yield StoreHandle(url=url, supports_blocking=True, cluster=cluster)
         return
     if embedded == "fakeredis":
         import fakeredis
@@ -69,3 +78,12 @@ def embedded_valkey() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+def _cluster_enabled(client: redis.Redis) -> bool:
+    """A Redis Cluster node says so in INFO; a standalone server (or one without INFO) does not."""
+    try:
+        info: Any = client.info("cluster")
+    except redis.ResponseError:
+        return False
+    return bool(int(info.get("cluster_enabled", 0)))
