@@ -7,6 +7,7 @@ that acknowledges it. Anything else stays pending and is reclaimed with XAUTOCLA
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -30,10 +31,17 @@ from router.worker.engine import Engine, RetryLater
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[bytes, bytes]]
+# a dead letter keeps the whole original payload up to this many characters (and says so when it cuts)
+MAX_DEADLETTER_PAYLOAD = 4_000_000
+DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
 
 
 def _txt(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _txt_lossless(v: Any) -> str:
+    return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -73,6 +81,7 @@ class Worker:
         self._next_trim = 0.0
         self._next_sweep = 0.0
         self._own_pending_done = False
+        self._own_cursor = "0"
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -125,10 +134,14 @@ class Worker:
             self._next_trim = now + self.settings.trim_interval_s
             self.trim()
         if not self._own_pending_done:
-            # after a restart, our own unacknowledged entries first (read from 0)
-            entries = self._read("0")
+            # after a restart, our own unacknowledged entries first: one pass over our pending list from 0,
+            # advancing past each batch. Entries that stay pending (retry later, failed) are not re-read in a
+            # tight loop here; the reclaim timer redelivers them after claim_min_idle_ms.
+            entries = self._read(self._own_cursor)
             if not entries:
                 self._own_pending_done = True
+            else:
+                self._own_cursor = entries[-1][0]
             handled += self.process(entries, check_deliveries=True)
             return handled
         entries = self._read(">")
@@ -155,12 +168,13 @@ class Worker:
             count=self.settings.batch_size,
         )
         claimed = [(_txt(eid), fields) for eid, fields in res[1] if fields is not None] if res else []
-        # entries trimmed away while pending come back as ids without fields; XAUTOCLAIM already dropped them
+        # entries deleted while pending come back as ids without fields; XAUTOCLAIM already dropped them
         # from the pending list, and the trimmer never trims past pending work, so this only follows manual
-        # trims: log them so an operator sees the loss
+        # deletes: record them in the dead-letter stream so the loss is never silent
         deleted = res[2] if res and len(res) > 2 else []
         for eid in deleted:
             log.error("pending entry %s was deleted from the stream before processing", _txt(eid))
+            self._deadletter(_txt(eid), {}, DELETED, 0)  # 0: its delivery count left with it
         if claimed:
             self.stats.reclaimed += len(claimed)
             log.info("reclaimed %d idle entries", len(claimed))
@@ -178,9 +192,13 @@ class Worker:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
                 self._deadletter(entry_id, fields, "too_many_deliveries", deliveries[entry_id])
                 continue
+            if not fields:  # an entry deleted while pending is read back without fields
+                self._deadletter(entry_id, {}, DELETED, deliveries.get(entry_id, 1))
+                continue
             raw = fields.get(b"event")
             if raw is None:
-                self._deadletter(entry_id, fields, "missing_field: entry has no 'event' field", 1)
+                error = "missing_field: entry has no 'event' field"
+                self._deadletter(entry_id, fields, error, deliveries.get(entry_id, 1))
                 continue
             try:
                 parsed.append((entry_id, parse_event(raw)))
@@ -194,7 +212,8 @@ class Worker:
                 self.engine.handle(ev, event_id, scores.get(entry_id))
                 acks.append(entry_id)
             except EventError as exc:
-                self._deadletter(entry_id, dict(entries_map(entries)[entry_id]), exc.reason, 1)
+                fields = dict(entries_map(entries)[entry_id])
+                self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
             except RetryLater as exc:
                 self.stats.retried += 1
                 log.info("entry %s left pending: %s", entry_id, exc)
@@ -221,26 +240,42 @@ class Worker:
         if not todo:
             return {}
         results = self.scorer.score([t for _, t in todo])
+        self._count_fallbacks()
         return {eid: s for (eid, _), s in zip(todo, results, strict=True)}
 
+    def _count_fallbacks(self) -> None:
+        """Publish the scorer's fallback count (FallbackScorer keeps one) to the domain's stats hash, where
+        the API's /metrics reads it: workers are other processes than the API."""
+        total = int(getattr(self.scorer, "fallbacks", 0))
+        if total > self.stats.scorer_fallbacks:
+            self.r.hincrby(self.keys.stats, "scorer_fallbacks", total - self.stats.scorer_fallbacks)
+            self.stats.scorer_fallbacks = total
+
     def _delivery_counts(self, entries: Sequence[Entry]) -> dict[str, int]:
-        ids = [eid for eid, _ in entries]
-        rows = self.r.xpending_range(
-            self.keys.events, self.group, min=ids[0], max=ids[-1], count=len(ids) * 4
-        )
-        return {_txt(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        # one exact look-up per entry (one round trip): a range query from the first id to the last could be
+        # crowded out by other pending entries between them, of other consumers or our own, and miss ours
+        pipe = self.r.pipeline(transaction=False)
+        for eid, _ in entries:
+            pipe.xpending_range(self.keys.events, self.group, min=eid, max=eid, count=1)
+        return {_txt(r["message_id"]): int(r["times_delivered"]) for rows in pipe.execute() for r in rows}
 
     def _deadletter(self, entry_id: str, fields: dict[bytes, bytes], error: str, deliveries: int) -> None:
-        raw = fields.get(b"event", b"")
-        payload = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else str(raw)
+        raw = fields.get(b"event")
+        if raw is None:  # no 'event' field: keep whatever the entry had, so nothing of it is lost
+            kept = {_txt_lossless(k): _txt_lossless(v) for k, v in fields.items()}
+            payload = json.dumps(kept) if kept else ""
+        else:
+            payload = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else str(raw)
         entry = {
             "stream_id": entry_id,
-            "payload": payload[:1_000_000],
+            "payload": payload[:MAX_DEADLETTER_PAYLOAD],
             "error": error[:2_000],
             "deliveries": str(deliveries),
             "consumer": self.consumer,
             "ts": f"{time.time():.3f}",
         }
+        if len(payload) > MAX_DEADLETTER_PAYLOAD:
+            entry["payload_truncated_from"] = str(len(payload))
         self.store.deadletter(self.group, entry_id, entry)
         self.stats.dead_lettered += 1
         log.warning("entry %s dead-lettered: %s", entry_id, error[:200])

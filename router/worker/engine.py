@@ -191,7 +191,7 @@ class Engine:
         verdict = detect(view, self.th)
         view = replace(view, moment_of_truth=verdict.is_mot)
         placement = place(view, verdict, self.cfg)
-        reasons = (*trigger, *(verdict.reasons if verdict.is_mot else ()), *placement.reasons)
+        reasons = (*trigger, *placement.reasons)  # place() already leads with the verdict's reasons
         fields = {**contact_fields(view), **extra}
         if verdict.is_mot:
             fields["mot_reasons"] = _reasons_json(verdict.reasons)
@@ -199,9 +199,7 @@ class Engine:
             decisions: list[Decision] = []
             if view.status == "new":
                 fields["status"] = "self_service"
-                decisions.append(
-                    self._decision(eid, view, "self_service", now, (*verdict.reasons, *placement.reasons))
-                )
+                decisions.append(self._decision(eid, view, "self_service", now, placement.reasons))
             return self.store.apply_contact(self._commit(eid, decisions), view.contact_id, version, fields)
         queue = placement.queue or "general"
         same_queue = view.status == "queued" and view.queue == queue
@@ -230,9 +228,8 @@ class Engine:
         return out
 
     def _ended(self, ev: ContactEnded, eid: str) -> Outcome | None:
-        rec = self.store.load_contact(ev.contact_id)
-        if rec is None:
-            raise EventError(f"unknown_contact: contact.ended for {ev.contact_id}, which never started")
+        # another worker may still be applying the contact's start: retry, dead-letter after max_deliveries
+        rec = self._need_contact(ev.contact_id)
         if rec.view.status == "ended":
             return self.store.mark(self._commit(eid))
         fields = {"end_reason": ev.reason}
@@ -241,9 +238,7 @@ class Engine:
         return self._release(eid, rec, fields, f"contact ended ({ev.reason})")
 
     def _completed(self, ev: WorkCompleted, eid: str) -> Outcome | None:
-        rec = self.store.load_contact(ev.contact_id)
-        if rec is None:
-            raise EventError(f"unknown_contact: work.completed for {ev.contact_id}, which never started")
+        rec = self._need_contact(ev.contact_id)
         if rec.view.agent_id != ev.agent_id or rec.view.status not in ("offered", "assigned"):
             return self.store.mark(self._commit(eid))  # stale completion: the contact moved on already
         return self._release(eid, rec, {}, f"agent {ev.agent_id} completed the work")
@@ -327,7 +322,12 @@ class Engine:
             text = f"agent {offer.agent_id} {what}; re-queued"
             decisions.append(
                 self._decision(
-                    eid, rec.view, "released", now, (Reason(f"offer_{mode}", text),), agent_id=offer.agent_id
+                    eid or "sweep",  # like the re-offer that follows: the sweep caused it, not an event
+                    rec.view,
+                    "released",
+                    now,
+                    (Reason(f"offer_{mode}", text),),
+                    agent_id=offer.agent_id,
                 )
             )
         out = self.store.resolve_offer(
