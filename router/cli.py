@@ -96,6 +96,11 @@ def demo(
     embedded: Annotated[str, typer.Option(help="Embedded store when no URL: valkey | fakeredis")] = "valkey",
     scorer: ScorerOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    api: Annotated[
+        bool, typer.Option("--api", help="Also serve the API and dashboard; run until stopped (Ctrl-C)")
+    ] = False,
+    host: Annotated[str, typer.Option(help="API address (with --api)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="API port (with --api; 0 picks one)")] = 8000,
 ) -> None:
     """Run a simulated contact centre through the engine on an embedded store (no Redis needed)."""
     _setup_logging(verbose)
@@ -122,6 +127,18 @@ def demo(
         for key in client.scan_iter(match=f"router:{{{demo_settings.domain}}}:*", count=1000):
             client.delete(key)
         sc = build_scorer(demo_settings)
+        if api:
+            from router.api.live_demo import run_live_demo
+
+            def ready(url: str, key: str) -> None:
+                # stdout, flushed: scripts and tests read the URL and the key from here
+                typer.echo(f"dashboard: {url}/\nadmin key: {key}\nAPI docs: {url}/docs", err=False)
+                sys.stdout.flush()
+
+            run_live_demo(
+                demo_settings, handle, sc, host=host, port=port, contacts=contacts, seed=seed, on_ready=ready
+            )
+            return
         with Progress(
             TextColumn("contacts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
@@ -170,6 +187,41 @@ def reconcile(
     for fix in report.fixes:
         console.print(("would fix: " if dry_run else "fixed: ") + fix)
     console.print(f"{report.contacts_scanned} contacts scanned; {len(report.fixes)} inconsistencies")
+
+
+@app.command("api")
+def api_cmd(
+    redis_url: RedisUrl = None,
+    domain: Domain = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65_535, help="Port")] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the supervisor API and dashboard over the store the workers use (ROUTER_REDIS_URL)."""
+    _setup_logging(verbose)
+    from router.api.serve import serve_api
+    from router.store.connect import open_store
+
+    settings = _settings(redis_url, domain)
+    if not settings.redis_url:
+        console.print(
+            "[red]router api needs ROUTER_REDIS_URL or --redis-url (use `router demo --api` for embedded)"
+        )
+        raise typer.Exit(2)
+    if not settings.admin_key.get_secret_value():
+        console.print("no ROUTER_ADMIN_KEY: only keys from `router keys create` are accepted")
+    with open_store(settings.redis_url) as handle:
+        console.print(f"API on http://{host}:{port}/ (domain {settings.domain})")
+        serve_api(settings, handle, host, port)
+
+
+def _add_keys_app() -> None:
+    from router.keys_cli import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_add_keys_app()
 
 
 def main() -> None:  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     model_dir: str = ""
     hf_model: str = ""
     torch_threads: int = Field(default=0, ge=0)
+
+    # Supervisor API (router/api)
+    admin_key: SecretStr = SecretStr("")  # ROUTER_ADMIN_KEY: every scope; empty disables it
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1_024)  # larger request bodies get 413
+    api_max_batch: int = Field(default=500, ge=1, le=10_000)  # events per POST /v1/events
+    api_rate_per_s: float = Field(default=50.0, gt=0)  # per-key token bucket refill (per API process)
+    api_rate_burst: int = Field(default=200, ge=1)  # per-key token bucket size
+    api_auth_fail_per_s: float = Field(default=5.0, gt=0)  # failed authentications per client address
+    api_redis_timeout_s: float = Field(default=1.0, gt=0)  # short: an unreachable store answers 503 fast
+    api_sse_poll_s: float = Field(default=0.25, gt=0)  # live feed poll interval
+    api_sse_max_s: float = Field(default=300.0, gt=0)  # a feed connection closes after this; clients resume
+    api_metrics_public: bool = False  # /metrics without a key (for a scraper inside a private network)
+    api_idempotency_ttl_s: int = Field(default=86_400, ge=1)
 
 
 def load_settings() -> Settings:

@@ -47,11 +47,13 @@ class Keys:
     def agent(self, agent_id: str) -> str:
         return f"{self.prefix}:agent:{agent_id}"
 
+    # Sub-keys of an entity get their own kind segment (``agent_offers:<id>``, not ``agent:<id>:offers``):
+    # ids may contain ':', so ``agent:a1:offers`` would be the hash of an agent called "a1:offers".
     def agent_offers(self, agent_id: str) -> str:
-        return f"{self.prefix}:agent:{agent_id}:offers"
+        return f"{self.prefix}:agent_offers:{agent_id}"
 
     def agent_mot(self, agent_id: str) -> str:
-        return f"{self.prefix}:agent:{agent_id}:mot"
+        return f"{self.prefix}:agent_mot:{agent_id}"
 
     @property
     def mot_offers(self) -> str:
@@ -62,10 +64,10 @@ class Keys:
         return f"{self.prefix}:contact:{contact_id}"
 
     def history(self, contact_id: str) -> str:
-        return f"{self.prefix}:contact:{contact_id}:history"
+        return f"{self.prefix}:history:{contact_id}"
 
     def declined(self, contact_id: str) -> str:
-        return f"{self.prefix}:contact:{contact_id}:declined"
+        return f"{self.prefix}:declined:{contact_id}"
 
     def customer(self, customer_id: str) -> str:
         return f"{self.prefix}:customer:{customer_id}"
@@ -75,7 +77,7 @@ class Keys:
         return f"{self.prefix}:queue:{name}"
 
     def served(self, queue: str) -> str:
-        return f"{self.prefix}:queue:{queue}:served"
+        return f"{self.prefix}:served:{queue}"
 
     def offer(self, offer_id: str) -> str:
         return f"{self.prefix}:offer:{offer_id}"
@@ -89,3 +91,36 @@ class Keys:
     def none(self) -> str:
         """A placeholder for an unused KEYS slot; never written."""
         return f"{self.prefix}:none"
+
+    # supervisor API (router/api, router/store/admin.py)
+    @property
+    def api_keys(self) -> str:
+        """Hash: API key id -> JSON {sha256, scopes, name, created_ms}. Never the key itself."""
+        return f"{self.prefix}:api:keys"
+
+    def api_idempotency(self, event_id: str) -> str:
+        """String: the events-stream id an API-posted event with this event_id was written as (TTL)."""
+        return f"{self.prefix}:api:idem:{event_id}"
+
+    @property
+    def api_ingest(self) -> str:
+        """Sorted set: event_id -> ms the API accepted it (last hour), for the decision latency metric."""
+        return f"{self.prefix}:api:ingest"
+
+    @property
+    def outcomes(self) -> str:
+        """Stream of post-contact outcomes (CSAT, resolution) per agent."""
+        return f"{self.prefix}:outcomes"
+
+    def outcome_marker(self, contact_id: str, agent_id: str) -> str:
+        """One outcome per (contact, agent); '/' never occurs in an id, so the pair is unambiguous."""
+        return f"{self.prefix}:outcome:{contact_id}/{agent_id}"
+
+    def outcome_agent(self, agent_id: str) -> str:
+        """Hash of an agent's outcome aggregates: '<mot|routine>:<n|sum|sumsq|resolved>'."""
+        return f"{self.prefix}:outcomes:agent:{agent_id}"
+
+    @property
+    def outcome_totals(self) -> str:
+        """Hash of the domain's outcome aggregates (same fields): peers = totals - agent."""
+        return f"{self.prefix}:outcomes:all"

@@ -45,8 +45,6 @@ def _open_work(
     n = 0
     for raw_key in store.r.scan_iter(match=f"{prefix}*", count=1000):
         key = _txt(raw_key)
-        if key.count(":") != prefix.count(":"):
-            continue  # :history, :declined
         h = {_txt(k): _txt(v) for k, v in store.r.hgetall(key).items()}
         n += 1
         status, agent = h.get("status", ""), h.get("agent_id", "")

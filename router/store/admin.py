@@ -1,0 +1,498 @@
+"""Store reads and writes that only the supervisor API needs: API keys, event ingestion with idempotency,
+agent deletion, the audit log, decisions and dead letters, post-contact outcomes.
+
+The worker's transitions (router/store/store.py, scripts.py) stay the only writers of routing state; the
+API changes routing only through the events stream (agent status) and ``RoutingStore.upsert_agent``
+(profiles). Every multi-key write here is one Lua script on keys of one domain (one cluster slot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from router.store.store import RoutingStore
+
+OUTCOME_MARKER_TTL_S = 90 * 86_400
+INGEST_WINDOW_MS = 3_600_000
+AUDIT_MAXLEN = 100_000
+OUTCOMES_MAXLEN = 100_000
+OUTCOME_KINDS = ("mot", "routine")
+OUTCOME_FIELDS = ("n", "sum", "sumsq", "resolved")
+KEY_PREFIX = "mr"
+
+# Ingest a batch of events. Idempotent per event_id: a repeated id answers the stream id it was written as.
+# KEYS: 1 events stream, 2 ingest times, then one idempotency key per event (a placeholder when no id)
+# ARGV: 1 now ms, 2 idempotency ttl s, 3 ingest window ms, then per event: event id ('' none), payload
+_POST_EVENTS = r"""
+local out = {}
+local n = (#ARGV - 3) / 2
+for i = 1, n do
+  local eid, payload = ARGV[2 + i * 2], ARGV[3 + i * 2]
+  local known = false
+  if eid ~= '' then known = redis.call('GET', KEYS[2 + i]) end
+  if known then
+    out[#out + 1] = known
+    out[#out + 1] = '1'
+  else
+    local sid = redis.call('XADD', KEYS[1], '*', 'event', payload)
+    if eid ~= '' then
+      redis.call('SET', KEYS[2 + i], sid, 'EX', ARGV[2])
+      redis.call('ZADD', KEYS[2], ARGV[1], eid)
+    end
+    out[#out + 1] = sid
+    out[#out + 1] = '0'
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+return out
+"""
+
+# Delete an agent that holds no work. KEYS: 1 agent, 2 agents set, 3 audit, 4 agent's pending offers,
+# 5 agent's recent MoT offers. ARGV: 1 agent id, 2 audit entry JSON, 3 audit maxlen
+_DELETE_AGENT = r"""
+if redis.call('HGET', KEYS[1], 'agent_id') ~= ARGV[1] then return {'missing'} end
+if redis.call('SCARD', KEYS[4]) > 0 then return {'busy', 'pending_offers'} end
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  if string.sub(h[i], 1, 5) == 'load:' and (tonumber(h[i + 1]) or 0) > 0 then
+    return {'busy', 'holds_work'}
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'entry', ARGV[2])
+return {'ok'}
+"""
+
+# Replay one dead letter: back onto the events stream, out of the dead-letter stream, in one step.
+# KEYS: 1 dead-letter stream, 2 events stream, 3 stats. ARGV: 1 entry id, 2 payload
+_REPLAY = r"""
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then return {'missing'} end
+local sid = redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'replayed', 1)
+return {'ok', sid}
+"""
+
+# Record one outcome per (contact, agent) and fold it into the agent's and the domain's aggregates.
+# KEYS: 1 marker, 2 outcomes stream, 3 agent aggregates, 4 domain aggregates
+# ARGV: 1 entry JSON, 2 kind (mot|routine), 3 csat, 4 resolved 1|0, 5 marker ttl s, 6 outcomes maxlen
+_OUTCOME = r"""
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return {'dup'} end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'outcome', ARGV[1])
+local csat = tonumber(ARGV[3])
+for i = 3, 4 do
+  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':n', 1)
+  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':sum', csat)
+  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':sumsq', csat * csat)
+  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':resolved', tonumber(ARGV[4]))
+end
+return {'ok', id}
+"""
+
+
+def _txt(v: Any) -> str:
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
+    return {_txt(k): _txt(v) for k, v in h.items()}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_ms: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    entry_id: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    n: int = 0
+    sum: int = 0
+    sumsq: int = 0
+    resolved: int = 0
+
+    def minus(self, other: Aggregate) -> Aggregate:
+        return Aggregate(
+            max(0, self.n - other.n),
+            self.sum - other.sum,
+            self.sumsq - other.sumsq,
+            max(0, self.resolved - other.resolved),
+        )
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """``mr_<key id>_<secret>`` -> (key id, token); None when it has not that shape."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    if len(parts[1]) > 32 or not all(c in "0123456789abcdef" for c in parts[1]):
+        return None
+    return parts[1], token
+
+
+def stream_id_ms(entry_id: str) -> int | None:
+    """The millisecond part of a stream entry id (``1712345678901-0``), or None for another string."""
+    ms, sep, seq = entry_id.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit() or len(ms) > 15 or len(seq) > 19:
+        return None
+    return int(ms)
+
+
+class AdminStore:
+    """API-side access to one routing domain; wraps the worker's ``RoutingStore`` (same client)."""
+
+    def __init__(self, store: RoutingStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.r: redis.Redis = store.r
+        self.keys = store.keys
+        self.clock = clock
+        self._post_events = self.r.register_script(_POST_EVENTS)
+        self._delete_agent = self.r.register_script(_DELETE_AGENT)
+        self._replay = self.r.register_script(_REPLAY)
+        self._outcome = self.r.register_script(_OUTCOME)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ---- API keys ------------------------------------------------------------------------------
+    def create_key(self, name: str, scopes: Sequence[str]) -> tuple[ApiKeyRecord, str]:
+        """A new key; the token is returned once and only its SHA-256 is stored."""
+        key_id = secrets.token_hex(6)
+        token = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        rec = ApiKeyRecord(key_id, name, tuple(sorted(set(scopes))), self._now_ms(), hash_token(token))
+        doc = {"sha256": rec.sha256, "scopes": list(rec.scopes), "name": name, "created_ms": rec.created_ms}
+        self.r.hset(self.keys.api_keys, key_id, json.dumps(doc))
+        return rec, token
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        raw = _decode_map(self.r.hgetall(self.keys.api_keys))
+        return sorted((self._key_from_json(k, v) for k, v in raw.items()), key=lambda r: r.created_ms)
+
+    def revoke_key(self, key_id: str) -> bool:
+        return bool(self.r.hdel(self.keys.api_keys, key_id))
+
+    def verify_key(self, token: str) -> ApiKeyRecord | None:
+        """The key a presented token belongs to, compared in constant time, or None."""
+        parsed = parse_token(token)
+        if parsed is None:
+            return None
+        key_id, _ = parsed
+        raw = self.r.hget(self.keys.api_keys, key_id)
+        if raw is None:
+            return None
+        rec = self._key_from_json(key_id, _txt(raw))
+        if not hmac.compare_digest(hash_token(token), rec.sha256):
+            return None
+        return rec
+
+    @staticmethod
+    def _key_from_json(key_id: str, raw: str) -> ApiKeyRecord:
+        d = json.loads(raw)
+        return ApiKeyRecord(
+            key_id=key_id,
+            name=str(d.get("name", "")),
+            scopes=tuple(str(s) for s in d.get("scopes", [])),
+            created_ms=int(d.get("created_ms", 0)),
+            sha256=str(d.get("sha256", "")),
+        )
+
+    # ---- events --------------------------------------------------------------------------------
+    def post_events(self, events: Sequence[tuple[str | None, str]], ttl_s: int) -> list[tuple[str, bool]]:
+        """XADD each (event_id, payload JSON); returns (stream id, duplicate) per event, in order."""
+        k = self.keys
+        keys = [k.events, k.api_ingest, *(k.api_idempotency(eid) if eid else k.none for eid, _ in events)]
+        args: list[Any] = [self._now_ms(), ttl_s, INGEST_WINDOW_MS]
+        for eid, payload in events:
+            args += [eid or "", payload]
+        res = self._post_events(keys=keys, args=args)
+        flat = [_txt(x) for x in res]
+        return [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+
+    def ingest_ms(self, event_ids: Sequence[str]) -> dict[str, int]:
+        """When the API accepted each of these events (ms), for those it still remembers."""
+        if not event_ids:
+            return {}
+        scores = self.r.zmscore(self.keys.api_ingest, list(event_ids))
+        return {eid: int(s) for eid, s in zip(event_ids, scores, strict=True) if s is not None}
+
+    # ---- agents --------------------------------------------------------------------------------
+    def agent_exists(self, agent_id: str) -> bool:
+        return bool(self.r.hexists(self.keys.agent(agent_id), "agent_id"))
+
+    def delete_agent(self, agent_id: str, audit: Mapping[str, Any]) -> tuple[str, str]:
+        """('ok'|'missing'|'busy', detail)."""
+        k = self.keys
+        res = self._delete_agent(
+            keys=[k.agent(agent_id), k.agents, k.audit, k.agent_offers(agent_id), k.agent_mot(agent_id)],
+            args=[agent_id, json.dumps(dict(audit)), AUDIT_MAXLEN],
+        )
+        parts = [_txt(x) for x in res]
+        return parts[0], parts[1] if len(parts) > 1 else ""
+
+    def audit(
+        self, *, limit: int, before: str | None, agent_id: str | None, scan: int = 5_000
+    ) -> list[StreamEntry]:
+        def keep(e: StreamEntry) -> bool:
+            if agent_id is None:
+                return True
+            try:
+                return bool(json.loads(e.fields.get("entry", "{}")).get("agent_id") == agent_id)
+            except ValueError:
+                return False
+
+        return self._scan_back(self.keys.audit, limit=limit, before=before, keep=keep, scan=scan)
+
+    # ---- decisions -----------------------------------------------------------------------------
+    def decisions(
+        self,
+        *,
+        limit: int,
+        before: str | None,
+        keep: Callable[[dict[str, Any]], bool],
+        scan: int = 5_000,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Recent decisions, newest first, that ``keep`` accepts; scans at most ``scan`` entries."""
+        out: list[tuple[str, dict[str, Any]]] = []
+
+        def accept(e: StreamEntry) -> bool:
+            try:
+                d = json.loads(e.fields.get("decision", ""))
+            except ValueError:
+                return False
+            if isinstance(d, dict) and keep(d):
+                out.append((e.entry_id, d))
+            return False  # collected above; _scan_back only counts
+
+        self._scan_back(
+            self.keys.decisions,
+            limit=limit,
+            before=before,
+            keep=accept,
+            scan=scan,
+            stop=lambda: len(out) >= limit,
+        )
+        return out[:limit]
+
+    def decisions_after(self, last_id: str, count: int) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+        """Decisions strictly after ``last_id``, oldest first, and the id to continue after."""
+        res: Any = self.r.xrange(self.keys.decisions, min=f"({last_id}", max="+", count=count)
+        return _parse_decisions(res), _txt(res[-1][0]) if res else last_id
+
+    def last_decision_id(self) -> str:
+        res: Any = self.r.xrevrange(self.keys.decisions, max="+", min="-", count=1)
+        return _txt(res[0][0]) if res else "0-0"
+
+    def recent_decisions(self, count: int) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+        """The newest ``count`` decisions, oldest first, and the id to continue after."""
+        raw: Any = self.r.xrevrange(self.keys.decisions, max="+", min="-", count=count)
+        res = list(reversed(raw or []))
+        return _parse_decisions(res), _txt(res[-1][0]) if res else "0-0"
+
+    # ---- dead letters --------------------------------------------------------------------------
+    def deadletter_count(self) -> int:
+        return int(self.r.xlen(self.keys.deadletter))
+
+    def deadletters(self, *, limit: int, before: str | None) -> list[StreamEntry]:
+        return self._scan_back(
+            self.keys.deadletter, limit=limit, before=before, keep=lambda e: True, scan=limit
+        )
+
+    def deadletter(self, entry_id: str) -> StreamEntry | None:
+        res: Any = self.r.xrange(self.keys.deadletter, min=entry_id, max=entry_id, count=1)
+        if not res:
+            return None
+        eid, fields = res[0]
+        return StreamEntry(_txt(eid), _decode_map(fields))
+
+    def deadletters_oldest(self, count: int, after: str = "-") -> list[StreamEntry]:
+        start = after if after == "-" else f"({after}"
+        res: Any = self.r.xrange(self.keys.deadletter, min=start, max="+", count=count)
+        return [StreamEntry(_txt(eid), _decode_map(f)) for eid, f in res]
+
+    def replay(self, entry_id: str, payload: str) -> str | None:
+        """The new events-stream id, or None when the entry is gone (replayed or deleted meanwhile)."""
+        k = self.keys
+        res = self._replay(keys=[k.deadletter, k.events, k.stats], args=[entry_id, payload])
+        parts = [_txt(x) for x in res]
+        return parts[1] if parts[0] == "ok" else None
+
+    def delete_deadletter(self, entry_id: str) -> bool:
+        return bool(self.r.xdel(self.keys.deadletter, entry_id))
+
+    # ---- outcomes ------------------------------------------------------------------------------
+    def record_outcome(
+        self, *, contact_id: str, agent_id: str, mot: bool, csat: int, resolved: bool, who: str
+    ) -> str | None:
+        """The outcome's stream id, or None when this (contact, agent) already has one."""
+        k = self.keys
+        entry = {
+            "contact_id": contact_id,
+            "agent_id": agent_id,
+            "moment_of_truth": mot,
+            "csat": csat,
+            "resolved": resolved,
+            "who": who,
+            "ts": round(self.clock(), 3),
+        }
+        res = self._outcome(
+            keys=[
+                k.outcome_marker(contact_id, agent_id),
+                k.outcomes,
+                k.outcome_agent(agent_id),
+                k.outcome_totals,
+            ],
+            args=[
+                json.dumps(entry),
+                "mot" if mot else "routine",
+                csat,
+                "1" if resolved else "0",
+                OUTCOME_MARKER_TTL_S,
+                OUTCOMES_MAXLEN,
+            ],
+        )
+        parts = [_txt(x) for x in res]
+        return parts[1] if parts[0] == "ok" else None
+
+    def outcome_aggregates(self, agent_id: str) -> tuple[dict[str, Aggregate], dict[str, Aggregate]]:
+        """(agent's, domain's) aggregates per kind ('mot', 'routine')."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.outcome_agent(agent_id))
+        pipe.hgetall(self.keys.outcome_totals)
+        mine, total = (_decode_map(h) for h in pipe.execute())
+        return _aggregates(mine), _aggregates(total)
+
+    # ---- queues and floor ----------------------------------------------------------------------
+    def enqueued_ms(self, queue: str, limit: int) -> list[int]:
+        """Enqueue times (ms) of up to ``limit`` contacts at the head of ``queue``."""
+        ids = self.store.queue_head(queue, limit)
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hget(self.keys.contact(cid), "enqueued_ms")
+        out = []
+        for raw in pipe.execute():
+            try:
+                if raw is not None:
+                    out.append(int(float(_txt(raw))))
+            except ValueError:
+                continue
+        return out
+
+    def floor_counts(self) -> dict[str, int]:
+        """Stream backlogs and pending offers, for the overview and /metrics."""
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xlen(k.events)
+        pipe.xlen(k.deadletter)
+        pipe.zcard(k.offers)
+        pipe.xlen(k.outcomes)
+        events, dead, offers, outcomes = pipe.execute()
+        return {
+            "events_backlog": int(events),
+            "deadletter_backlog": int(dead),
+            "offers_pending": int(offers),
+            "outcomes": int(outcomes),
+        }
+
+    def group_info(self, group: str) -> dict[str, int] | None:
+        """{'consumers', 'pending', 'lag'} of the workers' group, or None when it does not exist."""
+        try:
+            groups = self.r.xinfo_groups(self.keys.events)
+        except redis.ResponseError:
+            return None
+        for g in groups:
+            if _txt(g.get("name", "")) == group:
+                lag = g.get("lag")
+                return {
+                    "consumers": int(g.get("consumers", 0) or 0),
+                    "pending": int(g.get("pending", 0) or 0),
+                    "lag": int(lag) if lag is not None else -1,
+                }
+        return None
+
+    def served_recent(self, queue: str, since_ms: int) -> int:
+        return int(self.r.zcount(self.keys.served(queue), since_ms, "+inf"))
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _scan_back(
+        self,
+        key: str,
+        *,
+        limit: int,
+        before: str | None,
+        keep: Callable[[StreamEntry], bool],
+        scan: int,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[StreamEntry]:
+        """Newest-first entries of a stream strictly before ``before`` that ``keep`` accepts."""
+        out: list[StreamEntry] = []
+        if before is not None and stream_id_ms(before) == 0 and int(before.partition("-")[2] or 0) == 0:
+            return out  # nothing precedes 0-0 (and Redis refuses the exclusive bound "(0-0")
+        upper = f"({before}" if before else "+"
+        scanned = 0
+        chunk = max(1, min(500, scan))
+        while scanned < scan and len(out) < limit and not (stop and stop()):
+            res: Any = self.r.xrevrange(key, max=upper, min="-", count=chunk)
+            if not res:
+                break
+            for eid, fields in res:
+                e = StreamEntry(_txt(eid), _decode_map(fields))
+                scanned += 1
+                if keep(e):
+                    out.append(e)
+                if len(out) >= limit or scanned >= scan or (stop and stop()):
+                    break
+            upper = f"({_txt(res[-1][0])}"
+            if len(res) < chunk:
+                break
+        return out
+
+
+def _parse_decisions(res: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for eid, fields in res:
+        try:
+            d = json.loads(_txt(fields.get(b"decision", b"")))
+        except ValueError:
+            continue
+        if isinstance(d, dict):
+            out.append((_txt(eid), d))
+    return out
+
+
+def _aggregates(h: Mapping[str, str]) -> dict[str, Aggregate]:
+    out = {}
+    for kind in OUTCOME_KINDS:
+        vals = []
+        for f in OUTCOME_FIELDS:
+            try:
+                vals.append(int(h.get(f"{kind}:{f}", "0")))
+            except ValueError:
+                vals.append(0)
+        out[kind] = Aggregate(*vals)
+    return out

@@ -1,0 +1,164 @@
+"""The dashboard in a real Chromium against a running `router demo --api` (embedded store).
+
+Debian's chromium at /usr/bin/chromium, driven through playwright-core (the Python ``playwright`` package,
+no browser download), headless, no sandbox, background networking off. The screenshot lands in
+artifacts/dashboard.png for CI to keep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CHROMIUM = os.environ.get("ROUTER_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+KEY = "browser-test-admin-key"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+MOT_TEXT = "My card was stolen and someone is emptying my account, I am panicking"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[str]:
+    """`router demo --api` on the in-process store; yields the dashboard URL."""
+    env = {**os.environ, "ROUTER_ADMIN_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    env.pop("ROUTER_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "router",
+            "demo",
+            "--api",
+            "--port",
+            "0",
+            "--embedded",
+            "fakeredis",
+            "--contacts",
+            "240",
+            "--seed",
+            "11",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = None
+    deadline = time.monotonic() + 90
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        m = re.match(r"dashboard: (http://\S+)", line.strip())
+        if m:
+            url = m.group(1)
+            break
+    try:
+        assert url, "router demo --api did not print its URL"
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+
+
+def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with (
+        httpx.Client(base_url=demo.rstrip("/"), headers=auth, timeout=10) as api,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(demo)
+
+            # the key is typed once, kept in session storage, and survives a reload
+            page.locator("#key").fill(KEY)
+            page.keyboard.press("Enter")
+            row = page.locator('#agents tbody tr[data-agent="a10"]')
+            row.wait_for(timeout=20_000)
+            assert page.evaluate("sessionStorage.getItem('mot-router.key')") == KEY
+            page.reload()
+            row.wait_for(timeout=20_000)
+            assert page.locator("#login").is_hidden()
+
+            # edit agent a10's EQ in place with the keyboard only: focus, replace, Enter (PATCH with If-Match)
+            before = api.get("/v1/agents/a10").json()
+            assert before["eq"] == 2
+            eq_input = page.get_by_label("EQ of agent a10", exact=True)
+            eq_input.focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("5")
+            page.keyboard.press("Enter")
+            row.locator(".note.saved").wait_for(timeout=15_000)
+            after = api.get("/v1/agents/a10").json()
+            assert after["eq"] == 5 and after["version"] == before["version"] + 1
+            audit = api.get("/v1/audit", params={"agent_id": "a10"}).json()["items"][0]
+            assert audit["before"]["eq"] == 2 and audit["after"]["eq"] == 5 and audit["who"] == "admin"
+
+            # a moment of truth arrives (posted as a platform would) and appears in the live feed
+            cid = f"browser-mot-{int(time.time())}"
+            events = [
+                {
+                    "type": "contact.started",
+                    "contact_id": cid,
+                    "channel": "chat",
+                    "customer": {"id": f"u-{cid}"},
+                },
+                {
+                    "type": "contact.message",
+                    "contact_id": cid,
+                    "seq": 0,
+                    "speaker": "customer",
+                    "text": MOT_TEXT,
+                },
+            ]
+            assert api.post("/v1/events", json=events).status_code == 202
+            item = page.locator(f'#feed > li[data-contact="{cid}"]').first
+            item.wait_for(timeout=30_000)
+            assert item.locator("ul.reasons li").count() >= 1
+            assert "mot_" in item.inner_text()
+            # the sparkline is drawn (a flat line has an empty box, so "attached", not "visible")
+            item.locator("svg.spark polyline").wait_for(state="attached", timeout=10_000)
+            assert page.locator("#c-feed").inner_text() == "live"
+            assert int(page.locator('[data-testid="deadletter-count"]').inner_text()) >= 3
+            page.locator("#queues tbody tr").first.wait_for()
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
