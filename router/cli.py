@@ -224,5 +224,24 @@ def _add_keys_app() -> None:
 _add_keys_app()
 
 
+@app.command()
+def acl(
+    role: Annotated[str, typer.Argument(help="worker | api")],
+    username: Annotated[str, typer.Option(help="Redis user name")] = "",
+    password: Annotated[str, typer.Option(help="Password (default: a generated one)")] = "",
+) -> None:
+    """Print the least-privilege `ACL SETUSER` line for a role (run it with redis-cli as an admin)."""
+    import secrets
+    import shlex
+
+    from router.store.acl import ROLES, setuser_command
+
+    if role not in ROLES:
+        console.print(f"[red]unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    cmd = setuser_command(role, username or f"router-{role}", password or secrets.token_urlsafe(24))
+    sys.stdout.write(" ".join(shlex.quote(x) for x in cmd) + "\n")
+
+
 def main() -> None:  # pragma: no cover
     app()
