@@ -7,10 +7,14 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
+from router.api.serve import ApiServer
+from router.settings import Settings
+from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.redis]
@@ -38,12 +42,22 @@ def test_sigkill_redis_under_aof_everysec(aof_server: Any, workers_for: Any, dom
         acked.append((time.monotonic(), e))
         if len(acked) % 50 == 0:
             time.sleep(0.02)  # a steady flow rather than one burst
+    api = ApiServer(
+        Settings(domain=domain, redis_url=aof_server.url, admin_key="chaos-admin"),
+        StoreHandle(url=aof_server.url, supports_blocking=True),
+    ).start()
+    headers = {"Authorization": "Bearer chaos-admin"}
     killed_at = time.monotonic()
     aof_server.kill9()
-    down_s = 0.5
-    time.sleep(down_s)
+    # while Redis is down the API must answer at once with 503, not hang
+    outage = [_timed_get(api.url + "/v1/queues", headers) for _ in range(5)]
     aof_server.start()  # same port and directory: replays the AOF
     restarted_at = time.monotonic()
+    back = _timed_get(api.url + "/v1/queues", headers)
+    api.stop()
+    assert all(status == 503 for status, _ in outage), outage
+    assert max(took for _, took in outage) < 2.0, outage
+    assert back[0] == 200, back
 
     client = redis.Redis.from_url(aof_server.url)
     store = RoutingStore(client, domain)
@@ -67,6 +81,10 @@ def test_sigkill_redis_under_aof_everysec(aof_server: Any, workers_for: Any, dom
         lost_older_than_bound=len(lost_old),
         fsync_bound_s=FSYNC_BOUND_S,
         drain_s=round(recovery, 2),
+        api_during_outage={
+            "statuses": sorted({st for st, _ in outage}),
+            "max_s": round(max(t for _, t in outage), 3),
+        },
     )
     # the crash lost what it lost from the stream too, so count by seen markers: every event applied once
     fig.lost = len(events) - _applied(store, events)
@@ -75,6 +93,12 @@ def test_sigkill_redis_under_aof_everysec(aof_server: Any, workers_for: Any, dom
     assert fig.duplicate_decisions == 0
     assert fig.over_capacity_max <= 0
     assert fig.load_inconsistencies == 0
+
+
+def _timed_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    t0 = time.monotonic()
+    status = httpx.get(url, headers=headers, timeout=10).status_code
+    return status, time.monotonic() - t0
 
 
 def _present_event_ids(store: RoutingStore) -> set[str]:
@@ -120,22 +144,40 @@ def test_client_kill_storm_and_pause(redis_server: Any, workers_for: Any, domain
                 pass
             time.sleep(0.15)
 
+    api = ApiServer(
+        Settings(domain=domain, redis_url=redis_server.url, admin_key="chaos-admin"),
+        StoreHandle(url=redis_server.url, supports_blocking=True),
+    ).start()
+    headers = {"Authorization": "Bearer chaos-admin"}
     t = threading.Thread(target=storm, daemon=True)
     t.start()
+    probes: list[tuple[int, float]] = []
     for start in range(0, len(events), 200):
         _retrying(lambda s=start: produce(client, store.keys.events, events[s : s + 200]))  # type: ignore[misc]
+        probes += [_timed_get(api.url + "/v1/queues", headers) for _ in range(3)]
         time.sleep(0.3)
     admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    probes.append(_timed_get(api.url + "/v1/queues", headers))  # during the pause
     time.sleep(1.6)
     stop.set()
     t.join()
     resumed = time.monotonic()
+    after = _timed_get(api.url + "/v1/queues", headers)
+    api.stop()
+    assert {status for status, _ in probes} <= {200, 503}, probes
+    assert max(took for _, took in probes) < 2.5, probes  # never hangs on a dead connection
+    assert after[0] == 200, after
     wait_drained(store, "router", len(events), timeout_s=240)
     codes = pool.stop_all()
     assert all(code == 0 for code in codes.values()), {n: pool.log(n) for n in codes}
     fig = audit(store, "CLIENT KILL storm + CLIENT PAUSE 1.5 s", len(events))
     fig.recovery_s = round(time.monotonic() - resumed, 2)
     fig.notes["client_kills"] = kills
+    fig.notes["api_probes"] = {
+        "200": sum(1 for st, _ in probes if st == 200),
+        "503": sum(1 for st, _ in probes if st == 503),
+        "max_s": round(max(t for _, t in probes), 3),
+    }
     fig.report()
     assert kills > 5
     assert fig.lost == 0 and fig.duplicate_decisions == 0 and fig.over_capacity_max <= 0
