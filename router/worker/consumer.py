@@ -25,6 +25,7 @@ from router.errors import EventError, RouterError
 from router.events import ContactMessage, InboundEvent, parse_event
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
+from router.store.reconcile import reconcile
 from router.store.store import RoutingStore
 from router.worker.engine import Engine, RetryLater
 
@@ -105,6 +106,7 @@ class Worker:
     def run(self, *, max_idle_s: float | None = None) -> None:
         """Consume until stopped (or until idle for ``max_idle_s`` when given). Survives Redis outages."""
         self.ensure_group()
+        self.startup_check()
         idle_since = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -119,6 +121,24 @@ class Worker:
                 return
             elif not self.blocking:
                 self._stop.wait(self.settings.idle_sleep_ms / 1000)
+
+    def startup_check(self) -> list[str]:
+        """Compare agent load, offer indexes and queues with the contacts (after a restore they can
+        disagree). Repair only when no other worker of the group is active: a repair computed from a scan
+        while others commit could undo their work. Returns what was found."""
+        now_ms = int(time.time() * 1000)
+        peers = [
+            c
+            for c in self.r.xinfo_consumers(self.keys.events, self.group)
+            if _txt(c["name"]) != self.consumer
+            and int(c.get("idle", now_ms)) < self.settings.claim_min_idle_ms
+        ]
+        report = reconcile(self.store, dry_run=bool(peers), cfg=self.engine.cfg)
+        for fix in report.fixes:
+            log.warning(
+                "%s at start-up: %s", "found (other workers active, not fixed)" if peers else "fixed", fix
+            )
+        return report.fixes
 
     def run_once(self) -> int:
         """One step: housekeeping when due, then one batch. Returns entries handled."""

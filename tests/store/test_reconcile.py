@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from router.domain.model import ContactView
 from router.store.codec import agent_profile_fields, contact_fields
 from router.store.reconcile import reconcile
@@ -47,3 +49,31 @@ def test_rebuilds_load_and_queue_after_a_bad_restore(store: RoutingStore) -> Non
     assert store.queue_head("mot", 10) == ["c3"]
     assert store.queue_head("general", 10) == []
     assert reconcile(store).consistent
+
+
+def test_worker_repairs_at_start_up_only_when_alone(store: RoutingStore, domain: str) -> None:
+    from router.scoring.lexicon import LexiconScorer
+    from router.settings import Settings
+    from router.worker.consumer import Worker
+
+    _agent(store, "a1")
+    _contact(store, "c1", status="assigned", agent_id="a1")
+    store.r.hset(store.keys.agent("a1"), "load:chat", "3")  # a restore left a wrong load
+    settings = Settings(domain=domain)
+    peer = Worker(store, LexiconScorer(), settings, consumer="peer", supports_blocking=False)
+    peer.ensure_group()
+    store.r.xadd(store.keys.events, {"event": "{}"})
+    # an active peer (Redis 7.0 registers a consumer only when a read returns entries)
+    peer.r.xreadgroup(settings.group, "peer", {store.keys.events: ">"}, count=1)
+    me = Worker(store, LexiconScorer(), settings, consumer="me", supports_blocking=False)
+    assert me.startup_check() == ["agent a1: load:chat 3 -> 1"]
+    assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"3"  # not repaired under a live peer
+
+    alone = Worker(
+        store, LexiconScorer(), settings.model_copy(update={"claim_min_idle_ms": 1}), consumer="me"
+    )
+
+    time.sleep(0.01)
+    assert alone.startup_check() == ["agent a1: load:chat 3 -> 1"]
+    assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"1"
+    assert alone.startup_check() == []
