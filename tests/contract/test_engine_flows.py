@@ -1,0 +1,407 @@
+"""End-to-end routing flows through Engine.handle / Worker.process with real events and a scripted scorer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from contract_helpers import (
+    FakeClock,
+    ScriptedScorer,
+    add_agent,
+    decisions,
+    loads,
+    message,
+    new_id,
+    parse,
+    pending_ids,
+    started,
+    xadd,
+)
+
+from router.events import Decision
+from router.settings import Settings
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+from router.worker.engine import Engine
+
+
+class Floor:
+    """Sends events through the engine and returns the decisions each one produced."""
+
+    def __init__(self, store: RoutingStore, engine: Engine, scorer: ScriptedScorer) -> None:
+        self.store = store
+        self.engine = engine
+        self.scorer = scorer
+        self.seen = 0
+
+    def send(self, event: dict[str, Any], eid: str | None = None) -> list[Decision]:
+        score = None
+        if event["type"] == "contact.message" and event["speaker"] == "customer":
+            score = self.scorer.one(event["text"])
+        self.engine.handle(parse(event), eid or new_id(), score)
+        return self.new()
+
+    def new(self) -> list[Decision]:
+        all_ = decisions(self.store)
+        out, self.seen = all_[self.seen :], len(all_)
+        for d in out:  # an explanation says each thing once
+            assert len(set(d.reasons)) == len(d.reasons), [r.code for r in d.reasons]
+        return out
+
+    def start(self, cid: str, **kw: Any) -> list[Decision]:
+        return self.send(started(cid, **kw))
+
+    def say(self, cid: str, seq: int, text: str, speaker: str = "customer") -> list[Decision]:
+        return self.send(message(cid, seq, text, speaker))
+
+    def human(self, cid: str) -> list[Decision]:
+        return self.send({"type": "contact.human_requested", "contact_id": cid})
+
+    def accept(self, d: Decision) -> list[Decision]:
+        return self.send({"type": "offer.accepted", "offer_id": d.offer_id})
+
+    def decline(self, d: Decision) -> list[Decision]:
+        return self.send({"type": "offer.declined", "offer_id": d.offer_id})
+
+    def status(self, agent: str, status: str) -> list[Decision]:
+        return self.send({"type": "agent.status", "agent_id": agent, "status": status})
+
+    def end(self, cid: str) -> list[Decision]:
+        return self.send({"type": "contact.ended", "contact_id": cid, "reason": "resolved"})
+
+
+@pytest.fixture
+def floor(store: RoutingStore, engine: Engine, scorer: ScriptedScorer) -> Floor:
+    return Floor(store, engine, scorer)
+
+
+def team(store: RoutingStore, eqs: dict[str, int], cap: int = 1) -> None:
+    for aid, eq in eqs.items():
+        add_agent(store, aid, eq=eq, capacity={"chat": cap, "voice": 1})
+
+
+def codes(d: Decision) -> list[str]:
+    return [r.code for r in d.reasons]
+
+
+def text(d: Decision) -> str:
+    return "; ".join(r.text for r in d.reasons)
+
+
+def only(ds: list[Decision], action: str | None = None) -> Decision:
+    assert len(ds) == 1, [(d.action, d.agent_id, codes(d)) for d in ds]
+    if action is not None:
+        assert ds[0].action == action, (ds[0].action, codes(ds[0]))
+    return ds[0]
+
+
+ALL5 = {"a1": 1, "a2": 2, "a3": 3, "a4": 4, "a5": 5}
+
+
+# ---------------------------------------------------------------------------------------------- placement
+
+
+def test_routine_contact_goes_to_self_service(floor: Floor, store: RoutingStore) -> None:
+    team(store, ALL5)
+    d = only(floor.start("c1"), "self_service")
+    assert d.contact_id == "c1" and not d.moment_of_truth and d.agent_id is None
+    assert "to_self_service" in codes(d) and "routine" in codes(d)
+    assert floor.say("c1", 0, "What are your opening hours?") == []  # still self-service: no new decision
+    assert floor.say("c1", 1, "And can I get an invoice copy?") == []
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "self_service" and rec.view.trajectory.turns == 2
+    assert all(not loads(store, a) for a in ALL5)
+
+
+def test_moment_of_truth_is_offered_to_a_high_eq_agent_with_reasons(
+    floor: Floor, store: RoutingStore
+) -> None:
+    team(store, ALL5)
+    floor.start("c1")
+    d = only(
+        floor.say(
+            "c1",
+            0,
+            "My card was stolen and someone is using it",
+        ),
+        "offer",
+    )
+    assert d.moment_of_truth and d.queue == "mot" and d.agent_id == "a5"
+    assert d.intensity == pytest.approx(0.91)
+    why = text(d)
+    assert "intensity 0.91 peak on turn 1" in why
+    assert "topic lost_card" in why
+    assert "mot: eq>=4 en pool had 2 free of 2" in why
+    assert "chose agent a5: eq 5" in why
+    assert {
+        "mot_peak",
+        "mot_topic",
+        "escalated_from_self_service",
+        "to_mot_queue",
+        "pool",
+        "chose_longest_idle",
+    } <= set(codes(d))
+    # the next moment of truth takes the other eq>=4 agent; the third waits rather than go to eq<=3
+    floor.start("c2")
+    assert only(floor.say("c2", 0, "Our flight was cancelled, we are stranded"), "offer").agent_id == "a4"
+    floor.start("c3")
+    d3 = only(floor.say("c3", 0, "stolen wallet, cards and phone"))
+    assert d3.action in ("queued", "callback_offer") and d3.agent_id is None
+    assert "no_eligible_agent" in codes(d3) and "ewt" in codes(d3)
+    assert loads(store, "a3") == {} and loads(store, "a1") == {}
+
+
+@pytest.mark.parametrize(
+    ("turn", "trigger"),
+    [
+        ("I am furious, this is the third time!", "mot_peak"),
+        ("Can I talk to a person please", "human_requested_in_text"),
+    ],
+)
+def test_self_service_contact_moves_to_a_human_with_its_transcript(
+    turn: str, trigger: str, floor: Floor, store: RoutingStore
+) -> None:
+    team(store, ALL5)
+    assert only(floor.start("c1")).action == "self_service"
+    assert floor.say("c1", 0, "Where is my parcel?") == []
+    assert floor.say("c1", 1, "Here is a tracking link", speaker="bot") == []
+    assert floor.say("c1", 2, "It says delivered but nothing arrived") == []
+    d = only(floor.say("c1", 3, turn), "offer")
+    assert trigger in codes(d) and "escalated_from_self_service" in codes(d)
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "offered" and rec.view.agent_id == d.agent_id
+    assert [(t["seq"], t["speaker"]) for t in rec.transcript] == [
+        (0, "customer"),
+        (1, "bot"),
+        (2, "customer"),
+        (3, "customer"),
+    ]
+    assert rec.transcript[0]["text"] == "Where is my parcel?" and rec.transcript[-1]["text"] == turn
+    assert rec.transcript[-1]["intensity"] == pytest.approx(floor.scorer.one(turn).intensity)
+    assert rec.view.trajectory.turns == 3  # customer turns only
+    if trigger == "mot_peak":
+        assert d.moment_of_truth and d.agent_id == "a5"
+    else:
+        assert not d.moment_of_truth and d.agent_id == "a1"  # routine request: the lowest eq free agent
+    # a calmer turn afterwards does not undo it (no ping-pong back to self-service)
+    assert floor.say("c1", 4, "ok thanks") == []
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "offered"
+
+
+def test_routine_human_request_prefers_the_lowest_eq_free_agent(floor: Floor, store: RoutingStore) -> None:
+    team(store, {"a2": 2, "a3": 3, "a5": 5})
+    add_agent(store, "a1", eq=1, status="offline")
+    chosen = []
+    for cid in ("c1", "c2", "c3"):
+        floor.start(cid)
+        d = only(floor.human(cid), "offer")
+        assert "human_requested" in codes(d) and d.queue == "general"
+        chosen.append(d.agent_id)
+    assert chosen == ["a2", "a3", "a5"]  # a5 only when nobody with lower eq is free
+    assert "lowest eligible, keeps high-EQ agents free" in text(d)
+
+
+def test_returning_customer_gets_the_last_agent(floor: Floor, store: RoutingStore) -> None:
+    team(store, {"a3": 3})
+    add_agent(store, "a1", eq=1, status="offline")
+    floor.start("c1", customer="alice")
+    first = only(floor.human("c1"), "offer")
+    assert first.agent_id == "a3"
+    floor.accept(first)
+    floor.end("c1")
+    floor.status("a1", "available")
+    # a1 is free and would be the lowest-eq choice, but a3 knows alice's case
+    floor.start("c2", customer="alice")
+    d = only(floor.human("c2"), "offer")
+    assert d.agent_id == "a3" and "affinity" in codes(d)
+    floor.start("c3", customer="bob")
+    assert only(floor.human("c3"), "offer").agent_id == "a1"
+
+
+# ---------------------------------------------------------------------------------------------- waiting
+
+
+def test_ladder_widens_the_pool_after_step1(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    team(store, {"a1": 1, "a3": 3})
+    floor.start("c1")
+    d = only(floor.say("c1", 0, "my card was stolen"))
+    assert d.action == "queued" and d.moment_of_truth and "no_eligible_agent" in codes(d)
+    clock.advance(settings.ladder_step1_s - 1)
+    assert engine.sweep() == 0 and floor.new() == []
+    clock.advance(2)
+    assert engine.sweep() == 1
+    d = only(floor.new(), "offer")
+    assert d.agent_id == "a3" and "eq>=3" in text(d) and d.event_id == "sweep"
+    assert floor.accept(d) == []
+    # a second one, with a3 busy, reaches eq 1 only at step 2
+    floor.start("c2")
+    only(floor.say("c2", 0, "flight cancelled, I am stranded"), "queued")
+    clock.advance(settings.ladder_step2_s - 1)
+    engine.sweep()
+    assert floor.new() == []
+    clock.advance(2)
+    engine.sweep()
+    d = only(floor.new(), "offer")
+    assert (d.contact_id, d.agent_id) == ("c2", "a1") and "eq>=1" in text(d)
+
+
+def test_callback_offer_when_the_wait_is_over_the_threshold(
+    floor: Floor, store: RoutingStore, settings: Settings
+) -> None:
+    add_agent(store, "a1", eq=2, status="away")
+    actions = []
+    for cid in ("c1", "c2", "c3", "c4"):
+        floor.start(cid)
+        d = only(floor.human(cid))
+        actions.append((d.action, d.estimated_wait_s))
+        assert d.estimated_wait_s is not None
+        assert ("callback_offered" in codes(d)) == (d.estimated_wait_s > settings.callback_threshold_s)
+    # nothing observed yet: one departure per 120 s assumed, so position 3 is over 300 s
+    assert [a for a, _ in actions] == ["queued", "queued", "callback_offer", "callback_offer"]
+    assert [w for _, w in actions] == sorted(w for _, w in actions)
+    rec = store.load_contact("c3")
+    assert rec is not None and rec.view.status == "queued"  # a callback offer keeps the place in the queue
+
+
+# ---------------------------------------------------------------------------------------------- offers
+
+
+def test_decline_reoffers_to_someone_else_and_never_to_the_decliner(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock
+) -> None:
+    team(store, {"a4": 4, "a5": 5})
+    floor.start("c1")
+    first = only(floor.say("c1", 0, "my card was stolen"), "offer")
+    assert first.agent_id == "a5"
+    released, second = floor.decline(first)
+    assert released.action == "released" and released.agent_id == "a5" and "offer_declined" in codes(released)
+    assert second.action == "offer" and second.agent_id == "a4"
+    assert loads(store, "a5") == {} and loads(store, "a4") == {"chat": 1}
+    # a4 declines too: nobody else is eligible, and a5 is not asked again even with its capacity free
+    assert [d.action for d in floor.decline(second)] == ["released"]
+    floor.status("a5", "available")
+    clock.advance(3_600)
+    engine.sweep()
+    assert [d for d in floor.new() if d.action == "offer"] == []
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "queued" and rec.view.declined_by == {"a4", "a5"}
+    add_agent(store, "a3", eq=3)
+    assert only(floor.status("a3", "available"), "offer").agent_id == "a3"  # the agent-pull path
+
+
+def test_offer_timeout_reoffers_to_someone_else(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    team(store, {"a4": 4, "a5": 5})
+    floor.start("c1")
+    first = only(floor.say("c1", 0, "my card was stolen"), "offer")
+    clock.advance(settings.offer_timeout_s - 0.5)
+    assert engine.sweep() == 0
+    clock.advance(1)
+    engine.sweep()
+    released, second = floor.new()
+    assert (released.action, released.agent_id) == ("released", first.agent_id)
+    assert "offer_timeout" in codes(released) and released.event_id == second.event_id == "sweep"
+    assert (second.action, second.agent_id) == ("offer", "a4")
+    # the agent's late accept of the timed-out offer changes nothing
+    assert floor.accept(first) == []
+    assert loads(store, "a5") == {}
+
+
+@pytest.mark.parametrize("status", ["offline", "away"])
+def test_agent_leaving_releases_offers_and_reroutes(status: str, floor: Floor, store: RoutingStore) -> None:
+    team(store, {"a4": 4, "a5": 5}, cap=2)
+    floor.start("c1")
+    floor.start("c2")
+    o1 = only(floor.say("c1", 0, "my card was stolen"), "offer")
+    o2 = only(floor.say("c2", 0, "my flight was cancelled"), "offer")
+    assert o1.agent_id == o2.agent_id == "a5"
+    out = floor.status("a5", status)
+    released = [d for d in out if d.action == "released"]
+    offers = [d for d in out if d.action == "offer"]
+    assert {d.contact_id for d in released} == {"c1", "c2"} and all(
+        "agent_left" in codes(d) for d in released
+    )
+    assert {d.contact_id for d in offers} == {"c1", "c2"} and {d.agent_id for d in offers} == {"a4"}
+    assert loads(store, "a5") == {} and loads(store, "a4") == {"chat": 2}
+    rec = store.load_contact("c1")
+    assert rec is not None and "a5" not in rec.view.declined_by  # leaving is not declining
+    # a5 comes back and a4 declines c1: a5 may take it again
+    floor.status("a5", "available")
+    o_c1 = next(d for d in offers if d.contact_id == "c1")
+    out = floor.decline(o_c1)
+    assert [(d.action, d.agent_id) for d in out] == [("released", "a4"), ("offer", "a5")]
+
+
+def test_accepted_work_stays_when_the_agent_goes_away(floor: Floor, store: RoutingStore) -> None:
+    team(store, {"a2": 2})
+    floor.start("c1")
+    floor.accept(only(floor.human("c1"), "offer"))
+    assert floor.status("a2", "away") == []
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "assigned" and loads(store, "a2") == {"chat": 1}
+
+
+@pytest.mark.parametrize("how", ["contact.ended", "work.completed"])
+def test_ending_releases_the_agent_and_pulls_the_next_contact(
+    how: str, floor: Floor, store: RoutingStore
+) -> None:
+    team(store, {"a5": 5})
+    floor.start("c1")
+    floor.accept(only(floor.human("c1"), "offer"))
+    floor.start("c2")
+    floor.start("c3")
+    assert only(floor.human("c2")).action == "queued"
+    floor.say("c3", 0, "I am furious about this")  # a moment of truth waits too, and is served first
+    event = (
+        {"type": "contact.ended", "contact_id": "c1"}
+        if how == "contact.ended"
+        else {"type": "work.completed", "agent_id": "a5", "contact_id": "c1"}
+    )
+    out = floor.send(event, "end-1")
+    assert [(d.action, d.contact_id) for d in out] == [("released", "c1"), ("offer", "c3")]
+    assert all(d.event_id == "end-1" for d in out)
+    assert "agent_pull" in codes(out[1]) and out[1].agent_id == "a5"
+    assert loads(store, "a5") == {"chat": 1}
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "ended"
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def test_worker_scores_a_batch_in_one_call_and_routes_it(
+    store: RoutingStore, scorer: ScriptedScorer, make_worker: Callable[..., Worker]
+) -> None:
+    team(store, ALL5)
+    worker = make_worker()
+    events = [
+        started("c1"),
+        started("c2"),
+        started("c3"),
+        message("c1", 0, "what are your opening hours"),
+        message("c2", 0, "my card was stolen!"),
+        message("c2", 1, "I am sorry to hear that", speaker="agent"),
+        message("c3", 0, "can I speak to a person"),
+    ]
+    for e in events:
+        xadd(store, e)
+    for _ in range(3):
+        worker.run_once()
+    assert pending_ids(store, worker.group) == []
+    assert scorer.calls == [["what are your opening hours", "my card was stolen!", "can I speak to a person"]]
+    by = {(d.contact_id, d.action): d for d in decisions(store)}
+    assert set(by) == {
+        ("c1", "self_service"),
+        ("c2", "self_service"),
+        ("c3", "self_service"),
+        ("c2", "offer"),
+        ("c3", "offer"),
+    }
+    assert by[("c2", "offer")].agent_id == "a5" and by[("c3", "offer")].agent_id == "a1"
+    assert store.stats()["processed"] == len(events)
