@@ -27,6 +27,7 @@ from router.store.store import RoutingStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "artifacts" / "chaos.jsonl"
+REPORTED: list[str] = []  # this session's figure lines, printed in the terminal summary (the CI log)
 
 TEXTS = [
     "what are your opening hours on saturday",
@@ -231,6 +232,7 @@ class Figures:
     def report(self) -> None:
         line = json.dumps(asdict(self))
         print(f"\nCHAOS {line}")
+        REPORTED.append(line)
         FIGURES.parent.mkdir(parents=True, exist_ok=True)
         with FIGURES.open("a") as f:
             f.write(line + "\n")

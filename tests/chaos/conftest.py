@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos_support import RedisServer, WorkerPool
+from chaos_support import REPORTED, RedisServer, WorkerPool
 
 
 @pytest.fixture
@@ -36,3 +36,11 @@ def workers_for(tmp_path: Path) -> Iterator[Any]:
     yield make
     for pool in pools:
         pool.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Every chaos figure in the log, whatever the capture settings."""
+    if REPORTED:
+        terminalreporter.section("chaos figures")
+        for line in REPORTED:
+            terminalreporter.write_line(line)
