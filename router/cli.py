@@ -225,6 +225,32 @@ _add_keys_app()
 
 
 @app.command()
+def score(
+    scorer: ScorerOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Lines per model call")] = 64,
+) -> None:
+    """Score JSON lines {"text", "language"?} from stdin; one JSON line per input on stdout."""
+    from router.scoring.score_cli import run_score
+
+    settings = _settings(None, None, scorer or "transformer")
+    run_score(sys.stdin, sys.stdout, settings, batch_size=batch_size)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="The public data folder")] = Path("../shared/data"),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every measure as JSON")] = None,
+) -> None:
+    """Measure the emotion model on held-out public data (AUROC, Pearson, topic F1, per language)."""
+    from router.scoring.evaluate import run_evaluate
+
+    if not data.is_dir():
+        console.print(f"[red]no data folder at {data}")
+        raise typer.Exit(2)
+    run_evaluate(data, json_path)
+
+
+@app.command()
 def acl(
     role: Annotated[str, typer.Argument(help="worker | api")],
     username: Annotated[str, typer.Option(help="Redis user name")] = "",

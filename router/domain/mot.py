@@ -10,11 +10,11 @@ from router.settings import Settings
 
 @dataclass(frozen=True)
 class MotThresholds:
-    peak: float = 0.75
+    peak: float = 0.5
     last: float = 0.6
     trend: float = 0.25
     topic: float = 0.5
-    topic_intensity_floor: float = 0.3
+    topic_intensity_floor: float = 0.15
     human_request: float = 0.5
 
     @classmethod

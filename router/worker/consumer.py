@@ -7,6 +7,7 @@ that acknowledges it. Anything else stays pending and is reclaimed with XAUTOCLA
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -76,6 +77,7 @@ class Worker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
         self.blocking = supports_blocking
         self.engine = Engine(store, settings)
+        self._scorer_takes_languages = "languages" in inspect.signature(scorer.score).parameters
         self.stats = ConsumerStats()
         self._stop = threading.Event()
         self._next_claim = 0.0
@@ -251,17 +253,27 @@ class Worker:
         return len(entries)
 
     def _score(self, parsed: Sequence[tuple[str, InboundEvent]]) -> dict[str, EmotionScore]:
-        """One scorer call per batch, customer turns only."""
+        """One scorer call per batch, customer turns only, with each contact's language when the scorer
+        can use it (the transformer switches to its multilingual head)."""
         todo = [
-            (eid, ev.text)
-            for eid, ev in parsed
-            if isinstance(ev, ContactMessage) and ev.speaker == "customer"
+            (eid, ev) for eid, ev in parsed if isinstance(ev, ContactMessage) and ev.speaker == "customer"
         ]
         if not todo:
             return {}
-        results = self.scorer.score([t for _, t in todo])
+        texts = [ev.text for _, ev in todo]
+        if self._scorer_takes_languages:
+            languages = self._languages([ev.contact_id for _, ev in todo])
+            results = self.scorer.score(texts, languages=languages)  # type: ignore[call-arg]
+        else:
+            results = self.scorer.score(texts)
         self._count_fallbacks()
         return {eid: s for (eid, _), s in zip(todo, results, strict=True)}
+
+    def _languages(self, contact_ids: Sequence[str]) -> list[str | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for cid in contact_ids:
+            pipe.hget(self.keys.contact(cid), "language")
+        return [_txt(x) if x else None for x in pipe.execute()]
 
     def _count_fallbacks(self) -> None:
         """Publish the scorer's fallback count (FallbackScorer keeps one) to the domain's stats hash, where

@@ -1,0 +1,63 @@
+"""Training data for the multilingual negative-emotion head (sets whose licences allow shipped weights).
+
+- XED projections (CC BY 4.0) for it, ro, fi, el, de, es, fr, pt: negative = anger/disgust/fear/sadness,
+  positive = joy/trust; lines with both or neither are skipped;
+- XED FI human-annotated, the 80% of lines outside the evaluation's stable-hash 20% slice;
+- BRIGHTER (CC BY 4.0) track B train deu/esp (+ track A train ron): negative = any of anger/fear/sadness/
+  disgust > 0, else not negative;
+- RED v1 train (MIT, Romanian): Tristete/Frica/Furie vs Bucurie/Neutru.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from router.scoring.evaluate import _stable_fraction
+
+XED_LANGS = ("it", "ro", "fi", "el", "de", "es", "fr", "pt")
+
+
+def _xed_label(field: str) -> bool | None:
+    labs = {int(x) for x in re.findall(r"\d+", field)}
+    neg, pos = bool(labs & {1, 3, 4, 6}), bool(labs & {5, 8})
+    return None if neg == pos else neg
+
+
+def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
+    rows: list[tuple[str, bool, str]] = []
+    for lang in XED_LANGS:
+        p = data / f"xed/Projections/{lang}-projections.tsv"
+        if not p.exists():
+            continue
+        for line in p.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and (y := _xed_label(parts[1])) is not None:
+                rows.append((parts[0], y, f"xed_{lang}"))
+    fi = data / "xed/AnnotatedData/fi-annotated.tsv"
+    if fi.exists():
+        for line in fi.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if (
+                len(parts) == 2
+                and (y := _xed_label(parts[1])) is not None
+                and _stable_fraction(parts[0]) >= 0.2
+            ):
+                rows.append((parts[0], y, "xed_fi_annotated"))
+    for rel in ("track_b/train/deu.csv", "track_b/train/esp.csv", "track_a/train/ron.csv"):
+        p = data / "brighter_semeval2025_task11" / rel
+        if not p.exists():
+            continue
+        with p.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                neg = any(float(r.get(k) or 0) > 0 for k in ("anger", "fear", "sadness", "disgust"))
+                rows.append((r["text"], neg, f"brighter_{Path(rel).stem}"))
+    red = data / "red_romanian/REDv1/train.csv"
+    if red.exists():
+        with red.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                emo = r.get("Emotion", "")
+                if emo in ("Tristete", "Frica", "Furie", "Bucurie", "Neutru"):
+                    rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), "red_v1"))
+    return rows

@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Train the scorer heads on MiniLM embeddings of public data whose licences allow shipped weights.
+
+    .venv/bin/python scripts/train_heads.py [--data ../shared/data] [--out models] [--cache .cache/embeddings]
+
+Heads (all linear on the L2-normalised 384-d mean-pooled embedding, trained with torch, full batch):
+- emotion: softmax over GoEmotions' Ekman groups (anger disgust fear joy neutral sadness surprise);
+- intensity: sigmoid, negative-emotion intensity with soft targets: GoEmotions (graded negative labels),
+  BRIGHTER EN track B intensities (max of anger/fear/sadness / 3), routine Banking77/CLINC150 queries (0);
+- topic: softmax over MOT_TOPICS + "none" from Banking77 / CLINC150 intents (router.scoring.topics.
+  INTENT_TOPICS) plus hand-written sentences for topics those sets lack (scripts/handwritten.py);
+- wants_human: sigmoid, hand-written requests for a person vs routine/other queries.
+Writes models/heads.safetensors, models/heads.json and the training section of models/MODEL_CARD.md data.
+Embeddings are cached under --cache (gitignored), so a rerun only trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from handwritten import handwritten_human, handwritten_topics  # noqa: E402
+from multilingual_data import load_multilingual  # noqa: E402
+
+from router.scoring.heads import (  # noqa: E402
+    NGRAM_BITS,
+    LinearHead,
+    NgramHead,
+    ngram_features,
+    save_heads,
+    save_ngram_head,
+    vader_features,
+)
+from router.scoring.topics import INTENT_TOPICS, MOT_TOPICS, PROBLEM_INTENTS  # noqa: E402
+from router.scoring.transformer import ENCODER_ID, Encoder, embed_cached  # noqa: E402
+
+EKMAN = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+# GoEmotions fine labels -> graded negative intensity target (strong distress 1.0, milder 0.6).
+NEG_STRONG = {"anger", "disgust", "fear", "grief", "nervousness", "remorse", "sadness"}
+NEG_MILD = {"annoyance", "disappointment", "disapproval", "embarrassment"}
+SEED = 1234
+PROBLEM_TARGET = 0.35
+
+
+# ---------------------------------------------------------------- data
+def load_goemotions(data: Path, split: str, limit: int | None, rng: random.Random) -> list[dict[str, Any]]:
+    fine = (data / "goemotions/original/labels.txt").read_text().split()
+    ek = (data / "goemotions/ekman/labels.txt").read_text().split()
+    fine_rows = [
+        ln.split("\t") for ln in (data / f"goemotions/original/{split}.tsv").read_text().splitlines()
+    ]
+    ek_rows = [ln.split("\t") for ln in (data / f"goemotions/ekman/{split}.tsv").read_text().splitlines()]
+    ek_by_id = {r[2]: [ek[int(i)] for i in r[1].split(",")] for r in ek_rows if len(r) == 3}
+    rows = []
+    for r in fine_rows:
+        if len(r) != 3 or r[2] not in ek_by_id:
+            continue
+        labels = {fine[int(i)] for i in r[1].split(",")}
+        rows.append({"text": r[0], "fine": labels, "ekman": ek_by_id[r[2]]})
+    rng.shuffle(rows)
+    return rows[:limit] if limit else rows
+
+
+def go_intensity(labels: set[str]) -> float:
+    if labels & NEG_STRONG:
+        return 1.0
+    if labels & NEG_MILD:
+        return 0.6
+    return 0.0
+
+
+def load_brighter_en(data: Path, split: str) -> list[tuple[str, float]]:
+    path = data / f"brighter_semeval2025_task11/track_b/{split}/eng.csv"
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            neg = max(float(row.get(k) or 0) for k in ("anger", "fear", "sadness", "disgust") if k in row)
+            out.append((row["text"], neg / 3.0))
+    return out
+
+
+def load_intents(data: Path, rng: random.Random, per_routine: int, split: str) -> list[tuple[str, str, str]]:
+    """(text, intent, topic) from Banking77 and CLINC150; routine intents sampled to ``per_routine`` each."""
+    rows: list[tuple[str, str, str]] = []
+    with (data / f"banking77/{'train' if split == 'train' else 'test'}.csv").open(encoding="utf-8") as f:
+        b = [(r["text"], r["category"]) for r in csv.DictReader(f)]
+    clinc = json.loads((data / "clinc150/data_full.json").read_text())
+    c = [(t, i) for t, i in clinc[split]] + [(t, "oos") for t, _ in clinc[f"oos_{split}"]]
+    for source, items in (("banking77", b), ("clinc150", c)):
+        by_intent: dict[str, list[str]] = defaultdict(list)
+        for text, intent in items:
+            by_intent[intent].append(text)
+        for intent, texts in sorted(by_intent.items()):
+            topic = INTENT_TOPICS[source].get(intent, "none")
+            if topic == "none" and split == "train":
+                texts = rng.sample(texts, min(per_routine, len(texts)))
+            rows += [(t, f"{source}:{intent}", topic) for t in texts]
+    return rows
+
+
+# ---------------------------------------------------------------- training
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    activation: str,
+    l2: float,
+    steps: int = 400,
+    lr: float = 0.02,
+    hidden: int = 0,
+) -> LinearHead:
+    """Full-batch Adam on a linear (``hidden=0``) or one-hidden-layer ReLU head; returns the head."""
+    torch.manual_seed(SEED)
+    xt, yt, wt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(w)
+    wt = wt / wt.mean()
+    out = torch.nn.Linear(hidden or x.shape[1], y.shape[1])
+    hid = torch.nn.Linear(x.shape[1], hidden) if hidden else None
+    if hid is None:
+        torch.nn.init.zeros_(out.weight)
+        torch.nn.init.zeros_(out.bias)
+    params = list(out.parameters()) + (list(hid.parameters()) if hid is not None else [])
+    opt = torch.optim.Adam(params, lr=lr if hid is None else lr / 4)
+    drop = torch.nn.Dropout(0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        h = torch.relu(drop(hid(xt))) if hid is not None else xt
+        z = out(h)
+        if activation == "softmax":
+            loss_each = -(yt * torch.log_softmax(z, dim=1)).sum(dim=1)
+        else:
+            loss_each = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none").sum(1)
+        reg = (out.weight**2).sum() + ((hid.weight**2).sum() if hid is not None else 0.0)
+        loss = (loss_each * wt).mean() + l2 * reg
+        loss.backward()
+        opt.step()
+
+    def npy(t: torch.Tensor) -> np.ndarray:
+        return t.detach().numpy().copy()
+
+    labels = tuple(str(i) for i in range(y.shape[1]))
+    return LinearHead(
+        npy(out.weight),
+        npy(out.bias),
+        activation,
+        labels,
+        hidden_weight=None if hid is None else npy(hid.weight),
+        hidden_bias=None if hid is None else npy(hid.bias),
+    )
+
+
+def relabel(head: LinearHead, labels: tuple[str, ...]) -> LinearHead:
+    return LinearHead(head.weight, head.bias, head.activation, labels, head.hidden_weight, head.hidden_bias)
+
+
+def train_ngram_head(texts: list[str], y: np.ndarray, c: float = 1.0) -> NgramHead:
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    ind: list[int] = []
+    val: list[float] = []
+    ptr = [0]
+    for text in texts:
+        f = ngram_features(text)
+        ind += f.keys()
+        val += f.values()
+        ptr.append(len(ind))
+    x = sp.csr_matrix(
+        (np.array(val, np.float32), np.array(ind, np.int64), np.array(ptr, np.int64)),
+        shape=(len(texts), 1 << NGRAM_BITS),
+    )
+    lr = LogisticRegression(C=c, max_iter=300, solver="liblinear", class_weight="balanced")
+    lr.fit(x, y)
+    return NgramHead(lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), NGRAM_BITS)
+
+
+def auroc(y: np.ndarray, s: np.ndarray) -> float:
+    from router.scoring.evaluate import auroc as _auroc
+
+    return _auroc(y, s)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
+    ap.add_argument("--go-limit", type=int, default=14_000, help="GoEmotions train comments (sampled)")
+    ap.add_argument("--per-routine", type=int, default=40, help="sampled queries per routine intent")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--hidden", type=int, default=0, help="hidden units of the emotion/intensity heads (0: linear)"
+    )
+    ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    rng = random.Random(SEED)
+    data: Path = args.data
+    enc = Encoder(threads=args.threads)
+    timings: dict[str, float] = {}
+
+    def emb(label: str, texts: list[str]) -> np.ndarray:
+        t = time.perf_counter()
+        e = embed_cached(enc, texts, args.cache, label)
+        timings[f"embed_{label}"] = round(time.perf_counter() - t, 1)
+        print(f"  embedded {label}: {len(texts)} texts in {timings[f'embed_{label}']} s", flush=True)
+        return e
+
+    # --- data
+    go_tr = load_goemotions(data, "train", args.go_limit, rng)
+    go_dev = load_goemotions(data, "dev", 2_000, rng)
+    br_tr = load_brighter_en(data, "train")
+    br_dev = load_brighter_en(data, "dev")
+    it_tr = load_intents(data, rng, args.per_routine, "train")
+    hw_topics = handwritten_topics()
+    hw_pos, hw_neg = handwritten_human()
+    hw_topic_rows = [(t, f"handwritten:{k}", k) for k, ts in hw_topics.items() for t in ts]
+
+    x_go = emb("goemotions_train", [r["text"] for r in go_tr])
+    x_go_dev = emb("goemotions_dev", [r["text"] for r in go_dev])
+    x_br = emb("brighter_en_train", [t for t, _ in br_tr])
+    x_br_dev = emb("brighter_en_dev", [t for t, _ in br_dev])
+    x_it = emb("intents_train", [t for t, _, _ in it_tr])
+    x_hw = emb("handwritten_topics", [t for t, _, _ in hw_topic_rows])
+    x_hp = emb("handwritten_human_pos", hw_pos)
+    x_hn = emb("handwritten_human_neg", hw_neg)
+
+    heads: dict[str, LinearHead] = {}
+    metrics: dict[str, Any] = {}
+
+    # --- emotion head (Ekman groups of GoEmotions, multi-label rows split evenly)
+    y_em = np.zeros((len(go_tr), len(EKMAN)), np.float32)
+    for i, r in enumerate(go_tr):
+        for lab in r["ekman"]:
+            y_em[i, EKMAN.index(lab)] += 1.0 / len(r["ekman"])
+    heads["emotion"] = relabel(
+        train_head(x_go, y_em, np.ones(len(go_tr), np.float32), "softmax", l2=1e-4, hidden=args.hidden),
+        tuple(EKMAN),
+    )
+    pred = heads["emotion"](x_go_dev).argmax(1)
+    gold = [r["ekman"] for r in go_dev]
+    metrics["emotion_dev_top1_in_gold"] = round(
+        float(np.mean([EKMAN[p] in g for p, g in zip(pred, gold, strict=True)])), 4
+    )
+
+    # --- intensity head: embedding + 4 VADER features, soft targets. Problem-report intents are weak
+    # positives (PROBLEM_TARGET: a calm report of something gone wrong is mild negative affect).
+    problem = np.array([it.split(":", 1)[1] in PROBLEM_INTENTS for _, it, _ in it_tr])
+    int_texts = [r["text"] for r in go_tr] + [t for t, _ in br_tr] + [t for t, _, _ in it_tr] + hw_neg
+    x_int = np.concatenate([np.concatenate([x_go, x_br, x_it, x_hn]), vader_features(int_texts)], axis=1)
+    y_int = np.concatenate(
+        [
+            [go_intensity(r["fine"]) for r in go_tr],
+            [v for _, v in br_tr],
+            np.where(problem, PROBLEM_TARGET, 0.0),
+            np.zeros(len(hw_neg)),
+        ]
+    ).astype(np.float32)[:, None]
+    w_int = np.concatenate(
+        [
+            np.ones(len(go_tr)),
+            np.full(len(br_tr), 4.0),
+            np.where(problem, 0.5, 0.3),
+            np.full(len(hw_neg), 0.3),
+        ]
+    ).astype(np.float32)
+    heads["intensity"] = relabel(
+        train_head(x_int, y_int, w_int, "sigmoid", l2=1e-5, hidden=args.hidden, steps=args.steps),
+        ("negative_intensity",),
+    )
+    x_br_dev_v = np.concatenate([x_br_dev, vader_features([t for t, _ in br_dev])], axis=1)
+    s_dev = heads["intensity"](x_br_dev_v)[:, 0]
+    metrics["intensity_brighter_en_dev_pearson"] = round(
+        float(np.corrcoef(s_dev, [v for _, v in br_dev])[0, 1]), 4
+    )
+    x_go_dev_v = np.concatenate([x_go_dev, vader_features([r["text"] for r in go_dev])], axis=1)
+    s_go = heads["intensity"](x_go_dev_v)[:, 0]
+    metrics["intensity_goemotions_dev_auroc"] = round(
+        auroc(np.array([go_intensity(r["fine"]) > 0.5 for r in go_dev]), s_go), 4
+    )
+
+    # --- topic head
+    labels = [*MOT_TOPICS, "none"]
+    rows = it_tr + hw_topic_rows
+    x_top = np.concatenate([x_it, x_hw, x_go[:3000]])
+    topics = [tp for _, _, tp in rows] + ["none"] * 3000
+    y_top = np.zeros((len(topics), len(labels)), np.float32)
+    for i, tp in enumerate(topics):
+        y_top[i, labels.index(tp)] = 1.0
+    counts = Counter(topics)
+    w_top = np.array([min(8.0, (len(topics) / len(labels)) / counts[tp]) ** 0.5 for tp in topics], np.float32)
+    heads["topic"] = relabel(train_head(x_top, y_top, w_top, "softmax", l2=1e-5, steps=500), tuple(labels))
+    metrics["topic_train_counts"] = dict(sorted(counts.items()))
+
+    # --- wants-a-human head: hand-written requests vs routine queries, emotional comments, intents
+    x_h = np.concatenate([x_hp, x_hn, x_it, x_go[:4000]])
+    y_h = np.concatenate([np.ones(len(hw_pos)), np.zeros(len(hw_neg) + len(x_it) + 4000)]).astype(np.float32)
+    w_h = np.where(y_h > 0, 10.0, 1.0).astype(np.float32)
+    heads["wants_human"] = relabel(train_head(x_h, y_h[:, None], w_h, "sigmoid", l2=1e-4), ("wants_human",))
+
+    # --- multilingual head: hashed char n-grams + logistic regression on XED / BRIGHTER / RED
+    t = time.perf_counter()
+    ml_rows = load_multilingual(data)
+    ml_head = train_ngram_head([r[0] for r in ml_rows], np.array([r[1] for r in ml_rows]))
+    save_ngram_head(args.out, ml_head)
+    timings["multilingual_head"] = round(time.perf_counter() - t, 1)
+    ml_sources = dict(sorted(Counter(r[2] for r in ml_rows).items()))
+    print(f"  multilingual head: {len(ml_rows)} texts in {timings['multilingual_head']} s", flush=True)
+
+    elapsed = round(time.perf_counter() - t0, 1)
+    import transformers
+
+    meta = {
+        "encoder": {"id": ENCODER_ID, "pooling": "mean", "normalize": True, "max_tokens": enc.max_tokens},
+        "topic_threshold": 0.5,
+        "negative_emotions": ["anger", "disgust", "fear", "sadness"],
+        "trained_on": {
+            "emotion": f"GoEmotions train (Apache-2.0), Ekman groups, {len(go_tr)} sampled comments",
+            "intensity": (
+                f"GoEmotions train ({len(go_tr)}), BRIGHTER EN track B train ({len(br_tr)}, CC BY 4.0), "
+                f"Banking77/CLINC150 train queries ({len(it_tr)}: {int(problem.sum())} problem reports -> "
+                f"{PROBLEM_TARGET}, the rest 0), hand-written routine (0); + 4 VADER features"
+            ),
+            "topic": "Banking77 train (CC BY 4.0) + CLINC150 train (CC BY 3.0) mapped by INTENT_TOPICS, "
+            "hand-written topic sentences, 3000 GoEmotions comments as none",
+            "wants_human": "hand-written requests for a person (positives) vs routine/intents/GoEmotions",
+            "multilingual": f"hashed n-gram logistic regression, sources {ml_sources}",
+        },
+        "intensity_features": "embedding+vader4",
+        "multilingual": {"file": "multilingual.safetensors", "languages": "non-en (detected or given)"},
+        "training": {
+            "script": "scripts/train_heads.py",
+            "seed": SEED,
+            "wall_time_s": elapsed,
+            "timings_s": timings,
+            "threads": enc.threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "numpy": np.__version__,
+        },
+        "dev_metrics": metrics,
+    }
+    save_heads(args.out, heads, meta)
+    print(json.dumps({"wall_time_s": elapsed, "dev_metrics": metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

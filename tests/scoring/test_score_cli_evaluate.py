@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from router.scoring.evaluate import auroc, clean_tweet, macro_f1, pearson
+from router.scoring.heads import detect_language, ngram_features
+from router.scoring.lexicon import LexiconScorer
+from router.scoring.score_cli import run_score
+from router.settings import Settings
+
+
+def test_run_score_lines_and_errors() -> None:
+    lines = [
+        json.dumps({"text": "my card was stolen and someone emptied my account, I am panicking"}),
+        "not json",
+        json.dumps({"text": 5}),
+        "",
+        json.dumps({"text": "what are your opening hours", "language": "en"}),
+        "[1, 2]",
+    ]
+    out = io.StringIO()
+    run_score(lines, out, Settings(scorer="lexicon"), scorer=LexiconScorer(), batch_size=2)
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert len(rows) == 6
+    assert [("error" in r) for r in rows] == [False, True, True, True, False, True]
+    assert rows[0]["moment_of_truth"] is True
+    assert rows[0]["topic"] == "lost_card"
+    assert rows[0]["reasons"] and all({"code", "text"} <= set(r) for r in rows[0]["reasons"])
+    assert rows[4]["moment_of_truth"] is False
+    assert 0.0 <= rows[4]["intensity"] <= 1.0
+    assert rows[1]["line"] == 2
+
+
+def test_metrics() -> None:
+    assert auroc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert auroc([0, 1], [0.5, 0.5]) == 0.5
+    assert auroc([1, 0, 1, 0], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.25)
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert macro_f1(["a", "b", "none"], ["a", "none", "none"], ["a", "b"]) == pytest.approx(0.5)
+
+
+def test_airline_leak_restored_and_mentions_stripped() -> None:
+    assert clean_tweet("@united you Cancelled Flightled my flight, Late Flightr rebooked") == (
+        "you cancelled my flight, later rebooked"
+    )
+
+
+def test_language_detection_and_ngrams() -> None:
+    assert detect_language("what are your opening hours") == "en"
+    assert detect_language("non è possibile, la mia carta è stata rubata") == "it"
+    assert detect_language("minä en ole tyytyväinen ja se on huono") == "fi"
+    assert detect_language("Nu pot să cred că este așa") == "ro"
+    assert detect_language("η κάρτα μου κλάπηκε") == "el"
+    f = ngram_features("Ciao, è tutto ok!")
+    assert f and abs(sum(v * v for v in f.values()) - 1.0) < 1e-6
+    assert ngram_features("") == {}

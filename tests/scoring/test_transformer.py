@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import pytest
+
+from router.scoring.heads import DEFAULT_MODELS_DIR
+from router.scoring.protocol import EmotionScorer
+from router.scoring.topics import MOT_TOPICS
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(
+        not (DEFAULT_MODELS_DIR / "heads.json").exists(), reason="models/heads.json not trained"
+    ),
+]
+
+EMOTIONAL = "my card was stolen and someone emptied my account, I am panicking"
+ROUTINE = "what are your opening hours"
+
+
+@pytest.fixture(scope="module")
+def scorer():  # type: ignore[no-untyped-def]
+    from router.scoring.transformer import TransformerScorer
+
+    return TransformerScorer(cache_size=64)
+
+
+def test_protocol_order_and_ranges(scorer) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(scorer, EmotionScorer)
+    texts = [ROUTINE, EMOTIONAL, "", "x " * 500, "I want to speak to a human right now", ROUTINE]
+    out = scorer.score(texts)
+    assert len(out) == len(texts)
+    for s in out:
+        assert s.source == "transformer"
+        assert 0.0 <= s.intensity <= 1.0
+        assert 0.0 <= s.topic_prob <= 1.0
+        assert 0.0 <= s.wants_human <= 1.0
+        assert s.topic is None or s.topic in MOT_TOPICS
+        assert abs(sum(s.emotions.values()) - 1.0) < 1e-2
+    assert out[0] == out[5]
+    # order is preserved: the same texts scored one by one give the same answers
+    scorer.cache.clear()
+    single = [scorer.score([t])[0] for t in texts[:2]]
+    assert [round(s.intensity, 3) for s in single] == [round(s.intensity, 3) for s in out[:2]]
+    assert scorer.score([]) == []
+
+
+def test_emotional_moment_of_truth_above_routine(scorer) -> None:  # type: ignore[no-untyped-def]
+    emo, routine = scorer.score([EMOTIONAL, ROUTINE])
+    assert emo.intensity > routine.intensity + 0.2
+    assert emo.topic in ("lost_card", "fraud")
+    assert emo.topic_prob > 0.5
+    assert routine.topic is None
+    stolen = scorer.score(["my card was stolen and there are payments I didn't make"])[0]
+    assert stolen.topic in ("lost_card", "fraud")
+
+
+def test_wants_human(scorer) -> None:  # type: ignore[no-untyped-def]
+    human, routine = scorer.score(["I want to talk to a real person, not a bot", ROUTINE])
+    assert human.wants_human > 0.5 > routine.wants_human
+
+
+def test_cache_hits(scorer) -> None:  # type: ignore[no-untyped-def]
+    scorer.cache.clear()
+    encoded = scorer.encoded
+    scorer.score(["yes", "agent please", "yes"])
+    assert scorer.encoded == encoded + 2  # duplicates in one batch are encoded once
+    assert scorer.cache.misses == 3
+    scorer.score(["yes", "agent please"])
+    assert scorer.cache.hits == 2
+    assert scorer.encoded == encoded + 2
+
+
+def test_one_turn_detector_verdicts(scorer) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from router.scoring.score_cli import run_score
+    from router.settings import Settings
+
+    lines = [
+        json.dumps({"text": "my card was stolen and there are payments I didn't make"}),
+        json.dumps({"text": ROUTINE}),
+    ]
+    out = io.StringIO()
+    run_score(lines, out, Settings(scorer="transformer"), scorer=scorer)
+    stolen, routine = (json.loads(x) for x in out.getvalue().splitlines())
+    assert stolen["moment_of_truth"] is True
+    assert stolen["topic"] == "lost_card"
+    assert routine["moment_of_truth"] is False
+    assert routine["topic"] is None
+
+
+def test_non_english_uses_multilingual_head(scorer) -> None:  # type: ignore[no-untyped-def]
+    if scorer.multilingual is None:
+        pytest.skip("models/multilingual.safetensors not trained")
+    angry, calm = scorer.score(
+        [
+            "Sono furioso, mi avete bloccato la carta e nessuno risponde!",
+            "Buongiorno, a che ora aprite sabato?",
+        ],
+        languages=["it", "it"],
+    )
+    assert angry.intensity > calm.intensity + 0.15
+
+
+def test_build_scorer_transformer_wrapped_in_fallback() -> None:
+    from router.scoring.factory import build_scorer
+    from router.scoring.fallback import FallbackScorer
+    from router.settings import Settings
+
+    scorer = build_scorer(Settings(scorer="transformer"))
+    assert isinstance(scorer, FallbackScorer)
+    assert scorer.name == "transformer"
+    out = scorer.score([EMOTIONAL, ROUTINE])
+    assert [s.source for s in out] == ["transformer", "transformer"]
+    assert scorer.fallbacks == 0
+    scorer.close()
