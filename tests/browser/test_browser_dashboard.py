@@ -53,6 +53,8 @@ def demo() -> Iterator[str]:
             "0",
             "--embedded",
             "fakeredis",
+            "--scorer",
+            "lexicon",
             "--contacts",
             "240",
             "--seed",

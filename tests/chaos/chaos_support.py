@@ -115,6 +115,7 @@ class WorkerPool:
             "ROUTER_CLAIM_INTERVAL_S": "0.3",
             "ROUTER_BATCH_SIZE": "50",
             "ROUTER_OFFER_TIMEOUT_S": "3",
+            "ROUTER_SCORER": "lexicon",  # these tests are about faults, not the model: fast start, no load
             **env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

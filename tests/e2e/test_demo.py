@@ -39,7 +39,9 @@ def test_demo_meets_its_targets(embedded: str, domain: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_demo_cli_writes_exactly_the_documented_keys(tmp_path: Path) -> None:
+    """The out-of-the-box demo: the transformer scorer by default."""
     out = tmp_path / "out.json"
     proc = subprocess.run(
         [sys.executable, "-m", "router", "demo", "--contacts", "40", "--seed", "5", "--json", str(out)],

@@ -56,6 +56,7 @@ def _worker(url: str, domain: str, name: str, log: IO[bytes]) -> subprocess.Pope
         "ROUTER_CLAIM_MIN_IDLE_MS": "1000",
         "ROUTER_CLAIM_INTERVAL_S": "0.3",
         "ROUTER_BATCH_SIZE": "50",
+        "ROUTER_SCORER": "lexicon",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "router", "worker", "--consumer", name],
