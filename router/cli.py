@@ -224,6 +224,15 @@ def _add_keys_app() -> None:
 _add_keys_app()
 
 
+def _add_sim_commands() -> None:
+    from router.sim.cli import register
+
+    register(app)  # `router simulate` and `router bench`
+
+
+_add_sim_commands()
+
+
 @app.command()
 def score(
     scorer: ScorerOpt = None,

@@ -1,0 +1,147 @@
+"""The simulated floor: agents with EQ 1-5, languages, channel capacities, how they answer offers, how
+long they take, and when they step away.
+
+The floor is staffed for the *usual* day: its size comes from the offered load of the non-burst
+contacts at the busiest hour, so a storm's surge finds the floor as a real one would, under-staffed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from router.sim.arrivals import Scenario
+from router.sim.journeys import SimJourney
+
+# Share of the floor at each EQ (5 = best at empathy). High-EQ agents are the scarce resource.
+EQ_MIX: tuple[tuple[int, float], ...] = ((5, 0.10), (4, 0.20), (3, 0.30), (2, 0.25), (1, 0.15))
+VOICE_CAPACITY: dict[str, int] = {"voice": 1}
+DIGITAL_CAPACITY: dict[str, int] = {"chat": 3, "email": 3, "social": 2, "sms": 2}
+SECOND_LANGUAGES: tuple[tuple[str, float], ...] = (("es", 0.2), ("fr", 0.1))
+
+# Handle time: lognormal around a median per channel, scaled by what the contact is and, for moments of
+# truth, by the agent's EQ (an empathic agent calms the customer sooner and resolves on the first go).
+HANDLE_MEDIAN_S: dict[str, float] = {
+    "voice": 300.0,
+    "chat": 420.0,
+    "email": 480.0,
+    "social": 360.0,
+    "sms": 360.0,
+}
+HANDLE_SIGMA = 0.4
+KIND_HANDLE_FACTOR: dict[str, float] = {"routine": 0.6, "routine_human": 0.8, "mot": 1.5, "turning": 1.3}
+# Contacts one agent effectively works at once per channel, for sizing (capacity is the hard limit).
+EFFECTIVE_CONCURRENCY: dict[str, float] = {"voice": 1.0, "chat": 2.0, "email": 2.5, "social": 2.0, "sms": 2.0}
+TARGET_OCCUPANCY = 0.8
+MIN_AGENTS = 8
+
+ACCEPT_DELAY_S = (2.0, 8.0)
+DECLINE_P = 0.03
+MISS_P = 0.02  # the offer times out
+
+
+@dataclass(frozen=True)
+class FloorAgent:
+    agent_id: str
+    eq: int
+    languages: tuple[str, ...]
+    capacity: dict[str, int]
+    accept_delay_s: tuple[float, float]
+    decline_p: float
+    miss_p: float
+    breaks: tuple[tuple[float, float], ...]  # (start, duration) in seconds since opening
+
+    @property
+    def profile(self) -> str:
+        return "voice" if "voice" in self.capacity else "digital"
+
+
+def eq_for(n: int) -> list[int]:
+    """EQ values of an ``n``-agent floor in EQ_MIX proportions (largest remainders), at least one eq 5 and
+    one eq 4."""
+    counts = {eq: math.floor(share * n) for eq, share in EQ_MIX}
+    by_remainder = sorted(EQ_MIX, key=lambda es: (-(es[1] * n - math.floor(es[1] * n)), -es[0]))
+    for eq, _ in by_remainder[: n - sum(counts.values())]:
+        counts[eq] += 1
+    counts[5] = max(counts[5], 1)
+    counts[4] = max(counts[4], 1)
+    while sum(counts.values()) > n:
+        eq = max((e for e in (3, 2, 1) if counts[e] > 0), key=lambda e: counts[e])
+        counts[eq] -= 1
+    return [eq for eq, _ in EQ_MIX for _ in range(counts[eq])]
+
+
+def handle_time_s(journey: SimJourney, agent_eq: int, rng: random.Random) -> float:
+    factor = KIND_HANDLE_FACTOR[journey.kind]
+    if journey.truth_mot:
+        factor *= 1.2 - 0.08 * agent_eq  # eq 1: 1.12, eq 3: 0.96, eq 5: 0.80
+    median = HANDLE_MEDIAN_S[journey.channel] * factor
+    return max(30.0, median * math.exp(rng.gauss(0.0, HANDLE_SIGMA)))
+
+
+def offered_erlangs(journeys: Sequence[SimJourney], scenario: Scenario) -> dict[str, float]:
+    """Agent-seconds of work per second at the busiest hour, split voice / digital, burst excluded."""
+    hours = max(1, scenario.close_h - scenario.open_h)
+    voice = [0.0] * hours
+    digital = [0.0] * hours
+    for j in journeys:
+        if j.burst or not j.needs_human:
+            continue
+        h = min(hours - 1, int(j.start_s // 3600))
+        work = HANDLE_MEDIAN_S[j.channel] * KIND_HANDLE_FACTOR[j.kind] * math.exp(HANDLE_SIGMA**2 / 2)
+        work /= EFFECTIVE_CONCURRENCY[j.channel]
+        (voice if j.channel == "voice" else digital)[h] += work / 3600.0
+    peak = max(range(hours), key=lambda h: voice[h] + digital[h])
+    return {"voice": voice[peak], "digital": digital[peak]}
+
+
+def size_floor(journeys: Sequence[SimJourney], scenario: Scenario) -> tuple[int, int]:
+    """(voice agents, digital agents) for TARGET_OCCUPANCY at the usual day's busiest hour."""
+    load = offered_erlangs(journeys, scenario)
+    # breaks take about one agent in eight off the floor at any time
+    voice = max(2, math.ceil(load["voice"] / TARGET_OCCUPANCY * 8 / 7))
+    digital = max(2, math.ceil(load["digital"] / TARGET_OCCUPANCY * 8 / 7))
+    total = voice + digital
+    if total < MIN_AGENTS:
+        digital += MIN_AGENTS - total
+    return voice, digital
+
+
+def _breaks(i: int, n: int, rng: random.Random, scenario: Scenario) -> tuple[tuple[float, float], ...]:
+    """Two 15-minute breaks and a 30-minute lunch, staggered across the floor, inside opening hours."""
+    span = scenario.span_s
+    stagger = (i / max(1, n)) * 5_400.0  # spread over 90 minutes
+    plan = [
+        (min(span * 0.2, 7_200.0) + stagger * 0.5 + rng.uniform(-600, 600), 900.0),
+        (span * 0.40 + stagger + rng.uniform(-300, 300), 1_800.0),
+        (span * 0.70 + stagger * 0.5 + rng.uniform(-600, 600), 900.0),
+    ]
+    return tuple((round(max(60.0, s), 1), d) for s, d in plan if s + d < span - 60)
+
+
+def build_floor(n_voice: int, n_digital: int, rng: random.Random, scenario: Scenario) -> list[FloorAgent]:
+    n = n_voice + n_digital
+    # every profile gets its share of each EQ: deal the EQs from high to low, voice evenly interleaved
+    eqs = sorted(eq_for(n), reverse=True)
+    pairs = [
+        (eq, "voice" if (i + 1) * n_voice // n > i * n_voice // n else "digital") for i, eq in enumerate(eqs)
+    ]
+    rng.shuffle(pairs)  # agent ids say nothing about EQ
+    agents: list[FloorAgent] = []
+    for i, (eq, profile) in enumerate(pairs):
+        langs = ["en"] + [lang for lang, p in SECOND_LANGUAGES if rng.random() < p]
+        agents.append(
+            FloorAgent(
+                agent_id=f"a{i + 1:03d}",
+                eq=eq,
+                languages=tuple(langs),
+                capacity=dict(VOICE_CAPACITY if profile == "voice" else DIGITAL_CAPACITY),
+                accept_delay_s=ACCEPT_DELAY_S,
+                decline_p=DECLINE_P,
+                miss_p=MISS_P,
+                breaks=_breaks(i, n, rng, scenario),
+            )
+        )
+    return agents

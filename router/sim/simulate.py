@@ -1,0 +1,242 @@
+"""`router simulate`: a contact centre of your own shape, played against the real engine in accelerated time.
+
+One run: generate the day (arrivals, journeys from real text, the floor), register the agents, then let the
+discrete-event floor (``router.sim.floor``) drive customers and agents while the engine, in this process or
+in N worker processes, routes in simulated seconds. ``--compare`` plays the same seed twice: with
+emotion-aware routing, and with plain skills-based routing (no emotion scoring, agents' EQ unknown to the
+router, longest-idle agent with the language and channel), and reports both with the deltas.
+
+The outcome model and every assumption behind it: docs/simulation.md.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from router.errors import ConfigError
+from router.settings import Settings
+from router.sim.agents import FloorAgent, build_floor, size_floor
+from router.sim.arrivals import SCENARIOS, Scenario
+from router.sim.demo import POISON
+from router.sim.floor import SimFloor
+from router.sim.journeys import SimJourney, build_journeys
+from router.sim.plots import compare_chart, write_plots
+from router.sim.report import build_report, deltas
+from router.sim.texts import load_pools
+from router.sim.workers import (
+    InProcessPump,
+    ManualClock,
+    Mode,
+    ProcessPump,
+    Pump,
+    make_scorer,
+    worker_settings,
+)
+from router.store.connect import StoreHandle
+from router.store.store import RoutingStore
+from router.worker.engine import Engine
+
+# The simulated day starts on a Monday; the engine's clock (and every decision's ts) is simulated time.
+SIM_DATE = datetime(2026, 3, 2, tzinfo=UTC)
+# Skills-only routing does not know the agents' EQ: every agent is registered with this one.
+SKILLS_ONLY_EQ = 3
+MODE_NAMES: dict[Mode, str] = {"emotion": "emotion_routing", "skills_only": "skills_only"}
+
+Progress = Callable[[int, int, str], None]
+
+
+def plan_day(
+    contacts: int, seed: int, scenario: Scenario, data_dir: Path | None = None, agents: int | None = None
+) -> tuple[list[SimJourney], list[FloorAgent], dict[str, Any]]:
+    """The day's journeys and floor, all from ``seed``; the floor sized for the usual day unless given."""
+    rng = random.Random(seed)
+    pools = load_pools(data_dir)
+    journeys = build_journeys(contacts, rng, pools, scenario)
+    n_voice, n_digital = size_floor(journeys, scenario)
+    if agents is not None:
+        share = n_voice / (n_voice + n_digital)
+        n_voice = max(1, round(agents * share))
+        n_digital = max(1, agents - n_voice)
+    floor = build_floor(n_voice, n_digital, random.Random(seed + 1), scenario)
+    texts = {"source": pools.source, "pool_sizes": pools.sizes(), "datasets": pools.sources}
+    return journeys, floor, texts
+
+
+def _clear_domain(handle: StoreHandle, domain: str) -> None:
+    client = handle.client()
+    keys = list(client.scan_iter(match=f"router:{{{domain}}}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+
+
+def run_mode(
+    settings: Settings,
+    handle: StoreHandle,
+    mode: Mode,
+    journeys: list[SimJourney],
+    agents: list[FloorAgent],
+    scenario: Scenario,
+    *,
+    seed: int,
+    workers: int,
+    meta: dict[str, Any],
+    on_progress: Progress | None = None,
+    keep_keys: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Play the day once with ``mode``; returns (report, series for the plots)."""
+    domain = f"sim-{seed}-{MODE_NAMES[mode]}-{uuid.uuid4().hex[:6]}"
+    in_process = workers <= 0 or handle.url is None
+    s = worker_settings(settings.model_copy(update={"domain": domain}), 1 if in_process else workers)
+    store = RoutingStore(handle.client(), domain, seen_ttl_s=s.seen_ttl_s)
+    store.r.xgroup_create(store.keys.events, s.group, id="0", mkstream=True)
+    t0 = SIM_DATE.timestamp() + scenario.open_h * 3600.0
+    pump: Pump
+    scorer_name: str
+    if in_process:
+        scorer = make_scorer(s, mode)
+        pump = InProcessPump(store, scorer, s, ManualClock(t0 - 120.0))
+        scorer_name = scorer.name
+    else:
+        assert handle.url is not None
+        pump = ProcessPump(workers, handle.url, store, s, mode, t0 - 120.0)
+        scorer_name = ""
+    sweeper = Engine(store, s, clock=pump.clock)
+    floor = SimFloor(
+        store,
+        pump,
+        sweeper,
+        journeys,
+        agents,
+        t0=t0,
+        span_s=scenario.span_s,
+        seed=seed,
+        register_eq=(lambda a: a.eq) if mode == "emotion" else (lambda a: SKILLS_ONLY_EQ),
+        sweep_after_route_s=(s.ladder_step1_s, s.ladder_step2_s, s.affinity_timeout_s),
+        offer_timeout_s=s.offer_timeout_s,
+        poison=POISON,
+    )
+    floor.setup()
+    label = MODE_NAMES[mode]
+    started = time.perf_counter()
+    try:
+        floor.run(on_progress=(lambda done, total: on_progress(done, total, label)) if on_progress else None)
+    finally:
+        pump_stats = pump.close()
+    wall = time.perf_counter() - started
+    report = build_report(
+        floor,
+        meta={
+            **meta,
+            "mode": label,
+            "scorer": pump_stats.pop("scorer", None) or scorer_name,
+            "workers": 0 if in_process else workers,
+            "domain": domain,
+        },
+        wall_s=wall,
+        group=s.group,
+        pump_stats=pump_stats,
+    )
+    series = {
+        "open_h": scenario.open_h,
+        "latencies_ms": floor.log.latencies_ms,
+        "samples": floor.log.samples,
+        "waits": {
+            "mot": [w for t in floor.contacts.values() if t.j.truth_mot and (w := t.wait_s) is not None],
+            "routine": [
+                w for t in floor.contacts.values() if not t.j.truth_mot and (w := t.wait_s) is not None
+            ],
+        },
+    }
+    if not keep_keys:
+        _clear_domain(handle, domain)
+    return report, series
+
+
+def run_simulate(
+    settings: Settings,
+    handle: StoreHandle,
+    *,
+    contacts: int = 2000,
+    seed: int = 7,
+    compare: bool = False,
+    scenario: str = "day",
+    workers: int = 1,
+    json_path: Path | None = None,
+    plots_dir: Path | None = None,
+    data_dir: Path | None = None,
+    agents: int | None = None,
+    on_progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Simulate ``contacts`` contacts of ``scenario`` ("day" or "burst"). ``workers`` worker processes on a
+    real server (0: one in-process worker, the only choice on fakeredis). Returns the report; with
+    ``compare`` the two reports under ``emotion_routing`` and ``skills_only`` plus ``deltas``."""
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    sc = SCENARIOS[scenario]
+    journeys, floor_agents, texts = plan_day(contacts, seed, sc, data_dir, agents)
+    meta = {
+        "scenario": scenario,
+        "seed": seed,
+        "store": handle.url or "fakeredis (in-process)",
+        "texts": texts,
+        "simulated_day": (SIM_DATE.replace(hour=sc.open_h)).isoformat(),
+    }
+    modes: tuple[Mode, ...] = ("emotion", "skills_only") if compare else ("emotion",)
+    reports: dict[str, dict[str, Any]] = {}
+    all_series: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        rep, ser = run_mode(
+            settings,
+            handle,
+            mode,
+            journeys,
+            floor_agents,
+            sc,
+            seed=seed,
+            workers=workers,
+            meta=meta,
+            on_progress=on_progress,
+        )
+        reports[MODE_NAMES[mode]] = rep
+        all_series[MODE_NAMES[mode]] = ser
+    result: dict[str, Any]
+    if compare:
+        emo, sk = reports["emotion_routing"], reports["skills_only"]
+        result = {
+            "scenario": scenario,
+            "seed": seed,
+            "contacts": contacts,
+            "emotion_routing": emo,
+            "skills_only": sk,
+            "deltas": deltas(emo, sk),
+        }
+    else:
+        result = reports["emotion_routing"]
+    if plots_dir is not None:
+        files: list[str] = []
+        for name, rep in reports.items():
+            prefix = f"{name}_" if compare else ""
+            files += [str(p) for p in write_plots(plots_dir, all_series[name], rep, prefix)]
+        if compare:
+            title = (
+                f"Emotion-aware vs skills-only routing: {scenario} scenario, {contacts} contacts, seed {seed}"
+            )
+            files.append(
+                str(
+                    compare_chart(
+                        reports["emotion_routing"], reports["skills_only"], plots_dir / "compare.png", title
+                    )
+                )
+            )
+        result["plots"] = files
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,76 @@
+"""`router bench` on a tiny workload: every figure and ratio is there, the workload is what it says."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from router.bench.engine import BENCH_AGENTS, TURNS_PER_CONTACT, WINDOW, run_bench, workload
+from router.events import parse_event
+from router.settings import Settings
+
+KEYS = {
+    "raw_redis_msgs_per_s",
+    "engine_lexicon_events_per_s",
+    "engine_transformer_events_per_s",
+    "scorer_msgs_per_s",
+    "ratio_engine_to_raw",
+    "ratio_e2e_to_scorer",
+    "decision_latency_ms",
+    "scaling",
+}
+
+
+def test_workload_is_valid_interleaved_and_uses_every_text_once() -> None:
+    routine = [f"routine line {i}" for i in range(4 * 700)]
+    mot = [f"moment of truth {i}" for i in range(2 * 700)]
+    evs = workload(700, routine, mot)
+    assert len(evs) == 700 * (TURNS_PER_CONTACT + 2)
+    for e in evs:
+        parse_event(json.dumps(e))  # every event passes the wire contract
+    assert len({e["event_id"] for e in evs}) == len(evs)
+    msgs = [e["text"] for e in evs if e["type"] == "contact.message"]
+    assert len(set(msgs)) == len(msgs)  # no text twice: the scorer's cache never answers
+    opening = [e["text"] for e in evs if e["type"] == "contact.message" and e["seq"] == 0]
+    assert 0.18 < sum(t.startswith("moment") for t in opening) / 700 < 0.32
+    kinds = Counter(e["type"] for e in evs[:WINDOW])
+    assert kinds == {"contact.started": WINDOW}  # a window of contacts starts before any of them speaks
+    pos = {(e["contact_id"], e["type"], e.get("seq")): i for i, e in enumerate(evs)}
+    for c in (f"c{i:06d}" for i in range(700)):
+        steps = [pos[(c, "contact.started", None)], *(pos[(c, "contact.message", s)] for s in range(4))]
+        steps.append(pos[(c, "contact.ended", None)])
+        assert all(b - a >= WINDOW for a, b in itertools.pairwise(steps))
+
+
+@pytest.mark.slow
+def test_bench_reports_every_figure(tmp_path: Path) -> None:
+    res = run_bench(
+        Settings(),
+        None,
+        tmp_path / "bench.json",
+        contacts=WINDOW + 20,
+        raw_messages=2_000,
+        latency_s=1.0,
+        scaling=(1, 2),
+        transformer=False,
+    )
+    assert json.loads((tmp_path / "bench.json").read_text()) == res
+    assert set(res) >= KEYS
+    assert res["raw_redis_msgs_per_s"] > 0 and res["engine_lexicon_events_per_s"] > 0
+    assert res["ratio_engine_to_raw"] == pytest.approx(
+        res["engine_lexicon_events_per_s"] / res["raw_redis_msgs_per_s"], abs=1e-4
+    )
+    assert set(res["decision_latency_ms"]) == {"p50", "p99"}
+    assert res["decision_latency_ms"]["p50"] is not None
+    assert set(res["scaling"]) == {"1", "2"}
+    assert res["engine_transformer_events_per_s"] is None and res["ratio_e2e_to_scorer"] is None
+    one = res["details"]["engine_lexicon"]["1"]
+    assert one["retried"] == 0 and one["round_trips_per_event"] > 1
+    for run in res["details"]["engine_lexicon"].values():
+        backlog = (WINDOW + 20) * (TURNS_PER_CONTACT + 2) + BENCH_AGENTS
+        assert run["dead_letters"] == 0 and run["offers_accepted"] > 0
+        assert run["events"] == backlog + run["offers_accepted"]  # the responder's answers count too

@@ -1,0 +1,134 @@
+"""A small simulated day end to end through the real engine, in accelerated time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from router.settings import Settings
+from router.sim.simulate import run_simulate
+from router.store.connect import open_store
+
+REQUIRED = {"events", "lost", "decision_latency_ms", "mot_recall", "mot_precision", "mot_high_eq_share"}
+REQUIRED |= {"wait_s", "csat_mean", "abandonment", "occupancy_by_eq", "self_service_containment"}
+STABLE = ("events", "mot_recall", "mot_precision", "mot_high_eq_share", "wait_s", "csat_mean", "abandonment")
+
+
+def _png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_compare_on_fakeredis_writes_both_reports_and_plots(tmp_path: Path) -> None:
+    with open_store("", "fakeredis") as handle:
+        out = run_simulate(
+            Settings(),
+            handle,
+            contacts=60,
+            seed=3,
+            compare=True,
+            scenario="burst",
+            workers=0,
+            json_path=tmp_path / "r.json",
+            plots_dir=tmp_path / "plots",
+            data_dir=tmp_path / "no-data",  # the bundled corpus: the test does not depend on ../shared/data
+        )
+    assert json.loads((tmp_path / "r.json").read_text()) == out
+    assert set(out) >= {"emotion_routing", "skills_only", "deltas", "plots"}
+    emo, sk = out["emotion_routing"], out["skills_only"]
+    for rep in (emo, sk):
+        assert set(rep) >= REQUIRED
+        assert set(rep["decision_latency_ms"]) >= {"p50", "p95", "p99"}
+        assert set(rep["wait_s"]) == {"mot", "routine"}
+        assert set(rep["wait_s"]["mot"]) >= {"p50", "p90"}
+        assert rep["lost"] == 0 and rep["still_pending"] == 0
+        assert rep["over_capacity_max"] == 0
+        assert rep["dead_letters"] == 3  # the three poison entries, on purpose
+        assert rep["burst_contacts"] == 18
+        assert rep["texts"]["source"] == "bundled"
+    assert emo["mot_recall"] > 0.5  # the bundled moments of truth are unmistakable
+    assert sk["mot_recall"] == 0.0 and sk["mot_precision"] is None  # skills-only never scores
+    assert sk["detour_share_mot"] > emo["detour_share_mot"]
+    assert out["deltas"]["mot_high_eq_share"]["skills_only"] == sk["mot_high_eq_share"]
+    names = {Path(p).name for p in out["plots"]}
+    assert "compare.png" in names and "emotion_routing_latency_cdf.png" in names
+    assert len(names) == 9
+    assert all(_png(Path(p)) for p in out["plots"])
+
+
+@pytest.mark.slow
+def test_same_seed_same_day(tmp_path: Path) -> None:
+    runs = []
+    for _ in range(2):
+        with open_store("", "fakeredis") as handle:
+            runs.append(
+                run_simulate(
+                    Settings(),
+                    handle,
+                    contacts=40,
+                    seed=5,
+                    workers=0,
+                    json_path=None,
+                    data_dir=tmp_path / "x",
+                )
+            )
+    assert [runs[0][k] for k in STABLE] == [runs[1][k] for k in STABLE]
+
+
+@pytest.mark.slow
+def test_cli_simulate_on_fakeredis(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router",
+            "simulate",
+            "--embedded",
+            "fakeredis",
+            "--contacts",
+            "30",
+            "--seed",
+            "2",
+            "--data",
+            str(tmp_path / "none"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert set(data) >= REQUIRED and data["lost"] == 0
+    assert "mot_high_eq_share" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_worker_processes_on_a_real_server(real_redis_url: str, tmp_path: Path) -> None:
+    """Two engine processes on one shared simulated clock give the same day a lone worker gives."""
+    reports = []
+    for workers in (0, 2):
+        with open_store(real_redis_url) as handle:
+            reports.append(
+                run_simulate(
+                    Settings(),
+                    handle,
+                    contacts=40,
+                    seed=4,
+                    workers=workers,
+                    json_path=None,
+                    data_dir=tmp_path / "x",
+                )
+            )
+    inproc, procs = reports
+    assert procs["workers"] == 2 and procs["lost"] == 0 and procs["over_capacity_max"] == 0
+    assert procs["run"]["processed"] == procs["events"] - procs["dead_letters"]
+    assert procs["events"] == inproc["events"]
+    assert procs["mot_recall"] == inproc["mot_recall"]
