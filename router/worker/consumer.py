@@ -209,6 +209,7 @@ class Worker:
         self.stats.batches += 1
         self.stats.read += len(entries)
         deliveries = self._delivery_counts(entries) if check_deliveries else {}
+        self.engine.refresh_agents()  # supervisors' edits and other workers' offers apply from the next batch
         parsed: list[tuple[str, InboundEvent]] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:

@@ -77,6 +77,7 @@ class Engine:
         self.clock = clock
         self.counters = EngineCounters()
         self._retries = settings.conflict_retries
+        self._snapshot: tuple[list[AgentView], int] | None = None
         self._fair_ms = int(settings.fairness_window_s * 1000)
 
     # ---- entry point ----------------------------------------------------------------------------
@@ -260,6 +261,7 @@ class Engine:
             affinity_ttl_s=int(self.settings.affinity_ttl_s),
         )
         if out.ok and v.agent_id:
+            self.refresh_agents()
             self.pull_for_agent(v.agent_id, eid)
         return out
 
@@ -291,6 +293,7 @@ class Engine:
             requeue=requeue + stale,
         )
         if out.ok:
+            self.refresh_agents()
             if ev.status == "available":
                 self.pull_for_agent(ev.agent_id, eid)
             else:
@@ -338,16 +341,46 @@ class Engine:
             requeue_score=queue_score(enq, prio, self.cfg),
         )
         if out.ok:
+            self.refresh_agents()
             self.match_contact(offer.contact_id, announce=False, cause=eid or "sweep")
             self.pull_for_agent(offer.agent_id, eid or "sweep")
         return out
 
     # ---- matching -------------------------------------------------------------------------------
     def _agents(self, now: float) -> tuple[list[AgentView], int]:
-        now_ms = int(now * 1000)
-        return self.store.agent_views(now_ms, self._fair_ms), self.store.mot_total_recent(
-            now_ms, self._fair_ms
-        )
+        """The agents as last read, and the domain's recent moments of truth. Reading every agent costs a
+        hash per agent, so one snapshot serves a whole batch (or sweep) and is patched after our own
+        offers. A stale snapshot is safe: the offer script re-checks status, capacity and declines, and a
+        refused offer drops the snapshot, so the retry decides on fresh state."""
+        if self._snapshot is None:
+            now_ms = int(now * 1000)
+            self._snapshot = (
+                self.store.agent_views(now_ms, self._fair_ms),
+                self.store.mot_total_recent(now_ms, self._fair_ms),
+            )
+        return self._snapshot
+
+    def refresh_agents(self) -> None:
+        """Forget the agent snapshot (a new batch, a sweep, or our own commit that freed capacity)."""
+        self._snapshot = None
+
+    def _took(self, agent_id: str, channel: str, now: float, mot: bool) -> None:
+        """Patch the snapshot after our own offer, as the offer script changed the agent."""
+        if self._snapshot is None:
+            return
+        agents, mot_total = self._snapshot
+        patched = [
+            replace(
+                a,
+                load={**a.load, channel: a.load.get(channel, 0) + 1},
+                last_assigned_ts=now,
+                mot_recent=a.mot_recent + int(mot),
+            )
+            if a.agent_id == agent_id
+            else a
+            for a in agents
+        ]
+        self._snapshot = (patched, mot_total + int(mot))
 
     def match_contact(self, contact_id: str, *, announce: bool, cause: str = "") -> str | None:
         """Offer a queued contact to the best eligible agent. With ``announce``, a contact left waiting gets
@@ -433,7 +466,9 @@ class Engine:
         )
         if out.ok:
             self.counters.offers += 1
+            self._took(agent_id, v.channel, now, v.moment_of_truth)
             return True
+        self.refresh_agents()
         self.counters.conflicts += 1
         log.debug("offer of %s to %s refused: %s %s", v.contact_id, agent_id, out.status, out.detail)
         return False
@@ -468,6 +503,7 @@ class Engine:
         """Periodic safety net: time out overdue offers, and offer queue heads the ladder has widened for.
         Returns the number of transitions made."""
         done = 0
+        self.refresh_agents()
         now_ms = self._now_ms()
         for offer_id in self.store.due_offers(now_ms):
             offer = self.store.load_offer(offer_id)
