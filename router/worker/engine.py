@@ -308,10 +308,16 @@ class Engine:
         if offer.status != "pending":
             return self.store.mark(self._commit(eid))  # late answer to an offer that timed out or was revoked
         if isinstance(ev, OfferAccepted):
-            return self.store.resolve_offer(
+            out = self.store.resolve_offer(
                 self._commit(eid), offer, "accepted", now_ms=self._now_ms(), requeue_score=0
             )
-        return self._give_back(self._commit, eid, offer, "declined")
+        else:
+            out = self._give_back(self._commit, eid, offer, "declined")
+        if out.status == "err" and out.reason == "offer_not_pending":
+            # the offer timed out or was revoked between our read and the script: read again, and the
+            # answer is then a late one (marked applied) instead of an error left pending
+            return Outcome("conflict", out.detail)
+        return out
 
     def _give_back(self, commit: Callable[..., Commit], eid: str, offer: OfferInfo, mode: str) -> Outcome:
         """Declined or timed out: free the agent, requeue the contact at its old place, try someone else."""
