@@ -59,10 +59,13 @@ class Settings(BaseSettings):
     transcript_tail: int = Field(default=10, ge=1)
 
     # Scoring
-    scorer: Literal["lexicon", "transformer", "pipeline"] = "lexicon"
+    scorer: Literal["lexicon", "transformer", "pipeline"] = "transformer"
     model_dir: str = ""
     hf_model: str = ""
     torch_threads: int = Field(default=0, ge=0)
+    # ROUTER_ENCODER_BACKEND: "auto" uses ONNX Runtime int8 when scripts/export_onnx.py has written
+    # models/onnx/encoder-int8.onnx (or .cache/onnx/) and onnxruntime imports, else torch fp32.
+    encoder_backend: Literal["auto", "torch", "onnx"] = "auto"
 
     # Supervisor API (router/api)
     admin_key: SecretStr = SecretStr("")  # ROUTER_ADMIN_KEY: every scope; empty disables it

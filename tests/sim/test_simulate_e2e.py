@@ -26,7 +26,7 @@ def _png(path: Path) -> bool:
 def test_compare_on_fakeredis_writes_both_reports_and_plots(tmp_path: Path) -> None:
     with open_store("", "fakeredis") as handle:
         out = run_simulate(
-            Settings(),
+            Settings(scorer="lexicon"),
             handle,
             contacts=60,
             seed=3,
@@ -67,7 +67,7 @@ def test_same_seed_same_day(tmp_path: Path) -> None:
         with open_store("", "fakeredis") as handle:
             runs.append(
                 run_simulate(
-                    Settings(),
+                    Settings(scorer="lexicon"),
                     handle,
                     contacts=40,
                     seed=5,
@@ -118,7 +118,7 @@ def test_worker_processes_on_a_real_server(real_redis_url: str, tmp_path: Path) 
         with open_store(real_redis_url) as handle:
             reports.append(
                 run_simulate(
-                    Settings(),
+                    Settings(scorer="lexicon"),
                     handle,
                     contacts=40,
                     seed=4,
