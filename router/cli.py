@@ -29,15 +29,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _settings(redis_url: str | None, domain: str | None, scorer: str | None = None) -> Settings:
-    s = load_settings()
-    updates: dict[str, object] = {}
-    if redis_url is not None:
-        updates["redis_url"] = redis_url
-    if domain is not None:
-        updates["domain"] = domain
-    if scorer is not None:
-        updates["scorer"] = scorer
-    return Settings.model_validate({**s.model_dump(), **updates}) if updates else s
+    return load_settings(redis_url=redis_url, domain=domain, scorer=scorer)
 
 
 RedisUrl = Annotated[

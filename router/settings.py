@@ -81,5 +81,9 @@ class Settings(BaseSettings):
     api_idempotency_ttl_s: int = Field(default=86_400, ge=1)
 
 
-def load_settings() -> Settings:
-    return Settings()
+def load_settings(**overrides: object) -> Settings:
+    """The environment's settings, with the given values (command-line options) on top; None means
+    "not given" and leaves the environment's value."""
+    settings = Settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return Settings.model_validate({**settings.model_dump(), **updates}) if updates else settings

@@ -80,29 +80,7 @@ class LiveFloor(DemoFloor):
         """Add a wave of journeys starting at ``t0`` (DemoFloor.seed without re-creating agents)."""
         for j in journeys:
             self.journeys[j.contact_id] = j
-            start = t0 + j.start_s
-            customer = {"id": j.customer_id, "language": j.language, "tier": j.tier}
-            self.at(
-                start,
-                {
-                    "type": "contact.started",
-                    "contact_id": j.contact_id,
-                    "channel": j.channel,
-                    "customer": customer,
-                },
-            )
-            for k, text in enumerate(j.turns):
-                self.at(
-                    start + (k + 1) * self.turn_gap_s,
-                    {
-                        "type": "contact.message",
-                        "contact_id": j.contact_id,
-                        "seq": k,
-                        "speaker": "customer",
-                        "text": text,
-                    },
-                )
-            self.at(start + (len(j.turns) + 1) * self.turn_gap_s, {"_check_contained": j.contact_id})
+            self.schedule_journey(j, t0 + j.start_s)
 
     def idle(self) -> bool:
         return not self._heap and all(j.ended for j in self.journeys.values())

@@ -18,13 +18,7 @@ console = Console(stderr=True)
 
 
 def _settings(redis_url: str | None, scorer: str | None) -> Settings:
-    s = load_settings()
-    updates: dict[str, object] = {}
-    if redis_url is not None:
-        updates["redis_url"] = redis_url
-    if scorer is not None:
-        updates["scorer"] = scorer
-    return Settings.model_validate({**s.model_dump(), **updates}) if updates else s
+    return load_settings(redis_url=redis_url, scorer=scorer)
 
 
 def _fmt(v: Any) -> str:

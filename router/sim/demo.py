@@ -179,29 +179,7 @@ class DemoFloor:
         for raw in POISON:
             self.at(t0 + 0.5, raw)
         for j in self.journeys.values():
-            start = t0 + 0.2 + j.start_s
-            self.at(
-                start,
-                {
-                    "type": "contact.started",
-                    "contact_id": j.contact_id,
-                    "channel": j.channel,
-                    "customer": {"id": j.customer_id, "language": j.language, "tier": j.tier},
-                },
-            )
-            for k, text in enumerate(j.turns):
-                self.at(
-                    start + (k + 1) * self.turn_gap_s,
-                    {
-                        "type": "contact.message",
-                        "contact_id": j.contact_id,
-                        "seq": k,
-                        "speaker": "customer",
-                        "text": text,
-                    },
-                )
-            # a contact still in self-service after its last turn was contained there
-            self.at(start + (len(j.turns) + 1) * self.turn_gap_s, {"_check_contained": j.contact_id})
+            self.schedule_journey(j, t0 + 0.2 + j.start_s)
         # one agent steps away mid-run and comes back: its pending offers must be re-routed
         away = self.agents["a05"]
         span = max(j.start_s for j in self.journeys.values()) if self.journeys else 1.0
@@ -209,6 +187,32 @@ class DemoFloor:
         self.at(
             t0 + span * 0.4 + 3.0, {"type": "agent.status", "agent_id": away.agent_id, "status": "available"}
         )
+
+    def schedule_journey(self, j: Journey, start: float) -> None:
+        """The customer's side of one journey: the start, each turn, and the containment check."""
+        customer = {"id": j.customer_id, "language": j.language, "tier": j.tier}
+        self.at(
+            start,
+            {
+                "type": "contact.started",
+                "contact_id": j.contact_id,
+                "channel": j.channel,
+                "customer": customer,
+            },
+        )
+        for k, text in enumerate(j.turns):
+            self.at(
+                start + (k + 1) * self.turn_gap_s,
+                {
+                    "type": "contact.message",
+                    "contact_id": j.contact_id,
+                    "seq": k,
+                    "speaker": "customer",
+                    "text": text,
+                },
+            )
+        # a contact still in self-service after its last turn was contained there
+        self.at(start + (len(j.turns) + 1) * self.turn_gap_s, {"_check_contained": j.contact_id})
 
     def _send_due(self, now: float) -> None:
         pipe = self.store.r.pipeline(transaction=False)
