@@ -210,7 +210,7 @@ def main() -> int:
     t0 = time.perf_counter()
     rng = random.Random(SEED)
     data: Path = args.data
-    enc = Encoder(threads=args.threads)
+    enc = Encoder(threads=args.threads, backend="torch")  # heads learn from the fp32 reference
     timings: dict[str, float] = {}
 
     def emb(label: str, texts: list[str]) -> np.ndarray:

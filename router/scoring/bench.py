@@ -6,6 +6,12 @@
     every message is distinct, so the cache never answers;
 (c) forward: only the encoder forward pass + pooling on the same batches, already tokenized and padded
     the way the scorer pads them.
+
+(b) and (c) use the default scorer (``backend``: ONNX Runtime int8 when ``scripts/export_onnx.py`` has
+written the encoder, else torch fp32). When the ONNX file is present, both backends' scorers are also timed
+on the same batches, alternating batch by batch so that a change in machine load hits both alike
+(``torch_*`` / ``onnx_*`` keys, ``onnx_vs_torch``), and their outputs are compared on the same messages
+(embedding cosine, intensity difference, topic agreement).
 """
 
 from __future__ import annotations
@@ -37,6 +43,109 @@ _FALLBACK = [
 ]
 
 
+# ~50 varied customer turns: routine and emotional, short and long, typos, several languages, emoji.
+QUALITY_TEXTS = [
+    "my card was stolen and someone emptied my account, I am panicking",
+    "what are your opening hours",
+    "my card was stolen and there are payments I didn't make",
+    "I want to talk to a real person, not a bot",
+    "I want to speak to a human right now",
+    "yes",
+    "agent please",
+    "ok thanks",
+    "Thank you so much for your help today!",
+    "my flight was cancelled an hour before boarding and nobody is helping",
+    "can I get a copy of my last invoice please",
+    "I have been charged twice for the same order and I want my money back now",
+    "how do I change the address on my account",
+    "my internet has been cut off for three days and I work from home",
+    "My father passed away last week and I need to close his account",
+    "Lost luggage again. Third time this year. Unbelievable.",
+    "The washing machine you sold me broke after two weeks and it flooded my kitchen",
+    "hi, just checking the status of my refund request from Monday",
+    "Is there a fee for international transfers?",
+    "why is there a charge of 49.99 on my statement I never ordered anything",
+    "I've been on hold for 2 hours!!! This is ridiculous",
+    "can you reset my password",
+    "Someone opened a loan in my name, I think my identity was stolen",
+    "I missed my connecting flight because your first flight was late",
+    "please cancel my subscription",
+    "you people are useless, I'm switching banks tomorrow",
+    "What's the exchange rate for euros today?",
+    "my card got declined at the supermarket and I was so embarrassed",
+    "I need to update my phone number",
+    "The app keeps crashing when I try to pay a bill",
+    "They cut off my electricity even though I paid on time, I have a newborn at home",
+    "Could you tell me how to activate my new card?",
+    "I was transferred five times and nobody can answer a simple question",
+    "great service, the agent was very kind",
+    "where is my parcel? it was supposed to arrive yesterday",
+    "ATM swallowed my card",
+    "I'm really worried, I can't access my savings and rent is due tomorrow",
+    "how long does a bank transfer take",
+    "the hotel booking you confirmed doesn't exist, we are stranded at midnight with two kids",
+    "do you have a student discount",
+    "Sono furioso, mi avete bloccato la carta e nessuno risponde!",
+    "Buongiorno, a che ora aprite sabato?",
+    "Mi-au furat cardul și nu pot bloca contul",
+    "Kiitos nopeasta vastauksesta",
+    "¿Dónde está mi reembolso? Llevo un mes esperando",
+    "Ich möchte bitte meine Adresse ändern",
+    "😡😡😡 worst airline ever",
+    "lol ok 👍",
+    "x " * 200,
+    "",
+    "The representative hung up on me twice. I am filing a formal complaint with the regulator.",
+    "Hello, I would like to know whether my order number 1234567 has been shipped yet, and if so when "
+    "it should arrive, because I need it before my daughter's birthday party on Saturday afternoon.",
+]
+
+# The texts of tests/scoring/test_transformer.py (issue 3's acceptance texts among them).
+ACCEPTANCE_TEXTS = [
+    "my card was stolen and someone emptied my account, I am panicking",
+    "what are your opening hours",
+    "",
+    "x " * 500,
+    "I want to speak to a human right now",
+    "my card was stolen and there are payments I didn't make",
+    "I want to talk to a real person, not a bot",
+    "yes",
+    "agent please",
+    "Sono furioso, mi avete bloccato la carta e nessuno risponde!",
+    "Buongiorno, a che ora aprite sabato?",
+]
+# "Equal quality" for the ONNX encoder, checked by scripts/export_onnx.py before the scorer may pick it
+# by itself: embedding cosine vs torch, and the heads' answers on the acceptance texts.
+GATE_MIN_COSINE = 0.98
+GATE_MAX_INTENSITY_DIFF = 0.05
+
+
+def onnx_quality(torch_scorer: Any, onnx_scorer: Any) -> dict[str, Any]:
+    """Compare the ONNX scorer with torch on QUALITY_TEXTS and ACCEPTANCE_TEXTS; ``passed`` is the gate."""
+    a = torch_scorer.encoder.embed(QUALITY_TEXTS)
+    b = onnx_scorer.encoder.embed(QUALITY_TEXTS)
+    cos = (a * b).sum(axis=1)
+    st = torch_scorer.score_embeddings(torch_scorer.encoder.embed(ACCEPTANCE_TEXTS), ACCEPTANCE_TEXTS)
+    so = onnx_scorer.score_embeddings(onnx_scorer.encoder.embed(ACCEPTANCE_TEXTS), ACCEPTANCE_TEXTS)
+    idiff = max(abs(x.intensity - y.intensity) for x, y in zip(st, so, strict=True))
+    topic_changed = [
+        f"{text!r}: {x.topic} -> {y.topic}"
+        for text, x, y in zip(ACCEPTANCE_TEXTS, st, so, strict=True)
+        if x.topic != y.topic
+    ]
+    worst = int(cos.argmin())
+    return {
+        "cosine_min": round(float(cos.min()), 4),
+        "cosine_mean": round(float(cos.mean()), 4),
+        "cosine_worst_text": QUALITY_TEXTS[worst],
+        "intensity_absdiff_max": round(float(idiff), 4),
+        "topic_changed": topic_changed,
+        "passed": bool(
+            cos.min() >= GATE_MIN_COSINE and idiff <= GATE_MAX_INTENSITY_DIFF and not topic_changed
+        ),
+    }
+
+
 def bench_messages(n: int, data_dir: Path | None = None, seed: int = 7) -> list[str]:
     """``n`` distinct realistic customer messages: airline tweets when the data is there, else templates."""
     rng = random.Random(seed)
@@ -59,15 +168,46 @@ def _pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=np.float64), q))
 
 
+def _backend_detail(scorer: Any) -> str:
+    enc = scorer.encoder
+    if enc.backend == "onnx":
+        return f"onnxruntime int8 ({enc.onnx_path.name}), {enc.threads} intra-op threads"
+    return f"torch fp32 eager, {enc.threads} threads"
+
+
+def compare_backends(torch_scorer: Any, onnx_scorer: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """Embedding cosine and head agreement of the two backends on the same texts."""
+    a = torch_scorer.encoder.embed(texts)
+    b = onnx_scorer.encoder.embed(texts)
+    cos = (a * b).sum(axis=1)
+    sa = torch_scorer.score_embeddings(a, texts)
+    sb = onnx_scorer.score_embeddings(b, texts)
+    diff = np.abs(np.asarray([x.intensity - y.intensity for x, y in zip(sa, sb, strict=True)]))
+    return {
+        "compare_messages": len(texts),
+        "onnx_cosine_min": round(float(cos.min()), 4),
+        "onnx_cosine_p1": round(_pct(cos.tolist(), 1), 4),
+        "onnx_cosine_mean": round(float(cos.mean()), 4),
+        "onnx_intensity_absdiff_mean": round(float(diff.mean()), 4),
+        "onnx_intensity_absdiff_max": round(float(diff.max()), 4),
+        "onnx_topic_agreement": round(
+            sum(x.topic == y.topic for x, y in zip(sa, sb, strict=True)) / len(sa), 4
+        ),
+    }
+
+
 def run_bench_scorer(
     json_path: Path | None,
     n_messages: int = 1024,
     n_naive: int = 192,
     threads: int = 0,
     data_dir: Path | None = None,
+    n_compare: int = 256,
+    compare_onnx: bool = True,
 ) -> dict[str, Any]:
+    """Figures of the module docstring; ``compare_onnx=False`` skips timing the second backend."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from router.scoring.transformer import TransformerScorer, length_buckets
+    from router.scoring.transformer import TransformerScorer, find_onnx_model, length_buckets
 
     scorer = TransformerScorer(threads=threads, cache_size=4 * n_messages)
     enc = scorer.encoder
@@ -88,16 +228,22 @@ def run_bench_scorer(
     naive = len(naive_msgs) / (time.perf_counter() - t)
     del pipe
 
-    # (b) scorer end to end, batches of 32 (distinct messages: no cache hits)
-    scorer.score(warm)
-    lat: list[float] = []
-    t = time.perf_counter()
+    # (b) scorer end to end, batches of 32 (distinct messages: no cache hits); with ONNX present, the
+    # other backend's scorer on the same batches, alternating, so that both see the same machine load
+    scorers = {scorer.backend: scorer}
+    if compare_onnx and find_onnx_model() is not None:
+        other = "torch" if scorer.backend == "onnx" else "onnx"
+        scorers[other] = TransformerScorer(threads=threads, cache_size=4 * n_messages, backend=other)
+    for sc in scorers.values():
+        sc.score(warm)
+    lats: dict[str, list[float]] = {name: [] for name in scorers}
     for b in batches:
-        t1 = time.perf_counter()
-        scorer.score(b)
-        lat.append((time.perf_counter() - t1) * 1000)
-    total = time.perf_counter() - t
-    scorer_rate = len(msgs) / total
+        for name, sc in scorers.items():
+            t1 = time.perf_counter()
+            sc.score(b)
+            lats[name].append((time.perf_counter() - t1) * 1000)
+    lat = lats[scorer.backend]
+    scorer_rate = len(msgs) / (sum(lat) / 1000)
     hits = scorer.cache.hits
 
     # (c) raw forward + pooling on the same batches, padded the same way, tokenization excluded
@@ -110,8 +256,6 @@ def run_bench_scorer(
     for input_ids, mask in prepared:
         enc.forward(input_ids, mask)
     forward_rate = len(msgs) / (time.perf_counter() - t)
-
-    import torch
 
     res: dict[str, Any] = {
         "naive_msgs_per_s": round(naive, 1),
@@ -126,13 +270,22 @@ def run_bench_scorer(
         "naive_messages": len(naive_msgs),
         "batches": len(batches),
         "cache_hits": hits,
-        "threads": torch.get_num_threads(),
+        "threads": enc.threads,
         "cpu": platform.processor() or platform.machine(),
         "cpus_available": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "backend": "torch fp32 eager",
+        "backend": scorer.backend,
+        "backend_detail": _backend_detail(scorer),
     }
+    for name, sc in scorers.items():
+        res[f"{name}_scorer_msgs_per_s"] = round(len(msgs) / (sum(lats[name]) / 1000), 1)
+        res[f"{name}_batch32_p50_ms"] = round(_pct(lats[name], 50), 1)
+        res[f"{name}_batch32_p99_ms"] = round(_pct(lats[name], 99), 1)
+        res[f"{name}_cache_hits"] = sc.cache.hits
+    if len(scorers) == 2:
+        res["onnx_vs_torch"] = round(res["onnx_scorer_msgs_per_s"] / res["torch_scorer_msgs_per_s"], 2)
+        res.update(compare_backends(scorers["torch"], scorers["onnx"], msgs[:n_compare]))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")

