@@ -25,8 +25,13 @@ if [ -z "${ROUTER_TEST_REDIS_URL:-}" ]; then
   redis_pid=$!
   trap 'kill $redis_pid 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-  export ROUTER_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
-  echo "redis-server $(redis-server --version | awk '{print $3}') on $ROUTER_TEST_REDIS_URL"
+  # the suite runs as the documented least-privilege worker user (router/store/acl.py); the admin URL is
+  # only for tests that must create users
+  export ROUTER_TEST_REDIS_ADMIN_URL="redis://127.0.0.1:$port/0"
+  test_pw=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
+  .venv/bin/router acl worker --username router-test --password "$test_pw" | xargs redis-cli -p "$port" >/dev/null
+  export ROUTER_TEST_REDIS_URL="redis://router-test:$test_pw@127.0.0.1:$port/0"
+  echo "redis-server $(redis-server --version | awk '{print $3}') on port $port, tests run as ACL user router-test"
 fi
 
 .venv/bin/ruff check router tests scripts

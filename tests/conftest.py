@@ -74,6 +74,13 @@ def real_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def real_redis_admin_url(real_redis_url: str) -> str:
+    """The same server as the default (admin) user: ROUTER_TEST_REDIS_ADMIN_URL when the suite runs as a
+    least-privilege ACL user (scripts/test.sh), else the suite's own URL."""
+    return os.environ.get("ROUTER_TEST_REDIS_ADMIN_URL", real_redis_url)
+
+
 @pytest.fixture(params=["fakeredis", "redis"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -19,16 +19,16 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
-def acl_user(real_redis_url: str) -> Iterator[tuple[str, str]]:
+def acl_user(real_redis_admin_url: str) -> Iterator[tuple[str, str]]:
     """(worker URL, api URL) for two fresh ACL users."""
-    admin = redis.Redis.from_url(real_redis_url)
+    admin = redis.Redis.from_url(real_redis_admin_url)
     names = []
     urls = []
     for role in ("worker", "api"):
         name, password = f"router-{role}-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
         admin.execute_command(*setuser_command(role, name, password))
         names.append(name)
-        parts = urlsplit(real_redis_url)
+        parts = urlsplit(real_redis_admin_url)
         urls.append(urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}")))
     yield urls[0], urls[1]
     for name in names:
