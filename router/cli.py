@@ -233,7 +233,7 @@ def score(
     """Score JSON lines {"text", "language"?} from stdin; one JSON line per input on stdout."""
     from router.scoring.score_cli import run_score
 
-    settings = _settings(None, None, scorer or "transformer")
+    settings = _settings(None, None, scorer)
     run_score(sys.stdin, sys.stdout, settings, batch_size=batch_size)
 
 
