@@ -30,22 +30,33 @@ local function finish()
   if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
 end
 local function num(v) return tonumber(v) or 0 end
+-- the field/value pairs of a decoded JSON object, then the extra pairs (which win a name clash, as a later
+-- HSET would), for one HSET instead of one per field
+local function flat_pairs(fields, ...)
+  local flat = {}
+  for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+  for _, x in ipairs({...}) do flat[#flat + 1] = x end
+  return flat
+end
 """
 
 # Contact state update (started, message, human request, re-placement). Optimistic: refused when the
 # contact's version moved since the worker read it.
-# KEYS: 4 contact, 5 queue to leave, 6 queue to join
-# ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id
+# KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched)
+# ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id,
+#       11 customer's last contact ms ('' none), 12 customer ttl s
 APPLY_CONTACT = r"""
 local ver = redis.call('HGET', KEYS[4], 'version')
 if not ver then ver = '0' end
 if ver ~= ARGV[6] then return {'conflict', ver} end
-local fields = cjson.decode(ARGV[7])
-for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
 local newver = num(ver) + 1
-redis.call('HSET', KEYS[4], 'version', newver)
+redis.call('HSET', KEYS[4], unpack(flat_pairs(cjson.decode(ARGV[7]), 'version', newver)))
 if ARGV[8] == '1' then redis.call('ZREM', KEYS[5], ARGV[10]) end
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10]) end
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[7], 'last_contact_ms', ARGV[11])
+  redis.call('EXPIRE', KEYS[7], ARGV[12])
+end
 finish()
 return {'ok', tostring(newver)}
 """
@@ -146,14 +157,12 @@ elseif st == 'queued' then
   redis.call('ZREM', KEYS[7], ARGV[6])
 end
 local fields = cjson.decode(ARGV[9])
-for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
-local ver = num(redis.call('HGET', KEYS[4], 'version')) + 1
+local ver = num(ARGV[7]) + 1
 if ARGV[10] == '1' then
-  redis.call('HSET', KEYS[4], 'status', 'ended', 'agent_id', '', 'offer_id', '', 'version', ver,
-    'ended_ms', ARGV[8])
-else
-  redis.call('HSET', KEYS[4], 'version', ver)
+  -- the end overrides any same-named field of the event's own
+  fields['status'] = 'ended'; fields['agent_id'] = ''; fields['offer_id'] = ''; fields['ended_ms'] = ARGV[8]
 end
+redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', ver)))
 finish()
 return {'ok', st, freed}
 """
@@ -197,10 +206,9 @@ UPSERT_AGENT = r"""
 local ver = redis.call('HGET', KEYS[4], 'version') or '0'
 if ARGV[7] ~= '' and ver ~= ARGV[7] then return {'conflict', ver} end
 local fields = cjson.decode(ARGV[8])
-for k, v in pairs(fields) do redis.call('HSET', KEYS[4], k, v) end
-if not redis.call('HGET', KEYS[4], 'status') then redis.call('HSET', KEYS[4], 'status', 'offline') end
+if not redis.call('HGET', KEYS[4], 'status') and fields['status'] == nil then fields['status'] = 'offline' end
 local newver = num(ver) + 1
-redis.call('HSET', KEYS[4], 'version', newver, 'agent_id', ARGV[6])
+redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', newver, 'agent_id', ARGV[6])))
 redis.call('SADD', KEYS[5], ARGV[6])
 if ARGV[9] ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'entry', ARGV[9]) end
 finish()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,23 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerTouch:
+    """The customer's last-contact time, written with a contact's start (repeat-contact detection)."""
+
+    customer_id: str
+    last_contact_ms: int
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReads:
+    """What one pipeline read for a worker batch: contacts (None: no such contact) and customers."""
+
+    contacts: dict[str, ContactRecord | None]
+    customers: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class OfferInfo:
     offer_id: str
     agent_id: str
@@ -69,7 +86,11 @@ class RoutingStore:
     """All Redis access of a routing domain. Thread-safe as far as redis-py's client is."""
 
     def __init__(self, client: redis.Redis, domain: str, *, seen_ttl_s: int = 86_400) -> None:
-        self.r = client
+        self._client = client
+        # redis-py's cluster pipeline refuses EVALSHA: on a cluster a deferred transition runs at once
+        self._can_defer = not isinstance(client, redis.RedisCluster)
+        # transitions sent later in one pipeline (see defer): (script, keys, args, who gets the outcome)
+        self._deferred: list[tuple[str, list[Any], list[Any], Callable[[Outcome], None]]] = []
         self.keys = Keys(domain)
         self.domain = domain
         self.seen_ttl_s = seen_ttl_s
@@ -77,8 +98,52 @@ class RoutingStore:
             name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
         }
 
+    @property
+    def r(self) -> redis.Redis:
+        """The client. Deferred transitions are sent first, so whatever runs next sees their effects and
+        Redis applies everything in the order the worker issued it."""
+        if self._deferred:
+            self.flush()
+        return self._client
+
     # ---- transitions -------------------------------------------------------------------------
-    def _run(self, name: str, commit: Commit, keys: Sequence[str], args: Sequence[Any]) -> Outcome:
+    def discard_deferred(self) -> None:
+        """Forget unsent transitions (a batch that failed half-way): their events were not acknowledged,
+        so they are redelivered and applied then."""
+        self._deferred = []
+
+    def flush(self) -> None:
+        """Send the deferred transitions in one pipeline, in order, and report each one's outcome."""
+        if not self._deferred:
+            return
+        batch, self._deferred = self._deferred, []
+        pipe = self._client.pipeline(transaction=False)
+        for name, keys, args, _ in batch:
+            # EVALSHA, not the Script object: a pipeline holding Script objects checks them with an extra
+            # SCRIPT EXISTS round trip on every execute
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        results = pipe.execute(raise_on_error=False)
+        for (name, keys, args, done), res in zip(batch, results, strict=True):
+            if isinstance(res, redis.exceptions.NoScriptError):  # the server lost its scripts (restart)
+                res = self._call(name, keys, args)
+            done(_outcome(name, res))
+
+    def _call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return self._scripts[name](keys=keys, args=args)
+        except redis.ResponseError as exc:
+            return exc
+
+    def _run(
+        self,
+        name: str,
+        commit: Commit,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        defer: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
+        """Run a transition now, or with ``defer`` queue it for ``flush`` (answered 'deferred'; ``defer``
+        gets the outcome). Anything else the store does flushes first, so order is never changed."""
         k = self.keys
         seen = k.seen(commit.event_id) if commit.event_id else k.none
         all_keys = [seen, k.decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
@@ -90,12 +155,17 @@ class RoutingStore:
             DECISIONS_MAXLEN,
             *args,
         ]
-        try:
-            res = self._scripts[name](keys=all_keys, args=all_args)
-        except redis.ResponseError as exc:
-            raise StoreError(f"script {name} failed: {exc}") from exc
-        parts = tuple(_txt(x) for x in res)
-        return Outcome(parts[0], parts[1:])
+        if defer is not None and self._can_defer:
+            self._deferred.append((name, all_keys, all_args, defer))
+            return Outcome("deferred")
+        self.flush()
+        res = self._call(name, all_keys, all_args)
+        if defer is not None:
+            defer(_outcome(name, res))
+            return Outcome("deferred")
+        if isinstance(res, redis.ResponseError):
+            raise StoreError(f"script {name} failed: {res}") from res
+        return _outcome(name, res)
 
     def apply_contact(
         self,
@@ -107,17 +177,29 @@ class RoutingStore:
         leave_queue: str | None = None,
         join_queue: str | None = None,
         join_score: float | None = None,
+        customer: CustomerTouch | None = None,
+        defer: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
+        """Write ``fields`` if the contact is still at ``expected_version``; 'ok' answers the new version.
+        ``customer`` records the customer's last contact in the same step (repeat-contact detection).
+        With ``defer``, sent with the next flush (see _run)."""
         k = self.keys
-        keys = [k.contact(contact_id), k.queue(leave_queue or "none"), k.queue(join_queue or "none")]
+        keys = [
+            k.contact(contact_id),
+            k.queue(leave_queue or "none"),
+            k.queue(join_queue or "none"),
+            k.customer(customer.customer_id) if customer else k.none,
+        ]
         args = [
             str(expected_version),
             json.dumps(dict(fields)),
             "1" if leave_queue else "0",
             repr(join_score) if join_queue and join_score is not None else "",
             contact_id,
+            str(customer.last_contact_ms) if customer else "",
+            max(1, customer.ttl_s) if customer else 1,
         ]
-        return self._run("apply_contact", commit, keys, args)
+        return self._run("apply_contact", commit, keys, args, defer)
 
     def offer(
         self,
@@ -195,6 +277,7 @@ class RoutingStore:
         fields: Mapping[str, str],
         end_contact: bool,
         affinity_ttl_s: int,
+        defer: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
         k = self.keys
         c = contact.view
@@ -215,7 +298,7 @@ class RoutingStore:
             "1" if end_contact else "0",
             max(1, affinity_ttl_s),
         ]
-        return self._run("release", commit, keys, args)
+        return self._run("release", commit, keys, args, defer)
 
     def agent_status(
         self,
@@ -281,6 +364,27 @@ class RoutingStore:
             for i in range(len(contact_ids))
         ]
 
+    def load_batch(self, contact_ids: Sequence[str], customer_ids: Sequence[str]) -> BatchReads:
+        """Every contact and customer a worker batch will need, in one round trip."""
+        cids = list(dict.fromkeys(contact_ids))
+        uids = list(dict.fromkeys(customer_ids))
+        if not cids and not uids:
+            return BatchReads({}, {})
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.hgetall(self.keys.contact(cid))
+            pipe.smembers(self.keys.declined(cid))
+        for uid in uids:
+            pipe.hgetall(self.keys.customer(uid))
+        res = pipe.execute()
+        contacts = {
+            cid: contact_from_hash(_decode_map(res[2 * i]), frozenset(_txt(x) for x in res[2 * i + 1]))
+            for i, cid in enumerate(cids)
+        }
+        base = 2 * len(cids)
+        customers = {uid: _decode_map(res[base + i]) for i, uid in enumerate(uids)}
+        return BatchReads(contacts, customers)
+
     def customer(self, customer_id: str) -> dict[str, str]:
         return _decode_map(self.r.hgetall(self.keys.customer(customer_id)))
 
@@ -309,6 +413,32 @@ class RoutingStore:
                 out.append(rec)
         return out
 
+    def agent_snapshot(self, now_ms: int, fairness_window_ms: int) -> tuple[list[AgentView], int]:
+        """Every agent and the domain's recent moments of truth: two round trips (ids, then the rest)."""
+        ids = self.agent_ids()
+        floor = now_ms - fairness_window_ms
+        pipe = self.r.pipeline(transaction=False)
+        for aid in ids:
+            pipe.hgetall(self.keys.agent(aid))
+            pipe.zcount(self.keys.agent_mot(aid), floor, "+inf")
+        pipe.zcount(self.keys.mot_offers, floor, "+inf")
+        res = pipe.execute()
+        views = []
+        for i in range(len(ids)):
+            rec = agent_from_hash(_decode_map(res[2 * i]), int(res[2 * i + 1]))
+            if rec is not None:
+                views.append(rec.view)
+        return views, int(res[-1])
+
+    def agent_view(self, agent_id: str, now_ms: int, fairness_window_ms: int) -> AgentView | None:
+        """One agent as ``agent_snapshot`` shows it (one round trip)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.agent(agent_id))
+        pipe.zcount(self.keys.agent_mot(agent_id), now_ms - fairness_window_ms, "+inf")
+        h, mot_recent = pipe.execute()
+        rec = agent_from_hash(_decode_map(h), int(mot_recent))
+        return rec.view if rec is not None else None
+
     def load_agent(self, agent_id: str) -> AgentRecord | None:
         return agent_from_hash(_decode_map(self.r.hgetall(self.keys.agent(agent_id))))
 
@@ -321,16 +451,37 @@ class RoutingStore:
     def queue_head(self, queue: str, limit: int) -> list[str]:
         return [_txt(x) for x in self.r.zrange(self.keys.queue(queue), 0, limit - 1)]
 
+    def queue_heads(self, queues: Sequence[str], limit: int) -> dict[str, list[str]]:
+        """The first ``limit`` contact ids of each queue, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for q in queues:
+            pipe.zrange(self.keys.queue(q), 0, limit - 1)
+        return {q: [_txt(x) for x in ids] for q, ids in zip(queues, pipe.execute(), strict=True)}
+
     def queue_position(self, queue: str, contact_id: str) -> int | None:
         rank: Any = self.r.zrank(self.keys.queue(queue), contact_id)
         return None if rank is None else int(rank)
 
     def queue_stats(self, queue: str, now_ms: int, free_agents: int) -> QueueStats:
+        return self.queue_wait_inputs(queue, None, now_ms, free_agents)[1]
+
+    def queue_wait_inputs(
+        self, queue: str, contact_id: str | None, now_ms: int, free_agents: int
+    ) -> tuple[int | None, QueueStats]:
+        """The contact's position in ``queue`` (None: not in it, or no contact given) and the queue's
+        stats for the wait estimate, in one round trip."""
         pipe = self.r.pipeline(transaction=False)
         pipe.zcard(self.keys.queue(queue))
         pipe.zcount(self.keys.served(queue), now_ms - SERVED_WINDOW_MS, "+inf")
         pipe.zrange(self.keys.served(queue), 0, 0, withscores=True)
-        depth, served, first = pipe.execute()
+        if contact_id is not None:
+            pipe.zrank(self.keys.queue(queue), contact_id)
+        depth, served, first, *rank = pipe.execute()
+        position = int(rank[0]) if rank and rank[0] is not None else None
+        return position, self._queue_stats(int(depth), int(served), first, now_ms, free_agents)
+
+    @staticmethod
+    def _queue_stats(depth: int, served: int, first: Any, now_ms: int, free_agents: int) -> QueueStats:
         window_ms = SERVED_WINDOW_MS
         if first:
             # a young system has observed less than the full window; dividing by it would under-state the rate
@@ -371,12 +522,22 @@ class RoutingStore:
         return [json.loads(_txt(x)) for x in self.r.lrange(self.keys.history(contact_id), 0, -1)]
 
 
+def _outcome(name: str, res: Any) -> Outcome:
+    if isinstance(res, Exception):  # a script error inside a pipeline: nothing of it was written
+        return Outcome("err", (f"script {name} failed: {res}",))
+    parts = tuple(_txt(x) for x in res)
+    return Outcome(parts[0], parts[1:])
+
+
 def body_with_prelude(body: str) -> str:
     return scripts.PRELUDE + body
 
 
 def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
-    return {_txt(k): _txt(v) for k, v in h.items()}
+    try:  # the worker's client answers bytes: decode without a type test per item (a hot path)
+        return {k.decode(): v.decode() for k, v in h.items()}
+    except AttributeError:  # a client made with decode_responses=True
+        return {_txt(k): _txt(v) for k, v in h.items()}
 
 
 def _offer_from_hash(h: Mapping[str, str]) -> OfferInfo | None:

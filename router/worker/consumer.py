@@ -28,7 +28,7 @@ from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.reconcile import reconcile
 from router.store.store import RoutingStore
-from router.worker.engine import Engine, RetryLater
+from router.worker.engine import Deferred, Engine, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,6 @@ class Worker:
         self.stats.batches += 1
         self.stats.read += len(entries)
         deliveries = self._delivery_counts(entries) if check_deliveries else {}
-        self.engine.refresh_agents()  # supervisors' edits and other workers' offers apply from the next batch
         parsed: list[tuple[str, InboundEvent]] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
@@ -228,30 +227,74 @@ class Worker:
             except EventError as exc:
                 self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
         scores = self._score(parsed)
-        acks: list[str] = []
-        for entry_id, ev in parsed:
-            event_id = ev.event_id or entry_id
-            try:
-                self.engine.handle(ev, event_id, scores.get(entry_id))
-                acks.append(entry_id)
-            except EventError as exc:
-                fields = dict(entries_map(entries)[entry_id])
-                self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
-            except RetryLater as exc:
-                self.stats.retried += 1
-                log.info("entry %s left pending: %s", entry_id, exc)
-            except (redis.ConnectionError, redis.TimeoutError):
-                raise
-            except RouterError as exc:
-                log.warning("entry %s not applied (%s); it stays pending for redelivery", entry_id, exc)
-            except Exception:
-                # a bug must not kill the worker; the entry stays pending, and after max_deliveries it lands
-                # in the dead-letter stream with its delivery count
-                log.exception("entry %s failed; it stays pending for redelivery", entry_id)
+        # after scoring, so the batch's reads are as fresh as they can be when the events apply
+        self.engine.begin_batch([ev for _, ev in parsed], defer=True)
+        try:
+            acks = self._apply_all(entries, parsed, scores, deliveries)
+        finally:
+            self.engine.end_batch()
         if acks:
+            # one XACK for the batch, only after every acknowledged entry's script committed
             self.r.xack(self.keys.events, self.group, *acks)
             self.stats.processed += len(acks)
         return len(entries)
+
+    def _apply_all(
+        self,
+        entries: Sequence[Entry],
+        parsed: Sequence[tuple[str, InboundEvent]],
+        scores: dict[str, EmotionScore],
+        deliveries: dict[str, int],
+    ) -> list[str]:
+        """Apply the batch's events in stream order; returns the entry ids whose effects committed. Commits
+        nothing waits on are deferred and sent in one pipeline (engine.settle); one that did not apply
+        (and any later event of its contact) is applied again here, in stream order, before its ack."""
+        acks: list[str] = []
+        waiting: list[tuple[str, InboundEvent, Deferred]] = []
+        for entry_id, ev in parsed:
+            d = self._handle_one(entry_id, ev, scores, entries, deliveries, acks)
+            if d is not None:
+                waiting.append((entry_id, ev, d))
+        self.engine.settle()
+        for entry_id, ev, d in waiting:
+            if d.outcome is not None and d.outcome.status in ("ok", "dup"):
+                acks.append(entry_id)
+            else:
+                self._handle_one(entry_id, ev, scores, entries, deliveries, acks)
+        return acks
+
+    def _handle_one(
+        self,
+        entry_id: str,
+        ev: InboundEvent,
+        scores: dict[str, EmotionScore],
+        entries: Sequence[Entry],
+        deliveries: dict[str, int],
+        acks: list[str],
+    ) -> Deferred | None:
+        """Apply one event: acked when applied, dead-lettered when bad, left pending when it fails, or
+        returned when its commit was deferred."""
+        event_id = ev.event_id or entry_id
+        try:
+            d = self.engine.handle(ev, event_id, scores.get(entry_id))
+            if d is not None:
+                return d
+            acks.append(entry_id)
+        except EventError as exc:
+            fields = dict(entries_map(entries)[entry_id])
+            self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
+        except RetryLater as exc:
+            self.stats.retried += 1
+            log.info("entry %s left pending: %s", entry_id, exc)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except RouterError as exc:
+            log.warning("entry %s not applied (%s); it stays pending for redelivery", entry_id, exc)
+        except Exception:
+            # a bug must not kill the worker; the entry stays pending, and after max_deliveries it lands
+            # in the dead-letter stream with its delivery count
+            log.exception("entry %s failed; it stays pending for redelivery", entry_id)
+        return None
 
     def _score(self, parsed: Sequence[tuple[str, InboundEvent]]) -> dict[str, EmotionScore]:
         """One scorer call per batch, customer turns only, with each contact's language when the scorer

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from router.domain.ewt import estimate_wait, should_offer_callback
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
@@ -36,16 +37,33 @@ from router.events import (
 from router.scoring.protocol import EmotionScore
 from router.scoring.topics import MOT_TOPICS
 from router.settings import Settings
-from router.store.codec import ContactRecord, contact_fields
-from router.store.store import Commit, OfferInfo, Outcome, RoutingStore
+from router.store.codec import ContactRecord, contact_fields, contact_from_hash
+from router.store.store import BatchReads, Commit, CustomerTouch, OfferInfo, Outcome, RoutingStore
 from router.worker.decisions import make_decision
 
 log = logging.getLogger(__name__)
 
 
+# events that name a contact: their contacts are read for the whole batch in one round trip
+CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
+
+
 class RetryLater(Exception):
     """The event cannot be applied yet (e.g. a message before its contact.started): leave it pending so it
     is redelivered; after ``max_deliveries`` it is dead-lettered with this reason."""
+
+
+@dataclass
+class Deferred:
+    """An event whose commit waits for the batch's next pipeline: its outcome once sent. 'blocked': not
+    tried, because an earlier deferred commit of the same contact did not apply; the worker applies it
+    after that one (stream order)."""
+
+    outcome: Outcome | None = None
+
+
+class _Blocked(Exception):
+    pass
 
 
 @dataclass
@@ -60,6 +78,10 @@ def _reasons_from_json(raw: str) -> tuple[Reason, ...]:
     if not raw:
         return ()
     return tuple(Reason(d["code"], d["text"]) for d in json.loads(raw))
+
+
+def _agent_key(a: AgentView) -> str:
+    return a.agent_id
 
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:
@@ -79,14 +101,137 @@ class Engine:
         self._retries = settings.conflict_retries
         self._snapshot: tuple[list[AgentView], int] | None = None
         self._fair_ms = int(settings.fairness_window_s * 1000)
+        self._batch: BatchReads | None = None
+        # contacts as our own commits left them in this batch (hash, declined set), decoded only when read
+        self._written: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
+        self._used_cache = False  # the current attempt decided on a batch-cached contact
+        # deferred commits: only inside a worker batch, and only for commits nothing in the event waits on
+        self._defer = False
+        self._inflight: set[str] = set()  # contacts with a deferred commit not yet sent
+        self._blocked: set[str] = set()  # contacts whose deferred commit did not apply
+        self._pending: Deferred | None = None
+
+    # ---- batch reads ----------------------------------------------------------------------------
+    def begin_batch(self, events: Sequence[InboundEvent], *, defer: bool = False) -> None:
+        """Read every contact and customer the batch's events name in one round trip, and take a new
+        agent snapshot on first use (supervisors' edits and other workers' offers apply from the next
+        batch). A cached read may be stale (another worker committed since): every transition re-checks
+        the contact version it relied on, and the retry after a 'conflict' reads fresh."""
+        self.refresh_agents()
+        cids = [ev.contact_id for ev in events if isinstance(ev, CONTACT_EVENTS)]
+        uids = [ev.customer.id for ev in events if isinstance(ev, ContactStarted)]
+        self._batch = self.store.load_batch(cids, uids)
+        self._defer = defer
+
+    def settle(self) -> None:
+        """Send what is still deferred; what follows (the worker's retries) runs undeferred."""
+        self.store.flush()
+        self._defer = False
+        self._blocked.clear()
+
+    def end_batch(self) -> None:
+        self._batch = None
+        self._written.clear()
+        self._defer = False
+        self._inflight.clear()
+        self._blocked.clear()
+        self.store.discard_deferred()  # only left by a batch that raised: its events were not acked
+
+    def _deferring(self, contact_id: str) -> Callable[[Outcome], None]:
+        """The deferred commit's outcome handler; the event's Deferred is handed to handle()."""
+        d = self._pending = Deferred()
+        self._inflight.add(contact_id)
+
+        def settled(out: Outcome) -> None:
+            d.outcome = out
+            self._inflight.discard(contact_id)
+            if not out.ok:
+                self._written.pop(contact_id, None)
+                if out.status != "dup":  # later events of the contact wait for this one's retry
+                    self._blocked.add(contact_id)
+
+        return settled
+
+    def _contact(self, contact_id: str, *, own: bool = False) -> ContactRecord | None:
+        """The contact from the batch cache (taken out: a second read goes to Redis unless our own commit
+        put the new state back), else a fresh read. ``own``: the event's own contact, which waits while
+        an earlier deferred commit of it did not apply."""
+        if contact_id in self._inflight:
+            self.store.flush()
+        if own and contact_id in self._blocked:
+            raise _Blocked(contact_id)
+        if contact_id in self._written:
+            self._used_cache = True
+            return contact_from_hash(*self._written.pop(contact_id))
+        if self._batch is not None and contact_id in self._batch.contacts:
+            self._used_cache = True
+            return self._batch.contacts.pop(contact_id)
+        return self.store.load_contact(contact_id)
+
+    def _forget(self, contact_id: str) -> None:
+        """A transition other than apply_contact changed the contact: its cached state is void."""
+        self._written.pop(contact_id, None)
+        if self._batch is not None:
+            self._batch.contacts.pop(contact_id, None)
+
+    def _customer(self, customer_id: str) -> dict[str, str]:
+        if self._batch is not None and customer_id in self._batch.customers:
+            return self._batch.customers.pop(customer_id)
+        return self.store.customer(customer_id)
+
+    def _apply(
+        self,
+        commit: Commit,
+        rec: ContactRecord | None,
+        contact_id: str,
+        fields: dict[str, str],
+        *,
+        final: bool = False,
+        **kw: Any,
+    ) -> Outcome:
+        """apply_contact at ``rec``'s version; on success the batch cache holds the state just written
+        (the old hash with ``fields`` over it: exactly what the script wrote), so the match that follows
+        and later events of the batch need no read. ``final``: nothing in the event depends on the
+        outcome, so in a worker batch the commit may wait for the next pipeline ('deferred')."""
+        version = rec.version if rec is not None else 0
+        raw = {**(rec.raw if rec is not None else {}), **fields, "version": str(version + 1)}
+        written = (raw, rec.view.declined_by if rec is not None else frozenset())
+        if final and self._defer:
+            self._written[contact_id] = written  # read only after the flush said 'ok' (see _contact)
+            done = self._deferring(contact_id)
+            return self.store.apply_contact(commit, contact_id, version, fields, defer=done, **kw)
+        out = self.store.apply_contact(commit, contact_id, version, fields, **kw)
+        if out.ok and self._batch is not None:
+            self._written[contact_id] = written
+        return out
+
+    def _mark(self, eid: str) -> Outcome:
+        """An event that changes nothing is still applied once. A mark re-checks no version, so a decision
+        to mark that rests on a batch-cached read is confirmed on a fresh read first ('stale': retry)."""
+        if self._used_cache:
+            return Outcome("stale")
+        return self.store.mark(self._commit(eid))
 
     # ---- entry point ----------------------------------------------------------------------------
-    def handle(self, event: InboundEvent, event_id: str, score: EmotionScore | None = None) -> None:
-        """Apply one event exactly once (a redelivery finds its seen marker and is a no-op)."""
+    def handle(
+        self, event: InboundEvent, event_id: str, score: EmotionScore | None = None
+    ) -> Deferred | None:
+        """Apply one event exactly once (a redelivery finds its seen marker and is a no-op). Inside a
+        worker batch the commit may be deferred: the Deferred then says, after ``settle``, whether it
+        applied."""
         for _ in range(self._retries):
-            outcome = self._dispatch(event, event_id, score)
+            self._used_cache = False
+            self._pending = None
+            try:
+                outcome = self._dispatch(event, event_id, score)
+            except _Blocked:
+                return Deferred(Outcome("blocked"))
+            if outcome is not None and outcome.status == "deferred":
+                return self._pending
             if outcome is None or outcome.status in ("ok", "dup"):
-                return
+                return None
+            if outcome.status == "stale":
+                continue
             if outcome.status == "conflict":
                 self.counters.conflicts += 1
                 continue
@@ -116,7 +261,9 @@ class Engine:
         )
 
     def _need_contact(self, contact_id: str) -> ContactRecord:
-        rec = self.store.load_contact(contact_id)
+        rec = self._contact(contact_id, own=True)
+        if rec is None and self._used_cache:  # the start may have been committed since the batch read
+            rec = self.store.load_contact(contact_id)
         if rec is None:
             raise RetryLater(f"unknown_contact: {contact_id} has no contact.started yet")
         return rec
@@ -124,10 +271,10 @@ class Engine:
     # ---- contact events -------------------------------------------------------------------------
     def _started(self, ev: ContactStarted, eid: str) -> Outcome | None:
         now = self.clock()
-        rec = self.store.load_contact(ev.contact_id)
+        rec = self._contact(ev.contact_id, own=True)
         if rec is not None and rec.view.status != "ended":
-            return self.store.mark(self._commit(eid))  # a second start of a live contact changes nothing
-        customer = self.store.customer(ev.customer.id)
+            return self._mark(eid)  # a second start of a live contact changes nothing
+        customer = self._customer(ev.customer.id)
         last_agent_ms = float(customer.get("last_agent_ms") or 0)
         last_contact_ms = float(customer.get("last_contact_ms") or 0)
         recent_s = self.settings.affinity_ttl_s
@@ -147,12 +294,8 @@ class Engine:
             if last_agent_ms and now - last_agent_ms / 1000 < recent_s
             else None,
         )
-        out = self._place(eid, view, 0 if rec is None else rec.version, {"transcript": "[]"}, ())
-        if out.ok:
-            self.store.touch_customer(
-                ev.customer.id, {"last_contact_ms": str(int(now * 1000))}, int(self.settings.affinity_ttl_s)
-            )
-        return out
+        touch = CustomerTouch(ev.customer.id, int(now * 1000), int(self.settings.affinity_ttl_s))
+        return self._place(eid, view, rec, {"transcript": "[]"}, (), customer=touch)
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
@@ -173,21 +316,28 @@ class Engine:
         tail = [*rec.transcript, entry][-self.settings.transcript_tail :]
         extra = {"transcript": json.dumps(tail)}
         if ev.speaker != "customer" or view.status == "ended":
-            return self.store.apply_contact(self._commit(eid), ev.contact_id, rec.version, extra)
-        return self._place(eid, view, rec.version, extra, trigger)
+            return self._apply(self._commit(eid), rec, ev.contact_id, extra, final=True)
+        return self._place(eid, view, rec, extra, trigger)
 
     def _human_requested(self, ev: HumanRequested, eid: str) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
         if rec.view.status == "ended":
-            return self.store.mark(self._commit(eid))
+            return self._mark(eid)
         view = replace(rec.view, wants_human=True)
         reason = Reason("human_requested", "customer asked for a person")
-        return self._place(eid, view, rec.version, {}, (reason,))
+        return self._place(eid, view, rec, {}, (reason,))
 
     def _place(
-        self, eid: str, view: ContactView, version: int, extra: dict[str, str], trigger: tuple[Reason, ...]
+        self,
+        eid: str,
+        view: ContactView,
+        rec: ContactRecord | None,
+        extra: dict[str, str],
+        trigger: tuple[Reason, ...],
+        customer: CustomerTouch | None = None,
     ) -> Outcome:
-        """Re-evaluate where the contact belongs and commit that together with the event's seen marker."""
+        """Re-evaluate where the contact belongs and commit that together with the event's seen marker
+        (at ``rec``'s version; None: a new contact)."""
         now = self.clock()
         verdict = detect(view, self.th)
         view = replace(view, moment_of_truth=verdict.is_mot)
@@ -201,7 +351,8 @@ class Engine:
             if view.status == "new":
                 fields["status"] = "self_service"
                 decisions.append(self._decision(eid, view, "self_service", now, placement.reasons))
-            return self.store.apply_contact(self._commit(eid, decisions), view.contact_id, version, fields)
+            commit = self._commit(eid, decisions)
+            return self._apply(commit, rec, view.contact_id, fields, final=True, customer=customer)
         queue = placement.queue or "general"
         same_queue = view.status == "queued" and view.queue == queue
         enq_ts = view.enqueued_ts if view.status == "queued" and view.enqueued_ts is not None else now
@@ -213,14 +364,15 @@ class Engine:
             route_reasons=_reasons_json(reasons),
         )
         score = queue_score(enq_ts, placement.priority, self.cfg)
-        out = self.store.apply_contact(
+        out = self._apply(
             self._commit(eid),
+            rec,
             view.contact_id,
-            version,
             fields,
             leave_queue=view.queue if view.status == "queued" and view.queue else None,
             join_queue=queue,
             join_score=score,
+            customer=customer,
         )
         if out.ok:
             # the first offer (or a "queued" decision with the wait estimate) follows; if this process dies
@@ -232,7 +384,7 @@ class Engine:
         # another worker may still be applying the contact's start: retry, dead-letter after max_deliveries
         rec = self._need_contact(ev.contact_id)
         if rec.view.status == "ended":
-            return self.store.mark(self._commit(eid))
+            return self._mark(eid)
         fields = {"end_reason": ev.reason}
         if ev.csat is not None:
             fields["csat"] = str(ev.csat)
@@ -241,7 +393,7 @@ class Engine:
     def _completed(self, ev: WorkCompleted, eid: str) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
         if rec.view.agent_id != ev.agent_id or rec.view.status not in ("offered", "assigned"):
-            return self.store.mark(self._commit(eid))  # stale completion: the contact moved on already
+            return self._mark(eid)  # stale completion: the contact moved on already
         return self._release(eid, rec, {}, f"agent {ev.agent_id} completed the work")
 
     def _release(self, eid: str, rec: ContactRecord, fields: dict[str, str], why: str) -> Outcome:
@@ -252,6 +404,10 @@ class Engine:
             decisions.append(
                 self._decision(eid, v, "released", now, (Reason("released", why),), agent_id=v.agent_id)
             )
+        if self._batch is not None:
+            self._batch.customers.pop(v.customer_id, None)  # the release writes its last agent
+        # nothing to pull when no agent is freed: the commit may then wait for the batch's pipeline
+        defer = self._deferring(v.contact_id) if self._defer and not v.agent_id else None
         out = self.store.release(
             self._commit(eid, decisions),
             rec,
@@ -259,9 +415,10 @@ class Engine:
             fields=fields,
             end_contact=True,
             affinity_ttl_s=int(self.settings.affinity_ttl_s),
+            defer=defer,
         )
         if out.ok and v.agent_id:
-            self.refresh_agents()
+            self._freed(v.agent_id, v.channel)
             self.pull_for_agent(v.agent_id, eid)
         return out
 
@@ -272,7 +429,7 @@ class Engine:
         now = self.clock()
         pending = self.store.agent_pending_offers(ev.agent_id)
         live = [o for o in pending if o.status == "pending"]
-        contacts = self.store.load_contacts([o.contact_id for o in live])
+        contacts = self.store.load_contacts([o.contact_id for o in live])  # fresh: requeue places
         requeue: list[tuple[OfferInfo, float]] = []
         decisions = []
         for offer, rec in zip(live, contacts, strict=True):
@@ -293,7 +450,9 @@ class Engine:
             requeue=requeue + stale,
         )
         if out.ok:
-            self.refresh_agents()
+            for offer, _ in requeue:
+                self._forget(offer.contact_id)
+            self._refresh_agent(ev.agent_id)
             if ev.status == "available":
                 self.pull_for_agent(ev.agent_id, eid)
             else:
@@ -347,7 +506,8 @@ class Engine:
             requeue_score=queue_score(enq, prio, self.cfg),
         )
         if out.ok:
-            self.refresh_agents()
+            self._forget(offer.contact_id)
+            self._refresh_agent(offer.agent_id)
             self.match_contact(offer.contact_id, announce=False, cause=eid or "sweep")
             self.pull_for_agent(offer.agent_id, eid or "sweep")
         return out
@@ -359,16 +519,38 @@ class Engine:
         offers. A stale snapshot is safe: the offer script re-checks status, capacity and declines, and a
         refused offer drops the snapshot, so the retry decides on fresh state."""
         if self._snapshot is None:
-            now_ms = int(now * 1000)
-            self._snapshot = (
-                self.store.agent_views(now_ms, self._fair_ms),
-                self.store.mot_total_recent(now_ms, self._fair_ms),
-            )
+            self._snapshot = self.store.agent_snapshot(int(now * 1000), self._fair_ms)
         return self._snapshot
 
     def refresh_agents(self) -> None:
         """Forget the agent snapshot (a new batch, a sweep, or our own commit that freed capacity)."""
         self._snapshot = None
+
+    def _refresh_agent(self, agent_id: str) -> None:
+        """Re-read one agent after our own commit changed it (freed capacity, new status): a hash, not the
+        whole floor. The domain's moment-of-truth count only grows with offers, which _took counts."""
+        if self._snapshot is None:
+            return
+        agents, mot_total = self._snapshot
+        fresh = self.store.agent_view(agent_id, self._now_ms(), self._fair_ms)
+        rest = [a for a in agents if a.agent_id != agent_id]
+        if fresh is not None:  # the snapshot stays in agent id order, as read
+            rest = sorted([*rest, fresh], key=_agent_key)
+        self._snapshot = (rest, mot_total)
+
+    def _freed(self, agent_id: str, channel: str) -> None:
+        """Patch the snapshot after our release took one unit of the agent's load on ``channel`` (as the
+        release script does); cheaper than a read, and a wrong guess only costs a refused offer."""
+        if self._snapshot is None:
+            return
+        agents, mot_total = self._snapshot
+        patched = [
+            replace(a, load={**a.load, channel: max(0, a.load.get(channel, 0) - 1)})
+            if a.agent_id == agent_id
+            else a
+            for a in agents
+        ]
+        self._snapshot = (patched, mot_total)
 
     def _took(self, agent_id: str, channel: str, now: float, mot: bool) -> None:
         """Patch the snapshot after our own offer, as the offer script changed the agent."""
@@ -393,7 +575,7 @@ class Engine:
         a 'queued' (or 'callback_offer') decision with its wait estimate. ``cause`` is the id of the event
         that led here (the decision's event_id). Returns the action taken."""
         for _ in range(self._retries):
-            rec = self.store.load_contact(contact_id)
+            rec = self._contact(contact_id)
             if rec is None or rec.view.status != "queued":
                 return None
             now = self.clock()
@@ -421,9 +603,9 @@ class Engine:
         now: float,
         cause: str,
     ) -> Outcome:
-        position = self.store.queue_position(queue, rec.view.contact_id) or 0
         free = sum(1 for a in agents if a.status == "available" and a.free(rec.view.channel) > 0)
-        stats = self.store.queue_stats(queue, int(now * 1000), free)
+        at, stats = self.store.queue_wait_inputs(queue, rec.view.contact_id, int(now * 1000), free)
+        position = at or 0
         ewt_s, sd_s = estimate_wait(position, stats)
         action = "callback_offer" if should_offer_callback(ewt_s, self.cfg) else "queued"
         wait = Reason(
@@ -438,12 +620,8 @@ class Engine:
             )
         d = self._decision(cause, rec.view, action, now, (*reasons, wait, *extra), queue=queue, ewt_s=ewt_s)
         fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
-        return self.store.apply_contact(
-            Commit(decisions=((rec.view.contact_id, d.model_dump_json()),)),
-            rec.view.contact_id,
-            rec.version,
-            fields,
-        )
+        commit = Commit(decisions=((rec.view.contact_id, d.model_dump_json()),))
+        return self._apply(commit, rec, rec.view.contact_id, fields)
 
     def _offer(
         self,
@@ -472,6 +650,7 @@ class Engine:
         )
         if out.ok:
             self.counters.offers += 1
+            self._forget(v.contact_id)
             self._took(agent_id, v.channel, now, v.moment_of_truth)
             return True
         self.refresh_agents()
@@ -486,15 +665,13 @@ class Engine:
             now = self.clock()
             agents, mot_total = self._agents(now)
             agent = next((a for a in agents if a.agent_id == agent_id), None)
-            if agent is None or agent.status != "available":
+            if (
+                agent is None
+                or agent.status != "available"
+                or not any(agent.free(ch) > 0 for ch in agent.capacity)
+            ):
                 return made
-            candidates: list[tuple[ContactView, str]] = []
-            records: dict[str, ContactRecord] = {}
-            for q in QUEUES:
-                for rec in self.store.load_contacts(self.store.queue_head(q, self.cfg.queue_scan_limit)):
-                    if rec is not None and rec.view.status == "queued":
-                        candidates.append((rec.view, q))
-                        records[rec.view.contact_id] = rec
+            candidates, records = self._queued_candidates()
             contact, reasons = choose_contact(agent, candidates, now, self.cfg, mot_total)
             if contact is None:
                 return made
@@ -504,6 +681,18 @@ class Engine:
             if self._offer(rec, rec.view.queue or "general", agent_id, (*route, pull, *reasons), now, cause):
                 made += 1
         return made
+
+    def _queued_candidates(self) -> tuple[list[tuple[ContactView, str]], dict[str, ContactRecord]]:
+        """The heads of every queue, "mot" first, read fresh: two round trips (ids, then contacts)."""
+        heads = self.store.queue_heads(QUEUES, self.cfg.queue_scan_limit)
+        ids = [(cid, q) for q in QUEUES for cid in heads[q]]
+        candidates: list[tuple[ContactView, str]] = []
+        records: dict[str, ContactRecord] = {}
+        for (_, q), rec in zip(ids, self.store.load_contacts([cid for cid, _ in ids]), strict=True):
+            if rec is not None and rec.view.status == "queued":
+                candidates.append((rec.view, q))
+                records[rec.view.contact_id] = rec
+        return candidates, records
 
     def sweep(self) -> int:
         """Periodic safety net: time out overdue offers, and offer queue heads the ladder has widened for.

@@ -69,7 +69,9 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert set(res["scaling"]) == {"1", "2"}
     assert res["engine_transformer_events_per_s"] is None and res["ratio_e2e_to_scorer"] is None
     one = res["details"]["engine_lexicon"]["1"]
-    assert one["retried"] == 0 and one["round_trips_per_event"] > 1
+    # a backlog drains in full batches: one read, one batch read, one pipeline of commits, one ack per
+    # batch, plus the offers (3.2 per event before commits were batched)
+    assert one["retried"] == 0 and 0 < one["round_trips_per_event"] < 2
     for run in res["details"]["engine_lexicon"].values():
         backlog = (WINDOW + 20) * (TURNS_PER_CONTACT + 2) + BENCH_AGENTS
         assert run["dead_letters"] == 0 and run["offers_accepted"] > 0

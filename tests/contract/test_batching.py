@@ -1,0 +1,289 @@
+"""Batch reads and their invalidation: a worker reads every contact of a batch in one round trip, keeps
+the state its own commits wrote, and must still apply every event in order, once, on current state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from contract_helpers import (
+    ScriptedScorer,
+    add_agent,
+    decisions,
+    dump_domain,
+    message,
+    new_id,
+    parse,
+    pending_ids,
+    read_group,
+    started,
+    xadd,
+)
+
+from router.store.store import Commit, CustomerTouch, RoutingStore
+from router.worker.consumer import Worker
+from router.worker.engine import Engine
+
+MakeWorker = Callable[..., Worker]
+
+
+class NoAck:
+    """A client whose XACK is lost: the worker 'dies' after committing and before acknowledging."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._c = client
+
+    def xack(self, *args: Any) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+
+def transcript_seqs(store: RoutingStore, cid: str) -> list[int]:
+    rec = store.load_contact(cid)
+    assert rec is not None
+    return [int(t["seq"]) for t in rec.transcript]
+
+
+def test_one_batch_applies_every_event_of_a_contact_in_order(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    add_agent(store, "a1", eq=5)
+    w = make_worker()
+    xadd(store, started("c1"))
+    for seq, text in enumerate(("hello", "what time do you open", "my card was stolen")):
+        xadd(store, message("c1", seq, text))
+    xadd(store, message("c1", 3, "thanks", speaker="agent"))
+    entries = read_group(store, w.group, w.consumer)
+    assert w.process(entries) == 5
+    assert pending_ids(store, w.group) == []
+    rec = store.load_contact("c1")
+    assert rec is not None
+    assert transcript_seqs(store, "c1") == [0, 1, 2, 3]
+    assert rec.version == 6  # start, three customer turns, the offer, the agent turn: each on the last
+    assert rec.view.status == "offered" and rec.view.agent_id == "a1"
+    actions = [d.action for d in decisions(store)]
+    assert actions == ["self_service", "offer"]
+    assert w.engine.counters.conflicts == 0
+
+
+def test_two_contacts_interleaved_in_one_batch(store: RoutingStore, make_worker: MakeWorker) -> None:
+    w = make_worker()
+    for cid in ("c1", "c2"):
+        xadd(store, started(cid))
+    for seq in range(3):
+        for cid in ("c1", "c2"):
+            xadd(store, message(cid, seq, f"turn {seq} of {cid}"))
+    xadd(store, {"type": "contact.ended", "contact_id": "c1", "reason": "resolved"})
+    w.process(read_group(store, w.group, w.consumer))
+    assert pending_ids(store, w.group) == []
+    assert transcript_seqs(store, "c1") == transcript_seqs(store, "c2") == [0, 1, 2]
+    c1, c2 = store.load_contact("c1"), store.load_contact("c2")
+    assert c1 is not None and c1.view.status == "ended"
+    assert c2 is not None and c2.view.status == "self_service"
+
+
+def test_crash_between_commit_and_ack_redelivers_the_batch_and_dedupes(
+    client: redis.Redis, store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    add_agent(store, "a1", eq=5)
+    xadd(store, started("c1"))
+    xadd(store, message("c1", 0, "my card was stolen"))
+    xadd(store, message("c1", 1, "please hurry"))
+    xadd(store, started("c2"))
+    dying = make_worker("w-dead")
+    dying.r = NoAck(client)  # type: ignore[assignment]
+    entries = read_group(store, dying.group, "w-dead")
+    dying.process(entries)
+    # every effect committed, none acknowledged: all four stay pending
+    assert sorted(pending_ids(store, dying.group)) == sorted(e for e, _ in entries)
+    before = dump_domain(client, store.domain)
+    before.pop(store.keys.events, None)
+    again = make_worker("w-dead")  # the same consumer after a restart re-reads its own pending entries
+    again.run_once()
+    again.run_once()
+    assert pending_ids(store, again.group) == []
+    after = dump_domain(client, store.domain)
+    after.pop(store.keys.events, None)
+    assert after == before  # nothing decided, reserved or written twice
+    assert again.stats.processed == len(entries)
+
+
+def test_a_contact_changed_after_the_batch_read_is_decided_on_fresh_state(
+    store: RoutingStore, engine: Engine, scorer: ScriptedScorer
+) -> None:
+    """Another worker commits between our batch read and our event: the version check refuses the stale
+    decision and the retry reads fresh, so neither write is lost."""
+    engine.handle(parse(started("c1")), new_id())
+    ev = parse(message("c1", 0, "hello"))
+    engine.begin_batch([ev])
+    other = Engine(store, engine.settings, clock=engine.clock)
+    other.handle(parse(message("c1", 1, "from the other worker")), new_id(), scorer.one("x"))
+    engine.handle(ev, new_id(), scorer.one("hello"))
+    engine.end_batch()
+    assert sorted(transcript_seqs(store, "c1")) == [0, 1]
+    assert engine.counters.conflicts == 1
+
+
+def test_a_contact_started_after_the_batch_read_is_found(
+    store: RoutingStore, engine: Engine, scorer: ScriptedScorer
+) -> None:
+    """The batch read found no contact, but its start was committed since: no needless retry-later."""
+    ev = parse(message("c1", 0, "hello"))
+    engine.begin_batch([ev])
+    Engine(store, engine.settings, clock=engine.clock).handle(parse(started("c1")), new_id())
+    engine.handle(ev, new_id(), scorer.one("hello"))
+    engine.end_batch()
+    assert transcript_seqs(store, "c1") == [0]
+
+
+def test_a_mark_decided_on_cached_state_is_rechecked(store: RoutingStore, engine: Engine) -> None:
+    """Marking checks no version: a human request that looks like it came after the end (cached) is
+    re-read before being dropped, and a contact that restarted meanwhile gets its human."""
+    add_agent(store, "a1", eq=3)
+    engine.handle(parse(started("c1")), new_id())
+    engine.handle(parse({"type": "contact.ended", "contact_id": "c1", "reason": "resolved"}), new_id())
+    ev = parse({"type": "contact.human_requested", "contact_id": "c1"})
+    engine.begin_batch([ev])
+    Engine(store, engine.settings, clock=engine.clock).handle(parse(started("c1")), new_id())
+    engine.handle(ev, new_id())
+    engine.end_batch()
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "offered" and rec.view.agent_id == "a1"
+
+
+def test_an_offer_made_by_a_pull_voids_the_cached_contact(store: RoutingStore, engine: Engine) -> None:
+    """A release pulls a queued contact that a later event of the same batch names: that event must not
+    decide on the contact's pre-offer state."""
+    add_agent(store, "a1", eq=3)
+    engine.handle(parse(started("c1")), new_id())
+    engine.handle(parse({"type": "contact.human_requested", "contact_id": "c1"}), new_id())
+    engine.handle(parse(started("c2")), new_id())
+    engine.handle(parse({"type": "contact.human_requested", "contact_id": "c2"}), new_id())  # a1 full: queued
+    end = parse({"type": "contact.ended", "contact_id": "c1", "reason": "resolved"})
+    ask = parse({"type": "contact.human_requested", "contact_id": "c2"})
+    engine.begin_batch([end, ask])
+    engine.handle(end, new_id())  # a1 frees and pulls c2
+    engine.handle(ask, new_id())
+    engine.end_batch()
+    rec = store.load_contact("c2")
+    assert rec is not None and rec.view.status == "offered" and rec.view.agent_id == "a1"
+    assert engine.counters.conflicts == 0
+    assert [d.action for d in decisions(store) if d.contact_id == "c2"] == ["self_service", "queued", "offer"]
+
+
+def test_the_customer_touch_commits_with_the_start(store: RoutingStore, engine: Engine) -> None:
+    """A second contact of the same customer in the same batch sees the first (repeat contact)."""
+    first, second = parse(started("c1", customer="u1")), parse(started("c2", customer="u1"))
+    engine.begin_batch([first, second])
+    engine.handle(first, new_id())
+    engine.handle(second, new_id())
+    engine.end_batch()
+    rec = store.load_contact("c2")
+    assert rec is not None and rec.view.repeat_contact
+    assert store.r.ttl(store.keys.customer("u1")) > 0
+
+
+def test_a_refused_start_touches_no_customer(store: RoutingStore, engine: Engine) -> None:
+    engine.handle(parse(started("c1", customer="u1")), new_id())
+    store.r.delete(store.keys.customer("u1"))
+    touch = CustomerTouch("u1", 1, 60)
+    out = store.apply_contact(Commit(event_id=new_id()), "c1", 0, {"status": "new"}, customer=touch)  # stale
+    assert out.status == "conflict"
+    assert store.r.exists(store.keys.customer("u1")) == 0
+
+
+# ------------------------------------------------------------------------------------ deferred commits
+
+
+def test_final_commits_of_a_batch_share_round_trips(
+    client: redis.Redis, store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Commits that nothing in their event waits on (self-service turns, ends without an agent) are sent
+    in one pipeline, not one script call each."""
+    w = make_worker()
+    xadd(store, started("c0"))  # a first batch loads the scripts into the server (SCRIPT LOAD on NOSCRIPT)
+    xadd(store, {"type": "contact.ended", "contact_id": "c0", "reason": "resolved"})
+    w.process(read_group(store, w.group, w.consumer))
+    for cid in ("c1", "c2", "c3"):
+        xadd(store, started(cid))
+        xadd(store, message(cid, 0, "what time do you open"))
+        xadd(store, {"type": "contact.ended", "contact_id": cid, "reason": "resolved"})
+    calls: list[str] = []
+    execute = client.execute_command
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[0]))
+        return execute(*args, **kwargs)
+
+    client.execute_command = counted  # type: ignore[method-assign]
+    assert w.process(read_group(store, w.group, w.consumer)) == 9
+    assert pending_ids(store, w.group) == []
+    assert "EVALSHA" not in calls  # every commit went with a pipeline
+    assert [d.action for d in decisions(store)] == ["self_service"] * 4
+    for cid in ("c1", "c2", "c3"):
+        rec = store.load_contact(cid)
+        assert rec is not None and rec.view.status == "ended" and transcript_seqs(store, cid) == [0]
+
+
+def test_decisions_keep_stream_order_across_deferred_and_immediate_commits(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    add_agent(store, "a1", eq=5)
+    w = make_worker()
+    xadd(store, started("c1"))  # self-service: deferred
+    xadd(store, started("c2"))  # self-service: deferred
+    xadd(store, message("c2", 0, "my card was stolen"))  # queued, then offered: immediate
+    xadd(store, started("c3"))  # deferred again
+    w.process(read_group(store, w.group, w.consumer))
+    assert [(d.contact_id, d.action) for d in decisions(store)] == [
+        ("c1", "self_service"),
+        ("c2", "self_service"),
+        ("c2", "offer"),
+        ("c3", "self_service"),
+    ]
+
+
+def test_a_deferred_commit_that_conflicts_is_retried_before_later_events_of_its_contact(
+    client: redis.Redis, store: RoutingStore, make_worker: MakeWorker, settings: Any, scorer: ScriptedScorer
+) -> None:
+    """Another worker commits between our batch read and our pipeline: the stale commit is refused, and
+    it and every later event of that contact are applied again on fresh state, in stream order."""
+    w = make_worker()
+    w.engine.handle(parse(started("c1")), new_id())
+    xadd(store, message("c1", 0, "first"))
+    xadd(store, message("c1", 1, "second"))
+    xadd(store, started("c2"))
+    other = Engine(RoutingStore(client, store.domain), settings, clock=w.engine.clock)
+    begin = w.engine.begin_batch
+
+    def begin_then_race(events: Any, **kw: Any) -> None:
+        begin(events, **kw)
+        other.handle(parse(message("c1", 9, "from another worker")), new_id(), scorer.one("x"))
+
+    w.engine.begin_batch = begin_then_race  # type: ignore[method-assign]
+    assert w.process(read_group(store, w.group, w.consumer)) == 3
+    assert pending_ids(store, w.group) == []
+    assert transcript_seqs(store, "c1") == [9, 0, 1]
+    c2 = store.load_contact("c2")
+    assert c2 is not None and c2.view.status == "self_service"
+
+
+def test_a_batch_that_fails_half_way_sends_none_of_its_deferred_commits_later(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """An exception out of a batch leaves its events pending; commits it deferred are dropped, not sent
+    with some later batch."""
+    w = make_worker()
+    xadd(store, started("c1"))
+    entries = read_group(store, w.group, w.consumer)
+    w.engine.begin_batch([parse(started("c1"))], defer=True)
+    assert w.engine.handle(parse(started("c1")), "e-1") is not None  # deferred
+    w.engine.end_batch()  # as the worker's finally does when the batch raised
+    store.flush()
+    assert store.load_contact("c1") is None
+    w.process(entries)  # the redelivery applies it
+    assert pending_ids(store, w.group) == []
+    assert store.load_contact("c1") is not None
