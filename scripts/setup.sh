@@ -16,3 +16,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# the ONNX int8 encoder is a build artefact (33 MB, not committed; about 15 s): the scorer's fast path, used
+# when its quality stamp passed for the heads in models/ (rebuilt when the heads change)
+.venv/bin/python scripts/export_onnx.py --if-stale >/dev/null

@@ -34,10 +34,6 @@ if [ -z "${ROUTER_TEST_REDIS_URL:-}" ]; then
   echo "redis-server $(redis-server --version | awk '{print $3}') on port $port, tests run as ACL user router-test"
 fi
 
-# the ONNX int8 encoder is a build artefact (33 MB, not committed): build it so its tests run (about 15 s)
-[ -f .cache/onnx/encoder-int8.onnx ] || [ -f models/onnx/encoder-int8.onnx ] || \
-  .venv/bin/python scripts/export_onnx.py >/dev/null
-
 .venv/bin/ruff check router tests scripts
 .venv/bin/ruff format --check router tests scripts
 .venv/bin/mypy

@@ -47,7 +47,7 @@ from router.scoring.heads import (  # noqa: E402
     vader_features,
 )
 from router.scoring.topics import INTENT_TOPICS, MOT_TOPICS, PROBLEM_INTENTS  # noqa: E402
-from router.scoring.transformer import ENCODER_ID, Encoder, embed_cached  # noqa: E402
+from router.scoring.transformer import ENCODER_ID, Encoder, embed_cached, find_onnx_model  # noqa: E402
 
 EKMAN = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 # GoEmotions fine labels -> graded negative intensity target (strong distress 1.0, milder 0.6).
@@ -194,6 +194,10 @@ def auroc(y: np.ndarray, s: np.ndarray) -> float:
     return _auroc(y, s)
 
 
+def _backend_name(e: Encoder) -> str:
+    return f"onnx int8 ({e.onnx_path.name})" if e.onnx_path is not None else "torch fp32"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -205,20 +209,48 @@ def main() -> int:
     ap.add_argument(
         "--hidden", type=int, default=0, help="hidden units of the emotion/intensity heads (0: linear)"
     )
+    ap.add_argument(
+        "--onnx",
+        type=Path,
+        action="append",
+        help="int8 ONNX encoder(s) whose embeddings the heads also learn from (repeatable; default: the "
+        "exported one)",
+    )
+    ap.add_argument(
+        "--torch-only", action="store_true", help="train on torch embeddings alone (no ONNX encoder needed)"
+    )
     ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
     args = ap.parse_args()
     t0 = time.perf_counter()
     rng = random.Random(SEED)
     data: Path = args.data
-    enc = Encoder(threads=args.threads, backend="torch")  # heads learn from the fp32 reference
+    enc = Encoder(threads=args.threads, backend="torch")  # the fp32 reference
+    # Heads learn from every backend the scorer may run on: the same texts embedded by torch fp32 and by the
+    # int8 ONNX graph, so that quantisation noise is part of training and both backends give the same
+    # verdicts (the export's quality gate checks that).
+    encoders = [enc]
+    if not args.torch_only:
+        onnx_paths = args.onnx or [find_onnx_model()]
+        if None in onnx_paths:
+            ap.error("no ONNX encoder: run scripts/export_onnx.py first, or pass --torch-only")
+        encoders += [Encoder(threads=args.threads, backend="onnx", onnx_path=p) for p in onnx_paths]
+    copies = len(encoders)
     timings: dict[str, float] = {}
 
-    def emb(label: str, texts: list[str]) -> np.ndarray:
+    def emb_with(e: Encoder, label: str, texts: list[str]) -> np.ndarray:
         t = time.perf_counter()
-        e = embed_cached(enc, texts, args.cache, label)
-        timings[f"embed_{label}"] = round(time.perf_counter() - t, 1)
-        print(f"  embedded {label}: {len(texts)} texts in {timings[f'embed_{label}']} s", flush=True)
-        return e
+        x = embed_cached(e, texts, args.cache, label)
+        key = f"embed_{label}_{e.backend}"
+        timings[key] = round(time.perf_counter() - t, 1)
+        print(f"  embedded {label} ({e.backend}): {len(texts)} texts in {timings[key]} s", flush=True)
+        return x
+
+    def emb(label: str, texts: list[str]) -> np.ndarray:
+        """Training rows: one copy per backend, in order, matching ``rows * copies``."""
+        return np.concatenate([emb_with(e, label, texts) for e in encoders])
+
+    def emb_dev(label: str, texts: list[str]) -> np.ndarray:
+        return emb_with(enc, label, texts)
 
     # --- data
     go_tr = load_goemotions(data, "train", args.go_limit, rng)
@@ -231,13 +263,17 @@ def main() -> int:
     hw_topic_rows = [(t, f"handwritten:{k}", k) for k, ts in hw_topics.items() for t in ts]
 
     x_go = emb("goemotions_train", [r["text"] for r in go_tr])
-    x_go_dev = emb("goemotions_dev", [r["text"] for r in go_dev])
+    x_go_dev = emb_dev("goemotions_dev", [r["text"] for r in go_dev])
     x_br = emb("brighter_en_train", [t for t, _ in br_tr])
-    x_br_dev = emb("brighter_en_dev", [t for t, _ in br_dev])
+    x_br_dev = emb_dev("brighter_en_dev", [t for t, _ in br_dev])
     x_it = emb("intents_train", [t for t, _, _ in it_tr])
     x_hw = emb("handwritten_topics", [t for t, _, _ in hw_topic_rows])
     x_hp = emb("handwritten_human_pos", hw_pos)
     x_hn = emb("handwritten_human_neg", hw_neg)
+    # the row lists repeated like the embeddings above; dev sets stay torch-only (the reference)
+    n_go, n_br, n_it = len(go_tr), len(br_tr), len(it_tr)
+    go_tr, br_tr, it_tr = go_tr * copies, br_tr * copies, it_tr * copies
+    hw_topic_rows, hw_pos, hw_neg = hw_topic_rows * copies, hw_pos * copies, hw_neg * copies
 
     heads: dict[str, LinearHead] = {}
     metrics: dict[str, Any] = {}
@@ -329,11 +365,11 @@ def main() -> int:
         "topic_threshold": 0.5,
         "negative_emotions": ["anger", "disgust", "fear", "sadness"],
         "trained_on": {
-            "emotion": f"GoEmotions train (Apache-2.0), Ekman groups, {len(go_tr)} sampled comments",
+            "emotion": f"GoEmotions train (Apache-2.0), Ekman groups, {n_go} sampled comments",
             "intensity": (
-                f"GoEmotions train ({len(go_tr)}), BRIGHTER EN track B train ({len(br_tr)}, CC BY 4.0), "
-                f"Banking77/CLINC150 train queries ({len(it_tr)}: {int(problem.sum())} problem reports -> "
-                f"{PROBLEM_TARGET}, the rest 0), hand-written routine (0); + 4 VADER features"
+                f"GoEmotions train ({n_go}), BRIGHTER EN track B train ({n_br}, CC BY 4.0), "
+                f"Banking77/CLINC150 train queries ({n_it}: {int(problem.sum()) // copies} problem "
+                f"reports -> {PROBLEM_TARGET}, the rest 0), hand-written routine (0); + 4 VADER features"
             ),
             "topic": "Banking77 train (CC BY 4.0) + CLINC150 train (CC BY 3.0) mapped by INTENT_TOPICS, "
             "hand-written topic sentences, 3000 GoEmotions comments as none",
@@ -341,6 +377,7 @@ def main() -> int:
             "multilingual": f"hashed n-gram logistic regression, sources {ml_sources}",
         },
         "intensity_features": "embedding+vader4",
+        "embedded_by": [_backend_name(e) for e in encoders],
         "multilingual": {"file": "multilingual.safetensors", "languages": "non-en (detected or given)"},
         "training": {
             "script": "scripts/train_heads.py",

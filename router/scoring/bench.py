@@ -115,33 +115,60 @@ ACCEPTANCE_TEXTS = [
     "Buongiorno, a che ora aprite sabato?",
 ]
 # "Equal quality" for the ONNX encoder, checked by scripts/export_onnx.py before the scorer may pick it
-# by itself: embedding cosine vs torch, and the heads' answers on the acceptance texts.
-GATE_MIN_COSINE = 0.98
+# by itself. What must be equal is what the router acts on. On the acceptance texts (the contract): the
+# very same topic and intensity within 0.05. On all quality + acceptance texts: intensity within 0.05 each,
+# topic probability within 0.02 on average, and the same moment-of-truth-topic-or-not on at least 95% of
+# them. Not per-text identity everywhere: dynamic int8 quantisation scales activations per batch, so a
+# text sitting on the topic threshold (torch 0.55, ONNX 0.45) can cross it with its batch-mates, as a
+# retrained head would move it; `router evaluate` on both backends is the dataset-level check (MODEL_CARD).
+# The embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
+GATE_MIN_COSINE = 0.95
+GATE_MEAN_COSINE = 0.99
 GATE_MAX_INTENSITY_DIFF = 0.05
+GATE_MEAN_TOPIC_PROB_DIFF = 0.02
+GATE_MIN_VERDICT_AGREEMENT = 0.95
 
 
 def onnx_quality(torch_scorer: Any, onnx_scorer: Any) -> dict[str, Any]:
     """Compare the ONNX scorer with torch on QUALITY_TEXTS and ACCEPTANCE_TEXTS; ``passed`` is the gate."""
-    a = torch_scorer.encoder.embed(QUALITY_TEXTS)
-    b = onnx_scorer.encoder.embed(QUALITY_TEXTS)
+    texts = QUALITY_TEXTS + ACCEPTANCE_TEXTS
+    a = torch_scorer.encoder.embed(texts)
+    b = onnx_scorer.encoder.embed(texts)
     cos = (a * b).sum(axis=1)
-    st = torch_scorer.score_embeddings(torch_scorer.encoder.embed(ACCEPTANCE_TEXTS), ACCEPTANCE_TEXTS)
-    so = onnx_scorer.score_embeddings(onnx_scorer.encoder.embed(ACCEPTANCE_TEXTS), ACCEPTANCE_TEXTS)
-    idiff = max(abs(x.intensity - y.intensity) for x, y in zip(st, so, strict=True))
-    topic_changed = [
-        f"{text!r}: {x.topic} -> {y.topic}"
-        for text, x, y in zip(ACCEPTANCE_TEXTS, st, so, strict=True)
-        if x.topic != y.topic
+    st = torch_scorer.score_embeddings(a, texts)
+    so = onnx_scorer.score_embeddings(b, texts)
+    idiff = [abs(x.intensity - y.intensity) for x, y in zip(st, so, strict=True)]
+    pdiff = [abs(x.topic_prob - y.topic_prob) for x, y in zip(st, so, strict=True)]
+    triples = list(zip(texts, st, so, strict=True))
+    topic_changed = [f"{text!r}: {x.topic} -> {y.topic}" for text, x, y in triples if x.topic != y.topic]
+    contract_broken = [
+        f"{text!r}: {x.topic} -> {y.topic}, intensity {x.intensity:.3f} -> {y.intensity:.3f}"
+        for text, x, y in triples
+        if text in ACCEPTANCE_TEXTS
+        and (x.topic != y.topic or abs(x.intensity - y.intensity) > GATE_MAX_INTENSITY_DIFF)
     ]
+    agreement = float(np.mean([(x.topic is None) == (y.topic is None) for _, x, y in triples]))
     worst = int(cos.argmin())
     return {
+        "texts": len(texts),
         "cosine_min": round(float(cos.min()), 4),
         "cosine_mean": round(float(cos.mean()), 4),
-        "cosine_worst_text": QUALITY_TEXTS[worst],
-        "intensity_absdiff_max": round(float(idiff), 4),
+        "cosine_worst_text": texts[worst],
+        "intensity_absdiff_max": round(float(max(idiff)), 4),
+        "intensity_worst_text": texts[int(np.argmax(idiff))],
+        "topic_prob_absdiff_mean": round(float(np.mean(pdiff)), 4),
+        "topic_prob_absdiff_max": round(float(max(pdiff)), 4),
+        "mot_verdict_agreement": round(agreement, 4),
         "topic_changed": topic_changed,
+        "acceptance_changed": contract_broken,
+        "heads_sha256": torch_scorer.heads_sha256,
         "passed": bool(
-            cos.min() >= GATE_MIN_COSINE and idiff <= GATE_MAX_INTENSITY_DIFF and not topic_changed
+            cos.min() >= GATE_MIN_COSINE
+            and cos.mean() >= GATE_MEAN_COSINE
+            and max(idiff) <= GATE_MAX_INTENSITY_DIFF
+            and np.mean(pdiff) <= GATE_MEAN_TOPIC_PROB_DIFF
+            and agreement >= GATE_MIN_VERDICT_AGREEMENT
+            and not contract_broken
         ),
     }
 

@@ -261,7 +261,7 @@ def _ours(cache_dir: Path | None) -> tuple[ScoreFn, str]:
         emb = embed_cached(scorer.encoder, texts, cache_dir, f"eval_{key}")
         return scorer.score_embeddings(emb, texts, langs)
 
-    return fn, scorer.name
+    return fn, f"{scorer.name} ({scorer.backend} encoder)"
 
 
 def _rnd(x: float) -> float | None:
@@ -272,9 +272,15 @@ def run_evaluate(
     data_dir: Path, json_path: Path | None, cache_dir: Path | None = DEFAULT_CACHE, print_table: bool = True
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    ours, _ = _ours(cache_dir)
+    ours, ours_name = _ours(cache_dir)
     lex = LexiconScorer()
-    res: dict[str, Any] = {"data_dir": str(data_dir), "notes": {}, "lexicon": {}, "detail": {}}
+    res: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "scorer": ours_name,
+        "notes": {},
+        "lexicon": {},
+        "detail": {},
+    }
     rows: list[tuple[str, str, float | None, float | None, str]] = []
 
     def both(task: Task, lang: str | None = None) -> tuple[list[EmotionScore], list[EmotionScore]]:

@@ -10,6 +10,7 @@ Heads are applied in numpy: they are a few kB of matrix products next to a ~22M-
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ class Heads:
 def heads_paths(models_dir: str | Path) -> tuple[Path, Path]:
     d = Path(models_dir)
     return d / "heads.safetensors", d / "heads.json"
+
+
+def heads_digest(models_dir: str | Path | None = None) -> str:
+    """sha256 of the heads' weights and metadata: what the ONNX quality stamp was measured with."""
+    h = hashlib.sha256()
+    for path in heads_paths(models_dir or DEFAULT_MODELS_DIR):
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def load_heads(models_dir: str | Path | None = None) -> Heads:

@@ -23,6 +23,7 @@ from router.scoring.heads import (
     Heads,
     NgramHead,
     detect_language,
+    heads_digest,
     load_heads,
     load_ngram_head,
     vader_features,
@@ -33,8 +34,8 @@ _log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
 ONNX_FILE = "encoder-int8.onnx"
-# scripts/export_onnx.py writes the int8 encoder here (small enough to commit), or to the ignored cache
-# folder when it is not; the scorer looks in both, in that order.
+# scripts/export_onnx.py writes the int8 encoder to the ignored cache folder (a build artefact); a deployment
+# may ship one in models/onnx/ instead. The scorer looks in both, models/ first.
 ONNX_MODELS_PATH = Path(__file__).resolve().parents[2] / "models" / "onnx" / ONNX_FILE
 ONNX_CACHE_PATH = Path(__file__).resolve().parents[2] / ".cache" / "onnx" / ONNX_FILE
 
@@ -71,16 +72,25 @@ def find_onnx_model() -> Path | None:
     return None
 
 
-def onnx_gate_passed(path: Path) -> bool:
-    """Whether ``scripts/export_onnx.py`` stamped ``path`` as equal in quality to torch (``quality_gate``
-    metadata "pass"); ``backend="auto"`` uses only such a file."""
+def onnx_stamp(path: Path) -> dict[str, str]:
+    """The metadata ``scripts/export_onnx.py`` wrote into ``path`` (empty when unreadable)."""
     try:
         import onnx
 
         model = onnx.load(str(path), load_external_data=False)
     except Exception:
+        return {}
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_gate_passed(path: Path, heads_sha256: str | None = None) -> bool:
+    """Whether ``scripts/export_onnx.py`` stamped ``path`` as equal in quality to torch (``quality_gate``
+    metadata "pass") and, when ``heads_sha256`` is given, did so with those heads: retrained heads need a
+    new stamp. ``backend="auto"`` uses only such a file."""
+    props = onnx_stamp(path)
+    if props.get("quality_gate") != "pass":
         return False
-    return any(p.key == "quality_gate" and p.value == "pass" for p in model.metadata_props)
+    return heads_sha256 is None or props.get("heads_sha256") == heads_sha256
 
 
 def length_buckets(lengths: Sequence[int], max_bucket: int = DEFAULT_MAX_BUCKET) -> list[list[int]]:
@@ -123,6 +133,7 @@ class Encoder:
         max_bucket: int = DEFAULT_MAX_BUCKET,
         backend: str | None = None,
         onnx_path: str | Path | None = None,
+        heads_sha256: str | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
@@ -150,9 +161,11 @@ class Encoder:
             self._load_onnx(path or find_onnx_model())
         elif requested == "auto" and (path is not None or _same_dir(self.model_dir, default_encoder_dir())):
             found = path if path is not None and path.exists() else find_onnx_model()
-            if found is not None and not onnx_gate_passed(found):
+            if found is not None and not onnx_gate_passed(found, heads_sha256):
                 _log.info(
-                    "ONNX encoder %s failed its quality gate (scripts/export_onnx.py); using torch", found
+                    "ONNX encoder %s has no passing quality gate for these heads (scripts/export_onnx.py); "
+                    "using torch",
+                    found,
                 )
             elif found is not None:
                 try:
@@ -299,7 +312,14 @@ class TransformerScorer:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             self._vader = SentimentIntensityAnalyzer()
-        self.encoder = Encoder(model_dir=model_dir, max_tokens=max_tokens, threads=threads, backend=backend)
+        self.heads_sha256 = heads_digest(heads_dir)
+        self.encoder = Encoder(
+            model_dir=model_dir,
+            max_tokens=max_tokens,
+            threads=threads,
+            backend=backend,
+            heads_sha256=self.heads_sha256,
+        )
         self.backend = self.encoder.backend
         if self.heads.dim != self.encoder.dim:
             raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")

@@ -37,10 +37,12 @@ def test_protocol_order_and_ranges(scorer) -> None:  # type: ignore[no-untyped-d
         assert s.topic is None or s.topic in MOT_TOPICS
         assert abs(sum(s.emotions.values()) - 1.0) < 1e-2
     assert out[0] == out[5]
-    # order is preserved: the same texts scored one by one give the same answers
+    # order is preserved: the same texts scored one by one give the same answers (up to float noise on
+    # torch; int8 ONNX scales activations per batch, so its answers move a little with the batch-mates)
     scorer.cache.clear()
     single = [scorer.score([t])[0] for t in texts[:2]]
-    assert [round(s.intensity, 3) for s in single] == [round(s.intensity, 3) for s in out[:2]]
+    tolerance = 0.02 if scorer.backend == "onnx" else 1e-3
+    assert [s.intensity for s in single] == pytest.approx([s.intensity for s in out[:2]], abs=tolerance)
     assert scorer.score([]) == []
 
 
