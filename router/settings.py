@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=10_000)
     block_ms: int = Field(default=200, ge=0)
     idle_sleep_ms: int = Field(default=20, ge=0)
+    # read and score the next batch on a helper thread while the current one applies; the read-ahead batch
+    # is pending until acknowledged. "auto": on for model scorers (the encoder releases the GIL, so Redis and
+    # routing overlap the model: c/d 0.62 -> 0.82 in router bench), off for the lexicon (pure Python: the
+    # two threads would only take turns at the GIL, 1,677 -> 1,247 events/s measured)
+    score_ahead: Literal["auto", "on", "off"] = "auto"
     claim_min_idle_ms: int = Field(default=5_000, ge=1)
     claim_interval_s: float = Field(default=1.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1)

@@ -84,8 +84,11 @@ def export(model_dir: str, fp32_path: Path) -> list[str]:
 def gate(model_dir: str, path: Path) -> dict[str, object]:
     """The quality gate (``router.scoring.bench.onnx_quality``): the exported encoder against torch."""
     from router.scoring.bench import onnx_quality
+    from router.scoring.heads import DEFAULT_MODELS_DIR, heads_paths
     from router.scoring.transformer import Encoder, TransformerScorer
 
+    if not all(p.exists() for p in heads_paths(DEFAULT_MODELS_DIR)):  # heads first: scripts/train_heads.py
+        return {"passed": False, "heads_sha256": "", "why": f"no heads in {DEFAULT_MODELS_DIR}"}
     torch_scorer = TransformerScorer(model_dir=model_dir, cache_size=0, backend="torch")
     onnx_scorer = TransformerScorer(model_dir=model_dir, cache_size=0, backend="torch")
     onnx_scorer.encoder = Encoder(model_dir=model_dir, backend="onnx", onnx_path=path)

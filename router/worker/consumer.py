@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import redis
 
 from router.errors import EventError, RouterError
-from router.events import ContactMessage, InboundEvent, parse_event
+from router.events import ContactMessage, ContactStarted, InboundEvent, parse_event
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.reconcile import reconcile
@@ -36,6 +37,7 @@ Entry = tuple[str, dict[bytes, bytes]]
 # a dead letter keeps the whole original payload up to this many characters (and says so when it cuts)
 MAX_DEADLETTER_PAYLOAD = 4_000_000
 DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
+LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
 
 
 def _txt(v: Any) -> str:
@@ -44,6 +46,18 @@ def _txt(v: Any) -> str:
 
 def _txt_lossless(v: Any) -> str:
     return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
+
+
+@dataclass
+class Prepared:
+    """A batch read, validated and scored: what ``Worker.apply`` needs. Preparing touches no routing state,
+    so the score-ahead thread prepares the next batch while this one applies."""
+
+    entries: Sequence[Entry]
+    deliveries: dict[str, int]
+    parsed: list[tuple[str, InboundEvent]]
+    rejected: list[tuple[str, dict[bytes, bytes], str]]  # (entry id, fields, dead-letter reason)
+    scores: dict[str, EmotionScore]
 
 
 @dataclass
@@ -85,6 +99,14 @@ class Worker:
         self._next_sweep = 0.0
         self._own_pending_done = False
         self._own_cursor = "0"
+        # score ahead: the next batch is read and scored on one helper thread while this one applies (see
+        # Settings.score_ahead). Off without blocking reads (fakeredis, in-process demo workers).
+        wanted = settings.score_ahead == "on" or (settings.score_ahead == "auto" and scorer.name != "lexicon")
+        self._score_ahead = wanted and supports_blocking
+        self._ahead: Future[Prepared] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._score_lock = threading.Lock()  # reclaim and sweep batches score on the main thread
+        self._languages_seen: dict[str, str] = {}  # contact id -> language, from contact.started events
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -120,9 +142,24 @@ class Worker:
             if n:
                 idle_since = time.monotonic()
             elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                return
+                break
             elif not self.blocking:
                 self._stop.wait(self.settings.idle_sleep_ms / 1000)
+        self._finish_ahead()
+
+    def _finish_ahead(self) -> None:
+        """Apply a batch read ahead before exiting (its entries are pending for this consumer: were the
+        process killed instead, they would be reclaimed, never lost)."""
+        ahead, self._ahead = self._ahead, None
+        try:
+            if ahead is not None:
+                self.apply(ahead.result())
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("batch read ahead not applied (%s); it stays pending for redelivery", exc)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def startup_check(self) -> list[str]:
         """Compare agent load, offer indexes and queues with the contacts (after a restore they can
@@ -166,8 +203,18 @@ class Worker:
                 self._own_cursor = entries[-1][0]
             handled += self.process(entries, check_deliveries=True)
             return handled
-        entries = self._read(">")
-        return handled + self.process(entries)
+        if not self._score_ahead:
+            return handled + self.process(self._read(">"))
+        ahead, self._ahead = self._ahead, None
+        batch = ahead.result() if ahead is not None else self._read_prepared()
+        if batch.entries:  # a busy stream: read and score the next batch while this one applies
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-ahead")
+            self._ahead = self._pool.submit(self._read_prepared)
+        return handled + self.apply(batch)
+
+    def _read_prepared(self) -> Prepared:
+        return self.prepare(self._read(">"))
 
     def _read(self, start: str) -> list[Entry]:
         block = self.settings.block_ms if (self.blocking and start == ">") else None
@@ -204,40 +251,55 @@ class Worker:
 
     # ---- processing -----------------------------------------------------------------------------
     def process(self, entries: Sequence[Entry], *, check_deliveries: bool = False) -> int:
+        """Validate, score and apply one batch; returns the number of entries handled."""
         if not entries:
             return 0
-        self.stats.batches += 1
-        self.stats.read += len(entries)
-        deliveries = self._delivery_counts(entries) if check_deliveries else {}
+        return self.apply(self.prepare(entries, check_deliveries=check_deliveries))
+
+    def prepare(self, entries: Sequence[Entry], *, check_deliveries: bool = False) -> Prepared:
+        """Validate and score a batch. Reads Redis (delivery counts, languages) but writes nothing, so it
+        may run on the score-ahead thread while the previous batch applies."""
+        deliveries = self._delivery_counts(entries) if check_deliveries and entries else {}
         parsed: list[tuple[str, InboundEvent]] = []
+        rejected: list[tuple[str, dict[bytes, bytes], str]] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
-                self._deadletter(entry_id, fields, "too_many_deliveries", deliveries[entry_id])
-                continue
-            if not fields:  # an entry deleted while pending is read back without fields
-                self._deadletter(entry_id, {}, DELETED, deliveries.get(entry_id, 1))
-                continue
-            raw = fields.get(b"event")
-            if raw is None:
-                error = "missing_field: entry has no 'event' field"
-                self._deadletter(entry_id, fields, error, deliveries.get(entry_id, 1))
-                continue
-            try:
-                parsed.append((entry_id, parse_event(raw)))
-            except EventError as exc:
-                self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
-        scores = self._score(parsed)
+                rejected.append((entry_id, fields, "too_many_deliveries"))
+            elif not fields:  # an entry deleted while pending is read back without fields
+                rejected.append((entry_id, {}, DELETED))
+            elif (raw := fields.get(b"event")) is None:
+                rejected.append((entry_id, fields, "missing_field: entry has no 'event' field"))
+            else:
+                try:
+                    ev = parse_event(raw)
+                except EventError as exc:
+                    rejected.append((entry_id, fields, exc.reason))
+                    continue
+                parsed.append((entry_id, ev))
+                if isinstance(ev, ContactStarted):
+                    self._remember_language(ev.contact_id, ev.customer.language)
+        return Prepared(entries, deliveries, parsed, rejected, self._score(parsed))
+
+    def apply(self, batch: Prepared) -> int:
+        """Dead-letter what was rejected, apply the rest in stream order, then one XACK."""
+        if not batch.entries:
+            return 0
+        self.stats.batches += 1
+        self.stats.read += len(batch.entries)
+        self._count_fallbacks()
+        for entry_id, fields, reason in batch.rejected:
+            self._deadletter(entry_id, fields, reason, batch.deliveries.get(entry_id, 1))
         # after scoring, so the batch's reads are as fresh as they can be when the events apply
-        self.engine.begin_batch([ev for _, ev in parsed], defer=True)
+        self.engine.begin_batch([ev for _, ev in batch.parsed], defer=True)
         try:
-            acks = self._apply_all(entries, parsed, scores, deliveries)
+            acks = self._apply_all(batch.entries, batch.parsed, batch.scores, batch.deliveries)
         finally:
             self.engine.end_batch()
         if acks:
             # one XACK for the batch, only after every acknowledged entry's script committed
             self.r.xack(self.keys.events, self.group, *acks)
             self.stats.processed += len(acks)
-        return len(entries)
+        return len(batch.entries)
 
     def _apply_all(
         self,
@@ -305,19 +367,29 @@ class Worker:
         if not todo:
             return {}
         texts = [ev.text for _, ev in todo]
-        if self._scorer_takes_languages:
-            languages = self._languages([ev.contact_id for _, ev in todo])
-            results = self.scorer.score(texts, languages=languages)  # type: ignore[call-arg]
-        else:
-            results = self.scorer.score(texts)
-        self._count_fallbacks()
+        with self._score_lock:
+            if self._scorer_takes_languages:
+                languages = self._languages([ev.contact_id for _, ev in todo])
+                results = self.scorer.score(texts, languages=languages)  # type: ignore[call-arg]
+            else:
+                results = self.scorer.score(texts)
         return {eid: s for (eid, _), s in zip(todo, results, strict=True)}
 
+    def _remember_language(self, contact_id: str, language: str) -> None:
+        # a batch read ahead may hold a contact's first turns while its start is still being applied
+        if len(self._languages_seen) >= LANGUAGES_KEPT:
+            self._languages_seen.pop(next(iter(self._languages_seen)))
+        self._languages_seen[contact_id] = language
+
     def _languages(self, contact_ids: Sequence[str]) -> list[str | None]:
-        pipe = self.r.pipeline(transaction=False)
-        for cid in contact_ids:
-            pipe.hget(self.keys.contact(cid), "language")
-        return [_txt(x) if x else None for x in pipe.execute()]
+        known: dict[str, str | None] = {c: self._languages_seen.get(c) for c in contact_ids}
+        missing = [c for c, lang in known.items() if lang is None]
+        if missing:
+            pipe = self.r.pipeline(transaction=False)
+            for cid in missing:
+                pipe.hget(self.keys.contact(cid), "language")
+            known.update({c: _txt(x) if x else None for c, x in zip(missing, pipe.execute(), strict=True)})
+        return [known[c] for c in contact_ids]
 
     def _count_fallbacks(self) -> None:
         """Publish the scorer's fallback count (FallbackScorer keeps one) to the domain's stats hash, where
