@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     conflict_retries: int = Field(default=20, ge=1)
 
     # Moment-of-truth detection. Peak 0.5 and topic floor 0.15 were chosen on the transformer's intensity
-    # scale from the airline evaluation (models/MODEL_CARD.md): one-turn recall 0.53 at 3.9% false
+    # scale from the airline evaluation (models/MODEL_CARD.md): one-turn recall 0.55 at 4.4% false
     # positives, against 0.25 at 1.0% for 0.75 / 0.3; a missed moment of truth costs more than an
     # empathetic agent on a routine contact.
     mot_peak_threshold: float = Field(default=0.5, ge=0, le=1)

@@ -28,11 +28,19 @@ def _setup(url: str, domain: str) -> tuple[redis.Redis, RoutingStore]:
     return client, store
 
 
-def test_sigkill_one_of_three_workers_repeatedly(redis_server: Any, workers_for: Any, domain: str) -> None:
+# score-ahead (a second batch read and scored while one applies) is off for the lexicon scorer by default;
+# forced on, a killed or stopped worker also holds a read-ahead batch
+SCORE_AHEAD = pytest.mark.parametrize("score_ahead", ["auto", "on"])
+
+
+@SCORE_AHEAD
+def test_sigkill_one_of_three_workers_repeatedly(
+    redis_server: Any, workers_for: Any, domain: str, score_ahead: str
+) -> None:
     client, store = _setup(redis_server.url, domain)
     rng = random.Random(1)
     events = event_mix(1100, seed=1)  # 5,500 events
-    pool = workers_for(redis_server.url, domain)
+    pool = workers_for(redis_server.url, domain, ROUTER_SCORE_AHEAD=score_ahead)
     for name in ("w1", "w2", "w3"):
         pool.start(name)
     kills = 0
@@ -48,7 +56,7 @@ def test_sigkill_one_of_three_workers_repeatedly(redis_server: Any, workers_for:
             produce(client, store.keys.events, events[half:])
     recovery = wait_drained(store, "router", len(events), timeout_s=240)  # from the last kill
     assert all(code == 0 for code in pool.stop_all().values())  # audit a still state
-    fig = audit(store, "sigkill one of three workers x4", len(events))
+    fig = audit(store, f"sigkill one of three workers x4, score-ahead {score_ahead}", len(events))
     fig.recovery_s = round(recovery, 2)
     fig.notes["kills"] = kills
     fig.report()
@@ -59,12 +67,13 @@ def test_sigkill_one_of_three_workers_repeatedly(redis_server: Any, workers_for:
     assert fig.decided == len(events)
 
 
+@SCORE_AHEAD
 def test_rolling_sigterm_redelivers_only_in_flight_work(
-    redis_server: Any, workers_for: Any, domain: str
+    redis_server: Any, workers_for: Any, domain: str, score_ahead: str
 ) -> None:
     client, store = _setup(redis_server.url, domain)
     events = event_mix(1000, seed=2)
-    pool = workers_for(redis_server.url, domain)
+    pool = workers_for(redis_server.url, domain, ROUTER_SCORE_AHEAD=score_ahead)
     for name in ("w1", "w2", "w3"):
         pool.start(name)
     produce(client, store.keys.events, events)
@@ -87,7 +96,7 @@ def test_rolling_sigterm_redelivers_only_in_flight_work(
         pool.start(f"{name}-new")
     wait_drained(store, "router", len(events), timeout_s=240)
     assert all(code == 0 for code in pool.stop_all().values())
-    fig = audit(store, "rolling SIGTERM of every worker", len(events))
+    fig = audit(store, f"rolling SIGTERM of every worker, score-ahead {score_ahead}", len(events))
     fig.notes["unapplied_left_pending_after_sigterm"] = left_pending
     fig.report()
     assert fig.lost == 0 and fig.duplicate_decisions == 0 and fig.over_capacity_max <= 0
