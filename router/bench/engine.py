@@ -707,7 +707,7 @@ def run_bench(
     json_path: Path | None,
     *,
     contacts: int = 1_500,
-    transformer_contacts: int = 300,
+    transformer_contacts: int = 1_000,
     raw_messages: int = 100_000,
     latency_s: float = 10.0,
     scaling: tuple[int, ...] = (1, 2, 4),

@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
         ] = 1500,
         transformer_contacts: Annotated[
             int, typer.Option(min=10, help="Contacts in the transformer backlog (6 events each)")
-        ] = 300,
+        ] = 1000,
         transformer: Annotated[
             bool, typer.Option("--transformer/--no-transformer", help="Measure (c) and (d) (loads the model)")
         ] = True,

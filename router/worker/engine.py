@@ -110,6 +110,10 @@ class Engine:
         self._inflight: set[str] = set()  # contacts with a deferred commit not yet sent
         self._blocked: set[str] = set()  # contacts whose deferred commit did not apply
         self._pending: Deferred | None = None
+        # queued contacts read for agent pulls, reused for the rest of the batch or sweep (None: outside
+        # one, every read is fresh). A long queue made each pull read 100 contacts; a stale one here only
+        # costs a refused offer, after which it is read again.
+        self._queued: dict[str, ContactRecord] | None = None
 
     # ---- batch reads ----------------------------------------------------------------------------
     def begin_batch(self, events: Sequence[InboundEvent], *, defer: bool = False) -> None:
@@ -121,6 +125,7 @@ class Engine:
         cids = [ev.contact_id for ev in events if isinstance(ev, CONTACT_EVENTS)]
         uids = [ev.customer.id for ev in events if isinstance(ev, ContactStarted)]
         self._batch = self.store.load_batch(cids, uids)
+        self._queued = {}
         self._defer = defer
 
     def settle(self) -> None:
@@ -131,6 +136,7 @@ class Engine:
 
     def end_batch(self) -> None:
         self._batch = None
+        self._queued = None
         self._written.clear()
         self._defer = False
         self._inflight.clear()
@@ -166,6 +172,9 @@ class Engine:
         if self._batch is not None and contact_id in self._batch.contacts:
             self._used_cache = True
             return self._batch.contacts.pop(contact_id)
+        if self._queued is not None and contact_id in self._queued:
+            self._used_cache = True
+            return self._queued.pop(contact_id)
         return self.store.load_contact(contact_id)
 
     def _forget(self, contact_id: str) -> None:
@@ -173,6 +182,8 @@ class Engine:
         self._written.pop(contact_id, None)
         if self._batch is not None:
             self._batch.contacts.pop(contact_id, None)
+        if self._queued is not None:
+            self._queued.pop(contact_id, None)
 
     def _customer(self, customer_id: str) -> dict[str, str]:
         if self._batch is not None and customer_id in self._batch.customers:
@@ -193,6 +204,8 @@ class Engine:
         (the old hash with ``fields`` over it: exactly what the script wrote), so the match that follows
         and later events of the batch need no read. ``final``: nothing in the event depends on the
         outcome, so in a worker batch the commit may wait for the next pipeline ('deferred')."""
+        if self._queued is not None:
+            self._queued.pop(contact_id, None)  # from here on, _written (or a fresh read) says it
         version = rec.version if rec is not None else 0
         raw = {**(rec.raw if rec is not None else {}), **fields, "version": str(version + 1)}
         written = (raw, rec.view.declined_by if rec is not None else frozenset())
@@ -406,6 +419,8 @@ class Engine:
             )
         if self._batch is not None:
             self._batch.customers.pop(v.customer_id, None)  # the release writes its last agent
+        if self._queued is not None:
+            self._queued.pop(v.contact_id, None)  # a queued contact that ends leaves its queue
         # nothing to pull when no agent is freed: the commit may then wait for the batch's pipeline
         defer = self._deferring(v.contact_id) if self._defer and not v.agent_id else None
         out = self.store.release(
@@ -654,6 +669,7 @@ class Engine:
             self._took(agent_id, v.channel, now, v.moment_of_truth)
             return True
         self.refresh_agents()
+        self._forget(v.contact_id)  # the retry reads it afresh
         self.counters.conflicts += 1
         log.debug("offer of %s to %s refused: %s %s", v.contact_id, agent_id, out.status, out.detail)
         return False
@@ -683,22 +699,42 @@ class Engine:
         return made
 
     def _queued_candidates(self) -> tuple[list[tuple[ContactView, str]], dict[str, ContactRecord]]:
-        """The heads of every queue, "mot" first, read fresh: two round trips (ids, then contacts)."""
-        heads = self.store.queue_heads(QUEUES, self.cfg.queue_scan_limit)
+        """The heads of every queue, "mot" first: the ids fresh (one round trip), the contacts as our own
+        commits left them, else as read earlier in this batch or sweep, else read now (one round trip)."""
+        heads = self.store.queue_heads(QUEUES, self.cfg.queue_scan_limit)  # sends deferred commits first
         ids = [(cid, q) for q in QUEUES for cid in heads[q]]
+        known = self._queued if self._queued is not None else {}
+        missing = [cid for cid, _ in ids if cid not in self._written and cid not in known]
+        fresh = dict(zip(missing, self.store.load_contacts(missing), strict=True)) if missing else {}
         candidates: list[tuple[ContactView, str]] = []
         records: dict[str, ContactRecord] = {}
-        for (_, q), rec in zip(ids, self.store.load_contacts([cid for cid, _ in ids]), strict=True):
-            if rec is not None and rec.view.status == "queued":
+        for cid, q in ids:
+            rec = (
+                contact_from_hash(*self._written[cid])
+                if cid in self._written
+                else known.get(cid, fresh.get(cid))
+            )
+            if rec is None:
+                continue
+            if self._queued is not None and cid not in self._written:
+                self._queued[cid] = rec
+            if rec.view.status == "queued":
                 candidates.append((rec.view, q))
-                records[rec.view.contact_id] = rec
+                records[cid] = rec
         return candidates, records
 
     def sweep(self) -> int:
         """Periodic safety net: time out overdue offers, and offer queue heads the ladder has widened for.
         Returns the number of transitions made."""
-        done = 0
         self.refresh_agents()
+        self._queued = {}  # the queue heads are read once for the whole sweep
+        try:
+            return self._sweep()
+        finally:
+            self._queued = None
+
+    def _sweep(self) -> int:
+        done = 0
         now_ms = self._now_ms()
         for offer_id in self.store.due_offers(now_ms):
             offer = self.store.load_offer(offer_id)
@@ -716,10 +752,10 @@ class Engine:
         agents, _ = self._agents(self.clock())
         if not any(a.status == "available" and any(a.free(ch) > 0 for ch in a.capacity) for a in agents):
             return done
-        for q in QUEUES:
-            for cid in self.store.queue_head(q, self.cfg.queue_scan_limit):
-                if self.match_contact(cid, announce=False, cause="sweep") == "offer":
-                    done += 1
+        candidates, _ = self._queued_candidates()
+        for view, _q in candidates:
+            if self.match_contact(view.contact_id, announce=False, cause="sweep") == "offer":
+                done += 1
         return done
 
     # ---- helpers --------------------------------------------------------------------------------

@@ -287,3 +287,83 @@ def test_a_batch_that_fails_half_way_sends_none_of_its_deferred_commits_later(
     w.process(entries)  # the redelivery applies it
     assert pending_ids(store, w.group) == []
     assert store.load_contact("c1") is not None
+
+
+# ------------------------------------------------------------------------------- queued contacts, pulls
+
+
+def _count_loads(store: RoutingStore, monkeypatch: Any) -> tuple[list[str], list[str]]:
+    """(ids read by load_contacts, ids read one by one by load_contact)."""
+    many: list[str] = []
+    one: list[str] = []
+    real_many, real_one = store.load_contacts, store.load_contact
+
+    def load_contacts(ids: Any) -> Any:
+        many.extend(ids)
+        return real_many(ids)
+
+    def load_contact(cid: str) -> Any:
+        one.append(cid)
+        return real_one(cid)
+
+    monkeypatch.setattr(store, "load_contacts", load_contacts)
+    monkeypatch.setattr(store, "load_contact", load_contact)
+    return many, one
+
+
+def _queue_up(engine: Engine, *cids: str) -> None:
+    for cid in cids:
+        engine.handle(parse(started(cid)), new_id())
+        engine.handle(parse({"type": "contact.human_requested", "contact_id": cid}), new_id())
+
+
+def test_pulls_in_one_batch_read_each_queued_contact_once(
+    store: RoutingStore, engine: Engine, monkeypatch: Any
+) -> None:
+    """Two releases in one batch pull twice: the waiting contacts are read for the first pull only (a long
+    queue used to cost up to 100 contact reads per pull)."""
+    add_agent(store, "a1", eq=3)
+    add_agent(store, "a2", eq=3)
+    _queue_up(engine, "c1", "c2", "w1", "w2", "w3", "w4")  # c1, c2 offered to a1, a2; w1-w4 wait
+    assert {store.load_contact(c).view.status for c in ("w1", "w2", "w3", "w4")} == {"queued"}  # type: ignore[union-attr]
+    many, one = _count_loads(store, monkeypatch)
+    ends = [parse({"type": "contact.ended", "contact_id": cid, "reason": "resolved"}) for cid in ("c1", "c2")]
+    engine.begin_batch(ends)
+    for end in ends:
+        engine.handle(end, new_id())
+    engine.end_batch()
+    waiting = [cid for cid in many if cid.startswith("w")]
+    assert sorted(waiting) == ["w1", "w2", "w3", "w4"], many  # each read once, by the first pull
+    assert one == []
+    offered = {cid: store.load_contact(cid) for cid in ("w1", "w2")}
+    assert {rec.view.agent_id for rec in offered.values() if rec is not None} == {"a1", "a2"}
+    assert engine.counters.conflicts == 0
+
+
+def test_a_stale_queued_contact_costs_a_refused_offer_then_a_fresh_read(
+    store: RoutingStore, engine: Engine, monkeypatch: Any
+) -> None:
+    """Another worker changes a waiting contact after our first pull read it: the second pull's offer is
+    refused on the version, and the retry decides on a fresh read."""
+    add_agent(store, "a1", eq=3)
+    add_agent(store, "a2", eq=3)
+    _queue_up(engine, "c1", "c2", "w1", "w2")
+    ends = [parse({"type": "contact.ended", "contact_id": cid, "reason": "resolved"}) for cid in ("c1", "c2")]
+    engine.begin_batch(ends)
+    engine.handle(ends[0], new_id())  # a1 pulls w1; w2 is now cached as queued
+    other = Engine(store, engine.settings, clock=engine.clock)
+    other.handle(parse(message("w2", 0, "hello again")), new_id())  # another worker: w2's version moves
+    engine.handle(ends[1], new_id())  # a2 pulls w2 from the cache: refused once, then offered
+    engine.end_batch()
+    rec = store.load_contact("w2")
+    assert rec is not None and rec.view.status == "offered" and rec.view.agent_id == "a2"
+    assert engine.counters.conflicts == 1
+
+
+def test_a_sweep_reads_the_queue_heads_once(store: RoutingStore, engine: Engine, monkeypatch: Any) -> None:
+    add_agent(store, "a1", eq=3, capacity={"voice": 1})  # free, but for voice: no chat contact fits
+    _queue_up(engine, "w1", "w2", "w3")
+    many, one = _count_loads(store, monkeypatch)
+    assert engine.sweep() == 0
+    assert sorted(many) == ["w1", "w2", "w3"] and one == []
+    assert engine._queued is None  # nothing cached past the sweep
