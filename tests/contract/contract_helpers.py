@@ -220,3 +220,16 @@ def dump_domain(client: redis.Redis, domain: str) -> dict[str, Any]:
 
 def _txt(v: Any) -> str:
     return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
+
+
+class NoAck:
+    """A client whose XACK is lost: the worker 'dies' after committing and before acknowledging."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._c = client
+
+    def xack(self, *args: Any) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from contract_helpers import (
+    NoAck,
     ScriptedScorer,
     add_agent,
     decisions,
@@ -26,19 +27,6 @@ from router.worker.consumer import Worker
 from router.worker.engine import Engine
 
 MakeWorker = Callable[..., Worker]
-
-
-class NoAck:
-    """A client whose XACK is lost: the worker 'dies' after committing and before acknowledging."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._c = client
-
-    def xack(self, *args: Any) -> int:
-        return 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._c, name)
 
 
 def transcript_seqs(store: RoutingStore, cid: str) -> list[int]:

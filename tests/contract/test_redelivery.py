@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 from contract_helpers import (
+    NoAck,
     add_agent,
     dead_letters,
     decisions,
@@ -39,19 +40,6 @@ def state(client: redis.Redis, store: RoutingStore) -> dict[str, Any]:
 def run(worker: Worker, times: int = 4) -> None:
     for _ in range(times):
         worker.run_once()
-
-
-class NoAck:
-    """A client whose XACK is lost: the worker 'dies' after committing and before acknowledging."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._c = client
-
-    def xack(self, *args: Any) -> int:
-        return 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._c, name)
 
 
 def phase_a(store: RoutingStore) -> None:
