@@ -743,8 +743,10 @@ def run_bench(
             from router.scoring.bench import run_bench_scorer
 
             def scorer_alone() -> dict[str, Any]:
-                # the naive-pipeline baseline of the scorer's benchmark is not a figure here: keep it short
-                return run_bench_scorer(None, n_messages=512, n_naive=32, threads=settings.torch_threads)
+                # neither the naive baseline nor the torch-vs-ONNX comparison is a figure here: keep it short
+                return run_bench_scorer(
+                    None, n_messages=512, n_naive=32, threads=settings.torch_threads, compare_onnx=False
+                )
 
             # (d) just before and just after (c), averaged: c/d compares like with like on a machine whose
             # load drifts

@@ -8,10 +8,10 @@
     the way the scorer pads them.
 
 (b) and (c) use the default scorer (``backend``: ONNX Runtime int8 when ``scripts/export_onnx.py`` has
-written the encoder, else torch fp32). When the ONNX file is present, both backends' scorers are also timed
-on the same batches, alternating batch by batch so that a change in machine load hits both alike
-(``torch_*`` / ``onnx_*`` keys, ``onnx_vs_torch``), and their outputs are compared on the same messages
-(embedding cosine, intensity difference, topic agreement).
+written the encoder, else torch fp32) and are timed interleaved, batch by batch, so that the drifting load
+of a shared machine hits both alike. When the ONNX file is present, both backends' scorers are then timed
+on the same batches, alternating batch by batch (``torch_*`` / ``onnx_*`` keys, ``onnx_vs_torch``), and
+their outputs are compared on the same messages (embedding cosine, intensity difference, topic agreement).
 """
 
 from __future__ import annotations
@@ -202,6 +202,37 @@ def _backend_detail(scorer: Any) -> str:
     return f"torch fp32 eager, {enc.threads} threads"
 
 
+def _padded_buckets(enc: Any, batch: Sequence[str]) -> list[tuple[Any, Any]]:
+    """``batch`` tokenized and padded the way the scorer pads it (length buckets)."""
+    from router.scoring.transformer import length_buckets
+
+    ids = enc.tokenize(batch)
+    return [enc.pad([ids[i] for i in bucket]) for bucket in length_buckets([len(x) for x in ids])]
+
+
+def _compare_backend_speed(scorers: dict[str, Any], batches: list[list[str]]) -> dict[str, Any]:
+    """Both backends' scorers on the same batches, alternating batch by batch so that a change in machine
+    load hits both alike; a phase of its own, after (b) and (c), so that the other backend's threads
+    (torch's OpenMP pool spins for a while after each call) cannot slow (b)."""
+    lats: dict[str, list[float]] = {name: [] for name in scorers}
+    for sc in scorers.values():
+        sc.cache.clear()  # (b) scored these very batches
+    for b in batches:
+        for name, sc in scorers.items():
+            t1 = time.perf_counter()
+            sc.score(b)
+            lats[name].append((time.perf_counter() - t1) * 1000)
+    n = sum(len(b) for b in batches)
+    res: dict[str, Any] = {}
+    for name, sc in scorers.items():
+        res[f"{name}_scorer_msgs_per_s"] = round(n / (sum(lats[name]) / 1000), 1)
+        res[f"{name}_batch32_p50_ms"] = round(_pct(lats[name], 50), 1)
+        res[f"{name}_batch32_p99_ms"] = round(_pct(lats[name], 99), 1)
+        res[f"{name}_cache_hits"] = sc.cache.hits
+    res["onnx_vs_torch"] = round(res["onnx_scorer_msgs_per_s"] / res["torch_scorer_msgs_per_s"], 2)
+    return res
+
+
 def compare_backends(torch_scorer: Any, onnx_scorer: Any, texts: Sequence[str]) -> dict[str, Any]:
     """Embedding cosine and head agreement of the two backends on the same texts."""
     a = torch_scorer.encoder.embed(texts)
@@ -234,7 +265,7 @@ def run_bench_scorer(
 ) -> dict[str, Any]:
     """Figures of the module docstring; ``compare_onnx=False`` skips timing the second backend."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from router.scoring.transformer import TransformerScorer, find_onnx_model, length_buckets
+    from router.scoring.transformer import TransformerScorer, find_onnx_model
 
     scorer = TransformerScorer(threads=threads, cache_size=4 * n_messages)
     enc = scorer.encoder
@@ -255,35 +286,24 @@ def run_bench_scorer(
     naive = len(naive_msgs) / (time.perf_counter() - t)
     del pipe
 
-    # (b) scorer end to end, batches of 32 (distinct messages: no cache hits); with ONNX present, the
-    # other backend's scorer on the same batches, alternating, so that both see the same machine load
-    scorers = {scorer.backend: scorer}
-    if compare_onnx and find_onnx_model() is not None:
-        other = "torch" if scorer.backend == "onnx" else "onnx"
-        scorers[other] = TransformerScorer(threads=threads, cache_size=4 * n_messages, backend=other)
-    for sc in scorers.values():
-        sc.score(warm)
-    lats: dict[str, list[float]] = {name: [] for name in scorers}
-    for b in batches:
-        for name, sc in scorers.items():
-            t1 = time.perf_counter()
-            sc.score(b)
-            lats[name].append((time.perf_counter() - t1) * 1000)
-    lat = lats[scorer.backend]
+    # (b) scorer end to end and (c) its forward pass alone, interleaved batch by batch: on a shared
+    # machine whose speed drifts by a third within a minute, two phases one after the other measured the
+    # drift as much as the scorer (b/c came out anywhere from 0.71 to 1.2 on the same code)
+    scorer.score(warm)
+    prepared = [_padded_buckets(enc, b) for b in batches]
+    lat: list[float] = []
+    forward_s = 0.0
+    for b, buckets in zip(batches, prepared, strict=True):
+        t1 = time.perf_counter()
+        scorer.score(b)
+        t2 = time.perf_counter()
+        for input_ids, mask in buckets:
+            enc.forward(input_ids, mask)
+        forward_s += time.perf_counter() - t2
+        lat.append((t2 - t1) * 1000)
     scorer_rate = len(msgs) / (sum(lat) / 1000)
+    forward_rate = len(msgs) / forward_s
     hits = scorer.cache.hits
-
-    # (c) raw forward + pooling on the same batches, padded the same way, tokenization excluded
-    prepared = []
-    for b in batches:
-        ids = enc.tokenize(b)
-        prepared += [enc.pad([ids[i] for i in bucket]) for bucket in length_buckets([len(x) for x in ids])]
-    enc.forward(*prepared[0])
-    t = time.perf_counter()
-    for input_ids, mask in prepared:
-        enc.forward(input_ids, mask)
-    forward_rate = len(msgs) / (time.perf_counter() - t)
-
     res: dict[str, Any] = {
         "naive_msgs_per_s": round(naive, 1),
         "scorer_msgs_per_s": round(scorer_rate, 1),
@@ -305,14 +325,14 @@ def run_bench_scorer(
         "backend": scorer.backend,
         "backend_detail": _backend_detail(scorer),
     }
-    for name, sc in scorers.items():
-        res[f"{name}_scorer_msgs_per_s"] = round(len(msgs) / (sum(lats[name]) / 1000), 1)
-        res[f"{name}_batch32_p50_ms"] = round(_pct(lats[name], 50), 1)
-        res[f"{name}_batch32_p99_ms"] = round(_pct(lats[name], 99), 1)
-        res[f"{name}_cache_hits"] = sc.cache.hits
-    if len(scorers) == 2:
-        res["onnx_vs_torch"] = round(res["onnx_scorer_msgs_per_s"] / res["torch_scorer_msgs_per_s"], 2)
-        res.update(compare_backends(scorers["torch"], scorers["onnx"], msgs[:n_compare]))
+    if compare_onnx and find_onnx_model() is not None:
+        other = "torch" if scorer.backend == "onnx" else "onnx"
+        pair = {
+            scorer.backend: scorer,
+            other: TransformerScorer(threads=threads, cache_size=4 * n_messages, backend=other),
+        }
+        res.update(_compare_backend_speed(pair, batches))
+        res.update(compare_backends(pair["torch"], pair["onnx"], msgs[:n_compare]))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")

@@ -160,17 +160,23 @@ _STOP_WORDS: dict[str, str] = {
 _STOP: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in _STOP_WORDS.items()}
 
 
+# word -> the languages it is a stop word of, so that one pass over the words counts every language's votes
+_STOP_LANGS: dict[str, tuple[str, ...]] = {
+    w: tuple(lang for lang, stop in _STOP.items() if w in stop) for stop in _STOP.values() for w in stop
+}
+
+
 def detect_language(text: str) -> str:
     """Best-effort language of a short text: Greek by script, else stop-word votes; "en" by default."""
-    greek = sum(1 for ch in text if "\u0370" <= ch <= "\u03ff")
-    if greek >= 3:
+    if not text.isascii() and sum(1 for ch in text if "\u0370" <= ch <= "\u03ff") >= 3:
         return "el"
-    words = [w.lower() for w in _WORD.findall(text)]
-    if not words:
-        return "en"
+    votes: dict[str, int] = {}
+    for w in _WORD.findall(text):
+        for lang in _STOP_LANGS.get(w.lower(), ()):
+            votes[lang] = votes.get(lang, 0) + 1
     best, best_n = "en", 0
-    for lang, stop in _STOP.items():
-        n = sum(1 for w in words if w in stop)
+    for lang in _STOP:  # ties go to the earlier language, as before
+        n = votes.get(lang, 0)
         if n > best_n:
             best, best_n = lang, n
     return best
@@ -245,7 +251,9 @@ def vader_features(texts: list[str], analyzer: object | None = None) -> FloatArr
     max(0, -compound), max(0, compound). VADER is English; for other languages they are mostly 0."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    vader = analyzer if isinstance(analyzer, SentimentIntensityAnalyzer) else SentimentIntensityAnalyzer()
+    from router.scoring.vader import FastVader
+
+    vader = analyzer if isinstance(analyzer, SentimentIntensityAnalyzer) else FastVader()
     out = np.zeros((len(texts), 4), dtype=np.float32)
     for i, t in enumerate(texts):
         p = vader.polarity_scores(t[:2_000])

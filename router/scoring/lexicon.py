@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from router.scoring.protocol import EmotionScore
 from router.scoring.topics import HUMAN_REQUEST, TOPIC_PATTERNS
+from router.scoring.vader import FastVader
 
 # VADER's `neg` is the share of negative-valence tokens; a sentence rarely exceeds ~0.6 even when furious,
 # so it is stretched, and exclamations or capitals (which VADER already boosts in `compound`) add to it.
@@ -23,7 +22,7 @@ class LexiconScorer:
     name = "lexicon"
 
     def __init__(self) -> None:
-        self._vader = SentimentIntensityAnalyzer()
+        self._vader = FastVader()
 
     def score(self, texts: Sequence[str]) -> list[EmotionScore]:
         return [self._score_one(t) for t in texts]

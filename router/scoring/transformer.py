@@ -309,9 +309,9 @@ class TransformerScorer:
         self._use_vader = self.heads.meta.get("intensity_features") == "embedding+vader4"
         self._vader: object | None = None
         if self._use_vader:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+            from router.scoring.vader import FastVader
 
-            self._vader = SentimentIntensityAnalyzer()
+            self._vader = FastVader()
         self.heads_sha256 = heads_digest(heads_dir)
         self.encoder = Encoder(
             model_dir=model_dir,
@@ -396,19 +396,20 @@ class TransformerScorer:
         human = out["wants_human"][:, 0] if "wants_human" in out else np.zeros(len(emb), np.float32)
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
         results: list[EmotionScore] = []
-        for row in range(len(emb)):
-            tp = 1.0 - float(topic[row, none_idx]) if none_idx is not None else float(topic[row].max())
-            best = max(self._mot_topic_idx, key=lambda j: float(topic[row, j]))
+        # plain Python floats row by row (``tolist``): indexing numpy scalars cost more than the heads
+        rows = zip(emotions.tolist(), topic.tolist(), intensity.tolist(), human.tolist(), strict=True)
+        for emo_row, topic_row, inten, hum in rows:
+            tp = 1.0 - topic_row[none_idx] if none_idx is not None else max(topic_row)
+            best = max(self._mot_topic_idx, key=topic_row.__getitem__)
             results.append(
                 EmotionScore(
-                    intensity=round(min(1.0, max(0.0, float(intensity[row]))), 4),
+                    intensity=round(min(1.0, max(0.0, inten)), 4),
                     emotions={
-                        label: round(float(p), 4)
-                        for label, p in zip(self._emotion_labels, emotions[row], strict=True)
+                        label: round(p, 4) for label, p in zip(self._emotion_labels, emo_row, strict=True)
                     },
                     topic=self._topic_labels[best] if tp >= self.topic_threshold else None,
                     topic_prob=round(min(1.0, max(0.0, tp)), 4),
-                    wants_human=round(min(1.0, max(0.0, float(human[row]))), 4),
+                    wants_human=round(min(1.0, max(0.0, hum)), 4),
                     source=self.name,
                 )
             )

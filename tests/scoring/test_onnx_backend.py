@@ -135,8 +135,10 @@ def test_bench_reports_both_backends(tmp_path) -> None:  # type: ignore[no-untyp
     res = run_bench_scorer(tmp_path / "b.json", n_messages=64, n_naive=4, n_compare=16)
     assert json.loads((tmp_path / "b.json").read_text()) == res
     assert res["backend"] in ("torch", "onnx")
-    assert res["scorer_msgs_per_s"] == res[f"{res['backend']}_scorer_msgs_per_s"]
-    assert res["batch32_p99_ms"] == res[f"{res['backend']}_batch32_p99_ms"]
+    # (b) and (c) come from one interleaved phase, the backend comparison from a later one
+    ratio = res["scorer_msgs_per_s"] / res["forward_msgs_per_s"]
+    assert abs(res["ratio_vs_forward"] - ratio) < 0.002
+    assert res["cache_hits"] == 0 and res["batches"] == 2
     assert res["torch_scorer_msgs_per_s"] > 0 and res["onnx_scorer_msgs_per_s"] > 0
     assert res["onnx_vs_torch"] > 0
     assert res["compare_messages"] == 16 and 0.9 <= res["onnx_cosine_min"] <= 1.0001
