@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from router.scoring.protocol import EmotionScore
-from router.scoring.topics import HUMAN_REQUEST, TOPIC_PATTERNS
+from router.scoring.topics import HUMAN_REQUEST, cue_topic
 
 # Covers common sentiment (negative/neutral/positive, star ratings) and emotion (Ekman, GoEmotions) heads.
 DEFAULT_LABEL_MAP: dict[str, float] = {
@@ -72,7 +72,7 @@ class PipelineScorer:
                 labels = [labels]
             emotions = {str(d["label"]): float(d["score"]) for d in labels}
             intensity = sum(p * self.label_map.get(lab.lower(), 0.0) for lab, p in emotions.items())
-            topic = next((t for t, pats in TOPIC_PATTERNS.items() if any(p.search(text) for p in pats)), None)
+            topic = cue_topic(text)
             out.append(
                 EmotionScore(
                     intensity=round(min(1.0, max(0.0, intensity)), 4),
