@@ -40,6 +40,7 @@ from typing import Any
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from router.bench.cpu import StealMeter
 from router.errors import RouterError
 from router.events import Decision
 from router.settings import Settings
@@ -530,6 +531,7 @@ def engine_throughput(
     responder = Responder(url, store)
     stats0 = _commandstats(r)
     server_cpu0 = _server_cpu_s(r)
+    steal = StealMeter()
     t0 = time.perf_counter()
     pool.go()
     responder.start()
@@ -548,6 +550,7 @@ def engine_throughput(
             # of a 20 s run)
             time.sleep(0.02)
         elapsed = time.perf_counter() - t0
+        steal_share = steal.share()
     finally:
         responder.close()
         results = pool.close()
@@ -579,6 +582,7 @@ def engine_throughput(
         "dead_letters": counters.get("dead_letters", 0),
         "retried": sum(int(x["retried"]) for x in results),
         "reclaimed": sum(int(x["reclaimed"]) for x in results),
+        "cpu_steal_share": steal_share,
         **_where(results, n, elapsed),
     }
 
@@ -719,6 +723,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Every figure of the benchmark in one run, against ``url`` or a redis-server started on loopback."""
     say = on_progress or (lambda _msg: None)
+    steal = StealMeter()
     with contextlib.ExitStack() as stack:
         if url:
             server_desc = "given URL"
@@ -798,6 +803,9 @@ def run_bench(
             "hiredis": bool(HIREDIS_AVAILABLE),
             "server": {**info, "how": server_desc},
             "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+            # CPU time the hypervisor gave to other guests during the whole run (each engine run has its
+            # own ``cpu_steal_share`` in details): a few percent or more, and the ratios are suspect
+            "cpu_steal_share": steal.share(),
         },
     }
     if json_path is not None:

@@ -265,7 +265,10 @@ def run_bench_scorer(
 ) -> dict[str, Any]:
     """Figures of the module docstring; ``compare_onnx=False`` skips timing the second backend."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from router.bench.cpu import StealMeter
     from router.scoring.transformer import TransformerScorer, find_onnx_model
+
+    steal = StealMeter()
 
     scorer = TransformerScorer(threads=threads, cache_size=4 * n_messages)
     enc = scorer.encoder
@@ -304,6 +307,7 @@ def run_bench_scorer(
     scorer_rate = len(msgs) / (sum(lat) / 1000)
     forward_rate = len(msgs) / forward_s
     hits = scorer.cache.hits
+    steal_share = steal.share()
     res: dict[str, Any] = {
         "naive_msgs_per_s": round(naive, 1),
         "scorer_msgs_per_s": round(scorer_rate, 1),
@@ -324,6 +328,9 @@ def run_bench_scorer(
         else os.cpu_count(),
         "backend": scorer.backend,
         "backend_detail": _backend_detail(scorer),
+        # CPU time the hypervisor gave to other guests during (a)-(c): figures taken with more than a few
+        # percent stolen say more about the neighbours than about the code
+        "cpu_steal_share": steal_share,
     }
     if compare_onnx and find_onnx_model() is not None:
         other = "torch" if scorer.backend == "onnx" else "onnx"

@@ -21,6 +21,18 @@ def _settings(redis_url: str | None, scorer: str | None) -> Settings:
     return load_settings(redis_url=redis_url, scorer=scorer)
 
 
+STEAL_WARN_SHARE = 0.03
+
+
+def _warn_if_stolen(share: float | None) -> None:
+    """Say so when the hypervisor took a noticeable share of the CPU during a benchmark."""
+    if share is not None and share > STEAL_WARN_SHARE:
+        console.print(
+            f"[yellow]warning:[/] {share:.0%} of the CPU time was stolen by other guests of this VM during "
+            "the run; the figures measure the neighbours as much as the code: run again when it is quiet"
+        )
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -181,6 +193,7 @@ def register(app: typer.Typer) -> None:
         for key, value in res.items():
             table.add_row(key, _fmt(value))
         Console().print(table)
+        _warn_if_stolen(res.get("cpu_steal_share"))
 
     @bench_app.callback()
     def bench(
@@ -236,3 +249,4 @@ def register(app: typer.Typer) -> None:
             target = targets.get(key)
             table.add_row(key, _fmt(res.get(key)), f">= {target}" if target is not None else "")
         Console().print(table)
+        _warn_if_stolen(res["machine"].get("cpu_steal_share"))

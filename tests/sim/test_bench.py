@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from router.bench import cpu
 from router.bench.engine import BENCH_AGENTS, TURNS_PER_CONTACT, WINDOW, run_bench, workload
 from router.events import parse_event
 from router.settings import Settings
@@ -76,3 +77,27 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
         backlog = (WINDOW + 20) * (TURNS_PER_CONTACT + 2) + BENCH_AGENTS
         assert run["dead_letters"] == 0 and run["offers_accepted"] > 0
         assert run["events"] == backlog + run["offers_accepted"]  # the responder's answers count too
+        assert run["cpu_steal_share"] is None or 0.0 <= run["cpu_steal_share"] <= 1.0
+    assert "cpu_steal_share" in res["machine"]
+
+
+def _proc_stat(steal: int, total_other: int) -> str:
+    # user nice system idle iowait irq softirq steal guest guest_nice, then per-CPU lines
+    return f"cpu  {total_other} 0 0 0 0 0 0 {steal} 7 7\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+
+
+def test_steal_meter_reads_the_stolen_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(cpu, "PROC_STAT", stat)
+    stat.write_text(_proc_stat(steal=100, total_other=900))
+    meter = cpu.StealMeter()
+    stat.write_text(_proc_stat(steal=130, total_other=1170))  # 300 more jiffies, 30 of them stolen
+    assert meter.share() == pytest.approx(0.1)
+    assert meter.share() == pytest.approx(0.1)  # from the same start
+    stat.write_text(_proc_stat(steal=100, total_other=900))  # no time passed: no share to give
+    assert meter.share() is None
+
+
+def test_steal_meter_without_proc_stat_says_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "PROC_STAT", tmp_path / "absent")
+    assert cpu.StealMeter().share() is None
