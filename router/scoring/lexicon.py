@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from router.scoring.protocol import EmotionScore
-from router.scoring.topics import HUMAN_REQUEST, cue_topic
+from router.scoring.topics import asks_for_human, cue_topic
 from router.scoring.vader import FastVader
 
 # VADER's `neg` is the share of negative-valence tokens; a sentence rarely exceeds ~0.6 even when furious,
@@ -33,7 +33,7 @@ class LexiconScorer:
         compound = float(polarity["compound"])
         intensity = min(1.0, neg * _NEG_GAIN + max(0.0, -compound) * 0.35)
         topic = cue_topic(text)
-        wants_human = 0.9 if HUMAN_REQUEST.search(text) else 0.0
+        wants_human = 0.9 if asks_for_human(text) else 0.0
         emotions = {"negative": neg, "neutral": float(polarity["neu"]), "positive": float(polarity["pos"])}
         return EmotionScore(
             intensity=round(intensity, 4),

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from router.scoring.protocol import EmotionScore
-from router.scoring.topics import HUMAN_REQUEST, cue_topic
+from router.scoring.topics import asks_for_human, cue_topic
 
 # Covers common sentiment (negative/neutral/positive, star ratings) and emotion (Ekman, GoEmotions) heads.
 DEFAULT_LABEL_MAP: dict[str, float] = {
@@ -79,7 +79,7 @@ class PipelineScorer:
                     emotions={k: round(v, 4) for k, v in emotions.items()},
                     topic=topic,
                     topic_prob=0.8 if topic else 0.0,
-                    wants_human=0.9 if HUMAN_REQUEST.search(text) else 0.0,
+                    wants_human=0.9 if asks_for_human(text) else 0.0,
                     source=self.name,
                 )
             )
