@@ -306,7 +306,7 @@ def _bench_worker(
     w.ensure_group()
     trips = _count_round_trips(client)
     sweep = _time_calls(w.engine, "sweep")
-    agents = _time_calls(w.engine, "_agents")
+    agents = _time_calls(store, "agent_snapshot")  # reads of the whole floor, not the cached answers
     batches = _time_calls(w, "apply")  # every batch applies here; with score-ahead, scoring is elsewhere
     scoring = _time_calls(scorer, "score")
     stop_on(stop, w)

@@ -73,6 +73,8 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     # a backlog drains in full batches: one read, one batch read, one pipeline of commits, one ack per
     # batch, plus the offers (3.2 per event before commits were batched)
     assert one["retried"] == 0 and 0 < one["round_trips_per_event"] < 2
+    # whole-floor reads: at most about one per batch and sweep, never one per event
+    assert 0 < one["agent_snapshots_per_event"] < 0.5
     for run in res["details"]["engine_lexicon"].values():
         backlog = (WINDOW + 20) * (TURNS_PER_CONTACT + 2) + BENCH_AGENTS
         assert run["dead_letters"] == 0 and run["offers_accepted"] > 0
