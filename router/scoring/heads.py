@@ -85,12 +85,25 @@ def heads_paths(models_dir: str | Path) -> tuple[Path, Path]:
     return d / "heads.safetensors", d / "heads.json"
 
 
+# the encoder's fine-tuned last layer (scripts/finetune_top.py), applied over the packaged MiniLM
+TOP_LAYER_FILE = "encoder_top.safetensors"
+
+
 def heads_digest(models_dir: str | Path | None = None) -> str:
-    """sha256 of the heads' weights and metadata: what the ONNX quality stamp was measured with."""
+    """sha256 of the heads' weights and metadata, and of the fine-tuned encoder layer when there is one:
+    what the ONNX quality stamp was measured with (the exported graph carries that layer)."""
+    d = Path(models_dir or DEFAULT_MODELS_DIR)
     h = hashlib.sha256()
-    for path in heads_paths(models_dir or DEFAULT_MODELS_DIR):
+    for path in heads_paths(d):
         h.update(path.read_bytes())
+    if (d / TOP_LAYER_FILE).exists():
+        h.update((d / TOP_LAYER_FILE).read_bytes())
     return h.hexdigest()
+
+
+def top_layer_path(models_dir: str | Path | None = None) -> Path | None:
+    path = Path(models_dir or DEFAULT_MODELS_DIR) / TOP_LAYER_FILE
+    return path if path.exists() else None
 
 
 def load_heads(models_dir: str | Path | None = None) -> Heads:

@@ -8,6 +8,7 @@ emotion distribution, negative intensity, moment-of-truth topic and wants-a-huma
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from router.scoring.heads import (
     heads_digest,
     load_heads,
     load_ngram_head,
+    top_layer_path,
     vader_features,
 )
 from router.scoring.protocol import EmotionScore
@@ -62,6 +64,19 @@ def default_encoder_dir() -> str:
 
 def _same_dir(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
+
+
+def apply_top_layer(model: Any, model_dir: str, models_dir: str | Path | None = None) -> str | None:
+    """Load the fine-tuned last layer (``models/encoder_top.safetensors``) into ``model`` when ``model_dir``
+    is the packaged MiniLM it was trained on; returns the file's sha256 (None: nothing applied). Both the
+    torch encoder and the ONNX export go through here, so the two backends carry the same weights."""
+    path = top_layer_path(models_dir)
+    if path is None or not _same_dir(model_dir, default_encoder_dir()):
+        return None
+    from safetensors.torch import load_file
+
+    model.encoder.layer[-1].load_state_dict(load_file(str(path)), strict=True)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def find_onnx_model() -> Path | None:
@@ -134,6 +149,7 @@ class Encoder:
         backend: str | None = None,
         onnx_path: str | Path | None = None,
         heads_sha256: str | None = None,
+        models_dir: str | Path | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
@@ -155,6 +171,10 @@ class Encoder:
         self.onnx_path: Path | None = None
         self._torch: Any = None
         self._onnx_inputs: list[str] = []
+        self._onnx_sha256: str | None = None
+        self.top_layer_sha256: str | None = None
+        # where the fine-tuned last layer lives: beside the heads it was trained with
+        self.models_dir = models_dir
 
         path = Path(onnx_path) if onnx_path is not None else None
         if requested == "onnx":
@@ -187,6 +207,7 @@ class Encoder:
         torch.set_num_threads(self.threads)
         self._torch = torch
         self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        self.top_layer_sha256 = apply_top_layer(self.model, self.model_dir, self.models_dir)
         self.model.eval()
         self._dim = int(self.model.config.hidden_size)
 
@@ -225,10 +246,14 @@ class Encoder:
 
     @property
     def cache_id(self) -> str:
-        """Names the embeddings this encoder gives, for on-disk caches: int8 ones never mix with fp32."""
+        """Names the embeddings this encoder gives, for on-disk caches: int8 ones never mix with fp32, and a
+        re-exported or re-tuned encoder never reuses the old one's."""
         if self.onnx_path is None:
-            return ENCODER_ID
-        return f"{ENCODER_ID} onnx-int8 {self.onnx_path.name} {self.onnx_path.stat().st_size}"
+            top = f" top {self.top_layer_sha256[:16]}" if self.top_layer_sha256 else ""
+            return ENCODER_ID + top
+        if self._onnx_sha256 is None:
+            self._onnx_sha256 = hashlib.sha256(self.onnx_path.read_bytes()).hexdigest()
+        return f"{ENCODER_ID} onnx-int8 {self._onnx_sha256[:16]}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self.tokenizer(
@@ -319,6 +344,7 @@ class TransformerScorer:
             threads=threads,
             backend=backend,
             heads_sha256=self.heads_sha256,
+            models_dir=heads_dir,
         )
         self.backend = self.encoder.backend
         if self.heads.dim != self.encoder.dim:
