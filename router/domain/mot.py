@@ -14,7 +14,7 @@ class MotThresholds:
     last: float = 0.6
     trend: float = 0.25
     topic: float = 0.5
-    topic_intensity_floor: float = 0.15
+    topic_intensity_floor: float = 0.08
     human_request: float = 0.5
 
     @classmethod
