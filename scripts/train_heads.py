@@ -10,6 +10,9 @@ Heads (all linear on the L2-normalised 384-d mean-pooled embedding, trained with
 - topic: softmax over MOT_TOPICS + "none" from Banking77 / CLINC150 intents (router.scoring.topics.
   INTENT_TOPICS) plus hand-written sentences for topics those sets lack (scripts/handwritten.py);
 - wants_human: sigmoid, hand-written requests for a person vs routine/other queries.
+Every text is embedded by torch fp32 and by the int8 ONNX graph (``--onnx``, default: the exported one), and
+the intensity and topic heads pay ``--consistency`` times the squared difference of their answers on the two
+embeddings of one text, so that both backends answer alike (the export's quality gate checks that).
 Writes models/heads.safetensors, models/heads.json and the training section of models/MODEL_CARD.md data.
 Embeddings are cached under --cache (gitignored), so a rerun only trains.
 """
