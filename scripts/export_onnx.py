@@ -101,14 +101,9 @@ def gate(model_dir: str, path: Path) -> dict[str, object]:
     return onnx_quality(torch_scorer, onnx_scorer)
 
 
-VARIANTS = ("auto", "all-int8", "top-fp32", "ffn-fp32")
-
-
-def _variant(requested: str) -> str:
-    """Which MatMuls stay fp32. ``auto``: none, the graph the shipped heads and the fine-tuned layer are
-    trained on and gated with; the others are for comparisons (``top-fp32``: the last layer, ``ffn-fp32``:
-    the feed-forward outputs)."""
-    return "all-int8" if requested == "auto" else requested
+# which MatMuls stay fp32: none (the graph the shipped layer and heads are trained on and gated with), or,
+# for comparisons, the last layer's or the feed-forward outputs
+VARIANTS = ("all-int8", "top-fp32", "ffn-fp32")
 
 
 def _up_to_date(out: Path | None, variant: str) -> bool:
@@ -149,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variant",
         choices=VARIANTS,
-        default="auto",
+        default="all-int8",
         help="which MatMuls stay fp32: none (all-int8, the default), the last layer's (top-fp32) or the "
         "feed-forward outputs (ffn-fp32); both slower",
     )
@@ -161,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_dir = args.model_dir or default_encoder_dir()
-    variant = _variant(args.variant)
+    variant: str = args.variant
     if args.if_stale and _up_to_date(args.out, variant):
         print("ONNX encoder up to date with the heads in models/")
         return 0

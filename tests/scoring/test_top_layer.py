@@ -11,12 +11,7 @@ import pytest
 
 from router.scoring.heads import DEFAULT_MODELS_DIR, TOP_LAYER_FILE, heads_digest, top_layer_path
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(
-        not (DEFAULT_MODELS_DIR / TOP_LAYER_FILE).exists(), reason="models/encoder_top.safetensors absent"
-    ),
-]
+pytestmark = pytest.mark.model
 
 
 def test_the_torch_encoder_carries_the_fine_tuned_layer() -> None:
