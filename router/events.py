@@ -138,6 +138,8 @@ class Decision(_Strict):
     priority: float = 0.0
     moment_of_truth: bool = False
     intensity: float = Field(default=0.0, ge=0, le=1)
+    # the detector's probability that the contact is a moment of truth (None before any customer turn)
+    mot_prob: float | None = Field(default=None, ge=0, le=1)
     estimated_wait_s: float | None = None
     reasons: tuple[Reason, ...] = ()
     ts: float

@@ -34,16 +34,18 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=0.5, gt=0)
     conflict_retries: int = Field(default=20, ge=1)
 
-    # Moment-of-truth detection. Peak 0.5 and topic floor 0.08 were chosen on the transformer's intensity
-    # scale from the airline evaluation (models/MODEL_CARD.md): the most one-turn recall (0.61) at no more
-    # than the 4.4% false positives the earlier model's defaults had (4.1%), against 0.27 at 0.9% for
-    # 0.75 / 0.3; a missed moment of truth costs more than an empathetic agent on a routine contact.
+    # Moment-of-truth detection. With the transformer scorer the learned detector (models/detector.json,
+    # scripts/train_detector.py) decides; these hand rules decide only for scorers without it (lexicon,
+    # pipeline), where a missed moment of truth costs more than an empathetic agent on a routine contact.
     mot_peak_threshold: float = Field(default=0.5, ge=0, le=1)
     mot_last_threshold: float = Field(default=0.6, ge=0, le=1)
     mot_trend_threshold: float = Field(default=0.25, ge=0, le=1)
     mot_topic_threshold: float = Field(default=0.5, ge=0, le=1)
     mot_topic_intensity_floor: float = Field(default=0.08, ge=0, le=1)
     human_request_threshold: float = Field(default=0.5, ge=0, le=1)
+    # Added to the learned detector's logit for a customer back within affinity_ttl_s. The corpus has no
+    # repeat-contact flag to learn this from, so it is a stated prior: +1.0 multiplies the odds by e.
+    mot_repeat_logit: float = Field(default=1.0, ge=0, le=10)
 
     # Routing
     mot_min_eq: int = Field(default=4, ge=1, le=5)

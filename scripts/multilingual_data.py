@@ -1,10 +1,10 @@
 """Training data for the multilingual negative-emotion head (sets whose licences allow shipped weights).
 
-- XED projections (CC BY 4.0) for it, ro, fi, el, de, es, fr, pt: negative = anger/disgust/fear/sadness,
-  positive = joy/trust; lines with both or neither are skipped;
+- XED projections (CC BY 4.0) for it, ro, fi, el, de, es, fr, pt, pl, nl: negative = anger/disgust/fear/
+  sadness, positive = joy/trust; lines with both or neither are skipped;
 - XED FI human-annotated, the 80% of lines outside the evaluation's stable-hash 20% slice;
-- BRIGHTER (CC BY 4.0) track B train deu/esp (+ track A train ron): negative = any of anger/fear/sadness/
-  disgust > 0, else not negative;
+- BRIGHTER (CC BY 4.0) track B train deu/esp/ptbr/rus/ukr (+ track A train ron): negative = any of anger/
+  fear/sadness/disgust > 0, else not negative;
 - RED v1 train (MIT, Romanian): Tristete/Frica/Furie vs Bucurie/Neutru.
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 
 from router.scoring.evaluate import _stable_fraction
 
-XED_LANGS = ("it", "ro", "fi", "el", "de", "es", "fr", "pt")
+# every corpus language but English (the English heads have their own sets); e5 shares one space across
+# languages, so each language's data also teaches the others
+XED_LANGS = ("it", "ro", "fi", "el", "de", "es", "fr", "pt", "pl", "nl")
 
 
 def _xed_label(field: str) -> bool | None:
@@ -45,7 +47,8 @@ def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
                 and _stable_fraction(parts[0]) >= 0.2
             ):
                 rows.append((parts[0], y, "xed_fi_annotated"))
-    for rel in ("track_b/train/deu.csv", "track_b/train/esp.csv", "track_a/train/ron.csv"):
+    brighter = ("deu", "esp", "ptbr", "rus", "ukr")
+    for rel in (*(f"track_b/train/{lang}.csv" for lang in brighter), "track_a/train/ron.csv"):
         p = data / "brighter_semeval2025_task11" / rel
         if not p.exists():
             continue

@@ -1,18 +1,23 @@
 #!/usr/bin/env python
-"""Train the scorer heads on MiniLM embeddings of public data whose licences allow shipped weights.
+"""Train the scorer heads on encoder embeddings of public data whose licences allow shipped weights.
 
     .venv/bin/python scripts/train_heads.py [--data ../shared/data] [--out models] [--cache .cache/embeddings]
 
-Heads (all linear on the L2-normalised 384-d mean-pooled embedding, trained with torch, full batch):
+Heads (all linear on the L2-normalised 384-d mean-pooled multilingual-e5-small embedding, trained with
+torch, full batch):
 - emotion: softmax over GoEmotions' Ekman groups (anger disgust fear joy neutral sadness surprise);
 - intensity: sigmoid, negative-emotion intensity with soft targets: GoEmotions (graded negative labels),
-  BRIGHTER EN track B intensities (max of anger/fear/sadness / 3), routine Banking77/CLINC150 queries (0);
+  BRIGHTER EN track B intensities (max of anger/fear/sadness / 3), routine Banking77/CLINC150 queries (0),
+  and the multilingual sets (XED projections and FI annotations, BRIGHTER deu/esp/ron, RED: negative 1,
+  else 0), sampled per source (``--ml-per-source``);
 - topic: softmax over MOT_TOPICS + "none" from Banking77 / CLINC150 intents (router.scoring.topics.
-  INTENT_TOPICS) plus hand-written sentences for topics those sets lack (scripts/handwritten.py);
+  INTENT_TOPICS) plus hand-written sentences for topics those sets lack (scripts/handwritten.py); the
+  moment-of-truth script (scripts/train_mot.py) retrains it with the corpus;
 - wants_human: sigmoid, hand-written requests for a person vs routine/other queries.
-Every text is embedded by torch fp32 and by the int8 ONNX graph (``--onnx``, default: the exported one), and
-the intensity and topic heads pay ``--consistency`` times the squared difference of their answers on the two
-embeddings of one text, so that both backends answer alike (the export's quality gate checks that).
+Texts are embedded by the int8 ONNX graph (the default backend; ``--onnx``) and, with ``--with-torch``, also
+by torch fp32, in which case the intensity and topic heads pay ``--consistency`` times the squared difference
+of their answers on the two embeddings of one text. Every row whose text is in an evaluation set (after
+normalisation, router.scoring.overlap) is dropped first.
 Writes models/heads.safetensors, models/heads.json and the training section of models/MODEL_CARD.md data.
 Embeddings are cached under --cache (gitignored), so a rerun only trains.
 """
@@ -40,17 +45,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from handwritten import handwritten_human, handwritten_topics  # noqa: E402
 from multilingual_data import load_multilingual  # noqa: E402
 
+from router.scoring.corpus import load_corpus, training_rows  # noqa: E402
+from router.scoring.evaluate import _stable_fraction  # noqa: E402
 from router.scoring.heads import (  # noqa: E402
-    NGRAM_BITS,
     LinearHead,
-    NgramHead,
-    ngram_features,
     save_heads,
-    save_ngram_head,
     vader_features,
 )
+from router.scoring.overlap import evaluation_index  # noqa: E402
 from router.scoring.topics import INTENT_TOPICS, MOT_TOPICS, PROBLEM_INTENTS  # noqa: E402
-from router.scoring.transformer import ENCODER_ID, Encoder, embed_cached, find_onnx_model  # noqa: E402
+from router.scoring.transformer import Encoder, embed_cached, find_onnx_model  # noqa: E402
 
 EKMAN = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 # GoEmotions fine labels -> graded negative intensity target (strong distress 1.0, milder 0.6).
@@ -195,27 +199,6 @@ def relabel(head: LinearHead, labels: tuple[str, ...]) -> LinearHead:
     return LinearHead(head.weight, head.bias, head.activation, labels, head.hidden_weight, head.hidden_bias)
 
 
-def train_ngram_head(texts: list[str], y: np.ndarray, c: float = 1.0) -> NgramHead:
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
-
-    ind: list[int] = []
-    val: list[float] = []
-    ptr = [0]
-    for text in texts:
-        f = ngram_features(text)
-        ind += f.keys()
-        val += f.values()
-        ptr.append(len(ind))
-    x = sp.csr_matrix(
-        (np.array(val, np.float32), np.array(ind, np.int64), np.array(ptr, np.int64)),
-        shape=(len(texts), 1 << NGRAM_BITS),
-    )
-    lr = LogisticRegression(C=c, max_iter=300, solver="liblinear", class_weight="balanced")
-    lr.fit(x, y)
-    return NgramHead(lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), NGRAM_BITS)
-
-
 def auroc(y: np.ndarray, s: np.ndarray) -> float:
     from router.scoring.evaluate import auroc as _auroc
 
@@ -231,6 +214,9 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
+    ap.add_argument(
+        "--corpus", type=Path, default=None, help="the moment-of-truth corpus (default: models/corpus)"
+    )
     ap.add_argument("--go-limit", type=int, default=14_000, help="GoEmotions train comments (sampled)")
     ap.add_argument("--per-routine", type=int, default=40, help="sampled queries per routine intent")
     ap.add_argument("--threads", type=int, default=0)
@@ -247,6 +233,10 @@ def main() -> int:
     ap.add_argument(
         "--torch-only", action="store_true", help="train on torch embeddings alone (no ONNX encoder needed)"
     )
+    ap.add_argument(
+        "--with-torch", action="store_true", help="also train on torch fp32 embeddings (slow for e5)"
+    )
+    ap.add_argument("--ml-per-source", type=int, default=6000, help="multilingual rows per source (sampled)")
     ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
     ap.add_argument(
         "--consistency",
@@ -258,16 +248,18 @@ def main() -> int:
     t0 = time.perf_counter()
     rng = random.Random(SEED)
     data: Path = args.data
-    enc = Encoder(threads=args.threads, backend="torch")  # the fp32 reference
-    # Heads learn from every backend the scorer may run on: the same texts embedded by torch fp32 and by the
-    # int8 ONNX graph, so that quantisation noise is part of training and both backends give the same
+    # Heads learn from the backends the scorer runs on: the int8 ONNX graph (the default) and, when asked,
+    # torch fp32 too, so that quantisation noise is part of training and both backends give the same
     # verdicts (the export's quality gate checks that).
-    encoders = [enc]
+    encoders: list[Encoder] = []
+    if args.torch_only or args.with_torch:
+        encoders.append(Encoder(threads=args.threads, backend="torch"))
     if not args.torch_only:
         onnx_paths = args.onnx or [find_onnx_model()]
         if None in onnx_paths:
             ap.error("no ONNX encoder: run scripts/export_onnx.py first, or pass --torch-only")
         encoders += [Encoder(threads=args.threads, backend="onnx", onnx_path=p) for p in onnx_paths]
+    enc = encoders[0]  # dev metrics are measured on this one
     copies = len(encoders)
     timings: dict[str, float] = {}
 
@@ -286,12 +278,27 @@ def main() -> int:
     def emb_dev(label: str, texts: list[str]) -> np.ndarray:
         return emb_with(enc, label, texts)
 
-    # --- data
-    go_tr = load_goemotions(data, "train", args.go_limit, rng)
+    # --- data (anything an evaluation set scores is dropped: router.scoring.overlap)
+    corpus = load_corpus(args.corpus)
+    held_out = evaluation_index(data, args.corpus)
+    dropped: dict[str, int] = {}
+
+    def clean(name: str, rows: list[Any], text: Any) -> list[Any]:
+        kept = held_out.drop(rows, text)
+        dropped[name] = len(rows) - len(kept)
+        return kept
+
+    go_tr = clean("goemotions", load_goemotions(data, "train", args.go_limit, rng), lambda r: r["text"])
     go_dev = load_goemotions(data, "dev", 2_000, rng)
-    br_tr = load_brighter_en(data, "train")
+    br_tr = clean("brighter_en", load_brighter_en(data, "train"), lambda r: r[0])
     br_dev = load_brighter_en(data, "dev")
-    it_tr = load_intents(data, rng, args.per_routine, "train")
+    it_tr = clean("intents", load_intents(data, rng, args.per_routine, "train"), lambda r: r[0])
+    ml_by_source: dict[str, list[tuple[str, bool, str]]] = defaultdict(list)
+    for row in clean("multilingual", load_multilingual(data), lambda r: r[0]):
+        ml_by_source[row[2]].append(row)
+    ml_tr = [
+        r for rows in ml_by_source.values() for r in rng.sample(rows, min(len(rows), args.ml_per_source))
+    ]
     hw_topics = handwritten_topics()
     hw_pos, hw_neg = handwritten_human()
     hw_topic_rows = [(t, f"handwritten:{k}", k) for k, ts in hw_topics.items() for t in ts]
@@ -301,12 +308,18 @@ def main() -> int:
     x_br = emb("brighter_en_train", [t for t, _ in br_tr])
     x_br_dev = emb_dev("brighter_en_dev", [t for t, _ in br_dev])
     x_it = emb("intents_train", [t for t, _, _ in it_tr])
+    x_ml = emb("multilingual_train", [t for t, _, _ in ml_tr])
+    co_tr, co_dev = training_rows(corpus, "train"), training_rows(corpus, "dev")
+    x_co = emb("corpus_train", [r.text for r in co_tr])
+    x_co_dev = emb_dev("corpus_dev", [r.text for r in co_dev])
     x_hw = emb("handwritten_topics", [t for t, _, _ in hw_topic_rows])
     x_hp = emb("handwritten_human_pos", hw_pos)
     x_hn = emb("handwritten_human_neg", hw_neg)
     # the row lists repeated like the embeddings above; dev sets stay torch-only (the reference)
     n_go, n_br, n_it, n_hw, n_hn = len(go_tr), len(br_tr), len(it_tr), len(hw_topic_rows), len(hw_neg)
-    go_tr, br_tr, it_tr = go_tr * copies, br_tr * copies, it_tr * copies
+    n_ml, n_co = len(ml_tr), len(co_tr)
+    go_tr, br_tr, it_tr, ml_tr = go_tr * copies, br_tr * copies, it_tr * copies, ml_tr * copies
+    co_tr = co_tr * copies
     hw_topic_rows, hw_pos, hw_neg = hw_topic_rows * copies, hw_pos * copies, hw_neg * copies
 
     heads: dict[str, LinearHead] = {}
@@ -382,17 +395,53 @@ def main() -> int:
             "max": round(float(d.max()), 4),
         }
 
-    # --- topic head
+    # --- multilingual intensity head (every language but English): the multilingual sets, one-hidden-layer
+    # or linear as a held-out tenth of those rows (stable hash) prefers
+    y_ml = np.array([1.0 if neg else 0.0 for _, neg, _ in ml_tr], np.float32)[:, None]
+    held = np.array([_stable_fraction(t) < 0.1 for t, _, _ in ml_tr])
+    choice: tuple[float, int] | None = None
+    for hidden in (0, 256):
+        head = train_head(
+            x_ml[~held],
+            y_ml[~held],
+            np.ones(int((~held).sum()), np.float32),
+            "sigmoid",
+            l2=1e-5,
+            hidden=hidden,
+            steps=args.steps,
+        )
+        score = auroc(y_ml[held, 0], head(x_ml[held])[:, 0])
+        metrics.setdefault("intensity_ml_heldout_auroc_by_hidden", {})[str(hidden)] = round(score, 4)
+        if choice is None or score > choice[0]:
+            choice = (score, hidden)
+    assert choice is not None
+    heads["intensity_ml"] = relabel(
+        train_head(
+            x_ml,
+            y_ml,
+            np.ones(len(ml_tr), np.float32),
+            "sigmoid",
+            l2=1e-5,
+            hidden=choice[1],
+            steps=args.steps,
+            pairs=pair_rows([n_ml], copies),
+            consistency=args.consistency,
+        ),
+        ("negative_intensity",),
+    )
+    metrics["intensity_ml_hidden"] = choice[1]
+
+    # --- topic head: intents, hand-written sentences and the corpus's train split
     labels = [*MOT_TOPICS, "none"]
     rows = it_tr + hw_topic_rows
-    x_top = np.concatenate([x_it, x_hw, x_go[:3000]])
-    topics = [tp for _, _, tp in rows] + ["none"] * 3000
+    x_top = np.concatenate([x_it, x_hw, x_co, x_go[:3000]])
+    topics = [tp for _, _, tp in rows] + [r.topic for r in co_tr] + ["none"] * 3000
     y_top = np.zeros((len(topics), len(labels)), np.float32)
     for i, tp in enumerate(topics):
         y_top[i, labels.index(tp)] = 1.0
     counts = Counter(topics)
     w_top = np.array([min(8.0, (len(topics) / len(labels)) / counts[tp]) ** 0.5 for tp in topics], np.float32)
-    top_pairs = pair_rows([n_it, n_hw], copies)
+    top_pairs = pair_rows([n_it, n_hw, n_co], copies)
     heads["topic"] = relabel(
         train_head(
             x_top, y_top, w_top, "softmax", l2=1e-5, steps=500, pairs=top_pairs, consistency=args.consistency
@@ -401,26 +450,54 @@ def main() -> int:
     )
     metrics["topic_train_counts"] = dict(sorted(counts.items()))
 
-    # --- wants-a-human head: hand-written requests vs routine queries, emotional comments, intents
-    x_h = np.concatenate([x_hp, x_hn, x_it, x_go[:4000]])
-    y_h = np.concatenate([np.ones(len(hw_pos)), np.zeros(len(hw_neg) + len(x_it) + 4000)]).astype(np.float32)
+    # --- wants-a-human head: hand-written requests and the corpus's requests for a person (every language)
+    # vs routine queries, emotional comments, intents and the rest of the corpus
+    known = np.array([r.human >= 0 for r in co_tr])
+    x_h = np.concatenate([x_hp, x_hn, x_it, x_go[:4000], x_co[known]])
+    y_h = np.concatenate(
+        [
+            np.ones(len(hw_pos)),
+            np.zeros(len(hw_neg) + len(x_it) + 4000),
+            [r.human for r in co_tr if r.human >= 0],
+        ]
+    ).astype(np.float32)
     w_h = np.where(y_h > 0, 10.0, 1.0).astype(np.float32)
     heads["wants_human"] = relabel(train_head(x_h, y_h[:, None], w_h, "sigmoid", l2=1e-4), ("wants_human",))
 
-    # --- multilingual head: hashed char n-grams + logistic regression on XED / BRIGHTER / RED
-    t = time.perf_counter()
-    ml_rows = load_multilingual(data)
-    ml_head = train_ngram_head([r[0] for r in ml_rows], np.array([r[1] for r in ml_rows]))
-    save_ngram_head(args.out, ml_head)
-    timings["multilingual_head"] = round(time.perf_counter() - t, 1)
-    ml_sources = dict(sorted(Counter(r[2] for r in ml_rows).items()))
-    print(f"  multilingual head: {len(ml_rows)} texts in {timings['multilingual_head']} s", flush=True)
+    # --- moment-of-truth head: the corpus's train split (turns, and conversation turns up to the labelled
+    # one), plus routine intents as weak negatives; the L2 weight is the one with the best dev AUROC
+    if not co_tr or not co_dev:
+        ap.error("the corpus has no train or dev rows: the moment-of-truth head needs them")
+    routine_it = np.array([tp == "none" for _, _, tp in it_tr])
+    x_mot = np.concatenate([x_co, x_it[routine_it]])
+    y_mot = np.concatenate([[r.mot for r in co_tr], np.zeros(int(routine_it.sum()))]).astype(np.float32)
+    w_mot = np.concatenate([np.ones(len(co_tr)), np.full(int(routine_it.sum()), 0.2)]).astype(np.float32)
+    y_dev = np.array([r.mot for r in co_dev], np.float32)
+    best: tuple[float, float, LinearHead] | None = None
+    for l2 in (1e-5, 1e-4, 1e-3):
+        head = train_head(x_mot, y_mot[:, None], w_mot, "sigmoid", l2=l2, steps=600)
+        score = auroc(y_dev, head(x_co_dev)[:, 0])
+        metrics.setdefault("mot_dev_auroc_by_l2", {})[str(l2)] = round(score, 4)
+        if best is None or score > best[0]:
+            best = (score, l2, head)
+    assert best is not None
+    heads["mot"] = relabel(best[2], ("moment_of_truth",))
+    metrics["mot_l2"] = best[1]
+    metrics["mot_dev_auroc"] = round(best[0], 4)
+
+    ml_sources = {k: min(len(v), args.ml_per_source) for k, v in sorted(ml_by_source.items())}
 
     elapsed = round(time.perf_counter() - t0, 1)
     import transformers
 
     meta = {
-        "encoder": {"id": ENCODER_ID, "pooling": "mean", "normalize": True, "max_tokens": enc.max_tokens},
+        "encoder": {
+            "id": enc.encoder_id,
+            "prefix": enc.prefix,
+            "pooling": "mean",
+            "normalize": True,
+            "max_tokens": enc.max_tokens,
+        },
         "topic_threshold": 0.5,
         "negative_emotions": ["anger", "disgust", "fear", "sadness"],
         "trained_on": {
@@ -430,14 +507,19 @@ def main() -> int:
                 f"Banking77/CLINC150 train queries ({n_it}: {int(problem.sum()) // copies} problem "
                 f"reports -> {PROBLEM_TARGET}, the rest 0), hand-written routine (0); + 4 VADER features"
             ),
+            "intensity_ml": f"non-English turns: multilingual negative (1) vs not (0), {n_ml} rows: "
+            f"{ml_sources}",
             "topic": "Banking77 train (CC BY 4.0) + CLINC150 train (CC BY 3.0) mapped by INTENT_TOPICS, "
-            "hand-written topic sentences, 3000 GoEmotions comments as none",
-            "wants_human": "hand-written requests for a person (positives) vs routine/intents/GoEmotions",
-            "multilingual": f"hashed n-gram logistic regression, sources {ml_sources}",
+            "hand-written topic sentences, the corpus train split (moment-of-truth categories, routine as "
+            "none), 3000 GoEmotions comments as none",
+            "wants_human": "hand-written requests for a person and the corpus's routine_human / "
+            "human_after_failure turns (positives) vs routine/intents/GoEmotions/the rest of the corpus",
+            "mot": f"the corpus train split ({n_co} turns: single turns, conversation turns up to the "
+            "labelled one) + routine Banking77/CLINC150 intents (0, weight 0.2)",
         },
         "intensity_features": "embedding+vader4",
         "embedded_by": [_backend_name(e) for e in encoders],
-        "multilingual": {"file": "multilingual.safetensors", "languages": "non-en (detected or given)"},
+        "dropped_as_evaluation_text": dropped,
         "training": {
             "script": "scripts/train_heads.py",
             "seed": SEED,

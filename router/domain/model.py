@@ -26,16 +26,21 @@ class TurnScore:
     topic: str | None = None
     topic_prob: float = 0.0
     wants_human: float = 0.0
+    mot_prob: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Trajectory:
-    """Customer-turn intensities in arrival order (the most recent ``keep`` of them) plus running peak."""
+    """Customer-turn intensities and moment-of-truth probabilities in arrival order (the most recent
+    ``keep`` of them) plus running peaks."""
 
     intensities: tuple[float, ...] = ()
     peak: float = 0.0
     peak_turn: int = 0  # 1-based customer-turn number of the peak; 0 when no turn yet
     turns: int = 0  # customer turns seen in total (may exceed len(intensities))
+    mot_probs: tuple[float, ...] = ()  # per-turn P(moment of truth), aligned with ``intensities``
+    mot_peak: float = 0.0
+    mot_peak_turn: int = 0
 
     @property
     def last(self) -> float:

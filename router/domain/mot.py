@@ -1,11 +1,68 @@
-"""Moment-of-truth detection over a contact's whole trajectory, not over one message."""
+"""Moment-of-truth detection over a contact's whole trajectory, not over one message.
+
+The verdict comes from a small logistic model over the trajectory (``MotModel``: per-turn moment-of-truth
+probabilities, intensities, topic, a request for a person, the number of turns), learned and calibrated by
+scripts/train_mot.py on the project's own labelled conversations (models/corpus/). Without a model (a
+scorer that gives no probabilities, or no detector file) the hand rules below decide, as before.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from router.domain.model import ContactView, Reason, TurnScore
+from router.domain.trajectory import add_turn
 from router.settings import Settings
+
+# What the learned detector sees of a contact; ``trajectory_features`` computes them, in this order.
+FEATURES: tuple[str, ...] = (
+    "mot_last",  # P(moment of truth) of the latest customer turn
+    "mot_peak",  # the highest per-turn probability so far
+    "mot_prev_mean",  # mean probability of the earlier kept turns (0 on the first turn)
+    "mot_trend",  # latest minus that mean (0 on the first turn)
+    "mot_high_turns",  # kept turns with probability >= 0.5
+    "log_turns",  # log(1 + customer turns)
+    "intensity_peak",
+    "intensity_last",
+    "topic_prob",
+    "wants_human",
+)
+_FEATURE_TEXT = {
+    "mot_last": "latest turn p={:.2f}",
+    "mot_peak": "peak turn p={:.2f}",
+    "mot_prev_mean": "earlier turns p={:.2f}",
+    "mot_trend": "rising {:+.2f}",
+    "mot_high_turns": "{:.0f} high turns",
+    "log_turns": "{:.0f} turns",
+    "intensity_peak": "peak intensity {:.2f}",
+    "intensity_last": "intensity {:.2f}",
+    "topic_prob": "topic p={:.2f}",
+    "wants_human": "asked for a person",
+}
+
+
+@dataclass(frozen=True)
+class MotModel:
+    """Logistic regression over ``FEATURES``: P(moment of truth so far) = sigmoid(bias + sum w_f x_f), a
+    verdict when it reaches ``threshold`` (chosen on the corpus dev split). ``means`` are the training
+    means, used to say which features drove a verdict. ``repeat_logit`` is added for a repeat contact: the
+    corpus has no repeat flag to learn it from, so it is a stated prior (settings), not a learned weight."""
+
+    weights: Mapping[str, float]
+    bias: float
+    threshold: float
+    means: Mapping[str, float] = field(default_factory=dict)
+    repeat_logit: float = 0.0
+
+    def logit(self, x: Mapping[str, float], repeat_contact: bool = False) -> float:
+        z = self.bias + sum(self.weights.get(f, 0.0) * x[f] for f in FEATURES)
+        return z + (self.repeat_logit if repeat_contact else 0.0)
+
+    def probability(self, x: Mapping[str, float], repeat_contact: bool = False) -> float:
+        z = self.logit(x, repeat_contact)
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
 
 @dataclass(frozen=True)
@@ -16,9 +73,10 @@ class MotThresholds:
     topic: float = 0.5
     topic_intensity_floor: float = 0.08
     human_request: float = 0.5
+    model: MotModel | None = None  # the learned detector; None: the hand rules decide
 
     @classmethod
-    def from_settings(cls, s: Settings) -> MotThresholds:
+    def from_settings(cls, s: Settings, model: MotModel | None = None) -> MotThresholds:
         return cls(
             peak=s.mot_peak_threshold,
             last=s.mot_last_threshold,
@@ -26,6 +84,7 @@ class MotThresholds:
             topic=s.mot_topic_threshold,
             topic_intensity_floor=s.mot_topic_intensity_floor,
             human_request=s.human_request_threshold,
+            model=model,
         )
 
 
@@ -40,15 +99,74 @@ def wants_human(turn: TurnScore, th: MotThresholds) -> bool:
     return turn.wants_human >= th.human_request
 
 
+def observe_turn(contact: ContactView, turn: TurnScore, th: MotThresholds) -> tuple[ContactView, bool]:
+    """``contact`` after one more scored customer turn, and whether this turn is the first request for a
+    person. The worker, the detector's training and the evaluation all replay turns through here."""
+    view = replace(contact, trajectory=add_turn(contact.trajectory, turn.intensity, turn.mot_prob))
+    if turn.topic and turn.topic_prob >= view.topic_prob:
+        view = replace(view, topic=turn.topic, topic_prob=turn.topic_prob)
+    first_request = wants_human(turn, th) and not view.wants_human
+    if first_request:
+        view = replace(view, wants_human=True)
+    return view, first_request
+
+
+def trajectory_features(contact: ContactView) -> dict[str, float]:
+    traj = contact.trajectory
+    probs = traj.mot_probs or (0.0,)
+    earlier = probs[:-1]
+    prev_mean = sum(earlier) / len(earlier) if earlier else 0.0
+    return {
+        "mot_last": probs[-1],
+        "mot_peak": max(traj.mot_peak, max(probs)),
+        "mot_prev_mean": prev_mean,
+        "mot_trend": probs[-1] - prev_mean if earlier else 0.0,
+        "mot_high_turns": float(sum(1 for p in probs if p >= 0.5)),
+        "log_turns": math.log1p(traj.turns),
+        "intensity_peak": traj.peak,
+        "intensity_last": traj.last,
+        "topic_prob": contact.topic_prob,
+        "wants_human": 1.0 if contact.wants_human else 0.0,
+    }
+
+
+def model_probability(contact: ContactView, model: MotModel) -> float:
+    return model.probability(trajectory_features(contact), contact.repeat_contact)
+
+
 def detect(contact: ContactView, th: MotThresholds) -> MotVerdict:
-    """Contact-level verdict. Every rule is monotone in the intensities, and a positive verdict is sticky."""
-    reasons = (*_peak_rule(contact, th), *_rising_rule(contact, th), *_topic_rule(contact, th))
+    """Contact-level verdict: the learned model when there is one, else the hand rules (each monotone in
+    the intensities). A positive verdict is sticky."""
+    if th.model is not None and contact.trajectory.turns > 0:
+        reasons: tuple[Reason, ...] = _model_rule(contact, th.model)
+    else:
+        reasons = (*_peak_rule(contact, th), *_rising_rule(contact, th), *_topic_rule(contact, th))
     if reasons:
         return MotVerdict(True, reasons)
     if contact.moment_of_truth:
         # Hysteresis: once escalated, a calmer turn must not send the customer back to self-service.
         return MotVerdict(True, (_sticky_reason(contact),))
     return MotVerdict(False, (_routine_reason(contact, th),))
+
+
+def _model_rule(contact: ContactView, model: MotModel) -> tuple[Reason, ...]:
+    x = trajectory_features(contact)
+    p = model.probability(x, contact.repeat_contact)
+    if p < model.threshold:
+        return ()
+    return (
+        Reason(
+            "mot_model", f"moment of truth p={p:.2f} (threshold {model.threshold:.2f}): {_drivers(x, model)}"
+        ),
+    )
+
+
+def _drivers(x: Mapping[str, float], model: MotModel, top: int = 3) -> str:
+    """The features that pushed the probability up most, relative to the training mean."""
+    push = {f: model.weights.get(f, 0.0) * (x[f] - model.means.get(f, 0.0)) for f in FEATURES}
+    best = [f for f in sorted(push, key=push.__getitem__, reverse=True)[:top] if push[f] > 0]
+    texts = [_FEATURE_TEXT[f].format(math.expm1(x[f]) if f == "log_turns" else x[f]) for f in best]
+    return ", ".join(texts) or "all features together"
 
 
 def _peak_rule(contact: ContactView, th: MotThresholds) -> tuple[Reason, ...]:
@@ -91,6 +209,13 @@ def _routine_reason(contact: ContactView, th: MotThresholds) -> Reason:
     traj = contact.trajectory
     if traj.turns == 0:
         return Reason("routine", "routine: no customer turn scored yet")
+    if th.model is not None:
+        p = model_probability(contact, th.model)
+        return Reason(
+            "routine",
+            f"routine: moment-of-truth p={p:.2f} below {th.model.threshold:.2f} "
+            f"(peak turn p={traj.mot_peak:.2f} on turn {traj.mot_peak_turn})",
+        )
     return Reason(
         "routine",
         f"routine: peak intensity {traj.peak:.2f} on turn {traj.peak_turn} (threshold {th.peak:.2f})",

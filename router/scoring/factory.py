@@ -29,6 +29,11 @@ def _split_model_dir(model_dir: str) -> tuple[str | None, str | None]:
     return None, str(p)
 
 
+def heads_dir_of(settings: Settings) -> str | None:
+    """The heads folder ``settings`` name (None: the repository's models/)."""
+    return _split_model_dir(settings.model_dir)[1]
+
+
 def build_scorer(settings: Settings, logger: logging.Logger | None = None) -> EmotionScorer:
     log = logger or _log
     lexicon = LexiconScorer()

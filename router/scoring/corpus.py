@@ -1,0 +1,279 @@
+"""The project's own moment-of-truth corpus (``models/corpus/``): load it, split it by scenario.
+
+``models/corpus/<lang>/turns*.jsonl`` hold single customer turns and ``conversations*.jsonl`` multi-turn
+conversations; models/corpus/README.md says what every field means and how the text was written. The
+split is a stable hash of the scenario, so paraphrases of one situation never sit on both sides of a split
+and the split never changes when lines are added elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Split = Literal["train", "dev", "test"]
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[2] / "models" / "corpus"
+LANGUAGES: tuple[str, ...] = ("en", "it", "ro", "fi", "el", "de", "es", "fr", "pt", "pl", "nl")
+# share of scenarios per split: test first, then dev, the rest train
+TEST_SHARE = 0.25
+DEV_SHARE = 0.20
+
+MOT_CATEGORIES: tuple[str, ...] = (
+    "travel_disruption",
+    "lost_stolen_card",
+    "fraud_takeover",
+    "bereavement",
+    "health_safety",
+    "service_cut_off",
+    "financial_hardship",
+    "life_event",
+    "repeated_failure",
+    "churn_threat",
+    "human_after_failure",
+    "vulnerable_customer",
+)
+ROUTINE_CATEGORIES: tuple[str, ...] = (
+    "routine_request",
+    "polite_change",
+    "mild_annoyance",
+    "billing_question",
+    "short_delay",
+    "thanks",
+    "joke",
+    "calm_alarming_question",
+    "routine_human",
+)
+STYLES: tuple[str, ...] = (
+    "sarcasm",
+    "no_negative_words",
+    "capitals",
+    "typos",
+    "code_switching",
+    "very_short",
+    "very_long",
+    "voice_disfluency",
+    "emoji",
+)
+CHANNELS: tuple[str, ...] = ("chat", "voice", "email", "social", "sms")
+SPEAKERS: tuple[str, ...] = ("customer", "bot", "agent")
+
+
+class CorpusError(ValueError):
+    """A corpus line breaks the format in models/corpus/README.md."""
+
+
+def split_of(scenario: str) -> Split:
+    h = int(hashlib.sha256(scenario.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if h < TEST_SHARE:
+        return "test"
+    if h < TEST_SHARE + DEV_SHARE:
+        return "dev"
+    return "train"
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusTurn:
+    id: str
+    scenario: str
+    lang: str
+    text: str
+    mot: bool
+    category: str
+    styles: tuple[str, ...]
+    channel: str
+    split: Split
+
+
+@dataclass(frozen=True, slots=True)
+class ConvTurn:
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusConversation:
+    id: str
+    scenario: str
+    lang: str
+    channel: str
+    category: str
+    mot_turn: int | None  # 1-based number of the first moment-of-truth customer turn; None: never
+    styles: tuple[str, ...]
+    turns: tuple[ConvTurn, ...]
+    split: Split
+
+    @property
+    def customer_texts(self) -> list[str]:
+        return [t.text for t in self.turns if t.speaker == "customer"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    turns: tuple[CorpusTurn, ...]
+    conversations: tuple[CorpusConversation, ...]
+
+    def split(self, name: Split) -> Corpus:
+        return Corpus(
+            tuple(t for t in self.turns if t.split == name),
+            tuple(c for c in self.conversations if c.split == name),
+        )
+
+    def languages(self) -> list[str]:
+        seen = {t.lang for t in self.turns} | {c.lang for c in self.conversations}
+        return [lang for lang in LANGUAGES if lang in seen] + sorted(seen - set(LANGUAGES))
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{n}: not JSON ({exc})") from exc
+        if not isinstance(obj, dict):
+            raise CorpusError(f"{path}:{n}: not a JSON object")
+        yield n, obj
+
+
+def _styles(obj: dict[str, object], where: str) -> tuple[str, ...]:
+    styles = obj.get("styles", [])
+    if not isinstance(styles, list) or not set(styles) <= set(STYLES):
+        raise CorpusError(f"{where}: styles {styles!r} not in {STYLES}")
+    return tuple(str(s) for s in styles)
+
+
+def _check_category(mot: bool, category: str, where: str) -> None:
+    allowed = MOT_CATEGORIES if mot else ROUTINE_CATEGORIES
+    if category not in allowed:
+        raise CorpusError(f"{where}: category {category!r} for mot={int(mot)}")
+
+
+def _turn(obj: dict[str, object], lang: str, where: str) -> CorpusTurn:
+    try:
+        mot = obj["mot"]
+        if mot not in (0, 1):
+            raise CorpusError(f"{where}: mot must be 0 or 1")
+        text, scenario, category = str(obj["text"]).strip(), str(obj["scenario"]), str(obj["category"])
+        channel = str(obj.get("channel", "chat"))
+        turn = CorpusTurn(
+            id=str(obj["id"]),
+            scenario=scenario,
+            lang=str(obj["lang"]),
+            text=text,
+            mot=bool(mot),
+            category=category,
+            styles=_styles(obj, where),
+            channel=channel,
+            split=split_of(scenario),
+        )
+    except KeyError as exc:
+        raise CorpusError(f"{where}: missing field {exc}") from exc
+    if turn.lang != lang or not text or channel not in CHANNELS:
+        raise CorpusError(f"{where}: lang, text or channel invalid")
+    _check_category(turn.mot, category, where)
+    return turn
+
+
+def _conversation(obj: dict[str, object], lang: str, where: str) -> CorpusConversation:
+    try:
+        raw_turns = obj["turns"]
+        if not isinstance(raw_turns, list):
+            raise CorpusError(f"{where}: turns must be a list")
+        turns = tuple(ConvTurn(str(t["speaker"]), str(t["text"]).strip()) for t in raw_turns)
+        mot_turn = obj["mot_turn"]
+        scenario = str(obj["scenario"])
+        conv = CorpusConversation(
+            id=str(obj["id"]),
+            scenario=scenario,
+            lang=str(obj["lang"]),
+            channel=str(obj["channel"]),
+            category=str(obj["category"]),
+            mot_turn=None if mot_turn is None else int(str(mot_turn)),
+            styles=_styles(obj, where),
+            turns=turns,
+            split=split_of(scenario),
+        )
+    except (KeyError, TypeError) as exc:
+        raise CorpusError(f"{where}: missing or malformed field ({exc})") from exc
+    n_customer = len(conv.customer_texts)
+    if conv.lang != lang or conv.channel not in CHANNELS or not 2 <= n_customer <= 8:
+        raise CorpusError(f"{where}: lang, channel or number of customer turns ({n_customer}) invalid")
+    if any(t.speaker not in SPEAKERS or not t.text for t in turns):
+        raise CorpusError(f"{where}: a turn has an unknown speaker or no text")
+    if conv.mot_turn is not None and not 1 <= conv.mot_turn <= n_customer:
+        raise CorpusError(f"{where}: mot_turn {conv.mot_turn} outside 1..{n_customer}")
+    _check_category(conv.mot_turn is not None, conv.category, where)
+    return conv
+
+
+def load_corpus(corpus_dir: Path | None = None) -> Corpus:
+    """Every language folder under ``corpus_dir``; raises ``CorpusError`` on a malformed line or id clash."""
+    root = corpus_dir or DEFAULT_CORPUS_DIR
+    turns: list[CorpusTurn] = []
+    convs: list[CorpusConversation] = []
+    for lang_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        lang = lang_dir.name
+        for path in sorted(lang_dir.glob("turns*.jsonl")):
+            turns += [_turn(obj, lang, f"{path}:{n}") for n, obj in _lines(path)]
+        for path in sorted(lang_dir.glob("conversations*.jsonl")):
+            convs += [_conversation(obj, lang, f"{path}:{n}") for n, obj in _lines(path)]
+    ids = [t.id for t in turns] + [c.id for c in convs]
+    if len(ids) != len(set(ids)):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise CorpusError(f"duplicate ids in {root}: {dup}")
+    return Corpus(tuple(turns), tuple(convs))
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRow:
+    """One per-turn training example for the heads: moment of truth (0/1), topic label, asks for a person
+    (1, 0, or -1 when unknown: a turn of a routine conversation about reaching a person)."""
+
+    text: str
+    mot: float
+    topic: str
+    human: float
+
+
+HUMAN_CATEGORIES = frozenset({"routine_human", "human_after_failure"})
+
+
+def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[TrainingRow]:
+    """Per-turn rows of one split: every single turn, and each conversation's customer turns up to its
+    first moment-of-truth turn (the turns after it are left out: "ok, thanks" after the crisis is neither).
+    The test split is refused: it never trains a weight or picks a threshold, and a line said word for word
+    in a test conversation too ("Ok thanks") is left out here (router.scoring.overlap.norm_text)."""
+    if split not in ("train", "dev"):
+        raise ValueError(f"training rows come from the train or dev split, not {split!r}")
+    from router.scoring.overlap import norm_text
+    from router.scoring.topics import corpus_topic
+
+    test = corpus.split("test")
+    held_out = {norm_text(t.text) for t in test.turns} | {
+        norm_text(x) for c in test.conversations for x in c.customer_texts
+    }
+
+    part = corpus.split(split)
+    rows = [
+        TrainingRow(
+            t.text,
+            float(t.mot),
+            corpus_topic(t.category) if t.mot else "none",
+            float(t.category in HUMAN_CATEGORIES),
+        )
+        for t in part.turns
+    ]
+    for c in part.conversations:
+        for k, text in enumerate(c.customer_texts, 1):
+            if c.mot_turn is not None and k > c.mot_turn:
+                break
+            at = c.mot_turn == k
+            topic = corpus_topic(c.category) if at else "none"
+            human = -1.0 if c.category == "routine_human" else float(at and c.category in HUMAN_CATEGORIES)
+            rows.append(TrainingRow(text, float(at), topic, human))
+    return [r for r in rows if norm_text(r.text) not in held_out]

@@ -1,0 +1,69 @@
+"""Keep evaluation text out of training: a normalised-text index of every evaluation set.
+
+A line counts as the same text when it is equal after lower-casing, accent folding and dropping everything
+but letters and digits (so "Can't believe it!!" and "cant believe it" meet). Training loaders drop every row
+found in the index; ``tests/scoring/test_overlap.py`` runs the check on the real data in CI.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# lines this short are everywhere ("thank you", "ok"): sharing one is not leakage
+MIN_CHARS = 12
+
+
+def norm_text(text: str) -> str:
+    t = unicodedata.normalize("NFKD", text.lower())
+    t = "".join(ch for ch in t if not unicodedata.combining(ch))
+    t = re.sub(r"@\w+|https?://\S+", " ", t)
+    return _NON_WORD.sub("", t)
+
+
+class EvalIndex:
+    """The normalised texts of the evaluation sets."""
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self._keys: set[str] = set()
+        self.add(texts)
+
+    def add(self, texts: Iterable[str]) -> None:
+        self._keys.update(k for k in map(norm_text, texts) if len(k) >= MIN_CHARS)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and norm_text(text) in self._keys
+
+    def drop(self, rows: Sequence[T], text: Callable[[T], str]) -> list[T]:
+        """``rows`` without those whose ``text(row)`` is in the index."""
+        return [row for row in rows if text(row) not in self]
+
+
+def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
+    """Every text ``router evaluate`` scores: the public evaluation sets and the corpus test split."""
+    from router.scoring import evaluate as ev
+
+    index = EvalIndex()
+    loaders = [ev.load_airline_all, ev.load_complaints, ev.load_brighter, ev.load_wassa, ev.load_topics]
+    loaders += [ev.load_human]
+    for load in loaders:
+        try:
+            index.add(load(data).texts)
+        except FileNotFoundError:
+            continue
+    for task in ev.load_languages(data).values():
+        index.add(task.texts)
+    from router.scoring.corpus import load_corpus
+
+    corpus = load_corpus(corpus_dir)
+    index.add(t.text for t in corpus.turns if t.split == "test")
+    index.add(turn.text for c in corpus.conversations if c.split == "test" for turn in c.turns)
+    return index

@@ -1,0 +1,120 @@
+"""The project's moment-of-truth corpus: format, sizes, splits that never leak, no near-duplicates."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from router.scoring.corpus import (
+    LANGUAGES,
+    MOT_CATEGORIES,
+    CorpusError,
+    load_corpus,
+    split_of,
+    training_rows,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus():  # type: ignore[no-untyped-def]
+    return load_corpus()
+
+
+def test_sizes_the_issue_asks_for(corpus) -> None:  # type: ignore[no-untyped-def]
+    assert len(corpus.turns) >= 3000 and len(corpus.conversations) >= 400
+    turns = Counter(t.lang for t in corpus.turns)
+    convs = Counter(c.lang for c in corpus.conversations)
+    assert set(LANGUAGES) <= set(turns)
+    for lang in LANGUAGES:
+        if lang != "en":
+            assert turns[lang] >= 150 and convs[lang] >= 25, lang
+    # every moment-of-truth category in every language; many conversations turn late
+    for lang in LANGUAGES:
+        cats = {t.category for t in corpus.turns if t.lang == lang}
+        assert set(MOT_CATEGORIES) <= cats, (lang, set(MOT_CATEGORIES) - cats)
+    late = sum((c.mot_turn or 0) >= 3 for c in corpus.conversations)
+    assert late >= 0.4 * sum(c.mot_turn is not None for c in corpus.conversations)
+
+
+def test_split_is_by_scenario_and_stable(corpus) -> None:  # type: ignore[no-untyped-def]
+    by_scenario: dict[str, set[str]] = {}
+    for t in corpus.turns:
+        by_scenario.setdefault(t.scenario, set()).add(t.split)
+    for c in corpus.conversations:
+        by_scenario.setdefault(c.scenario, set()).add(c.split)
+    assert all(len(s) == 1 for s in by_scenario.values())
+    assert split_of("en-s-anything") == split_of("en-s-anything")
+    shares = Counter(t.split for t in corpus.turns)
+    assert 0.15 < shares["test"] / len(corpus.turns) < 0.35
+
+
+def test_test_split_never_reaches_training_rows(corpus) -> None:  # type: ignore[no-untyped-def]
+    test_texts = {t.text for t in corpus.turns if t.split == "test"}
+    test_texts |= {x for c in corpus.conversations if c.split == "test" for x in c.customer_texts}
+    for split in ("train", "dev"):
+        rows = training_rows(corpus, split)
+        assert rows and not {r.text for r in rows} & test_texts
+    with pytest.raises(ValueError, match=r"not 'test'"):
+        training_rows(corpus, "test")  # type: ignore[arg-type]
+
+
+def test_conversation_rows_stop_at_the_labelled_turn(corpus) -> None:  # type: ignore[no-untyped-def]
+    conv = next(c for c in corpus.conversations if c.split == "train" and (c.mot_turn or 0) >= 3)
+    rows = [r for r in training_rows(corpus, "train") if r.text in conv.customer_texts]
+    labelled = conv.customer_texts[conv.mot_turn - 1]  # type: ignore[operator]
+    assert any(r.text == labelled and r.mot == 1.0 for r in rows)
+    assert all(r.mot == 0.0 for r in rows if r.text in conv.customer_texts[: conv.mot_turn - 1])  # type: ignore[operator]
+
+
+def test_malformed_lines_are_refused_with_the_place(tmp_path: Path) -> None:
+    d = tmp_path / "en"
+    d.mkdir()
+    good = {
+        "id": "en-t-1",
+        "scenario": "en-s-x",
+        "lang": "en",
+        "text": "hi",
+        "mot": 0,
+        "category": "thanks",
+        "styles": [],
+        "channel": "chat",
+    }
+    (d / "turns.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "id": "en-t-2", "mot": 1}) + "\n"
+    )
+    with pytest.raises(CorpusError, match=r"turns.jsonl:2: category 'thanks' for mot=1"):
+        load_corpus(tmp_path)
+    (d / "turns.jsonl").write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(CorpusError, match=r"turns.jsonl:2: not JSON"):
+        load_corpus(tmp_path)
+    conv = {
+        "id": "en-c-1",
+        "scenario": "en-s-y",
+        "lang": "en",
+        "channel": "chat",
+        "category": "fraud_takeover",
+        "mot_turn": 3,
+        "styles": [],
+        "turns": [{"speaker": "customer", "text": "a"}, {"speaker": "customer", "text": "b"}],
+    }
+    (d / "turns.jsonl").write_text(json.dumps(good) + "\n")
+    (d / "conversations.jsonl").write_text(json.dumps(conv) + "\n")
+    with pytest.raises(CorpusError, match=r"mot_turn 3 outside 1..2"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.model
+def test_no_near_duplicates(corpus) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from corpus_check import near_duplicates
+
+    from router.scoring.transformer import Encoder
+
+    turns = list(corpus.turns)
+    pairs = near_duplicates(turns, Encoder().embed([t.text for t in turns]))
+    assert not pairs, [(a.id, b.id, round(c, 3)) for a, b, c in pairs[:5]]
