@@ -58,11 +58,18 @@ class Settings(BaseSettings):
     fairness_min_sample: int = Field(default=4, ge=1)
     affinity_timeout_s: float = Field(default=30.0, ge=0)
     affinity_ttl_s: float = Field(default=86_400.0, ge=0)
+    # a callback is offered when the estimated wait exceeds this, or when a contact has waited this long
     callback_threshold_s: float = Field(default=300.0, gt=0)
     queue_scan_limit: int = Field(default=50, ge=1)
+    # a queued contact that has waited this long while agents had a free slot on its channel is "stuck"
+    # (GET /v1/queues, the dashboard): agents are free, yet none takes it
+    stuck_after_s: float = Field(default=60.0, gt=0)
 
     # Offers
     offer_timeout_s: float = Field(default=15.0, gt=0)
+    # how long a decline or a missed offer keeps the agent from being offered that contact again (like other
+    # routers' re-offer cool-down); when every agent who could take it has declined, it is re-offered anyway
+    decline_memory_s: float = Field(default=180.0, ge=0)
     transcript_tail: int = Field(default=10, ge=1)
 
     # Scoring

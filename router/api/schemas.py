@@ -208,18 +208,33 @@ class EventsAccepted(BaseModel):
 # ---- queues, contacts, decisions --------------------------------------------------------------------------
 
 
+class StuckContactOut(BaseModel):
+    contact_id: str
+    waited_s: float
+    code: str = Field(description="all_declined | stuck")
+    reason: str = Field(description="Why, in a sentence")
+
+
 class QueueOut(BaseModel):
     name: str
     depth: int
     longest_wait_s: float
     min_eq_now: int = Field(description="EQ floor for the longest-waiting contact (escalation ladder)")
-    ewt_s: float = Field(description="Expected wait of a contact joining now")
+    ewt_s: float = Field(
+        description="Expected wait of a contact joining now; never 0 while a stuck contact waits"
+    )
     ewt_sd_s: float = Field(description="Standard deviation of that wait")
     eligible_agents: int = Field(description="Available agents at or above the EQ floor")
     free_agents: int = Field(description="Of those, agents with a free slot on some channel")
     served_per_min: float
     callback_threshold_s: float
     callback_offered: bool = Field(description="A contact joining now would be offered a callback")
+    stuck: int = Field(
+        description="Waiting contacts that free agents are not taking (among the first 200 waiting): "
+        "declined by every agent with a free slot who could take them, or waiting ROUTER_STUCK_AFTER_S "
+        "or longer while agents had a free slot on their channel"
+    )
+    stuck_contacts: list[StuckContactOut] = Field(description="Up to 20 of them, longest waiting first")
 
 
 class QueuesOut(BaseModel):

@@ -1,6 +1,6 @@
 """Pure routing policy: moment-of-truth detection, placement, agent choice, wait estimates. No I/O."""
 
-from router.domain.ewt import estimate_wait, should_offer_callback
+from router.domain.ewt import callback_reason, estimate_wait, queue_wait, should_offer_callback
 from router.domain.model import (
     QUEUES,
     AgentView,
@@ -24,7 +24,10 @@ from router.domain.policy import (
     place,
     priority,
     queue_score,
+    queued_for_s,
+    remembered_decline_ms,
 )
+from router.domain.stuck import WaitingState, stuck_reason, waiting_state
 from router.domain.trajectory import add_turn
 
 __all__ = [
@@ -42,7 +45,9 @@ __all__ = [
     "Reason",
     "Trajectory",
     "TurnScore",
+    "WaitingState",
     "add_turn",
+    "callback_reason",
     "choose_agent",
     "choose_contact",
     "detect",
@@ -52,6 +57,11 @@ __all__ = [
     "place",
     "priority",
     "queue_score",
+    "queue_wait",
+    "queued_for_s",
+    "remembered_decline_ms",
     "should_offer_callback",
+    "stuck_reason",
+    "waiting_state",
     "wants_human",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from router.domain.model import QueueStats
+from router.domain.model import QueueStats, Reason
 from router.domain.policy import PolicyConfig
 
 # With no departure observed yet (cold start, or a queue nobody has been served from in the window) we
@@ -43,3 +44,35 @@ def estimate_wait(position: int, stats: QueueStats) -> tuple[float, float]:
 def should_offer_callback(ewt_s: float, cfg: PolicyConfig) -> bool:
     """Offer a callback when the expected wait exceeds the threshold (a NaN estimate offers none)."""
     return ewt_s > cfg.callback_threshold_s
+
+
+def queue_wait(stats: QueueStats) -> tuple[float, float]:
+    """(mean, sd) of the wait shown for a queue: that of a contact joining it now, behind ``stats.depth``.
+
+    Free agents that pass the queue's waiting contacts by (``stats.passed_by``: another language, an EQ
+    below the ladder, all declined) may pass a newcomer by too, so then the estimate is at least the wait
+    for departures behind those contacts: ``passed_by + 1`` departures. A queue holding a contact nobody
+    takes never shows 0 s.
+    """
+    mean_s, sd_s = estimate_wait(stats.depth, stats)
+    if stats.passed_by <= 0:
+        return mean_s, sd_s
+    behind_them = estimate_wait(stats.passed_by, replace(stats, free_agents=0))
+    return max((mean_s, sd_s), behind_them)
+
+
+def callback_reason(
+    ewt_s: float, waited_s: float, cfg: PolicyConfig, *, offered_before: bool = False
+) -> Reason | None:
+    """Why to offer a callback, or None: the estimated wait is above the threshold, or the contact has
+    already waited that long, whatever kept it waiting (an estimate cannot foresee a contact that every
+    agent declines, or that no agent logged in can take). Once per contact: ``offered_before`` says none."""
+    if offered_before:
+        return None
+    threshold_s = cfg.callback_threshold_s
+    if waited_s >= threshold_s:
+        text = f"waited {waited_s:.0f} s, reaching the {threshold_s:.0f} s threshold: offer a callback"
+        return Reason("callback_offered", text)
+    if should_offer_callback(ewt_s, cfg):
+        return Reason("callback_offered", f"wait above {threshold_s:.0f} s: offer a callback")
+    return None

@@ -76,7 +76,10 @@ class ContactView:
     enqueued_ts: float | None = None
     priority: float = 0.0
     last_agent_id: str | None = None  # affinity: who served this customer last
-    declined_by: frozenset[str] = frozenset()  # agents that declined or let an offer time out
+    # agent id -> when (epoch ms) it last declined or let an offer time out; remembered only for the decline
+    # memory (policy.remembered_decline_ms). In ms, unlike the other times here, because the offer script
+    # compares the same whole numbers: the policy and the script never disagree at the boundary.
+    declined_ms: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +106,4 @@ class QueueStats:
     depth: int  # contacts waiting
     completions_per_s: float  # observed departures from the queue (offers accepted) per second, recent window
     free_agents: int = 0  # eligible agents with free capacity right now
+    passed_by: int = 0  # waiting contacts the free agents may not take (stuck.waiting_state)

@@ -39,6 +39,8 @@ class PolicyConfig:
     affinity_timeout_s: float = 30.0
     callback_threshold_s: float = 300.0
     queue_scan_limit: int = 50
+    decline_memory_s: float = 180.0
+    stuck_after_s: float = 60.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> PolicyConfig:
@@ -54,6 +56,8 @@ class PolicyConfig:
             affinity_timeout_s=s.affinity_timeout_s,
             callback_threshold_s=s.callback_threshold_s,
             queue_scan_limit=s.queue_scan_limit,
+            decline_memory_s=s.decline_memory_s,
+            stuck_after_s=s.stuck_after_s,
         )
 
 
@@ -72,6 +76,9 @@ class AgentChoice:
     pool_size: int
     free_count: int
     wait_for_affinity: bool = False
+    # the chosen agent declined the contact within the decline memory, and so did every other agent who
+    # could take it now: the offer overrides the memory ("all_declined")
+    all_declined: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- placement
@@ -172,13 +179,30 @@ def min_eq(queue: str, waited_s: float, cfg: PolicyConfig) -> int:
 # ---------------------------------------------------------------------------------------------- eligibility
 
 
+def _ms(seconds: float) -> int:
+    """Whole ms, truncated as the worker truncates the clock it hands the offer script."""
+    return int(seconds * 1000)
+
+
+def remembered_decline_ms(agent_id: str, contact: ContactView, now: float, cfg: PolicyConfig) -> int | None:
+    """How long ago (ms) ``agent_id`` declined or missed an offer of ``contact``, while that is remembered;
+    None if it never did or the decline memory has passed. Compared in whole ms, as the offer script does."""
+    at_ms = contact.declined_ms.get(agent_id)
+    if at_ms is None:
+        return None
+    ago_ms = _ms(now) - at_ms
+    return ago_ms if ago_ms < _ms(cfg.decline_memory_s) else None
+
+
 def ineligible_reason(
-    agent: AgentView, contact: ContactView, queue: str, waited_s: float, cfg: PolicyConfig
+    agent: AgentView, contact: ContactView, queue: str, waited_s: float, cfg: PolicyConfig, *, now: float
 ) -> Reason | None:
-    """None if ``agent`` may be offered ``contact``, else the first failed check.
+    """None if ``agent`` may be offered ``contact`` at ``now``, else the first failed check.
 
     Capacity is checked last on purpose: "no_capacity" then means "would be eligible if it had a free
-    slot", which is what last-agent affinity waits for.
+    slot", which is what last-agent affinity waits for. A decline is checked before the ladder and the
+    capacity, so "declined_before" with ``ladder_or_capacity_reason`` None means "would be eligible but for
+    the decline", which is what the all-declined re-offer looks for.
     """
     who = f"agent {agent.agent_id}"
     if agent.status != "available":
@@ -186,8 +210,22 @@ def ineligible_reason(
     if contact.language not in agent.languages:
         langs = ", ".join(sorted(agent.languages)) or "no language"
         return Reason("language_mismatch", f"{who} speaks {langs}; contact needs {contact.language}")
-    if agent.agent_id in contact.declined_by:
-        return Reason("declined_before", f"{who} declined or missed an offer of this contact")
+    ago_ms = remembered_decline_ms(agent.agent_id, contact, now, cfg)
+    if ago_ms is not None:
+        text = (
+            f"{who} declined or missed an offer of this contact {ago_ms / 1000:.0f} s ago "
+            f"(remembered for {cfg.decline_memory_s:.0f} s)"
+        )
+        return Reason("declined_before", text)
+    return ladder_or_capacity_reason(agent, contact, queue, waited_s, cfg)
+
+
+def ladder_or_capacity_reason(
+    agent: AgentView, contact: ContactView, queue: str, waited_s: float, cfg: PolicyConfig
+) -> Reason | None:
+    """The checks of ``ineligible_reason`` after status, language and declines: the EQ ladder, then a free
+    slot on the contact's channel."""
+    who = f"agent {agent.agent_id}"
     floor = min_eq(queue, waited_s, cfg)
     if agent.eq < floor:
         return Reason(
@@ -200,8 +238,9 @@ def ineligible_reason(
     return None
 
 
-def _waited_s(contact: ContactView, now: float) -> float:
-    # A contact not yet enqueued has waited nothing; clock skew between workers must not make it negative.
+def queued_for_s(contact: ContactView, now: float) -> float:
+    """How long the contact has waited in its queue: 0 before it is enqueued, and never negative (the
+    clocks of workers may disagree a little)."""
     if contact.enqueued_ts is None:
         return 0.0
     return max(0.0, now - contact.enqueued_ts)
@@ -233,10 +272,11 @@ def choose_agent(
     mot_total_recent: int,
 ) -> AgentChoice:
     """Pick the agent to offer ``contact`` to: affinity, then the fairness cap, then EQ and idle time."""
-    waited_s = _waited_s(contact, now)
+    waited_s = queued_for_s(contact, now)
     floor = min_eq(queue, waited_s, cfg)
     checked = [
-        (a, ineligible_reason(a, contact, queue, waited_s, cfg)) for a in sorted(agents, key=_agent_key)
+        (a, ineligible_reason(a, contact, queue, waited_s, cfg, now=now))
+        for a in sorted(agents, key=_agent_key)
     ]
     eligible = [a for a, why in checked if why is None]
     pool_size = sum(1 for a, _ in checked if _in_pool(a, contact, floor))
@@ -246,8 +286,10 @@ def choose_agent(
         f"(waited {waited_s:.0f} s)",
     )
 
-    def choice(agent_id: str | None, *reasons: Reason, wait: bool = False) -> AgentChoice:
-        return AgentChoice(agent_id, (pool, *reasons), pool_size, len(eligible), wait)
+    def choice(
+        agent_id: str | None, *reasons: Reason, wait: bool = False, all_declined: bool = False
+    ) -> AgentChoice:
+        return AgentChoice(agent_id, (pool, *reasons), pool_size, len(eligible), wait, all_declined)
 
     affinity = _affinity(contact, checked, waited_s, cfg)
     if affinity is not None and affinity[0] == "choose":
@@ -256,6 +298,9 @@ def choose_agent(
         return choice(None, affinity[1], wait=True)
     fallback = (affinity[1],) if affinity is not None else ()
     if not eligible:
+        again = _earliest_decliner(contact, queue, checked, waited_s, now, cfg)
+        if again is not None:
+            return choice(again[0], *fallback, again[1], all_declined=True)
         return choice(None, *fallback, _no_eligible(checked, queue))
     candidates, fairness = _apply_fairness(queue, eligible, mot_total_recent, cfg)
     best = min(candidates, key=_preference(queue))
@@ -264,6 +309,36 @@ def choose_agent(
 
 def _agent_key(agent: AgentView) -> str:
     return agent.agent_id
+
+
+def _earliest_decliner(
+    contact: ContactView,
+    queue: str,
+    checked: Sequence[tuple[AgentView, Reason | None]],
+    waited_s: float,
+    now: float,
+    cfg: PolicyConfig,
+) -> tuple[str, Reason] | None:
+    """Every agent who could take the contact now (available, the language, the ladder, a free slot) has
+    declined or missed it: rather than leave the customer waiting out the decline memory, offer it again,
+    to the agent whose decline is the oldest (then by id), so repeated declines go round the agents.
+    None when some agent is eligible anyway, or nobody declined."""
+    decliners = [
+        a
+        for a, why in checked
+        if why is not None
+        and why.code == "declined_before"
+        and ladder_or_capacity_reason(a, contact, queue, waited_s, cfg) is None
+    ]
+    if not decliners:
+        return None
+    first = min(decliners, key=lambda a: (contact.declined_ms[a.agent_id], a.agent_id))
+    ago_s = (_ms(now) - contact.declined_ms[first.agent_id]) / 1000
+    text = (
+        f"all {len(decliners)} agents who could take it declined or missed it: offered again to "
+        f"{first.agent_id}, whose decline is the oldest ({ago_s:.0f} s ago)"
+    )
+    return first.agent_id, Reason("all_declined", text)
 
 
 def _in_pool(agent: AgentView, contact: ContactView, floor: int) -> bool:
@@ -367,15 +442,17 @@ def choose_contact(
     Only the first ``queue_scan_limit`` candidates are looked at. In order: (1) a contact held for this agent
     by affinity (it waits for nobody else, so skipping it would leave it stuck until the timeout); (2) if
     the agent is over its fairness share, the first eligible non-"mot" contact; (3) the first eligible one,
-    so an over-cap agent still takes a moment of truth rather than leave it waiting.
+    so an over-cap agent still takes a moment of truth rather than leave it waiting. A contact the agent
+    declined is not pulled: whether everyone else has declined it too needs the whole floor, so the
+    all-declined re-offer is ``choose_agent``'s (the periodic sweep runs it).
     """
     scanned = candidates[: cfg.queue_scan_limit]
-    eligible = [(c, q) for c, q in scanned if ineligible_reason(agent, c, q, _waited_s(c, now), cfg) is None]
+    eligible = [(c, q) for c, q in scanned if _may_take(agent, c, q, now, cfg)]
     if not eligible:
         text = f"agent {agent.agent_id} is eligible for none of {len(scanned)} waiting contacts"
         return None, (Reason("no_eligible_contact", text),)
     for contact, _ in eligible:
-        if contact.last_agent_id == agent.agent_id and _waited_s(contact, now) < cfg.affinity_timeout_s:
+        if contact.last_agent_id == agent.agent_id and queued_for_s(contact, now) < cfg.affinity_timeout_s:
             return contact, (Reason("affinity", f"took returning contact {contact.contact_id} (affinity)"),)
     fairness: tuple[Reason, ...] = ()
     if _mot_share_over_cap(agent, mot_total_recent, cfg):
@@ -389,8 +466,12 @@ def choose_contact(
     return eligible[0][0], (*fairness, _pulled(agent, eligible[0], now))
 
 
+def _may_take(agent: AgentView, contact: ContactView, queue: str, now: float, cfg: PolicyConfig) -> bool:
+    return ineligible_reason(agent, contact, queue, queued_for_s(contact, now), cfg, now=now) is None
+
+
 def _pulled(agent: AgentView, pick: tuple[ContactView, str], now: float) -> Reason:
     contact, queue = pick
-    waited_s = _waited_s(contact, now)
+    waited_s = queued_for_s(contact, now)
     text = f"agent {agent.agent_id} took {contact.contact_id} from {queue} (waited {waited_s:.0f} s)"
     return Reason("pulled", text)

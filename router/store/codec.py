@@ -64,7 +64,9 @@ def traj_from_json(raw: str) -> Trajectory:
     )
 
 
-def contact_from_hash(h: Mapping[str, str], declined: frozenset[str]) -> ContactRecord | None:
+def contact_from_hash(h: Mapping[str, str], declined_ms: Mapping[str, int]) -> ContactRecord | None:
+    """The contact, or None for an empty hash. ``declined_ms``: agent id -> when (ms) it last declined or
+    missed an offer of the contact (the declines sorted set)."""
     if not h:
         return None
     enq = _f(h, "enqueued_ms", -1.0)
@@ -88,7 +90,7 @@ def contact_from_hash(h: Mapping[str, str], declined: frozenset[str]) -> Contact
         enqueued_ts=enq / 1000 if enq >= 0 else None,
         priority=_f(h, "priority"),
         last_agent_id=_s(h, "last_agent_id") or None,
-        declined_by=declined,
+        declined_ms=declined_ms,
     )
     return ContactRecord(
         view=view,

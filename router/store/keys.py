@@ -66,8 +66,12 @@ class Keys:
     def history(self, contact_id: str) -> str:
         return f"{self.prefix}:history:{contact_id}"
 
-    def declined(self, contact_id: str) -> str:
-        return f"{self.prefix}:declined:{contact_id}"
+    def declines(self, contact_id: str) -> str:
+        """Sorted set: agent id -> when (ms) it last declined or missed an offer of the contact. Entries
+        older than the decline memory are pruned, and the key expires with its newest. (Not
+        ``declined:<id>``, the never-expiring plain set this replaced: a new name, so an upgrade never
+        meets the old type.)"""
+        return f"{self.prefix}:declines:{contact_id}"
 
     def customer(self, customer_id: str) -> str:
         return f"{self.prefix}:customer:{customer_id}"

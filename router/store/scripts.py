@@ -62,17 +62,23 @@ return {'ok', tostring(newver)}
 """
 
 # Reserve an agent for a contact: capacity checked and taken in one step.
-# KEYS: 4 agent, 5 contact, 6 offer, 7 offers by deadline, 8 queue, 9 contact's declined set,
+# KEYS: 4 agent, 5 contact, 6 offer, 7 offers by deadline, 8 queue, 9 contact's declines (agent -> ms),
 #       10 agent's pending offers, 11 agent's recent MoT offers, 12 domain's recent MoT offers
 # ARGV: 6 offer id, 7 agent id, 8 contact id, 9 channel, 10 now ms, 11 deadline ms, 12 '1' if MoT,
-#       13 expected contact version ('' any), 14 queue name, 15 fairness window ms, 16 offer key ttl ms
+#       13 expected contact version ('' any), 14 queue name, 15 fairness window ms, 16 offer key ttl ms,
+#       17 decline memory ms, 18 '1' to offer although the agent declined within the memory (every agent
+#       who could take the contact has: "all_declined"). That verdict rests on the declines the worker
+#       read; every decline bumps the contact's version, so the version check (13) covers it.
 OFFER = r"""
 if redis.call('HGET', KEYS[4], 'status') ~= 'available' then return {'err', 'agent_unavailable'} end
 local ch = ARGV[9]
 local cap = num(redis.call('HGET', KEYS[4], 'cap:' .. ch))
 local load = num(redis.call('HGET', KEYS[4], 'load:' .. ch))
 if load >= cap then return {'err', 'no_capacity'} end
-if redis.call('SISMEMBER', KEYS[9], ARGV[7]) == 1 then return {'err', 'declined_before'} end
+local declined_ms = redis.call('ZSCORE', KEYS[9], ARGV[7])
+if declined_ms and num(ARGV[10]) - num(declined_ms) < num(ARGV[17]) and ARGV[18] ~= '1' then
+  return {'err', 'declined_before'}
+end
 local st = redis.call('HGET', KEYS[5], 'status')
 if not st then return {'err', 'no_contact'} end
 if st == 'offered' or st == 'assigned' or st == 'ended' then return {'err', 'contact_taken'} end
@@ -100,10 +106,10 @@ return {'ok'}
 """
 
 # Resolve a pending offer: accepted, declined, timeout or revoked (agent left).
-# KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declined set, 9 queue,
+# KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declines (agent -> ms), 9 queue,
 #       10 agent's pending offers, 11 queue's served set
 # ARGV: 6 offer id, 7 mode, 8 now ms, 9 queue score on requeue, 10 served window ms, 11 contact id,
-#       12 agent id
+#       12 agent id, 13 decline memory ms
 RESOLVE_OFFER = r"""
 local st = redis.call('HGET', KEYS[4], 'status')
 if st ~= 'pending' then return {'err', 'offer_not_pending', st or 'missing'} end
@@ -122,7 +128,13 @@ if mode == 'accepted' then
 else
   local ch = redis.call('HGET', KEYS[4], 'channel')
   if num(redis.call('HGET', KEYS[7], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[7], 'load:' .. ch, -1) end
-  if mode ~= 'revoked' then redis.call('SADD', KEYS[8], ARGV[12]) end
+  if mode ~= 'revoked' then
+    -- remembered per agent for the decline memory: older declines are pruned here, and the key expires
+    -- with its newest one, so a contact nobody takes is offered again and nothing is kept forever
+    redis.call('ZADD', KEYS[8], ARGV[8], ARGV[12])
+    redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', num(ARGV[8]) - num(ARGV[13]))
+    redis.call('PEXPIRE', KEYS[8], math.max(1, num(ARGV[13])))
+  end
   redis.call('HSET', KEYS[6], 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
   redis.call('ZADD', KEYS[9], ARGV[9], ARGV[11])
 end

@@ -215,7 +215,12 @@ class RoutingStore:
         mot: bool,
         expected_version: int | None,
         fairness_window_ms: int,
+        decline_memory_ms: int,
+        override_decline: bool = False,
     ) -> Outcome:
+        """Reserve ``agent_id`` for the contact. Refused ('declined_before') when the agent declined or missed
+        it less than ``decline_memory_ms`` ago, unless ``override_decline`` (every agent who could take it
+        has declined: see the offer script)."""
         k = self.keys
         keys = [
             k.agent(agent_id),
@@ -223,7 +228,7 @@ class RoutingStore:
             k.offer(offer_id),
             k.offers,
             k.queue(queue),
-            k.declined(contact_id),
+            k.declines(contact_id),
             k.agent_offers(agent_id),
             k.agent_mot(agent_id),
             k.mot_offers,
@@ -240,19 +245,30 @@ class RoutingStore:
             queue,
             fairness_window_ms,
             timeout_ms + 24 * 3600 * 1000,
+            decline_memory_ms,
+            "1" if override_decline else "0",
         ]
         return self._run("offer", commit, keys, args)
 
     def resolve_offer(
-        self, commit: Commit, offer: OfferInfo, mode: str, *, now_ms: int, requeue_score: float
+        self,
+        commit: Commit,
+        offer: OfferInfo,
+        mode: str,
+        *,
+        now_ms: int,
+        requeue_score: float,
+        decline_memory_ms: int,
     ) -> Outcome:
+        """Accepted, declined, timeout or revoked. A decline or a time-out is remembered for
+        ``decline_memory_ms``."""
         k = self.keys
         keys = [
             k.offer(offer.offer_id),
             k.offers,
             k.contact(offer.contact_id),
             k.agent(offer.agent_id),
-            k.declined(offer.contact_id),
+            k.declines(offer.contact_id),
             k.queue(offer.queue or "general"),
             k.agent_offers(offer.agent_id),
             k.served(offer.queue or "general"),
@@ -265,6 +281,7 @@ class RoutingStore:
             SERVED_WINDOW_MS,
             offer.contact_id,
             offer.agent_id,
+            decline_memory_ms,
         ]
         return self._run("resolve_offer", commit, keys, args)
 
@@ -349,18 +366,18 @@ class RoutingStore:
     def load_contact(self, contact_id: str) -> ContactRecord | None:
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.keys.contact(contact_id))
-        pipe.smembers(self.keys.declined(contact_id))
-        h, declined = pipe.execute()
-        return contact_from_hash(_decode_map(h), frozenset(_txt(x) for x in declined))
+        pipe.zrange(self.keys.declines(contact_id), 0, -1, withscores=True)
+        h, declines = pipe.execute()
+        return contact_from_hash(_decode_map(h), _declines(declines))
 
     def load_contacts(self, contact_ids: Sequence[str]) -> list[ContactRecord | None]:
         pipe = self.r.pipeline(transaction=False)
         for cid in contact_ids:
             pipe.hgetall(self.keys.contact(cid))
-            pipe.smembers(self.keys.declined(cid))
+            pipe.zrange(self.keys.declines(cid), 0, -1, withscores=True)
         res = pipe.execute()
         return [
-            contact_from_hash(_decode_map(res[2 * i]), frozenset(_txt(x) for x in res[2 * i + 1]))
+            contact_from_hash(_decode_map(res[2 * i]), _declines(res[2 * i + 1]))
             for i in range(len(contact_ids))
         ]
 
@@ -373,12 +390,12 @@ class RoutingStore:
         pipe = self.r.pipeline(transaction=False)
         for cid in cids:
             pipe.hgetall(self.keys.contact(cid))
-            pipe.smembers(self.keys.declined(cid))
+            pipe.zrange(self.keys.declines(cid), 0, -1, withscores=True)
         for uid in uids:
             pipe.hgetall(self.keys.customer(uid))
         res = pipe.execute()
         contacts = {
-            cid: contact_from_hash(_decode_map(res[2 * i]), frozenset(_txt(x) for x in res[2 * i + 1]))
+            cid: contact_from_hash(_decode_map(res[2 * i]), _declines(res[2 * i + 1]))
             for i, cid in enumerate(cids)
         }
         base = 2 * len(cids)
@@ -457,6 +474,28 @@ class RoutingStore:
         for q in queues:
             pipe.zrange(self.keys.queue(q), 0, limit - 1)
         return {q: [_txt(x) for x in ids] for q, ids in zip(queues, pipe.execute(), strict=True)}
+
+    def waiting_since(
+        self, queues: Sequence[str], max_score: float, limit: int
+    ) -> list[tuple[str, int, int | None]]:
+        """Contacts that may have been waiting since ``max_score`` (s) or longer: (contact id, enqueue ms,
+        callback ms or None), in queue order, at most ``limit`` per queue. A queue score is the enqueue time
+        minus a head start (never negative), so every contact enqueued by ``max_score`` scores at or below
+        it: the candidates are a prefix of each queue, read in two round trips."""
+        pipe = self.r.pipeline(transaction=False)
+        for q in queues:
+            pipe.zrangebyscore(self.keys.queue(q), "-inf", repr(max_score), start=0, num=limit)
+        ids = [_txt(x) for found in pipe.execute() for x in found]
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hmget(self.keys.contact(cid), ["enqueued_ms", "callback_ms"])
+        out = []
+        for cid, (enq, callback) in zip(ids, pipe.execute(), strict=True):
+            if enq:
+                out.append((cid, int(float(_txt(enq))), int(float(_txt(callback))) if callback else None))
+        return out
 
     def queue_position(self, queue: str, contact_id: str) -> int | None:
         rank: Any = self.r.zrank(self.keys.queue(queue), contact_id)
@@ -538,6 +577,11 @@ def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in h.items()}
     except AttributeError:  # a client made with decode_responses=True
         return {_txt(k): _txt(v) for k, v in h.items()}
+
+
+def _declines(rows: Sequence[tuple[Any, Any]]) -> dict[str, int]:
+    """A declines sorted set read WITHSCORES: agent id -> decline time ms."""
+    return {_txt(agent): int(ms) for agent, ms in rows}
 
 
 def _offer_from_hash(h: Mapping[str, str]) -> OfferInfo | None:

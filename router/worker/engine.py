@@ -12,14 +12,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from router.domain.ewt import estimate_wait, should_offer_callback
+from router.domain.ewt import callback_reason, estimate_wait
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
 from router.domain.mot import MotThresholds, detect, model_probability, observe_turn
-from router.domain.policy import PolicyConfig, choose_agent, choose_contact, place, queue_score
+from router.domain.policy import (
+    AgentChoice,
+    PolicyConfig,
+    choose_agent,
+    choose_contact,
+    place,
+    queue_score,
+    queued_for_s,
+)
 from router.errors import EventError, StoreError
 from router.events import (
     AgentStatusChanged,
@@ -46,6 +54,9 @@ log = logging.getLogger(__name__)
 
 # events that name a contact: their contacts are read for the whole batch in one round trip
 CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
+# contacts per queue the sweep checks for a due callback. Not queue_scan_limit: a callback is owed to
+# everyone who has waited long, also behind the heads that matching looks at.
+CALLBACK_SCAN = 1_000
 
 
 class RetryLater(Exception):
@@ -101,9 +112,10 @@ class Engine:
         self._retries = settings.conflict_retries
         self._snapshot: tuple[list[AgentView], int] | None = None
         self._fair_ms = int(settings.fairness_window_s * 1000)
+        self._decline_memory_ms = int(settings.decline_memory_s * 1000)
         self._batch: BatchReads | None = None
-        # contacts as our own commits left them in this batch (hash, declined set), decoded only when read
-        self._written: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
+        # contacts as our own commits left them in this batch (hash, declines), decoded only when read
+        self._written: dict[str, tuple[dict[str, str], Mapping[str, int]]] = {}
         self._used_cache = False  # the current attempt decided on a batch-cached contact
         # deferred commits: only inside a worker batch, and only for commits nothing in the event waits on
         self._defer = False
@@ -208,7 +220,7 @@ class Engine:
             self._queued.pop(contact_id, None)  # from here on, _written (or a fresh read) says it
         version = rec.version if rec is not None else 0
         raw = {**(rec.raw if rec is not None else {}), **fields, "version": str(version + 1)}
-        written = (raw, rec.view.declined_by if rec is not None else frozenset())
+        written: tuple[dict[str, str], Mapping[str, int]] = (raw, rec.view.declined_ms if rec else {})
         if final and self._defer:
             self._written[contact_id] = written  # read only after the flush said 'ok' (see _contact)
             done = self._deferring(contact_id)
@@ -308,7 +320,8 @@ class Engine:
             else None,
         )
         touch = CustomerTouch(ev.customer.id, int(now * 1000), int(self.settings.affinity_ttl_s))
-        return self._place(eid, view, rec, {"transcript": "[]"}, (), customer=touch)
+        # a restarted contact starts afresh: no transcript, and a callback may be offered again
+        return self._place(eid, view, rec, {"transcript": "[]", "callback_ms": ""}, (), customer=touch)
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
@@ -479,7 +492,12 @@ class Engine:
             return self.store.mark(self._commit(eid))  # late answer to an offer that timed out or was revoked
         if isinstance(ev, OfferAccepted):
             out = self.store.resolve_offer(
-                self._commit(eid), offer, "accepted", now_ms=self._now_ms(), requeue_score=0
+                self._commit(eid),
+                offer,
+                "accepted",
+                now_ms=self._now_ms(),
+                requeue_score=0,
+                decline_memory_ms=self._decline_memory_ms,
             )
         else:
             out = self._give_back(self._commit, eid, offer, "declined")
@@ -515,10 +533,15 @@ class Engine:
             mode,
             now_ms=int(now * 1000),
             requeue_score=queue_score(enq, prio, self.cfg),
+            decline_memory_ms=self._decline_memory_ms,
         )
         if out.ok:
             self._forget(offer.contact_id)
             self._refresh_agent(offer.agent_id)
+            # a contact that every agent keeps declining is in its queue only between offers: offer the
+            # callback it is owed here, as the sweep (which looks at queued contacts) may never see it
+            if rec is not None and self._callback_due(rec, now):
+                self._callback(offer.contact_id, now, eid or "sweep")
             self.match_contact(offer.contact_id, announce=False, cause=eid or "sweep")
             self.pull_for_agent(offer.agent_id, eid or "sweep")
         return out
@@ -595,12 +618,13 @@ class Engine:
             choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
             route = _reasons_from_json(rec.raw.get("route_reasons", ""))
             if choice.agent_id is not None:
-                if self._offer(rec, queue, choice.agent_id, (*route, *choice.reasons), now, cause):
+                reasons = (*route, *choice.reasons)
+                if self._offer(rec, queue, choice.agent_id, reasons, now, cause, choice.all_declined):
                     return "offer"
                 continue
             if not announce:
                 return None
-            out = self._announce_wait(rec, queue, agents, (*route, *choice.reasons), now, cause)
+            out = self._announce_wait(rec, queue, choice, route, now, cause)
             if out.status != "conflict":
                 return "queued"
         return None
@@ -609,28 +633,30 @@ class Engine:
         self,
         rec: ContactRecord,
         queue: str,
-        agents: list[AgentView],
-        reasons: tuple[Reason, ...],
+        choice: AgentChoice,
+        route: tuple[Reason, ...],
         now: float,
         cause: str,
     ) -> Outcome:
-        free = sum(1 for a in agents if a.status == "available" and a.free(rec.view.channel) > 0)
+        """A 'queued' decision with the wait estimate, or a 'callback_offer' when the estimate or the wait
+        so far reaches the callback threshold (remembered in ``callback_ms``: one callback offer each)."""
+        # only agents who may take this contact serve it: counting every free agent would show a contact
+        # that free agents pass by (another language, all declined) as served at once, "0 s"
+        free = choice.free_count
         at, stats = self.store.queue_wait_inputs(queue, rec.view.contact_id, int(now * 1000), free)
         position = at or 0
         ewt_s, sd_s = estimate_wait(position, stats)
-        action = "callback_offer" if should_offer_callback(ewt_s, self.cfg) else "queued"
+        waited_s = queued_for_s(rec.view, now)
+        callback = callback_reason(ewt_s, waited_s, self.cfg, offered_before=bool(rec.raw.get("callback_ms")))
         wait = Reason(
             "ewt", f"position {position + 1} in {queue}; estimated wait {ewt_s:.0f} s ± {sd_s:.0f} s"
         )
-        extra: tuple[Reason, ...] = ()
-        if action == "callback_offer":
-            extra = (
-                Reason(
-                    "callback_offered", f"wait above {self.cfg.callback_threshold_s:.0f} s: offer a callback"
-                ),
-            )
-        d = self._decision(cause, rec.view, action, now, (*reasons, wait, *extra), queue=queue, ewt_s=ewt_s)
+        reasons = (*route, *choice.reasons, wait, *((callback,) if callback else ()))
+        action = "callback_offer" if callback else "queued"
+        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s)
         fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
+        if callback:
+            fields["callback_ms"] = str(int(now * 1000))
         commit = Commit(decisions=((rec.view.contact_id, d.model_dump_json()),))
         return self._apply(commit, rec, rec.view.contact_id, fields)
 
@@ -642,7 +668,10 @@ class Engine:
         reasons: tuple[Reason, ...],
         now: float,
         cause: str,
+        override_decline: bool = False,
     ) -> bool:
+        """Reserve ``agent_id`` for the contact (the offer script re-checks everything the choice relied
+        on). ``override_decline``: the agent declined it, as did every other who could take it."""
         offer_id = uuid.uuid4().hex[:16]
         v = rec.view
         d = self._decision(cause, v, "offer", now, reasons, agent_id=agent_id, queue=queue, offer_id=offer_id)
@@ -658,6 +687,8 @@ class Engine:
             mot=v.moment_of_truth,
             expected_version=rec.version,
             fairness_window_ms=self._fair_ms,
+            decline_memory_ms=self._decline_memory_ms,
+            override_decline=override_decline,
         )
         if out.ok:
             self.counters.offers += 1
@@ -730,6 +761,10 @@ class Engine:
             self._queued = None
 
     def _sweep(self) -> int:
+        return self._time_out_offers() + self._match_waiting() + self._offer_due_callbacks()
+
+    def _time_out_offers(self) -> int:
+        """Offers past their deadline: the agent missed them (remembered like a decline), re-offer."""
         done = 0
         now_ms = self._now_ms()
         for offer_id in self.store.due_offers(now_ms):
@@ -745,14 +780,54 @@ class Engine:
             if out.ok:
                 self.counters.timeouts += 1
                 done += 1
+        return done
+
+    def _match_waiting(self) -> int:
+        """Offer the queue heads anyone may take now: the ladder widened, a decline memory ran out, or every
+        agent who could take one declined it (offered again to the earliest decliner)."""
         agents, _ = self._agents(self.clock())
         if not any(a.status == "available" and any(a.free(ch) > 0 for ch in a.capacity) for a in agents):
-            return done
+            return 0
+        done = 0
         candidates, _ = self._queued_candidates()
         for view, _q in candidates:
             if self.match_contact(view.contact_id, announce=False, cause="sweep") == "offer":
                 done += 1
         return done
+
+    def _offer_due_callbacks(self) -> int:
+        """A 'callback_offer' for every contact that has waited ``callback_threshold_s`` without one, whatever
+        keeps it waiting: the estimate made when it was queued cannot foresee declines or a floor that has
+        nobody for it."""
+        now = self.clock()
+        threshold_s = self.cfg.callback_threshold_s
+        waiting = self.store.waiting_since(QUEUES, now - threshold_s, CALLBACK_SCAN)
+        done = 0
+        for cid, enqueued_ms, callback_ms in waiting:
+            if callback_ms is not None or now - enqueued_ms / 1000 < threshold_s:
+                continue
+            if self._callback(cid, now, "sweep"):
+                done += 1
+        return done
+
+    def _callback_due(self, rec: ContactRecord, now: float) -> bool:
+        """The contact has waited the callback threshold and was offered no callback yet."""
+        return not rec.raw.get("callback_ms") and queued_for_s(rec.view, now) >= self.cfg.callback_threshold_s
+
+    def _callback(self, contact_id: str, now: float, cause: str) -> bool:
+        """Offer the contact a callback if, read afresh, it still waits past the threshold without one and
+        no agent who has not declined it can take it now (that offer comes first)."""
+        rec = self._contact(contact_id)
+        if rec is None or rec.view.status != "queued" or not self._callback_due(rec, now):
+            return False
+        queue = rec.view.queue or "general"
+        agents, mot_total = self._agents(now)
+        choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
+        if choice.agent_id is not None and not choice.all_declined:
+            return False
+        route = _reasons_from_json(rec.raw.get("route_reasons", ""))
+        # a conflict (the contact moved since it was read) is left to the next sweep
+        return self._announce_wait(rec, queue, choice, route, now, cause).ok
 
     # ---- helpers --------------------------------------------------------------------------------
     def _now_ms(self) -> int:

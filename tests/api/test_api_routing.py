@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from api_helpers import (
@@ -17,6 +18,7 @@ from api_helpers import (
     sse_events,
     started,
 )
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from router.store.store import RoutingStore
@@ -46,6 +48,37 @@ def test_queues_depth_wait_ewt_and_agents(client: TestClient, store: RoutingStor
     assert mot["ewt_s"] > 0 and mot["ewt_sd_s"] > 0
     assert q["general"]["eligible_agents"] == 2 and q["general"]["min_eq_now"] == 1
     assert isinstance(mot["callback_offered"], bool) and mot["callback_threshold_s"] == 300.0
+
+
+def test_queues_show_a_contact_nobody_takes_as_stuck_and_never_a_zero_wait(
+    app: FastAPI, client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Issue 14: a Spanish contact on a floor of free English speakers. /v1/queues said every agent was free,
+    an expected wait of 0 s, and showed nothing wrong."""
+    for aid in ("a1", "a2", "a3"):
+        seed_agent(store, aid, eq=3, chat=1)
+    post(client, [available("a1"), available("a2"), available("a3")])
+    es = started("c1", customer={"id": "u-c1", "language": "es"})
+    post(client, [es, {"type": "contact.human_requested", "contact_id": "c1"}])
+    drain(worker)
+    general = _queues(client)["general"]
+    assert (general["depth"], general["free_agents"]) == (1, 3)
+    assert general["ewt_s"] > 0 and general["ewt_sd_s"] > 0  # was 0: three free agents, one waiting
+    assert (general["stuck"], general["stuck_contacts"]) == (0, [])  # not yet: 60 s
+    real_clock = app.state.ctx.clock
+    app.state.ctx.clock = lambda: real_clock() + 120
+    general = _queues(client)["general"]
+    assert general["stuck"] == 1 and general["ewt_s"] > 0
+    (stuck,) = general["stuck_contacts"]
+    assert stuck["contact_id"] == "c1" and stuck["code"] == "stuck" and stuck["waited_s"] >= 120
+    assert "3 agents had a free chat slot" in stuck["reason"] and "3 without the language" in stuck["reason"]
+    assert _queues(client)["mot"]["stuck"] == 0
+
+
+def _queues(client: TestClient) -> dict[str, dict[str, Any]]:
+    r = client.get("/v1/queues", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return {q["name"]: q for q in r.json()["queues"]}
 
 
 def test_contact_state_trajectory_transcript_and_decisions(

@@ -40,7 +40,8 @@ MOT_TEXT = "My card was stolen and someone is emptying my account, I am panickin
 @pytest.fixture(scope="module")
 def demo() -> Iterator[str]:
     """`router demo --api` on the in-process store; yields the dashboard URL."""
-    env = {**os.environ, "ROUTER_ADMIN_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    # stuck after 1 s, so the Finnish contact below shows as stuck within the test
+    env = {**os.environ, "ROUTER_ADMIN_KEY": KEY, "PYTHONUNBUFFERED": "1", "ROUTER_STUCK_AFTER_S": "1"}
     env.pop("ROUTER_REDIS_URL", None)
     proc = subprocess.Popen(
         [
@@ -160,6 +161,28 @@ def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
             assert page.locator("#c-feed").inner_text() == "live"
             assert int(page.locator('[data-testid="deadletter-count"]').inner_text()) >= 3
             page.locator("#queues tbody tr").first.wait_for()
+
+            # a customer in a language nobody on the floor speaks asks for a person: free agents pass them by,
+            # and the queues panel lists them as stuck (issue 14: it showed every agent free and a 0 s wait)
+            fi = f"browser-fi-{int(time.time())}"
+            events = [
+                {
+                    "type": "contact.started",
+                    "contact_id": fi,
+                    "channel": "chat",
+                    "customer": {"id": fi, "language": "fi"},
+                },
+                {"type": "contact.human_requested", "contact_id": fi},
+            ]
+            assert api.post("/v1/events", json=events).status_code == 202
+            stuck = page.locator(f'#stuck li[data-contact="{fi}"]')
+            stuck.wait_for(timeout=45_000)
+            assert (
+                stuck.get_attribute("data-code") == "stuck" and "without the language" in stuck.inner_text()
+            )
+            assert (
+                int(page.locator('#queues tbody tr[data-queue="general"] td.stuck-count').inner_text()) >= 1
+            )
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()

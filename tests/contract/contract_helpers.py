@@ -3,6 +3,7 @@ folder on sys.path). Fixtures live in conftest.py beside this file."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,18 @@ from router.store.store import Commit, OfferInfo, RoutingStore
 from router.worker.consumer import Entry
 
 T0 = 1_700_000_000.0  # the fake clock's start (seconds)
+
+
+class CountingIds:
+    """Stands in for the engine's ``uuid`` module: offer ids in creation order, so a run replays exactly
+    (the sweep times out equal deadlines in offer-id order, and hypothesis needs the same inputs to give the
+    same run)."""
+
+    def __init__(self) -> None:
+        self._n = itertools.count(1)
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=next(self._n) << 64)
 
 
 class FakeClock:

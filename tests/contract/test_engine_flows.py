@@ -250,6 +250,65 @@ def test_ladder_widens_the_pool_after_step1(
     assert (d.contact_id, d.agent_id) == ("c2", "a1") and "eq>=1" in text(d)
 
 
+def test_nobody_answers_the_contact_goes_round_the_agents_and_gets_a_callback(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    """Issue 14's reproduction: 10 agents, a human request, nobody answers. Every offer times out; after the
+    10th, the contact is offered again (it sat in its queue for good before), and at the callback
+    threshold it is offered a callback, though the floor shows every agent free."""
+    agents = [f"a{i:02d}" for i in range(10)]
+    team(store, dict.fromkeys(agents, 3))
+    floor.start("c1")
+    offers = [only(floor.human("c1"), "offer")]
+    start = clock.now
+    callbacks = []
+    while clock.now - start < settings.callback_threshold_s:
+        clock.advance(settings.offer_timeout_s)
+        engine.sweep()
+        out = floor.new()
+        assert [d.action for d in out if d.action != "callback_offer"] == ["released", "offer"], out
+        offers += [d for d in out if d.action == "offer"]
+        callbacks += [(clock.now - start, d) for d in out if d.action == "callback_offer"]
+    first_round = [d.agent_id for d in offers[:10]]
+    assert sorted(first_round) == agents and not any("all_declined" in codes(d) for d in offers[:10])
+    # the 11th offer, in the same sweep as the 10th time-out: the agent whose time-out is the oldest
+    eleventh = offers[10]
+    assert eleventh.agent_id == first_round[0] and "all_declined" in codes(eleventh)
+    assert "oldest (135 s ago)" in text(eleventh)
+    assert [d.agent_id for d in offers[10:20]] == first_round
+    # the callback: at the time-out that reached the threshold, exactly once, with a wait that is not 0 s
+    assert [at for at, _ in callbacks] == [settings.callback_threshold_s]
+    cb = callbacks[0][1]
+    assert cb.event_id == "sweep" and "callback_offered" in codes(cb) and "all_declined" in codes(cb)
+    assert "waited 300 s, reaching the 300 s threshold" in text(cb)
+    assert cb.estimated_wait_s is not None and cb.estimated_wait_s > 0
+
+
+def test_a_contact_no_free_agent_can_take_gets_a_wait_and_a_callback_at_the_threshold(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    """A Spanish contact on an English-speaking floor, every agent free: it waits, and is told so."""
+    team(store, {"a1": 3, "a2": 4})
+    floor.start("c1", lang="es")
+    queued = only(floor.human("c1"), "queued")
+    assert "no_eligible_agent" in codes(queued)
+    # issue 14: free agents who cannot take it were counted as serving it, and the wait said 0 s
+    assert queued.estimated_wait_s is not None and queued.estimated_wait_s > 0
+    clock.advance(settings.callback_threshold_s - 1)
+    engine.sweep()
+    assert floor.new() == []
+    clock.advance(1)
+    engine.sweep()
+    cb = only(floor.new(), "callback_offer")
+    assert cb.event_id == "sweep" and cb.contact_id == "c1" and "no_eligible_agent" in codes(cb)
+    assert "waited 300 s, reaching the 300 s threshold" in text(cb)
+    clock.advance(60)
+    engine.sweep()
+    assert floor.new() == []  # once
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "queued"  # a callback offer keeps the place in the queue
+
+
 def test_callback_offer_when_the_wait_is_over_the_threshold(
     floor: Floor, store: RoutingStore, settings: Settings
 ) -> None:
@@ -271,27 +330,55 @@ def test_callback_offer_when_the_wait_is_over_the_threshold(
 # ---------------------------------------------------------------------------------------------- offers
 
 
-def test_decline_reoffers_to_someone_else_and_never_to_the_decliner(
-    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock
+def test_decline_reoffers_to_someone_else_then_round_the_decliners(
+    floor: Floor, store: RoutingStore, clock: FakeClock
 ) -> None:
     team(store, {"a4": 4, "a5": 5})
     floor.start("c1")
     first = only(floor.say("c1", 0, "my card was stolen"), "offer")
     assert first.agent_id == "a5"
+    clock.advance(5)
     released, second = floor.decline(first)
     assert released.action == "released" and released.agent_id == "a5" and "offer_declined" in codes(released)
-    assert second.action == "offer" and second.agent_id == "a4"
+    assert second.action == "offer" and second.agent_id == "a4" and "all_declined" not in codes(second)
     assert loads(store, "a5") == {} and loads(store, "a4") == {"chat": 1}
-    # a4 declines too: nobody else is eligible, and a5 is not asked again even with its capacity free
-    assert [d.action for d in floor.decline(second)] == ["released"]
-    floor.status("a5", "available")
-    clock.advance(3_600)
-    engine.sweep()
-    assert [d for d in floor.new() if d.action == "offer"] == []
+    # issue 14: a4 declines too. Every eligible agent has: offered again at once, to the earliest decliner
+    clock.advance(7)
+    released, third = floor.decline(second)
+    assert (released.action, released.agent_id) == ("released", "a4")
+    assert (third.action, third.agent_id) == ("offer", "a5") and "all_declined" in codes(third)
+    assert "offered again to a5, whose decline is the oldest (7 s ago)" in text(third)
     rec = store.load_contact("c1")
-    assert rec is not None and rec.view.status == "queued" and rec.view.declined_by == {"a4", "a5"}
-    add_agent(store, "a3", eq=3)
-    assert only(floor.status("a3", "available"), "offer").agent_id == "a3"  # the agent-pull path
+    assert rec is not None and set(rec.view.declined_ms) == {"a4", "a5"}
+    # and round again: a5's new decline makes a4's the oldest
+    clock.advance(3)
+    assert [(d.action, d.agent_id) for d in floor.decline(third)] == [("released", "a5"), ("offer", "a4")]
+
+
+@pytest.mark.parametrize(("after_s", "all_declined"), [(10.0, True), (181.0, False)])
+def test_a_decline_is_remembered_for_the_decline_memory(
+    after_s: float,
+    all_declined: bool,
+    floor: Floor,
+    store: RoutingStore,
+    clock: FakeClock,
+    settings: Settings,
+) -> None:
+    assert settings.decline_memory_s == 180.0
+    team(store, {"a1": 1, "a2": 2})
+    floor.start("c1")
+    first = only(floor.human("c1"), "offer")
+    assert first.agent_id == "a1"  # routine work: the lowest eq first
+    _, second = floor.decline(first)
+    assert second.agent_id == "a2"
+    clock.advance(after_s)
+    # a2 leaves (not a decline): a1 is the only one left. Within the memory it is offered c1 only because
+    # everyone has declined; after it, it is an ordinary candidate again
+    out = floor.status("a2", "away")
+    d = only([d for d in out if d.action == "offer"])
+    assert d.agent_id == "a1"
+    assert ("all_declined" in codes(d)) is all_declined
+    assert ("chose_longest_idle" in codes(d)) is not all_declined
 
 
 def test_offer_timeout_reoffers_to_someone_else(
@@ -330,7 +417,7 @@ def test_agent_leaving_releases_offers_and_reroutes(status: str, floor: Floor, s
     assert {d.contact_id for d in offers} == {"c1", "c2"} and {d.agent_id for d in offers} == {"a4"}
     assert loads(store, "a5") == {} and loads(store, "a4") == {"chat": 2}
     rec = store.load_contact("c1")
-    assert rec is not None and "a5" not in rec.view.declined_by  # leaving is not declining
+    assert rec is not None and "a5" not in rec.view.declined_ms  # leaving is not declining
     # a5 comes back and a4 declines c1: a5 may take it again
     floor.status("a5", "available")
     o_c1 = next(d for d in offers if d.contact_id == "c1")

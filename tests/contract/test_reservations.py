@@ -38,6 +38,7 @@ from router.worker.engine import Engine
 
 NOW_MS = int(T0 * 1000)
 TIMEOUT_MS = 15_000
+MEMORY_MS = 180_000  # the decline memory
 
 
 def a_decision(cid: str, action: str = "offer", eid: str = "e") -> tuple[str, str]:
@@ -57,6 +58,7 @@ def offer(
     version: int | None = None,
     event_id: str = "",
     mot: bool = False,
+    override_decline: bool = False,
 ) -> Outcome:
     return store.offer(
         Commit(event_id=event_id, decisions=(a_decision(cid),)),
@@ -70,6 +72,8 @@ def offer(
         mot=mot,
         expected_version=version,
         fairness_window_ms=3_600_000,
+        decline_memory_ms=MEMORY_MS,
+        override_decline=override_decline,
     )
 
 
@@ -83,7 +87,12 @@ def resolve(
     event_id: str = "",
 ) -> Outcome:
     return store.resolve_offer(
-        Commit(event_id=event_id), offer_of(store, oid), mode, now_ms=now_ms, requeue_score=score
+        Commit(event_id=event_id),
+        offer_of(store, oid),
+        mode,
+        now_ms=now_ms,
+        requeue_score=score,
+        decline_memory_ms=MEMORY_MS,
     )
 
 
@@ -263,16 +272,48 @@ def test_decline_or_timeout_frees_requeues_and_remembers(
     c = contact_hash(store, "c1")
     assert (c["status"], c["agent_id"], c["offer_id"]) == ("queued", "", "")
     assert queue_members(store, "mot") == {"c1": 42.0}
-    assert store.r.smembers(store.keys.declined("c1")) == {b"a1"}
+    assert store.r.zrange(store.keys.declines("c1"), 0, -1, withscores=True) == [(b"a1", float(now))]
+    assert 0 < store.r.pttl(store.keys.declines("c1")) <= MEMORY_MS  # the memory expires
     rec = store.load_contact("c1")
-    assert rec is not None and rec.view.declined_by == frozenset({"a1"})
+    assert rec is not None and rec.view.declined_ms == {"a1": now}
     assert store.due_offers(now + 10 * TIMEOUT_MS) == []
-    # never the same agent again, even though it has capacity now
+    # not the same agent again while remembered, even though it has capacity now
     assert_refused(
-        client, domain, lambda: offer(store, "a1", "c1", "o2", queue="mot"), "err", "declined_before"
+        client,
+        domain,
+        lambda: offer(store, "a1", "c1", "o2", queue="mot", now_ms=now + MEMORY_MS - 1),
+        "err",
+        "declined_before",
     )
     add_agent(store, "a2")
     assert offer(store, "a2", "c1", "o3", queue="mot").ok
+
+
+def test_decline_is_remembered_for_the_memory_only(store: RoutingStore) -> None:
+    add_agent(store, "a1", capacity={"chat": 1})
+    set_contact(store, "c1")
+    assert offer(store, "a1", "c1", "o1").ok
+    declined_ms = NOW_MS + 1_000
+    assert resolve(store, "o1", "declined", now_ms=declined_ms).ok
+    assert offer(store, "a1", "c1", "o2", now_ms=declined_ms + MEMORY_MS - 1).reason == "declined_before"
+    assert offer(store, "a1", "c1", "o3", now_ms=declined_ms + MEMORY_MS).ok  # forgotten, to the ms
+
+
+def test_override_offers_to_a_decliner_and_a_new_decline_prunes_old_ones(store: RoutingStore) -> None:
+    add_agent(store, "a1", capacity={"chat": 1})
+    add_agent(store, "a2", capacity={"chat": 1})
+    set_contact(store, "c1")
+    assert offer(store, "a1", "c1", "o1").ok
+    assert resolve(store, "o1", "declined", now_ms=NOW_MS).ok
+    # every agent who could take it declined: the worker offers it again, overriding the memory
+    assert offer(store, "a1", "c1", "o2", now_ms=NOW_MS + 10, override_decline=True).ok
+    assert resolve(store, "o2", "declined", now_ms=NOW_MS + 20).ok  # its time moves on
+    assert store.load_contact("c1").view.declined_ms == {"a1": NOW_MS + 20}  # type: ignore[union-attr]
+    assert offer(store, "a2", "c1", "o3", now_ms=NOW_MS + MEMORY_MS + 50).ok
+    assert resolve(store, "o3", "timeout", now_ms=NOW_MS + MEMORY_MS + 50 + TIMEOUT_MS).ok
+    # a1's decline is older than the memory by then: pruned in the same script
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.declined_ms == {"a2": NOW_MS + MEMORY_MS + 50 + TIMEOUT_MS}
 
 
 def test_timeout_only_when_due(store: RoutingStore, client: redis.Redis, domain: str) -> None:
@@ -343,7 +384,7 @@ def test_agent_leaving_revokes_offers_and_requeues(status: str, store: RoutingSt
     assert queue_members(store, "general") == {"c2": 8.0}
     for cid in ("c1", "c2"):
         assert contact_hash(store, cid)["status"] == "queued"
-        assert store.r.scard(store.keys.declined(cid)) == 0  # revoked is not declined: may come back
+        assert store.r.zcard(store.keys.declines(cid)) == 0  # revoked is not declined: may come back
     assert contact_hash(store, "c3")["status"] == "assigned"
     assert store.r.scard(store.keys.agent_offers("a1")) == 0
     assert store.due_offers(NOW_MS * 2) == []
@@ -494,6 +535,7 @@ def test_same_event_id_twice_decides_once(store: RoutingStore, client: redis.Red
             "declined",
             now_ms=NOW_MS,
             requeue_score=1.0,
+            decline_memory_ms=MEMORY_MS,
         ),
         lambda: offer(store, "a1", "c2", "o2", event_id="e3"),
         lambda: store.agent_status(
@@ -611,10 +653,12 @@ def test_requeue_score_matches_policy_for_engine_timeouts(
     engine.handle(parse({"type": "contact.human_requested", "contact_id": "c1"}), "h1")
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.status == "offered"
+    # a1 went away unannounced (else, as the only agent, it would be offered c1 again at once: all declined)
+    store.r.hset(store.keys.agent("a1"), "status", "away")
     clock.advance(settings.offer_timeout_s + 1)
     assert engine.sweep() >= 1
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.status == "queued" and rec.view.enqueued_ts is not None
     expect = queue_score(rec.view.enqueued_ts, rec.view.priority, PolicyConfig.from_settings(settings))
     assert queue_members(store, "general")["c1"] == pytest.approx(expect, abs=1e-3)
-    assert rec.view.declined_by == frozenset({"a1"})
+    assert set(rec.view.declined_ms) == {"a1"}

@@ -5,14 +5,14 @@ and event replays, across several agents. After every step:
 * no agent holds more than its capacity on any channel;
 * an agent's load per channel equals its contacts in offered/assigned state on that channel;
 * a contact has at most one pending offer, and an offered contact exactly the one it points to;
-* an agent that declined (or let time out) an offer of a contact is never offered it again;
+* an agent that declined (or let time out) an offer of a contact is remembered for the decline memory, and
+  offered it again within that time only when every agent who could take it has declined ("all_declined");
 * a queued contact is in exactly its queue, any other contact in none;
 * replaying an applied event changes nothing.
 """
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +22,16 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from contract_helpers import FakeClock, ScriptedScorer, add_agent, dump_domain, message, parse, started
+from contract_helpers import (
+    CountingIds,
+    FakeClock,
+    ScriptedScorer,
+    add_agent,
+    dump_domain,
+    message,
+    parse,
+    started,
+)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -60,18 +69,6 @@ MACHINE_SETTINGS = settings(
 )
 
 
-class CountingIds:
-    """Stands in for the engine's ``uuid`` module: offer ids in creation order, so a run replays exactly
-    (the sweep times out equal deadlines in offer-id order, and hypothesis needs the same inputs to give the
-    same run)."""
-
-    def __init__(self) -> None:
-        self._n = itertools.count(1)
-
-    def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=next(self._n) << 64)
-
-
 @dataclass
 class Snapshot:
     agents: dict[str, Any]
@@ -93,7 +90,9 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
             engine_module.uuid = CountingIds()  # type: ignore[assignment]
             self.scorer = ScriptedScorer()
             self.contacts: list[str] = []
-            self.declined: set[tuple[str, str]] = set()  # (contact, agent) never to be offered again
+            # (contact, agent) -> when (ms) the agent last declined or missed the contact
+            self.declined: dict[tuple[str, str], int] = {}
+            self.memory_ms = int(self.settings.decline_memory_s * 1000)
             self.applied: list[tuple[dict[str, Any], str, EmotionScore | None]] = []
             self.decisions_seen = "0-0"
             self.snap = Snapshot({}, {}, {})
@@ -117,6 +116,10 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 if info is not None and info.status == "pending":
                     pending[info.offer_id] = info
             return Snapshot(agents, contacts, pending)
+
+        def remembered(self, at_ms: int) -> dict[tuple[str, str], int]:
+            """The declines still remembered at ``at_ms``."""
+            return {k: ms for k, ms in self.declined.items() if at_ms - ms < self.memory_ms}
 
         def pending_in_order(self) -> list[str]:
             """Pending offer ids in an order that replays identically (offer ids themselves are random)."""
@@ -189,7 +192,7 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 expect = "agent_unavailable"
             elif a.load.get(c.channel, 0) >= a.capacity.get(c.channel, 0):
                 expect = "no_capacity"
-            elif agent_id in c.declined_by:
+            elif self.clock.ms - c.declined_ms.get(agent_id, -self.memory_ms) < self.memory_ms:
                 expect = "declined_before"
             elif c.status in ("offered", "assigned", "ended"):
                 expect = "contact_taken"
@@ -218,6 +221,7 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 mot=c.moment_of_truth,
                 expected_version=data.draw(st.sampled_from([None, self.snap.contacts[cid].version])),
                 fairness_window_ms=FAIR_MS,
+                decline_memory_ms=self.memory_ms,
             )
             assert (out.status if out.ok else out.reason) == expect, (out, expect)
             if before is not None:
@@ -231,15 +235,15 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 self.send({"type": "offer.accepted", "offer_id": oid})
             else:
                 o = self.snap.pending[oid]
-                self.declined.add((o.contact_id, o.agent_id))
+                self.declined[(o.contact_id, o.agent_id)] = self.clock.ms
                 self.send({"type": "offer.declined", "offer_id": oid})
 
-        @rule(seconds=st.sampled_from([0.5, 3.0, 10.0, 16.0, 25.0, 70.0]))
+        @rule(seconds=st.sampled_from([0.5, 3.0, 10.0, 16.0, 25.0, 70.0, 200.0]))
         def time_passes(self, seconds: float) -> None:
             self.clock.advance(seconds)
             for o in self.snap.pending.values():
                 if o.deadline_ms <= self.clock.ms:
-                    self.declined.add((o.contact_id, o.agent_id))  # the sweep times these out
+                    self.declined[(o.contact_id, o.agent_id)] = self.clock.ms  # the sweep times these out
             self.engine.sweep()
             assert self.store.due_offers(self.clock.ms) == []
 
@@ -289,12 +293,18 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 if rec.view.status == "offered":
                     assert per_contact[cid] == 1, cid
             assert {m.decode() for m in self.client.zrange(k.offers, 0, -1)} == set(snap.pending)
-            # declined or timed out: remembered, and never offered again
-            remembered = {(cid, a) for cid, rec in snap.contacts.items() for a in rec.view.declined_by}
-            assert remembered == self.declined
+            # declined or timed out: remembered for the memory, and offered again within it only when all
+            # who could take it declined
+            stored = {
+                (cid, a): ms for cid, rec in snap.contacts.items() for a, ms in rec.view.declined_ms.items()
+            }
+            now_ms = self.clock.ms
+            assert {k: ms for k, ms in stored.items() if now_ms - ms < self.memory_ms} == self.remembered(
+                now_ms
+            )
             for d in self.new_decisions():
-                if d.action == "offer":
-                    assert (d.contact_id, d.agent_id) not in self.declined, d
+                if d.action == "offer" and (d.contact_id, d.agent_id) in self.remembered(int(d.ts * 1000)):
+                    assert "all_declined" in {r.code for r in d.reasons}, d
             # queue membership
             for cid, rec in snap.contacts.items():
                 c = rec.view

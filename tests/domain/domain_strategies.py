@@ -48,7 +48,14 @@ def contacts(draw: st.DrawFn, now: float = 1_000.0) -> ContactView:
         repeat_contact=draw(st.booleans()),
         enqueued_ts=draw(st.one_of(st.none(), st.floats(now - 120.0, now))),
         last_agent_id=draw(st.one_of(st.none(), st.sampled_from(AGENT_IDS))),
-        declined_by=draw(st.frozensets(st.sampled_from(AGENT_IDS), max_size=3)),
+        # declines from 400 s before ``now`` on: remembered (within the 180 s memory) or forgotten
+        declined_ms=draw(
+            st.dictionaries(
+                st.sampled_from(AGENT_IDS),
+                st.integers(int(now * 1000) - 400_000, int(now * 1000)),
+                max_size=3,
+            )
+        ),
     )
 
 

@@ -1,4 +1,5 @@
-"""ineligible_reason() and choose_agent(): eligibility, ladder, EQ preference, affinity, fairness."""
+"""ineligible_reason() and choose_agent(): eligibility, ladder, EQ preference, affinity, fairness, the decline
+memory and the all-declined re-offer."""
 
 from __future__ import annotations
 
@@ -11,10 +12,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.domain.model import AgentView, ContactView
-from router.domain.policy import AgentChoice, PolicyConfig, choose_agent, ineligible_reason, min_eq
+from router.domain.policy import (
+    AgentChoice,
+    PolicyConfig,
+    choose_agent,
+    ineligible_reason,
+    ladder_or_capacity_reason,
+    min_eq,
+    remembered_decline_ms,
+)
 
 CFG = PolicyConfig()
 NOW = 1_000.0
+
+
+def ms_ago(seconds: float) -> int:
+    """The epoch ms ``seconds`` before NOW (declines are kept in ms)."""
+    return int((NOW - seconds) * 1000)
 
 
 def agent(agent_id: str, eq: int, **kw: Any) -> AgentView:
@@ -34,7 +48,7 @@ def codes(choice: AgentChoice) -> list[str]:
 
 
 def test_each_check_has_its_reason() -> None:
-    c = contact(declined_by=frozenset({"d"}))
+    c = contact(declined_ms={"d": ms_ago(10)})
     cases = {
         "agent_unavailable": agent("u", 5, status="away"),
         "language_mismatch": agent("l", 5, languages=frozenset({"de"})),
@@ -43,15 +57,33 @@ def test_each_check_has_its_reason() -> None:
         "no_capacity": agent("n", 5, load={"chat": 2}),
     }
     for code, a in cases.items():
-        why = ineligible_reason(a, c, "mot", 5.0, CFG)
+        why = ineligible_reason(a, c, "mot", 5.0, CFG, now=NOW)
         assert why is not None and why.code == code, code
         assert a.agent_id in why.text
-    assert ineligible_reason(agent("ok", 4), c, "mot", 5.0, CFG) is None
+    assert ineligible_reason(agent("ok", 4), c, "mot", 5.0, CFG, now=NOW) is None
 
 
 def test_channel_without_capacity_entry_is_full() -> None:
-    why = ineligible_reason(agent("a", 5), contact(channel="voice"), "general", 0.0, CFG)
+    why = ineligible_reason(agent("a", 5), contact(channel="voice"), "general", 0.0, CFG, now=NOW)
     assert why is not None and why.code == "no_capacity"
+
+
+def test_a_decline_is_remembered_for_the_memory_only() -> None:
+    memory_s = CFG.decline_memory_s
+    assert (
+        remembered_decline_ms("a", contact(declined_ms={"a": ms_ago(memory_s - 0.001)}), NOW, CFG)
+        == int(memory_s * 1000) - 1
+    )
+    assert remembered_decline_ms("a", contact(declined_ms={"a": ms_ago(memory_s)}), NOW, CFG) is None
+    assert remembered_decline_ms("b", contact(declined_ms={"a": ms_ago(1)}), NOW, CFG) is None
+    why = ineligible_reason(
+        agent("a", 5), contact(declined_ms={"a": ms_ago(42)}), "general", 0.0, CFG, now=NOW
+    )
+    assert why is not None and why.code == "declined_before"
+    assert "42 s ago (remembered for 180 s)" in why.text
+    forgotten = contact(declined_ms={"a": ms_ago(memory_s + 1)})
+    assert ineligible_reason(agent("a", 5), forgotten, "general", 0.0, CFG, now=NOW) is None
+    assert choose_agent(forgotten, "general", [agent("a", 5)], NOW, CFG, 0).agent_id == "a"
 
 
 # ------------------------------------------------------------------------------------- choose_agent
@@ -157,6 +189,54 @@ def test_fairness_does_not_apply_to_routine() -> None:
     assert choose_agent(contact(), "general", agents, NOW, CFG, mot_total_recent=10).agent_id == "a1"
 
 
+# ------------------------------------------------------------------------------------- all declined
+
+
+def test_all_declined_offers_again_to_the_earliest_decliner() -> None:
+    # issue 14: every eligible agent declined or missed it; the contact must not sit in the queue for good
+    agents = [agent("a1", 5), agent("a2", 4), agent("a3", 5)]
+    c = contact(declined_ms={"a1": ms_ago(20), "a2": ms_ago(95), "a3": ms_ago(50)})
+    choice = choose_agent(c, "general", agents, NOW, CFG, 0)
+    assert (choice.agent_id, choice.all_declined, choice.free_count) == ("a2", True, 0)
+    assert codes(choice) == ["pool", "all_declined"]
+    text = choice.reasons[-1].text
+    assert "all 3 agents who could take it declined or missed it" in text
+    assert "offered again to a2, whose decline is the oldest (95 s ago)" in text
+
+
+def test_all_declined_ties_go_by_agent_id() -> None:
+    c = contact(declined_ms={"b": ms_ago(30), "a": ms_ago(30)})
+    assert choose_agent(c, "general", [agent("b", 3), agent("a", 3)], NOW, CFG, 0).agent_id == "a"
+
+
+def test_someone_who_has_not_declined_comes_first() -> None:
+    c = contact(declined_ms={"a1": ms_ago(100)})
+    choice = choose_agent(c, "general", [agent("a1", 2), agent("a2", 5)], NOW, CFG, 0)
+    assert (choice.agent_id, choice.all_declined) == ("a2", False)
+
+
+def test_all_declined_only_among_agents_who_could_take_it_now() -> None:
+    c = contact(declined_ms={"busy": ms_ago(100), "away": ms_ago(150), "de": ms_ago(170), "low": ms_ago(160)})
+    agents = [
+        agent("busy", 5, load={"chat": 2}),
+        agent("away", 5, status="away"),
+        agent("de", 5, languages=frozenset({"de"})),
+        agent("low", 3),  # below the moment-of-truth ladder after 5 s
+    ]
+    choice = choose_agent(c, "mot", agents, NOW, CFG, 0)
+    assert choice.agent_id is None and not choice.all_declined
+    assert codes(choice) == ["pool", "no_eligible_agent"]
+    ok = choose_agent(c, "mot", [*agents, agent("ok", 4)], NOW, CFG, 0)
+    assert (ok.agent_id, ok.all_declined) == ("ok", False)
+
+
+def test_a_busy_agent_who_has_not_declined_does_not_hold_the_reoffer_back() -> None:
+    # the customer comes first: a free decliner now, rather than a wait of unknown length for a busy agent
+    c = contact(declined_ms={"a1": ms_ago(10)})
+    choice = choose_agent(c, "general", [agent("a1", 3), agent("a2", 3, load={"chat": 2})], NOW, CFG, 0)
+    assert (choice.agent_id, choice.all_declined) == ("a1", True)
+
+
 # ------------------------------------------------------------------------------------- properties
 
 
@@ -171,19 +251,37 @@ def test_chosen_agent_is_always_eligible(
 ) -> None:
     choice = choose_agent(c, queue, agents, NOW, CFG, total)
     waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
-    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG) is None]
+    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG, now=NOW) is None]
     assert choice.free_count == len(eligible) <= choice.pool_size
+    declined = [a for a in agents if _declined_only(a, c, queue, waited_s)]
     if choice.agent_id is None:
-        # Nobody is skipped for nothing: either nobody is eligible or we wait, boundedly, for the last agent.
-        assert not eligible or choice.wait_for_affinity
+        # Nobody is skipped for nothing: nobody could take it, or we wait (boundedly) for the last agent.
+        assert (not eligible and not declined) or choice.wait_for_affinity
         return
     chosen = next(a for a in agents if a.agent_id == choice.agent_id)
     assert chosen.status == "available"
     assert c.language in chosen.languages
     assert chosen.free(c.channel) > 0
-    assert chosen.agent_id not in c.declined_by
     assert chosen.eq >= min_eq(queue, waited_s, CFG)
     assert not choice.wait_for_affinity
+    if remembered_decline_ms(chosen.agent_id, c, NOW, CFG) is None:
+        assert not choice.all_declined
+        return
+    # a decliner only when everyone who could take it declined, and then the earliest decliner
+    assert choice.all_declined and not eligible
+    assert "all_declined" in codes(choice)
+    earliest = min(declined, key=lambda a: (c.declined_ms[a.agent_id], a.agent_id))
+    assert chosen.agent_id == earliest.agent_id
+
+
+def _declined_only(a: AgentView, c: ContactView, queue: str, waited_s: float) -> bool:
+    """The agent could take the contact now but for its remembered decline."""
+    why = ineligible_reason(a, c, queue, waited_s, CFG, now=NOW)
+    return (
+        why is not None
+        and why.code == "declined_before"
+        and ladder_or_capacity_reason(a, c, queue, waited_s, CFG) is None
+    )
 
 
 @PROPERTY
@@ -203,9 +301,9 @@ def test_eq_preference_without_affinity_or_fairness(
     c = replace(c, last_agent_id=None)
     choice = choose_agent(c, queue, agents, NOW, CFG, mot_total_recent=0)
     waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
-    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG) is None]
+    eligible = [a for a in agents if ineligible_reason(a, c, queue, waited_s, CFG, now=NOW) is None]
     if not eligible:
-        assert choice.agent_id is None
+        assert choice.agent_id is None or choice.all_declined
         return
     chosen = next(a for a in eligible if a.agent_id == choice.agent_id)
     best_eq = max(a.eq for a in eligible) if queue == "mot" else min(a.eq for a in eligible)
@@ -219,7 +317,7 @@ def test_fairness_cap_respected_when_possible(c: ContactView, agents: list[Agent
     c = replace(c, last_agent_id=None)
     choice = choose_agent(c, "mot", agents, NOW, CFG, total)
     waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
-    eligible = [a for a in agents if ineligible_reason(a, c, "mot", waited_s, CFG) is None]
+    eligible = [a for a in agents if ineligible_reason(a, c, "mot", waited_s, CFG, now=NOW) is None]
     under = [a for a in eligible if a.mot_recent / total <= CFG.fairness_max_share]
     if under:
         assert choice.agent_id in {a.agent_id for a in under}

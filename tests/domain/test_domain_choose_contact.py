@@ -95,7 +95,7 @@ def test_returns_only_eligible_candidates(
 
     def eligible(c: ContactView, q: str) -> bool:
         waited_s = max(0.0, NOW - c.enqueued_ts) if c.enqueued_ts is not None else 0.0
-        return ineligible_reason(a, c, q, waited_s, CFG) is None
+        return ineligible_reason(a, c, q, waited_s, CFG, now=NOW) is None
 
     if picked is None:
         assert not any(eligible(c, q) for c, q in cands)

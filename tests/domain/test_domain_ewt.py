@@ -7,7 +7,14 @@ from domain_strategies import PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.domain.ewt import MAX_WAIT_S, PRIOR_S_PER_DEPARTURE, estimate_wait, should_offer_callback
+from router.domain.ewt import (
+    MAX_WAIT_S,
+    PRIOR_S_PER_DEPARTURE,
+    callback_reason,
+    estimate_wait,
+    queue_wait,
+    should_offer_callback,
+)
 from router.domain.model import QueueStats
 from router.domain.policy import PolicyConfig
 
@@ -42,6 +49,31 @@ def test_callback_threshold() -> None:
     assert not should_offer_callback(math.nan, cfg)
 
 
+def test_callback_once_the_wait_reaches_the_threshold_whatever_the_estimate() -> None:
+    # issue 14: a contact nobody takes had an estimate of 0 s and was never offered a callback
+    cfg = PolicyConfig(callback_threshold_s=300.0)
+    assert callback_reason(0.0, 299.9, cfg) is None
+    why = callback_reason(0.0, 300.0, cfg)
+    assert why is not None and why.code == "callback_offered"
+    assert why.text == "waited 300 s, reaching the 300 s threshold: offer a callback"
+    by_estimate = callback_reason(301.0, 0.0, cfg)
+    assert by_estimate is not None and by_estimate.text == "wait above 300 s: offer a callback"
+    assert callback_reason(301.0, 400.0, cfg, offered_before=True) is None  # once per contact
+
+
+def test_a_contact_nobody_takes_means_the_queue_never_shows_zero() -> None:
+    # issue 14: 10 of 10 agents free, one contact nobody takes, and the queue said "0 s"
+    free = QueueStats(depth=1, completions_per_s=0.0, free_agents=10)
+    assert queue_wait(free) == (0.0, 0.0)
+    assert queue_wait(QueueStats(depth=1, completions_per_s=0.0, free_agents=10, passed_by=1)) == (
+        2 * PRIOR_S_PER_DEPARTURE,
+        math.sqrt(2) * PRIOR_S_PER_DEPARTURE,
+    )
+    # a queue whose own estimate is longer keeps it
+    long = QueueStats(depth=30, completions_per_s=0.1, free_agents=0, passed_by=1)
+    assert queue_wait(long) == estimate_wait(30, long)
+
+
 stats = st.builds(
     QueueStats,
     depth=st.integers(0, 1000),
@@ -60,3 +92,11 @@ def test_wait_is_finite_non_negative_and_monotone(s: QueueStats, p1: int, p2: in
         assert math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S
     assert near_mean <= far_mean
     assert near_sd <= far_sd
+
+
+@PROPERTY
+@given(stats, st.integers(1, 50))
+def test_queue_wait_with_a_contact_nobody_takes_is_positive(s: QueueStats, passed_by: int) -> None:
+    mean_s, sd_s = queue_wait(QueueStats(s.depth, s.completions_per_s, s.free_agents, passed_by))
+    assert 0.0 < mean_s <= MAX_WAIT_S and 0.0 < sd_s <= MAX_WAIT_S
+    assert (mean_s, sd_s) >= estimate_wait(s.depth, s)

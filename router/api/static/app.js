@@ -147,8 +147,27 @@ function renderQueues(queues) {
         el("td", { class: "num", text: `≥ ${q.min_eq_now}` }),
         el("td", { class: "num", text: `${q.eligible_agents} / ${q.free_agents}` }),
         el("td", { text: q.callback_offered ? "offered" : "no" }),
+        el("td", { class: q.stuck > 0 ? "num stuck-count has" : "num stuck-count", text: q.stuck }),
       ),
     ),
+  );
+  renderStuck(queues);
+}
+
+function renderStuck(queues) {
+  const items = queues.flatMap((q) => q.stuck_contacts.map((s) => ({ ...s, queue: q.name })));
+  const list = $("#stuck");
+  if (!items.length) {
+    list.replaceChildren(el("li", { class: "muted", text: "none" }));
+    return;
+  }
+  list.replaceChildren(
+    ...items.map((s) => {
+      const open = el("button", { type: "button", text: s.contact_id, "aria-label": `Open contact ${s.contact_id}` });
+      open.addEventListener("click", () => showContact(s.contact_id));
+      return el("li", { "data-contact": s.contact_id, "data-code": s.code },
+        open, ` ${s.queue}, waiting ${fmtS(s.waited_s)}: `, el("code", { text: s.code }), ` ${s.reason}`);
+    }),
   );
 }
 
