@@ -12,6 +12,12 @@ written the encoder, else torch fp32) and are timed interleaved, batch by batch,
 of a shared machine hits both alike. When the ONNX file is present, both backends' scorers are then timed
 on the same batches, alternating batch by batch (``torch_*`` / ``onnx_*`` keys, ``onnx_vs_torch``), and
 their outputs are compared on the same messages (embedding cosine, intensity difference, topic agreement).
+
+(d) minilm: when the English-only all-MiniLM-L6-v2 has an int8 export at ``.cache/onnx/minilm-int8.onnx``
+(``scripts/export_onnx.py --model-dir MINILM --out .cache/onnx/minilm-int8.onnx``), the same scorer code
+with that encoder swapped in (same heads, so the same work after the encoder) is timed interleaved with (b)
+on the same batches: ``minilm_msgs_per_s`` and ``multilingual_vs_minilm``, the price of reading eleven
+languages instead of one.
 """
 
 from __future__ import annotations
@@ -255,6 +261,39 @@ def compare_backends(torch_scorer: Any, onnx_scorer: Any, texts: Sequence[str]) 
     }
 
 
+MINILM_ONNX = "minilm-int8.onnx"
+
+
+def _compare_minilm(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
+    import copy
+
+    from router.scoring.cache import LRUCache
+    from router.scoring.transformer import ONNX_CACHE_PATH, Encoder, minilm_dir
+
+    path = ONNX_CACHE_PATH.with_name(MINILM_ONNX)
+    if not path.exists():
+        return {"minilm": f"skipped: no {path} (see router.scoring.bench)"}
+    minilm = copy.copy(scorer)
+    minilm.encoder = Encoder(
+        model_dir=minilm_dir(), backend="onnx", onnx_path=path, threads=scorer.encoder.threads
+    )
+    minilm.cache = LRUCache(0)
+    scorer.cache = LRUCache(0)
+    minilm.score(batches[0])
+    spent = {"e5": 0.0, "minilm": 0.0}
+    for b in batches:
+        for name, sc in (("e5", scorer), ("minilm", minilm)):
+            t = time.perf_counter()
+            sc.score(b)
+            spent[name] += time.perf_counter() - t
+    n = sum(len(b) for b in batches)
+    return {
+        "multilingual_msgs_per_s": round(n / spent["e5"], 1),
+        "minilm_msgs_per_s": round(n / spent["minilm"], 1),
+        "multilingual_vs_minilm": round(spent["minilm"] / spent["e5"], 3),
+    }
+
+
 def run_bench_scorer(
     json_path: Path | None,
     n_messages: int = 1024,
@@ -284,7 +323,7 @@ def run_bench_scorer(
     pipe(warm[0])
     t = time.perf_counter()
     for m in naive_msgs:
-        tokens = np.asarray(pipe(m)[0], dtype=np.float32)
+        tokens = np.asarray(pipe(enc.prefix + m)[0], dtype=np.float32)
         v = tokens.mean(axis=0)
         v /= np.linalg.norm(v) + 1e-12
     naive = len(naive_msgs) / (time.perf_counter() - t)
@@ -333,6 +372,7 @@ def run_bench_scorer(
         # percent stolen say more about the neighbours than about the code
         "cpu_steal_share": steal_share,
     }
+    res.update(_compare_minilm(scorer, batches))
     if compare_onnx and find_onnx_model() is not None:
         other = "torch" if scorer.backend == "onnx" else "onnx"
         pair = {

@@ -238,6 +238,7 @@ class TrainingRow:
     mot: float
     topic: str
     human: float
+    scenario: str = ""
 
 
 HUMAN_CATEGORIES = frozenset({"routine_human", "human_after_failure"})
@@ -275,5 +276,5 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
             at = c.mot_turn == k
             topic = corpus_topic(c.category) if at else "none"
             human = -1.0 if c.category == "routine_human" else float(at and c.category in HUMAN_CATEGORIES)
-            rows.append(TrainingRow(text, float(at), topic, human))
+            rows.append(TrainingRow(text, float(at), topic, human, c.scenario))
     return [r for r in rows if norm_text(r.text) not in held_out]

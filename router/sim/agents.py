@@ -3,13 +3,18 @@ long they take, and when they step away.
 
 The floor is staffed for the *usual* day: its size comes from the offered load of the non-burst
 contacts at the busiest hour, so a storm's surge finds the floor as a real one would, under-staffed.
+
+Everyone speaks English; each other language of the day is dealt, within each profile (voice, digital),
+to ``SPEAKER_SHARE`` of the agents (at least ``MIN_SPEAKERS``), first to a high-EQ agent (up to a fair
+share of languages each), then to those who speak the fewest languages so far: every language can be
+served on every channel, and on a small floor agents speak several.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from router.sim.arrivals import Scenario
@@ -19,7 +24,12 @@ from router.sim.journeys import SimJourney
 EQ_MIX: tuple[tuple[int, float], ...] = ((5, 0.10), (4, 0.20), (3, 0.30), (2, 0.25), (1, 0.15))
 VOICE_CAPACITY: dict[str, int] = {"voice": 1}
 DIGITAL_CAPACITY: dict[str, int] = {"chat": 3, "email": 3, "social": 2, "sms": 2}
-SECOND_LANGUAGES: tuple[tuple[str, float], ...] = (("es", 0.2), ("fr", 0.1))
+BASE_LANGUAGE = "en"  # every agent speaks it
+# Speakers of each other language, per profile: three times a language's 5% of contacts, since a small
+# pool of speakers absorbs less of its peaks than the whole floor would
+SPEAKER_SHARE = 0.15
+MIN_SPEAKERS = 2
+HIGH_EQ = 4  # each language gets one speaker of at least this EQ per profile first, where there is one
 
 # Handle time: lognormal around a median per channel, scaled by what the contact is and, for moments of
 # truth, by the agent's EQ (an empathic agent calms the customer sooner and resolves on the first go).
@@ -121,7 +131,36 @@ def _breaks(i: int, n: int, rng: random.Random, scenario: Scenario) -> tuple[tup
     return tuple((round(max(60.0, s), 1), d) for s, d in plan if s + d < span - 60)
 
 
-def build_floor(n_voice: int, n_digital: int, rng: random.Random, scenario: Scenario) -> list[FloorAgent]:
+def deal_languages(
+    agents: Sequence[tuple[int, str]], languages: Collection[str], rng: random.Random
+) -> list[tuple[str, ...]]:
+    """The languages of each (eq, profile) agent: English, plus each other language of ``languages`` for
+    ``SPEAKER_SHARE`` of the profile's agents (at least ``MIN_SPEAKERS``): first a high-EQ agent who does
+    not speak more than the profile's fair share yet, then those with the fewest languages (ties broken by
+    ``rng``)."""
+    extra: list[list[str]] = [[] for _ in agents]
+    others = sorted(set(languages) - {BASE_LANGUAGE})
+    for profile in ("voice", "digital"):
+        members = [i for i, (_, p) in enumerate(agents) if p == profile]
+        speakers = min(len(members), max(MIN_SPEAKERS, round(SPEAKER_SHARE * len(members))))
+        fair = math.ceil(speakers * len(others) / max(1, len(members)))  # extra languages per agent
+        for lang in others:
+            tie = {i: rng.random() for i in members}
+            by_load = sorted(members, key=lambda i: (len(extra[i]), tie[i]))
+            high = [i for i in by_load if agents[i][0] >= HIGH_EQ and len(extra[i]) < fair][:1]
+            for i in (high + [i for i in by_load if i not in high])[:speakers]:
+                extra[i].append(lang)
+    return [(BASE_LANGUAGE, *langs) for langs in extra]
+
+
+def build_floor(
+    n_voice: int,
+    n_digital: int,
+    rng: random.Random,
+    scenario: Scenario,
+    languages: Collection[str] = (BASE_LANGUAGE,),
+) -> list[FloorAgent]:
+    """``n_voice`` + ``n_digital`` agents who between them speak every one of ``languages``."""
     n = n_voice + n_digital
     # every profile gets its share of each EQ: deal the EQs from high to low, voice evenly interleaved
     eqs = sorted(eq_for(n), reverse=True)
@@ -129,14 +168,14 @@ def build_floor(n_voice: int, n_digital: int, rng: random.Random, scenario: Scen
         (eq, "voice" if (i + 1) * n_voice // n > i * n_voice // n else "digital") for i, eq in enumerate(eqs)
     ]
     rng.shuffle(pairs)  # agent ids say nothing about EQ
+    spoken = deal_languages(pairs, languages, rng)
     agents: list[FloorAgent] = []
     for i, (eq, profile) in enumerate(pairs):
-        langs = ["en"] + [lang for lang, p in SECOND_LANGUAGES if rng.random() < p]
         agents.append(
             FloorAgent(
                 agent_id=f"a{i + 1:03d}",
                 eq=eq,
-                languages=tuple(langs),
+                languages=spoken[i],
                 capacity=dict(VOICE_CAPACITY if profile == "voice" else DIGITAL_CAPACITY),
                 accept_delay_s=ACCEPT_DELAY_S,
                 decline_p=DECLINE_P,

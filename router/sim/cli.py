@@ -96,10 +96,16 @@ def register(app: typer.Typer) -> None:
         agents: Annotated[
             int | None, typer.Option(min=1, help="Floor size (default: sized to the day)")
         ] = None,
-        data: Annotated[
+        corpus: Annotated[
             Path | None,
-            typer.Option(help="Public data folder (default ../shared/data; bundled text when absent)"),
+            typer.Option(
+                help="Moment-of-truth corpus (default models/corpus; bundled English lines when absent)"
+            ),
         ] = None,
+        corpus_split: Annotated[
+            str,
+            typer.Option(help="heldout (dev + test: text the scorer never trained on) | all"),
+        ] = "heldout",
         redis_url: Annotated[
             str | None,
             typer.Option("--redis-url", help="Redis URL (default: ROUTER_REDIS_URL, else embedded)"),
@@ -147,7 +153,8 @@ def register(app: typer.Typer) -> None:
                         workers=workers,
                         json_path=json_path,
                         plots_dir=plots,
-                        data_dir=data,
+                        corpus_dir=corpus,
+                        corpus_split=corpus_split,
                         agents=agents,
                         on_progress=on_progress,
                     )

@@ -1,13 +1,20 @@
-"""Customer journeys: who arrives, on which channel, saying what, and when they need a human (ground truth).
+"""Customer journeys: who arrives, on which channel, in which language, saying what, and when they need a
+human (ground truth).
 
-Four kinds, each with its ground truth fixed at generation time, never read back from the router:
+Each arrival brings one story: ``routine`` (62%), ``routine_human`` (12%) or a moment of truth (26%); in
+the burst scenario's surge, a storm moment of truth (85%) or a routine one. A ``LineSource`` writes the
+story's script (``router.sim.corpus_lines``: the project's corpus, held-out splits by default; the bundled
+English lines without one), and the script fixes the journey's ground truth, never read back from the
+router. Four kinds result (``router.sim.script.Kind``):
 
-- ``routine``: two or three routine lines; self-service can serve them (no human needed).
-- ``routine_human``: a routine line, then an explicit request for a person; needs a human from that turn,
-  but it is not a moment of truth.
-- ``mot``: a moment of truth from the first turn (a stolen card, a cancelled flight ...), sometimes with a
-  calm opener first.
-- ``turning``: starts routine and turns emotional mid-way: a moment of truth from the turning turn.
+- ``routine``: self-service can serve it (no human needed).
+- ``routine_human``: asks for a person at turn 2; needs a human from it, but it is not a moment of truth.
+- ``mot``: a moment of truth from the first turn.
+- ``turning``: becomes a moment of truth at a later turn (for the corpus, the conversation's ``mot_turn``).
+
+A new customer's language is drawn with ``LANGUAGE_WEIGHTS`` among the languages the source has every
+story in; a storm's among those it has storms in; a returning customer keeps theirs. A replayed
+conversation keeps its channel; a composed script's channel is drawn with ``CHANNEL_WEIGHTS``.
 
 A customer who needs a human and is still in self-service a little after that turn presses the "talk to a
 person" button (``contact.human_requested``): the same behaviour under every routing mode, so a router
@@ -19,18 +26,20 @@ from __future__ import annotations
 import bisect
 import random
 from dataclasses import dataclass
-from typing import Literal
 
 from router.sim.arrivals import Arrival, Scenario, arrival_times
-from router.sim.texts import TextPools
+from router.sim.script import Kind, LineSource, Story
 
-Kind = Literal["routine", "routine_human", "mot", "turning"]
-KINDS: tuple[Kind, ...] = ("routine", "routine_human", "mot", "turning")
-KIND_WEIGHTS: tuple[float, ...] = (62, 12, 16, 10)
+DAY_STORIES: tuple[Story, ...] = ("routine", "routine_human", "moment")
+STORY_WEIGHTS: tuple[float, ...] = (62, 12, 26)
 CHANNELS: tuple[str, ...] = ("chat", "voice", "email", "social", "sms")
 CHANNEL_WEIGHTS: tuple[float, ...] = (45, 35, 8, 6, 6)
-LANGUAGES: tuple[str, ...] = ("en", "es", "fr")
-LANGUAGE_WEIGHTS: tuple[float, ...] = (85, 10, 5)
+# English the majority, every other language of the corpus 5 each (one in twenty contacts)
+LANGUAGE_WEIGHTS: dict[str, float] = {
+    "en": 50,
+    **{lang: 5 for lang in ("it", "ro", "fi", "el", "de", "es", "fr", "pt", "pl", "nl")},
+}
+OTHER_LANGUAGE_WEIGHT = 5.0  # a language of the source that LANGUAGE_WEIGHTS does not name
 TIERS: tuple[str, ...] = ("standard", "gold", "platinum")
 TIER_WEIGHTS: tuple[float, ...] = (80, 15, 5)
 
@@ -79,6 +88,7 @@ class SimJourney:
     burst: bool = False
     returning: bool = False
     seed: int = 0  # the contact's own random stream (offer answers, handle time, CSAT noise)
+    sources: tuple[str, ...] = ()  # corpus ids of the conversation or turns the lines come from
 
     @property
     def truth_mot(self) -> bool:
@@ -97,78 +107,74 @@ class SimJourney:
         return self.turn_offsets_s[-1]
 
 
-def _turns(kind: Kind, rng: random.Random, pools: TextPools, burst: bool) -> tuple[list[str], int | None]:
-    mot_pool = pools.storm if burst else pools.mot
-    routine = [rng.choice(pools.routine) for _ in range(3)]
-    if kind == "routine":
-        return routine[: rng.randint(2, 3)], None
-    if kind == "routine_human":
-        return [routine[0], rng.choice(pools.human), routine[1]][: rng.randint(2, 3)], 1
-    if kind == "mot":
-        follow = rng.random()
-        if follow < 0.5:
-            second = rng.choice(mot_pool)
-        elif follow < 0.7:
-            second = rng.choice(pools.human)
-        else:
-            second = routine[1]
-        if rng.random() < 0.25:  # a calm opener first ("hi, I have a question about my booking")
-            return [routine[0], rng.choice(mot_pool), second], 1
-        return [rng.choice(mot_pool), second], 0
-    turns = [routine[0], routine[1], rng.choice(pools.turning)]
-    if rng.random() < 0.5:
-        turns.append(rng.choice(pools.turning))
-    return turns, 2
-
-
-def _kind(rng: random.Random, arrival: Arrival, scenario: Scenario) -> Kind:
+def _story(rng: random.Random, arrival: Arrival, scenario: Scenario) -> Story:
     if arrival.burst and scenario.burst is not None:
-        return "mot" if rng.random() < scenario.burst.mot_share else "routine"
-    return rng.choices(KINDS, weights=KIND_WEIGHTS)[0]
+        return "storm" if rng.random() < scenario.burst.mot_share else "routine"
+    return rng.choices(DAY_STORIES, weights=STORY_WEIGHTS)[0]
 
 
-def build_journeys(n: int, rng: random.Random, pools: TextPools, scenario: Scenario) -> list[SimJourney]:
+def _language(rng: random.Random, languages: tuple[str, ...]) -> str:
+    weights = [LANGUAGE_WEIGHTS.get(lang, OTHER_LANGUAGE_WEIGHT) for lang in languages]
+    return rng.choices(languages, weights=weights)[0]
+
+
+def day_languages(lines: LineSource) -> tuple[str, ...]:
+    """Languages the source has every story of an ordinary day in: a new customer speaks one of them."""
+    return tuple(
+        lang for lang in lines.languages("moment") if all(lang in lines.languages(s) for s in DAY_STORIES)
+    )
+
+
+def _offsets(rng: random.Random, channel: str, n: int) -> tuple[float, ...]:
+    lo, hi = TURN_GAP_S[channel]
+    offsets: list[float] = []
+    t = rng.uniform(2.0, 6.0)  # the first line follows the start
+    for _ in range(n):
+        offsets.append(round(t, 3))
+        t += rng.uniform(lo, hi)
+    return tuple(offsets)
+
+
+def build_journeys(n: int, rng: random.Random, lines: LineSource, scenario: Scenario) -> list[SimJourney]:
     """``n`` journeys in arrival order; everything drawn from ``rng`` (same seed, same journeys)."""
+    day = day_languages(lines)
+    if not day:
+        raise ValueError(f"the {lines.name} lines have no language with every story of a day")
+    storm = tuple(lang for lang in day if lang in lines.languages("storm")) or day
     out: list[SimJourney] = []
     starts: list[float] = []
     customers = 0
     for i, arrival in enumerate(arrival_times(n, rng, scenario)):
-        kind = _kind(rng, arrival, scenario)
+        story = _story(rng, arrival, scenario)
         earlier = bisect.bisect_right(starts, arrival.t_s - RETURN_AFTER_S)  # out is in arrival order
         returning = earlier > 0 and not arrival.burst and rng.random() < RETURNING_SHARE
         if returning:
             prev = out[rng.randrange(earlier)]
             customer_id, language, tier = prev.customer_id, prev.language, prev.tier
             if prev.truth_mot and rng.random() < RETURNING_MOT_P:
-                kind = "mot"
+                story = "moment"
         else:
             customer_id = f"cust{customers:05d}"
             customers += 1
-            language = rng.choices(LANGUAGES, weights=LANGUAGE_WEIGHTS)[0]
+            language = _language(rng, storm if story == "storm" else day)
             tier = rng.choices(TIERS, weights=TIER_WEIGHTS)[0]
-        channel = rng.choices(CHANNELS, weights=CHANNEL_WEIGHTS)[0]
-        texts, need = _turns(kind, rng, pools, arrival.burst)
-        lo, hi = TURN_GAP_S[channel]
-        offsets: list[float] = []
-        t = rng.uniform(2.0, 6.0)  # the first line follows the start
-        for _ in texts:
-            offsets.append(round(t, 3))
-            t += rng.uniform(lo, hi)
+        script = lines.script(story, rng, language)
+        channel = script.channel or rng.choices(CHANNELS, weights=CHANNEL_WEIGHTS)[0]
         mean_patience = PATIENCE_MEAN_S[channel] * (
-            MOT_PATIENCE_FACTOR if kind in ("mot", "turning") else 1.0
+            MOT_PATIENCE_FACTOR if script.kind in ("mot", "turning") else 1.0
         )
         out.append(
             SimJourney(
                 contact_id=f"c{i:05d}",
                 customer_id=customer_id,
-                kind=kind,
+                kind=script.kind,
                 channel=channel,
                 language=language,
                 tier=tier,
                 start_s=round(arrival.t_s, 3),
-                turns=tuple(texts),
-                turn_offsets_s=tuple(offsets),
-                need_turn=need,
+                turns=script.turns,
+                turn_offsets_s=_offsets(rng, channel, len(script.turns)),
+                need_turn=script.need_turn,
                 button_delay_s=rng.uniform(*BUTTON_DELAY_S),
                 linger_s=rng.uniform(*LINGER_S),
                 patience_s=max(
@@ -177,6 +183,7 @@ def build_journeys(n: int, rng: random.Random, pools: TextPools, scenario: Scena
                 burst=arrival.burst,
                 returning=returning,
                 seed=rng.getrandbits(32),
+                sources=script.sources,
             )
         )
         starts.append(arrival.t_s)

@@ -61,6 +61,13 @@ def over_capacity_max(floor: SimFloor) -> int:
     return worst
 
 
+def _recall_by_language(truth: Iterable[ContactTrack]) -> dict[str, float | None]:
+    by_lang: defaultdict[str, list[bool]] = defaultdict(list)
+    for t in truth:
+        by_lang[t.j.language].append(t.detected_mot)
+    return {lang: _share(sum(hits), len(hits)) for lang, hits in sorted(by_lang.items())}
+
+
 def _logged_in_s(breaks: Iterable[tuple[float, float]], end_s: float) -> float:
     away = sum(max(0.0, min(s + d, end_s) - s) for s, d in breaks if s < end_s)
     return max(1.0, end_s - away)
@@ -140,6 +147,7 @@ def build_report(
         "mot_truth": len(truth),
         "mot_detected": len(detected),
         "mot_recall": _share(hit, len(truth)),
+        "mot_recall_by_language": _recall_by_language(truth),
         "mot_precision": _share(hit, len(detected)),
         "mot_high_eq_share": _share(mot_high, len(mot_served)),
         "detected_mot_high_eq_share": _share(det_high, len(det_served)),
@@ -174,6 +182,7 @@ def build_report(
             "digital": sum(1 for a in floor.agents.values() if a.a.profile == "digital"),
         },
         "journeys": dict(sorted(Counter(t.j.kind for t in tracks).items())),
+        "journey_languages": dict(sorted(Counter(t.j.language for t in tracks).items())),
         "burst_contacts": sum(1 for t in tracks if t.j.burst),
         "returning_contacts": sum(1 for t in tracks if t.j.returning),
         "actions": dict(sorted(Counter(d.action for d in floor.log.decisions).items())),

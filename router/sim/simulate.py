@@ -1,10 +1,11 @@
 """`router simulate`: a contact centre of your own shape, played against the real engine in accelerated time.
 
-One run: generate the day (arrivals, journeys from real text, the floor), register the agents, then let the
-discrete-event floor (``router.sim.floor``) drive customers and agents while the engine, in this process or
-in N worker processes, routes in simulated seconds. ``--compare`` plays the same seed twice: with
-emotion-aware routing, and with plain skills-based routing (no emotion scoring, agents' EQ unknown to the
-router, longest-idle agent with the language and channel), and reports both with the deltas.
+One run: generate the day (arrivals, journeys replaying the project's moment-of-truth corpus, the floor),
+register the agents, then let the discrete-event floor (``router.sim.floor``) drive customers and agents
+while the engine, in this process or in N worker processes, routes in simulated seconds. ``--compare``
+plays the same seed twice: with emotion-aware routing, and with plain skills-based routing (no emotion
+scoring, agents' EQ unknown to the router, longest-idle agent with the language and channel), and reports
+both with the deltas.
 
 The outcome model and every assumption behind it: docs/simulation.md.
 """
@@ -24,12 +25,12 @@ from router.errors import ConfigError
 from router.settings import Settings
 from router.sim.agents import FloorAgent, build_floor, size_floor
 from router.sim.arrivals import SCENARIOS, Scenario
+from router.sim.corpus_lines import SPLITS, CorpusSplit, load_lines
 from router.sim.demo import POISON
 from router.sim.floor import SimFloor
 from router.sim.journeys import SimJourney, build_journeys
 from router.sim.plots import compare_chart, write_plots
 from router.sim.report import build_report, deltas
-from router.sim.texts import load_pools
 from router.sim.workers import (
     InProcessPump,
     ManualClock,
@@ -53,20 +54,27 @@ Progress = Callable[[int, int, str], None]
 
 
 def plan_day(
-    contacts: int, seed: int, scenario: Scenario, data_dir: Path | None = None, agents: int | None = None
+    contacts: int,
+    seed: int,
+    scenario: Scenario,
+    corpus_dir: Path | None = None,
+    agents: int | None = None,
+    corpus_split: CorpusSplit = "heldout",
 ) -> tuple[list[SimJourney], list[FloorAgent], dict[str, Any]]:
-    """The day's journeys and floor, all from ``seed``; the floor sized for the usual day unless given."""
+    """The day's journeys and floor, all from ``seed``; the floor sized for the usual day unless given,
+    and speaking every language of the day. The journeys replay ``corpus_split`` of the corpus in
+    ``corpus_dir`` (default ``models/corpus``; the bundled English lines without one)."""
     rng = random.Random(seed)
-    pools = load_pools(data_dir)
-    journeys = build_journeys(contacts, rng, pools, scenario)
+    lines = load_lines(corpus_dir, corpus_split)
+    journeys = build_journeys(contacts, rng, lines, scenario)
     n_voice, n_digital = size_floor(journeys, scenario)
     if agents is not None:
         share = n_voice / (n_voice + n_digital)
         n_voice = max(1, round(agents * share))
         n_digital = max(1, agents - n_voice)
-    floor = build_floor(n_voice, n_digital, random.Random(seed + 1), scenario)
-    texts = {"source": pools.source, "pool_sizes": pools.sizes(), "datasets": pools.sources}
-    return journeys, floor, texts
+    languages = {j.language for j in journeys}
+    floor = build_floor(n_voice, n_digital, random.Random(seed + 1), scenario, languages)
+    return journeys, floor, lines.describe()
 
 
 def _clear_domain(handle: StoreHandle, domain: str) -> None:
@@ -159,6 +167,13 @@ def run_mode(
     return report, series
 
 
+def _corpus_split(name: str) -> CorpusSplit:
+    for split in SPLITS:
+        if split == name:
+            return split
+    raise ConfigError(f"unknown corpus split {name!r}; choose one of {', '.join(SPLITS)}")
+
+
 def run_simulate(
     settings: Settings,
     handle: StoreHandle,
@@ -170,17 +185,21 @@ def run_simulate(
     workers: int = 1,
     json_path: Path | None = None,
     plots_dir: Path | None = None,
-    data_dir: Path | None = None,
+    corpus_dir: Path | None = None,
+    corpus_split: str = "heldout",
     agents: int | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Simulate ``contacts`` contacts of ``scenario`` ("day" or "burst"). ``workers`` worker processes on a
     real server (0: one in-process worker, the only choice on fakeredis). Returns the report; with
-    ``compare`` the two reports under ``emotion_routing`` and ``skills_only`` plus ``deltas``."""
+    ``compare`` the two reports under ``emotion_routing`` and ``skills_only`` plus ``deltas``. Journeys
+    replay the corpus in ``corpus_dir`` (default ``models/corpus``), its held-out splits unless
+    ``corpus_split`` is ``all``."""
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    split = _corpus_split(corpus_split)
     sc = SCENARIOS[scenario]
-    journeys, floor_agents, texts = plan_day(contacts, seed, sc, data_dir, agents)
+    journeys, floor_agents, texts = plan_day(contacts, seed, sc, corpus_dir, agents, split)
     meta = {
         "scenario": scenario,
         "seed": seed,

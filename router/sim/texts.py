@@ -1,5 +1,7 @@
-"""Customer lines for simulated journeys: real public text from ``../shared/data`` when it is there, the
-bundled fallback corpus otherwise.
+"""Pools of single customer lines: real public text from ``../shared/data`` when it is there, the bundled
+fallback corpus otherwise. ``router bench`` draws its workload from them; the simulator's journeys replay
+the project's own corpus (``router.sim.corpus_lines``) and fall back to the bundled pools
+(``bundled_pools``, through ``router.sim.pool_lines``) only when ``models/corpus`` is missing.
 
 Pools (every one de-duplicated and sorted, so that a seed picks the same lines on every machine that has
 the same data):

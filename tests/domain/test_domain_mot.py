@@ -7,7 +7,15 @@ from domain_strategies import PROPERTY, contacts, unit_floats
 from hypothesis import given
 
 from router.domain.model import ContactView, Trajectory, TurnScore
-from router.domain.mot import MotThresholds, detect, wants_human
+from router.domain.mot import (
+    FEATURES,
+    MotModel,
+    MotThresholds,
+    detect,
+    model_probability,
+    observe_turn,
+    wants_human,
+)
 from router.domain.trajectory import add_turn
 from router.settings import Settings
 
@@ -134,3 +142,55 @@ def test_sticky_and_explained(c: ContactView) -> None:
         assert {r.code for r in verdict.reasons} <= POSITIVE_CODES
     else:
         assert [r.code for r in verdict.reasons] == ["routine"]
+
+
+# ---- the learned detector (MotModel): pure, so it is tested on hand-made weights
+
+MODEL = MotModel(
+    weights={f: (6.0 if f == "mot_last" else 2.0 if f == "mot_peak" else 0.0) for f in FEATURES},
+    bias=-4.0,
+    threshold=0.6,
+    means={f: 0.2 for f in FEATURES},
+    repeat_logit=1.0,
+)
+
+
+def _replay(probs: list[float], repeat: bool = False) -> ContactView:
+    view = ContactView(contact_id="c", channel="chat", repeat_contact=repeat)
+    th = MotThresholds(model=MODEL)
+    for k, p in enumerate(probs, 1):
+        view, _ = observe_turn(view, TurnScore(seq=k, intensity=0.1, mot_prob=p), th)
+    return view
+
+
+def test_model_verdict_and_readable_reason() -> None:
+    th = MotThresholds(model=MODEL)
+    calm, upset = _replay([0.1, 0.2]), _replay([0.1, 0.9])
+    assert not detect(calm, th).is_mot
+    assert detect(calm, th).reasons[0].text.startswith("routine: moment-of-truth p=")
+    verdict = detect(upset, th)
+    assert verdict.is_mot and verdict.reasons[0].code == "mot_model"
+    assert "latest turn p=0.90" in verdict.reasons[0].text
+
+
+def test_model_verdict_is_sticky_and_repeat_contacts_count() -> None:
+    th = MotThresholds(model=MODEL)
+    flagged = replace(_replay([0.9, 0.05]), moment_of_truth=True)
+    assert detect(flagged, th).reasons[0].code == "mot_sticky"
+    view = _replay([0.45])
+    assert model_probability(replace(view, repeat_contact=True), MODEL) > model_probability(view, MODEL)
+
+
+def test_model_is_monotone_in_the_latest_probability() -> None:
+    lows = [model_probability(_replay([0.3, p]), MODEL) for p in (0.1, 0.4, 0.7, 0.95)]
+    assert lows == sorted(lows)
+
+
+def test_trajectories_stored_before_probabilities_still_replay() -> None:
+    old = Trajectory(intensities=(0.2, 0.3), peak=0.3, peak_turn=2, turns=2)  # no mot_probs
+    view, _ = observe_turn(
+        ContactView(contact_id="c", channel="chat", trajectory=old),
+        TurnScore(seq=3, intensity=0.4, mot_prob=0.8),
+        MotThresholds(),
+    )
+    assert view.trajectory.mot_probs == (0.0, 0.0, 0.8)

@@ -19,6 +19,7 @@ from router.sim.agents import (
 )
 from router.sim.arrivals import SCENARIOS, Burst, Scenario, arrival_times, hourly_weights
 from router.sim.journeys import build_journeys
+from router.sim.pool_lines import PoolLines
 from router.sim.texts import DEFAULT_DATA_DIR, bundled_pools, load_pools
 
 DAY = SCENARIOS["day"]
@@ -85,10 +86,10 @@ def test_pools_from_shared_data_are_clean_and_stable() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ journeys
-def test_journeys_are_seeded_and_carry_their_ground_truth() -> None:
+def test_bundled_journeys_are_seeded_and_carry_their_ground_truth() -> None:
     pools = bundled_pools()
-    js = build_journeys(400, random.Random(5), pools, DAY)
-    assert js == build_journeys(400, random.Random(5), pools, DAY)
+    js = build_journeys(400, random.Random(5), PoolLines(pools), DAY)
+    assert js == build_journeys(400, random.Random(5), PoolLines(pools), DAY)
     assert [j.contact_id for j in js] == [f"c{i:05d}" for i in range(400)]
     kinds = Counter(j.kind for j in js)
     assert set(kinds) == {"routine", "routine_human", "mot", "turning"}
@@ -97,6 +98,7 @@ def test_journeys_are_seeded_and_carry_their_ground_truth() -> None:
         assert list(j.turn_offsets_s) == sorted(j.turn_offsets_s) and j.turn_offsets_s[0] > 0
         assert len(j.turns) == len(j.turn_offsets_s)
         assert j.patience_s >= 15.0
+        assert j.language == "en" and j.sources == ()  # the bundled lines are English, from no corpus
         if j.kind == "routine":
             assert j.need_turn is None and not j.truth_mot and not j.needs_human
             assert all(t in pools.routine for t in j.turns)
@@ -110,7 +112,7 @@ def test_journeys_are_seeded_and_carry_their_ground_truth() -> None:
 
 
 def test_returning_customers_come_back_after_their_first_contact() -> None:
-    js = build_journeys(1_000, random.Random(6), bundled_pools(), DAY)
+    js = build_journeys(1_000, random.Random(6), PoolLines(bundled_pools()), DAY)
     first_start: dict[str, float] = {}
     returning = 0
     for j in js:
@@ -124,9 +126,9 @@ def test_returning_customers_come_back_after_their_first_contact() -> None:
     assert 60 < returning < 180  # about 12%
 
 
-def test_burst_journeys_are_storm_moments_of_truth() -> None:
+def test_bundled_burst_journeys_are_storm_moments_of_truth() -> None:
     pools = bundled_pools()
-    js = build_journeys(1_000, random.Random(7), pools, BURST)
+    js = build_journeys(1_000, random.Random(7), PoolLines(pools), BURST)
     burst = [j for j in js if j.burst]
     assert len(burst) == 300
     mot = [j for j in burst if j.kind == "mot"]
@@ -148,8 +150,7 @@ def test_eq_mix_keeps_high_eq_scarce_but_present(n: int) -> None:
 
 
 def test_floor_is_seeded_sized_for_the_usual_day_and_mixes_profiles() -> None:
-    pools = bundled_pools()
-    js = build_journeys(2_000, random.Random(8), pools, BURST)
+    js = build_journeys(2_000, random.Random(8), PoolLines(bundled_pools()), BURST)
     usual = [j for j in js if not j.burst]
     assert offered_erlangs(js, BURST) == offered_erlangs(usual, BURST)  # the storm is not staffed for
     n_voice, n_digital = size_floor(js, BURST)
@@ -166,7 +167,7 @@ def test_floor_is_seeded_sized_for_the_usual_day_and_mixes_profiles() -> None:
 
 
 def test_handle_time_is_seeded_and_empathy_shortens_moments_of_truth() -> None:
-    js = build_journeys(300, random.Random(10), bundled_pools(), DAY)
+    js = build_journeys(300, random.Random(10), PoolLines(bundled_pools()), DAY)
     mot = next(j for j in js if j.kind == "mot" and j.channel == "chat")
     assert handle_time_s(mot, 5, random.Random(1)) == handle_time_s(mot, 5, random.Random(1))
     assert handle_time_s(mot, 5, random.Random(1)) < handle_time_s(mot, 1, random.Random(1))

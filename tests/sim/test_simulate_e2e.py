@@ -35,7 +35,7 @@ def test_compare_on_fakeredis_writes_both_reports_and_plots(tmp_path: Path) -> N
             workers=0,
             json_path=tmp_path / "r.json",
             plots_dir=tmp_path / "plots",
-            data_dir=tmp_path / "no-data",  # the bundled corpus: the test does not depend on ../shared/data
+            corpus_dir=tmp_path / "no-corpus",  # the bundled English lines: unmistakable moments of truth
         )
     assert json.loads((tmp_path / "r.json").read_text()) == out
     assert set(out) >= {"emotion_routing", "skills_only", "deltas", "plots"}
@@ -73,7 +73,7 @@ def test_same_seed_same_day(tmp_path: Path) -> None:
                     seed=5,
                     workers=0,
                     json_path=None,
-                    data_dir=tmp_path / "x",
+                    corpus_dir=tmp_path / "x",
                 )
             )
     assert [runs[0][k] for k in STABLE] == [runs[1][k] for k in STABLE]
@@ -94,8 +94,10 @@ def test_cli_simulate_on_fakeredis(tmp_path: Path) -> None:
             "30",
             "--seed",
             "2",
-            "--data",
-            str(tmp_path / "none"),
+            "--scorer",
+            "lexicon",
+            "--corpus-split",
+            "heldout",
             "--json",
             str(out),
         ],
@@ -106,7 +108,22 @@ def test_cli_simulate_on_fakeredis(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert set(data) >= REQUIRED and data["lost"] == 0
+    assert data["texts"]["source"] == "corpus" and data["texts"]["splits"] == ["dev", "test"]
     assert "mot_high_eq_share" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_day_of_corpus_journeys_in_many_languages(tmp_path: Path) -> None:
+    """The project's corpus, held out: every contact served in its own language, nothing lost."""
+    with open_store("", "fakeredis") as handle:
+        rep = run_simulate(Settings(scorer="lexicon"), handle, contacts=150, seed=9, workers=0)
+    assert rep["texts"]["source"] == "corpus" and rep["texts"]["corpus_split"] == "heldout"
+    assert rep["lost"] == 0 and rep["still_pending"] == 0 and rep["over_capacity_max"] == 0
+    assert (
+        len(rep["journey_languages"]) >= 6
+        and max(rep["journey_languages"], key=rep["journey_languages"].get) == "en"
+    )
+    assert rep["mot_truth"] > 0 and rep["mot_recall"] is not None
 
 
 @pytest.mark.slow
@@ -124,7 +141,7 @@ def test_worker_processes_on_a_real_server(real_redis_url: str, tmp_path: Path) 
                     seed=4,
                     workers=workers,
                     json_path=None,
-                    data_dir=tmp_path / "x",
+                    corpus_dir=tmp_path / "x",
                 )
             )
     inproc, procs = reports

@@ -1,0 +1,65 @@
+"""The shipped model keeps its published quality: the corpus test split and a fixed public subset are scored
+in CI and compared with the figures in models/quality.json (what README and the model card publish)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router.scoring.heads import DEFAULT_MODELS_DIR
+
+pytestmark = pytest.mark.model
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+PUBLISHED = json.loads((DEFAULT_MODELS_DIR / "quality.json").read_text(encoding="utf-8"))
+MARGIN = PUBLISHED["margin"]
+
+
+@pytest.fixture(scope="module")
+def scorer():  # type: ignore[no-untyped-def]
+    from router.scoring.transformer import TransformerScorer
+
+    s = TransformerScorer(cache_size=0)
+    assert s.backend == "onnx", (
+        "the published figures are the int8 backend's (bash scripts/setup.sh builds it)"
+    )
+    return s
+
+
+def test_corpus_test_split(scorer) -> None:  # type: ignore[no-untyped-def]
+    from router.domain.mot import MotThresholds
+    from router.scoring.corpus import load_corpus
+    from router.scoring.detector import evaluate_corpus, load_mot_model
+
+    test = load_corpus().split("test")
+    got = evaluate_corpus(test, scorer.score, MotThresholds(model=load_mot_model()))
+    for lang, want in PUBLISHED["corpus_test"].items():
+        assert got[lang]["f1"] >= want["f1"] - MARGIN, (lang, got[lang])
+        assert got[lang]["turn_auroc"] >= want["turn_auroc"] - MARGIN, (lang, got[lang])
+    conv = [m["conversations"] for m in got.values()]
+    on_time = sum(c["on_time"] for c in conv) / sum(c["mot_conversations"] for c in conv)
+    flagged = sum(c["routine_flagged"] for c in conv) / sum(c["routine_conversations"] for c in conv)
+    assert on_time >= PUBLISHED["corpus_conversations"]["on_time_share"] - MARGIN
+    assert flagged <= PUBLISHED["corpus_conversations"]["routine_flagged_share"] + MARGIN
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the project")
+def test_public_subset(scorer) -> None:  # type: ignore[no-untyped-def]
+    from router.scoring import evaluate as ev
+
+    airline = ev.load_airline(DATA)
+    keep = [i for i, t in enumerate(airline.texts) if ev._stable_fraction(t) < 0.25]
+    texts = [airline.texts[i] for i in keep]
+    scores = scorer.score(texts)
+    got = ev.auroc([airline.gold[i] for i in keep], [ev.mot_score(s) for s in scores])
+    assert got >= PUBLISHED["airline_auroc_quarter"] - MARGIN
+    brighter = ev.load_brighter(DATA)
+    r = ev.pearson(brighter.gold, [s.intensity for s in scorer.score(brighter.texts)])
+    assert r >= PUBLISHED["brighter_en_pearson"] - MARGIN
+    for code, task in ev.load_languages(DATA).items():
+        if code in PUBLISHED["per_language_auroc"]:
+            s = scorer.score(task.texts, languages=[code] * len(task.texts))
+            got = ev.auroc(task.gold, [x.intensity for x in s])
+            assert got >= PUBLISHED["per_language_auroc"][code] - MARGIN, code
