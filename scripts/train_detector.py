@@ -18,7 +18,8 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    conversations flagged on the labelled turn or the next - 2 x the share of dev routine conversations
    ever flagged (a routine contact sent to an empathetic agent costs less than a missed moment of truth,
    but a detector that flags every mildly annoyed conversation is useless).
-4. The head is fitted once more on all train + dev rows and written into models/heads.safetensors; the
+4. The head is fitted once more on all train + dev rows, embedded by both backends (int8 and torch fp32)
+   with a penalty on answering the two differently, and written into models/heads.safetensors; the
    detector goes to models/detector.json. The test split is never read.
 """
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_heads import MOT_L2, relabel, train_head  # noqa: E402
+from train_heads import MOT_L2, pair_rows, relabel, train_head  # noqa: E402
 
 from router.domain.mot import FEATURES, MotModel, MotThresholds  # noqa: E402
 from router.scoring.corpus import Corpus, CorpusConversation, TrainingRow, load_corpus, training_rows  # noqa: E402
@@ -49,28 +50,43 @@ from router.scoring.detector import (  # noqa: E402
     save_mot_model,
 )
 from router.scoring.evaluate import _stable_fraction  # noqa: E402
-from router.scoring.heads import load_heads, save_heads  # noqa: E402
+from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
 from router.scoring.protocol import EmotionScore  # noqa: E402
-from router.scoring.transformer import TransformerScorer, embed_cached  # noqa: E402
+from router.scoring.transformer import Encoder, TransformerScorer, embed_cached  # noqa: E402
 
 FOLDS = 5
+CONSISTENCY = 400.0  # the smallest weight tried (100, 200, 400) whose head passes the export gate
 FALSE_FLAG_COST = 2.0
 THRESHOLDS = [round(x, 3) for x in np.arange(0.20, 0.951, 0.01)]
 
 Scores = dict[str, EmotionScore]
 
 
-def out_of_fold(rows: list[TrainingRow], x: np.ndarray) -> dict[str, float]:
-    """text -> the head's probability when the text's scenario was left out of its fit."""
+def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray) -> LinearHead:
+    """The moment-of-truth head on the int8 and torch fp32 embeddings of the same rows, paying for answering
+    the two differently: the probability must not depend on the backend (the export's gate checks it)."""
+    n = len(y)
+    return train_head(
+        np.concatenate([x, x_torch]),
+        np.concatenate([y, y]).astype(np.float32)[:, None],
+        np.ones(2 * n, np.float32),
+        "sigmoid",
+        l2=MOT_L2,
+        steps=600,
+        pairs=pair_rows([n], 2),
+        consistency=CONSISTENCY,
+    )
+
+
+def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> dict[str, float]:
+    """text -> the head's int8 probability when the text's scenario was left out of its fit (each fit made
+    exactly as the final one, so the detector learns the final head's scale)."""
     fold = np.array([int(_stable_fraction(r.scenario) * FOLDS) for r in rows])
-    y = np.array([r.mot for r in rows], np.float32)[:, None]
+    y = np.array([r.mot for r in rows], np.float32)
     prob = np.zeros(len(rows), np.float32)
     for k in range(FOLDS):
         fit = fold != k
-        head = train_head(
-            x[fit], y[fit], np.ones(int(fit.sum()), np.float32), "sigmoid", l2=MOT_L2, steps=600
-        )
-        prob[~fit] = head(x[~fit])[:, 0]
+        prob[~fit] = fit_head(x[fit], x_torch[fit], y[fit])(x[~fit])[:, 0]
     by_text: dict[str, list[float]] = {}
     for r, p in zip(rows, prob, strict=True):
         by_text.setdefault(r.text, []).append(float(p))
@@ -149,10 +165,11 @@ def main() -> int:
     t0 = time.perf_counter()
     corpus = load_corpus()
     train, dev = corpus.split("train"), corpus.split("dev")
-    scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0)
+    scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="onnx")
     rows = training_rows(corpus, "train") + training_rows(corpus, "dev")
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
-    oof = out_of_fold(rows, x)
+    x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
+    oof = out_of_fold(rows, x, x_torch)
     y_oof = np.array([r.mot for r in rows])
     oof_auroc = _auroc(y_oof, np.array([oof[r.text] for r in rows]))
     model, chosen = choose(
@@ -164,8 +181,7 @@ def main() -> int:
     )
 
     heads = load_heads(args.out)
-    y = y_oof.astype(np.float32)[:, None]
-    final = train_head(x, y, np.ones(len(rows), np.float32), "sigmoid", l2=MOT_L2, steps=600)
+    final = fit_head(x, x_torch, y_oof)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "

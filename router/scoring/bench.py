@@ -121,18 +121,33 @@ ACCEPTANCE_TEXTS = [
     "Buongiorno, a che ora aprite sabato?",
 ]
 # "Equal quality" for the ONNX encoder, checked by scripts/export_onnx.py before the scorer may pick it
-# by itself. What must be equal is what the router acts on. On the acceptance texts (the contract): the
-# very same topic and intensity within 0.05. On all quality + acceptance texts: intensity within 0.05 each,
-# topic probability within 0.02 on average, and the same moment-of-truth-topic-or-not on at least 95% of
-# them. Not per-text identity everywhere: dynamic int8 quantisation scales activations per batch, so a
-# text sitting on the topic threshold (torch 0.55, ONNX 0.45) can cross it with its batch-mates, as a
-# retrained head would move it; `router evaluate` on both backends is the dataset-level check (MODEL_CARD).
-# The embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
+# by itself. What must be equal is what the router acts on: the detector's verdict (router.domain.mot, on
+# each text as a contact's first turn) and its inputs. On the acceptance texts (the contract): the same
+# verdict, intensity within 0.05 and moment-of-truth probability within 0.1 (the int8 graph moves the
+# probability of the degenerate 500 x "x " by 0.08). On all quality + acceptance texts:
+# intensity within 0.05 each, the moment-of-truth probability within 0.02 on average, the topic
+# probability (one of the detector's inputs and the reason's wording) within 0.04 on average, and the same
+# verdict on at least 95% of them. Not per-text identity everywhere: dynamic int8 quantisation scales
+# activations per batch, so a text sitting on a threshold can cross it with its batch-mates, as a retrained
+# head would move it; `router evaluate` on both backends is the dataset-level check (MODEL_CARD). The
+# embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
 GATE_MIN_COSINE = 0.95
 GATE_MEAN_COSINE = 0.99
 GATE_MAX_INTENSITY_DIFF = 0.05
-GATE_MEAN_TOPIC_PROB_DIFF = 0.02
+GATE_MAX_MOT_PROB_DIFF = 0.1
+GATE_MEAN_MOT_PROB_DIFF = 0.02
+GATE_MEAN_TOPIC_PROB_DIFF = 0.04
 GATE_MIN_VERDICT_AGREEMENT = 0.95
+
+
+def _verdicts(scores: Sequence[Any]) -> list[bool]:
+    """The routing policy's verdict on each score as a contact's first turn (the learned detector when
+    models/ has one, else the hand rules)."""
+    from router.domain.mot import MotThresholds
+    from router.scoring.detector import load_mot_model, replay
+
+    th = MotThresholds(model=load_mot_model())
+    return [replay([s], th)[1] is not None for s in scores]
 
 
 def onnx_quality(torch_scorer: Any, onnx_scorer: Any) -> dict[str, Any]:
@@ -144,34 +159,43 @@ def onnx_quality(torch_scorer: Any, onnx_scorer: Any) -> dict[str, Any]:
     st = torch_scorer.score_embeddings(a, texts)
     so = onnx_scorer.score_embeddings(b, texts)
     idiff = [abs(x.intensity - y.intensity) for x, y in zip(st, so, strict=True)]
+    mdiff = [abs(x.mot_prob - y.mot_prob) for x, y in zip(st, so, strict=True)]
     pdiff = [abs(x.topic_prob - y.topic_prob) for x, y in zip(st, so, strict=True)]
-    triples = list(zip(texts, st, so, strict=True))
-    topic_changed = [f"{text!r}: {x.topic} -> {y.topic}" for text, x, y in triples if x.topic != y.topic]
+    vt, vo = _verdicts(st), _verdicts(so)
+    rows = list(zip(texts, st, so, vt, vo, strict=True))
+    verdict_changed = [f"{text!r}: {x} -> {y}" for text, _, _, x, y in rows if x != y]
     contract_broken = [
-        f"{text!r}: {x.topic} -> {y.topic}, intensity {x.intensity:.3f} -> {y.intensity:.3f}"
-        for text, x, y in triples
+        f"{text!r}: verdict {v} -> {w}, intensity {x.intensity:.3f} -> {y.intensity:.3f}, "
+        f"mot_prob {x.mot_prob:.3f} -> {y.mot_prob:.3f}"
+        for text, x, y, v, w in rows
         if text in ACCEPTANCE_TEXTS
-        and (x.topic != y.topic or abs(x.intensity - y.intensity) > GATE_MAX_INTENSITY_DIFF)
+        and (
+            v != w
+            or abs(x.intensity - y.intensity) > GATE_MAX_INTENSITY_DIFF
+            or abs(x.mot_prob - y.mot_prob) > GATE_MAX_MOT_PROB_DIFF
+        )
     ]
-    agreement = float(np.mean([(x.topic is None) == (y.topic is None) for _, x, y in triples]))
+    agreement = float(np.mean([v == w for v, w in zip(vt, vo, strict=True)]))
     worst = int(cos.argmin())
     return {
         "texts": len(texts),
         "cosine_min": round(float(cos.min()), 4),
         "cosine_mean": round(float(cos.mean()), 4),
-        "cosine_worst_text": texts[worst],
+        "cosine_worst_text": texts[worst][:80],
         "intensity_absdiff_max": round(float(max(idiff)), 4),
-        "intensity_worst_text": texts[int(np.argmax(idiff))],
+        "intensity_worst_text": texts[int(np.argmax(idiff))][:80],
+        "mot_prob_absdiff_mean": round(float(np.mean(mdiff)), 4),
+        "mot_prob_absdiff_max": round(float(max(mdiff)), 4),
         "topic_prob_absdiff_mean": round(float(np.mean(pdiff)), 4),
-        "topic_prob_absdiff_max": round(float(max(pdiff)), 4),
-        "mot_verdict_agreement": round(agreement, 4),
-        "topic_changed": topic_changed,
+        "verdict_agreement": round(agreement, 4),
+        "verdict_changed": verdict_changed,
         "acceptance_changed": contract_broken,
         "heads_sha256": torch_scorer.heads_sha256,
         "passed": bool(
             cos.min() >= GATE_MIN_COSINE
             and cos.mean() >= GATE_MEAN_COSINE
             and max(idiff) <= GATE_MAX_INTENSITY_DIFF
+            and np.mean(mdiff) <= GATE_MEAN_MOT_PROB_DIFF
             and np.mean(pdiff) <= GATE_MEAN_TOPIC_PROB_DIFF
             and agreement >= GATE_MIN_VERDICT_AGREEMENT
             and not contract_broken

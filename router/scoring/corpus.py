@@ -238,7 +238,7 @@ class TrainingRow:
     mot: float
     topic: str
     human: float
-    scenario: str = ""
+    scenario: str
 
 
 HUMAN_CATEGORIES = frozenset({"routine_human", "human_after_failure"})
@@ -266,6 +266,7 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
             float(t.mot),
             corpus_topic(t.category) if t.mot else "none",
             float(t.category in HUMAN_CATEGORIES),
+            t.scenario,
         )
         for t in part.turns
     ]
