@@ -63,6 +63,12 @@ class Keys:
     def contact(self, contact_id: str) -> str:
         return f"{self.prefix}:contact:{contact_id}"
 
+    @property
+    def open_contacts(self) -> str:
+        """Set of the ids of contacts not ended, kept by the contact scripts: what reconcile reads, since no
+        router role may list keys (router/store/acl.py)."""
+        return f"{self.prefix}:open_contacts"
+
     def history(self, contact_id: str) -> str:
         return f"{self.prefix}:history:{contact_id}"
 

@@ -42,7 +42,7 @@ end
 
 # Contact state update (started, message, human request, re-placement). Optimistic: refused when the
 # contact's version moved since the worker read it.
-# KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched)
+# KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched), 8 open contacts
 # ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id,
 #       11 customer's last contact ms ('' none), 12 customer ttl s
 APPLY_CONTACT = r"""
@@ -51,6 +51,8 @@ if not ver then ver = '0' end
 if ver ~= ARGV[6] then return {'conflict', ver} end
 local newver = num(ver) + 1
 redis.call('HSET', KEYS[4], unpack(flat_pairs(cjson.decode(ARGV[7]), 'version', newver)))
+-- a transcript line after the end leaves the contact ended: only live contacts are open
+if redis.call('HGET', KEYS[4], 'status') ~= 'ended' then redis.call('SADD', KEYS[8], ARGV[10]) end
 if ARGV[8] == '1' then redis.call('ZREM', KEYS[5], ARGV[10]) end
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10]) end
 if ARGV[11] ~= '' then
@@ -144,7 +146,7 @@ return {'ok', mode}
 
 # Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was.
 # KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
-#       9 offers by deadline, 10 agent's pending offers
+#       9 offers by deadline, 10 agent's pending offers, 11 open contacts
 # ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
 #       11 affinity ttl s
 RELEASE = r"""
@@ -173,6 +175,7 @@ local ver = num(ARGV[7]) + 1
 if ARGV[10] == '1' then
   -- the end overrides any same-named field of the event's own
   fields['status'] = 'ended'; fields['agent_id'] = ''; fields['offer_id'] = ''; fields['ended_ms'] = ARGV[8]
+  redis.call('SREM', KEYS[11], ARGV[6])
 end
 redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', ver)))
 finish()

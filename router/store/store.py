@@ -146,7 +146,10 @@ class RoutingStore:
         gets the outcome). Anything else the store does flushes first, so order is never changed."""
         k = self.keys
         seen = k.seen(commit.event_id) if commit.event_id else k.none
-        all_keys = [seen, k.decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
+        # a script declares every key read-write: one without decisions is not handed the decisions stream,
+        # so a role that writes none (the API's profile edits) needs no right to it (router/store/acl.py)
+        decisions = k.decisions if commit.decisions else k.none
+        all_keys = [seen, decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
         all_args = [
             commit.event_id,
             json.dumps([d for _, d in commit.decisions]),
@@ -189,6 +192,7 @@ class RoutingStore:
             k.queue(leave_queue or "none"),
             k.queue(join_queue or "none"),
             k.customer(customer.customer_id) if customer else k.none,
+            k.open_contacts,
         ]
         args = [
             str(expected_version),
@@ -306,6 +310,7 @@ class RoutingStore:
             k.offer(c.offer_id) if c.offer_id else k.none,
             k.offers,
             k.agent_offers(c.agent_id) if c.agent_id else k.none,
+            k.open_contacts,
         ]
         args = [
             c.contact_id,

@@ -30,9 +30,9 @@ from router.worker.consumer import Worker
 MakeWorker = Callable[..., Worker]
 
 
-def state(client: redis.Redis, store: RoutingStore) -> dict[str, Any]:
+def state(admin: redis.Redis, store: RoutingStore) -> dict[str, Any]:
     """Everything routing owns: the events stream itself is left out (trimming may shorten it)."""
-    dump = dump_domain(client, store.domain)
+    dump = dump_domain(admin, store.domain)
     dump.pop(store.keys.events, None)
     return dump
 
@@ -69,7 +69,7 @@ def agent_loads(store: RoutingStore) -> dict[str, dict[str, int]]:
 
 @pytest.mark.parametrize("replay", ["process_again", "group_rewound", "crash_before_ack"])
 def test_redelivered_events_give_one_decision_and_one_reservation(
-    replay: str, store: RoutingStore, client: redis.Redis, make_worker: MakeWorker
+    replay: str, store: RoutingStore, client: redis.Redis, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", eq=1, capacity={"chat": 1}, status="offline")
     add_agent(store, "a5", eq=5, capacity={"chat": 2}, status="offline")
@@ -88,13 +88,13 @@ def test_redelivered_events_give_one_decision_and_one_reservation(
             worker.process(entries)
             assert pending_ids(store, worker.group) == []
         total += len(entries)
-        before = state(client, store)
+        before = state(admin, store)
         first_decisions = decisions(store)
         loads_before = agent_loads(store)
         if replay == "process_again":
             worker.process(entries)
         elif replay == "group_rewound":
-            client.xgroup_setid(store.keys.events, worker.group, "0")
+            admin.xgroup_setid(store.keys.events, worker.group, "0")
             again = make_worker("w2")
             replayed = read_group(store, again.group, "w2")
             assert len(replayed) == total  # every entry of the stream is delivered a second time
@@ -105,7 +105,7 @@ def test_redelivered_events_give_one_decision_and_one_reservation(
             run(rescuer, 3)
             assert rescuer.stats.reclaimed == len(entries)
         assert pending_ids(store, worker.group) == []
-        assert state(client, store) == before, f"replay ({replay}) changed routing state"
+        assert state(admin, store) == before, f"replay ({replay}) changed routing state"
         assert decisions(store) == first_decisions
         assert agent_loads(store) == loads_before
     ds = decisions(store)
@@ -274,7 +274,7 @@ def test_delivery_counts_are_read_for_the_workers_own_entries(
 
 
 def test_delivery_counts_of_reclaimed_entries_skip_our_own_fresh_ones(
-    store: RoutingStore, make_worker: MakeWorker
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     worker = make_worker("w", max_deliveries=3, claim_min_idle_ms=50, claim_interval_s=0.001)
     group = worker.group
@@ -288,19 +288,19 @@ def test_delivery_counts_of_reclaimed_entries_skip_our_own_fresh_ones(
     for _ in range(2):
         read_group(store, group, "dead", start="0")  # e1 and e3: three deliveries each
     time.sleep(0.08)
-    store.r.xclaim(store.keys.events, group, "w", min_idle_time=0, message_ids=[e2])  # busy again: not idle
+    admin.xclaim(store.keys.events, group, "w", min_idle_time=0, message_ids=[e2])  # busy again: not idle
     run(worker, 1)  # XAUTOCLAIM takes e1 and e3 (a fourth delivery each)
     assert {d["stream_id"] for d in dead_letters(store)} == {e1, e3}
     assert pending_ids(store, group) == [e2]
 
 
 def test_an_entry_deleted_while_pending_is_dead_lettered(
-    store: RoutingStore, client: redis.Redis, make_worker: MakeWorker
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     first = make_worker("w")
     gone = xadd(store, message("ghost", 0, "hi"))
     read_group(store, first.group, "w")
-    client.xdel(store.keys.events, gone)  # an operator's manual delete
+    admin.xdel(store.keys.events, gone)  # an operator's manual delete
     restarted = make_worker("w")
     xadd(store, started("c1"))
     run(restarted)
