@@ -328,10 +328,16 @@ class AdminStore:
         eid, fields = res[0]
         return StreamEntry(_txt(eid), _decode_map(fields))
 
-    def deadletters_oldest(self, count: int, after: str = "-") -> list[StreamEntry]:
+    def deadletters_oldest(self, count: int, after: str = "-", until: str = "+") -> list[StreamEntry]:
+        """Dead letters oldest first, strictly after ``after`` and up to ``until`` (inclusive)."""
         start = after if after == "-" else f"({after}"
-        res: Any = self.r.xrange(self.keys.deadletter, min=start, max="+", count=count)
+        res: Any = self.r.xrange(self.keys.deadletter, min=start, max=until, count=count)
         return [StreamEntry(_txt(eid), _decode_map(f)) for eid, f in res]
+
+    def last_deadletter_id(self) -> str | None:
+        """The newest dead letter's id, or None when there is none."""
+        res: Any = self.r.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
+        return _txt(res[0][0]) if res else None
 
     def replay(self, entry_id: str, payload: str) -> str | None:
         """The new events-stream id, or None when the entry is gone (replayed or deleted meanwhile)."""

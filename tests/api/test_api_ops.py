@@ -89,6 +89,32 @@ def test_replay_all_and_discard(client: TestClient, store: RoutingStore, worker:
     assert client.post("/v1/deadletters/replay?limit=0", headers=ADMIN).status_code == 422
 
 
+def test_replay_all_replays_what_was_there_once(
+    client: TestClient, store: RoutingStore, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: a worker dead-letters the replayed events again while the call runs; the call replayed
+    those new dead letters too (two events six times each). It replays what was there at its start, once."""
+    for agent in ("ghost1", "ghost2"):  # valid events the worker dead-letters: no such agent
+        event = {"type": "agent.status", "agent_id": agent, "status": "available"}
+        store.r.xadd(store.keys.events, {"event": json.dumps(event)})
+    drain(worker)
+    before = [e["id"] for e in client.get("/v1/deadletters", headers=ADMIN).json()["items"]]
+    assert len(before) == 2
+    replay = AdminStore.replay
+
+    def replay_and_work(self: AdminStore, entry_id: str, payload: str) -> str | None:
+        sid = replay(self, entry_id, payload)
+        drain(worker)  # a worker takes the replayed event at once and dead-letters it again
+        return sid
+
+    monkeypatch.setattr(AdminStore, "replay", replay_and_work)
+    rep = client.post("/v1/deadletters/replay", headers=ADMIN).json()
+    assert sorted(x["id"] for x in rep["replayed"]) == sorted(before)
+    assert rep["remaining"] == 2 and store.stats()["replayed"] == 2
+    after = [e["id"] for e in client.get("/v1/deadletters", headers=ADMIN).json()["items"]]
+    assert not set(after) & set(before)  # the new dead letters wait for the next call
+
+
 # ---- outcomes and suggested skills ----------------------------------------------------------------------
 
 
