@@ -7,6 +7,7 @@ values are rejected, and the worker dead-letters them with the validation messag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -166,6 +167,19 @@ def parse_event(raw: bytes | str) -> InboundEvent:
         raise EventError(f"invalid_event: {errors}") from None
     except RecursionError:
         raise EventError("invalid_event: nesting too deep") from None
+
+
+# the dead-letter reason (and the API's 409 error code) for an event_id reused with other content; the
+# commit scripts answer it too (router/store/scripts.py)
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
+def event_digest(event: InboundEvent) -> str:
+    """A digest of the event's content: its parsed fields, defaults included, as canonical JSON. The same
+    event sent twice has the same digest whatever its key order, spacing or omitted defaults; an event_id
+    reused for other content has another (kept with the seen marker, compared on every repeat)."""
+    canonical = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def event_schema() -> dict[str, Any]:

@@ -147,6 +147,7 @@ def _written_by_api(k: Keys) -> tuple[str, ...]:
         k.agent_mot("*"),
         k.api_keys,
         k.api_idempotency("*"),
+        k.seen("*"),  # read by the ingest script (a reused event_id): declared, so read-write
         k.api_ingest,
         k.outcomes,
         k.outcome_marker("*", "*"),

@@ -4,8 +4,10 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   KEYS[1] seen marker of the event (or Keys.none), KEYS[2] decisions stream, KEYS[3] stats hash,
   script keys from KEYS[4], and LAST the history list of each decision, in decision order.
   ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
-  ARGV[3] seen ttl s, ARGV[4] '1' if this commit completes a stream event, ARGV[5] decisions stream maxlen,
-  script arguments from ARGV[6].
+  ARGV[3] seen ttl s, ARGV[4] the content digest of the stream event this commit completes ('' = none;
+  '*' = content unknown), ARGV[5] decisions stream maxlen, script arguments from ARGV[6].
+The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
+either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had.
 Every script returns a table whose first element is 'ok', 'dup' (event already applied), 'conflict'
 (state moved since it was read; re-read and retry) or 'err' with a reason code second.
 All writes happen after all checks, so a refused transition changes nothing.
@@ -16,7 +18,16 @@ from __future__ import annotations
 PRELUDE = r"""
 local EVENT_ID = ARGV[1]
 local DECISIONS = cjson.decode(ARGV[2])
-if EVENT_ID ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
+local DIGEST = ARGV[4]
+if EVENT_ID ~= '' then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then
+    -- '1': a marker written before digests were kept; '*' (or ''): content unknown
+    local unknown = seen == '1' or seen == '*' or DIGEST == '' or DIGEST == '*'
+    if unknown or seen == DIGEST then return {'dup'} end
+    return {'err', 'conflicting_duplicate', seen}
+  end
+end
 local function finish()
   local nd = #DECISIONS
   for i, raw in ipairs(DECISIONS) do
@@ -26,8 +37,8 @@ local function finish()
     redis.call('LTRIM', hk, -100, -1)
   end
   if nd > 0 then redis.call('HINCRBY', KEYS[3], 'decisions', nd) end
-  if EVENT_ID ~= '' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
-  if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
+  if EVENT_ID ~= '' then redis.call('SET', KEYS[1], DIGEST ~= '' and DIGEST or '*', 'EX', ARGV[3]) end
+  if DIGEST ~= '' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
 end
 local function num(v) return tonumber(v) or 0 end
 -- the field/value pairs of a decoded JSON object, then the extra pairs (which win a name clash, as a later

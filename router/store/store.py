@@ -21,6 +21,7 @@ from router.store.codec import (
 from router.store.keys import Keys
 
 DECISIONS_MAXLEN = 200_000
+ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 
 
@@ -47,6 +48,9 @@ class Commit:
     event_id: str = ""
     decisions: tuple[tuple[str, str], ...] = ()  # (contact_id, decision JSON)
     stream_event: bool = False
+    # the stream event's content digest (router.events.event_digest; '' unknown): a repeat of its event id
+    # with other content is refused as 'conflicting_duplicate'
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ class RoutingStore:
             commit.event_id,
             json.dumps([d for _, d in commit.decisions]),
             self.seen_ttl_s,
-            "1" if commit.stream_event else "0",
+            (commit.digest or ANY_CONTENT) if commit.stream_event else "",
             DECISIONS_MAXLEN,
             *args,
         ]

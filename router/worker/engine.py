@@ -30,6 +30,7 @@ from router.domain.policy import (
 )
 from router.errors import EventError, StoreError
 from router.events import (
+    CONFLICTING_DUPLICATE,
     AgentStatusChanged,
     ContactEnded,
     ContactMessage,
@@ -40,6 +41,7 @@ from router.events import (
     OfferAccepted,
     OfferDeclined,
     WorkCompleted,
+    event_digest,
 )
 from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore
@@ -110,6 +112,7 @@ class Engine:
         self.clock = clock
         self.counters = EngineCounters()
         self._retries = settings.conflict_retries
+        self._digest = ""  # the content digest of the event being handled (its commits carry it)
         self._snapshot: tuple[list[AgentView], int] | None = None
         self._fair_ms = int(settings.fairness_window_s * 1000)
         self._decline_memory_ms = int(settings.decline_memory_s * 1000)
@@ -243,7 +246,9 @@ class Engine:
     ) -> Deferred | None:
         """Apply one event exactly once (a redelivery finds its seen marker and is a no-op). Inside a
         worker batch the commit may be deferred: the Deferred then says, after ``settle``, whether it
-        applied."""
+        applied. An event id applied before with other content raises ``EventError``
+        ('conflicting_duplicate'): the worker dead-letters it."""
+        self._digest = event_digest(event)
         for _ in range(self._retries):
             self._used_cache = False
             self._pending = None
@@ -260,6 +265,11 @@ class Engine:
             if outcome.status == "conflict":
                 self.counters.conflicts += 1
                 continue
+            if outcome.reason == CONFLICTING_DUPLICATE:
+                raise EventError(
+                    f"{CONFLICTING_DUPLICATE}: event_id {event_id} was applied before with other content "
+                    f"(digest {outcome.detail[1] if len(outcome.detail) > 1 else '?'})"
+                )
             raise StoreError(f"{event.type} {event_id}: {outcome.status} {outcome.detail}")
         raise StoreError(f"{event.type} {event_id}: still conflicting after {self._retries} tries")
 
@@ -283,6 +293,7 @@ class Engine:
             event_id=eid,
             decisions=tuple((d.contact_id, d.model_dump_json()) for d in decisions),
             stream_event=True,
+            digest=self._digest,
         )
 
     def _need_contact(self, contact_id: str) -> ContactRecord:

@@ -47,6 +47,26 @@ def test_event_id_is_the_idempotency_key(client: TestClient, store: RoutingStore
     assert len(_events(store)) == 3
 
 
+def test_an_event_id_reused_with_other_content_is_refused(
+    client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Issue 14: the API answered 202 "duplicate": false and the workers dropped the event silently."""
+    post(client, [started("c1", event_id="s1"), message("c1", "hello", event_id="m1")])
+    same = post(client, {"event_id": "m1", **message("c1", "hello"), "schema_version": 1})
+    assert same["results"][0]["duplicate"] is True
+    r = client.post("/v1/events", json=[started("c2"), message("c1", "other", event_id="m1")], headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"] == "conflicting_duplicate", r.text
+    assert "event 1: event_id m1" in r.json()["detail"]
+    twice = [message("c1", "a", seq=1, event_id="m2"), message("c1", "b", seq=1, event_id="m2")]
+    assert client.post("/v1/events", json=twice, headers=ADMIN).status_code == 409
+    assert len(_events(store)) == 2  # nothing of the refused batches was written
+    # an event_id the workers applied from the stream (not posted here) is checked too
+    store.r.xadd(store.keys.events, {"event": json.dumps(message("c1", "direct", seq=2, event_id="m3"))})
+    drain(worker)
+    r = client.post("/v1/events", json=message("c1", "posted", seq=2, event_id="m3"), headers=ADMIN)
+    assert r.status_code == 409
+
+
 def test_idempotency_key_header_names_events_without_id(client: TestClient, store: RoutingStore) -> None:
     a = post(client, started("c1"), **{"Idempotency-Key": "req-7"})
     b = post(client, started("c1"), **{"Idempotency-Key": "req-7"})

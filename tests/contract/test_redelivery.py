@@ -190,6 +190,28 @@ def test_bad_input_is_dead_lettered_acked_and_the_worker_goes_on(
     assert {d.contact_id for d in decisions(store)} == {"before", "after"}  # the batch around it went on
 
 
+def test_an_event_id_reused_with_other_content_is_dead_lettered(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Issue 14: an event_id reused with other content was acknowledged as a duplicate, silently. The seen
+    marker keeps a digest of the content: the same content (whatever the key order or omitted defaults) is
+    a duplicate, other content a dead letter."""
+    worker = make_worker()
+    xadd(store, started("c1"))
+    xadd(store, {**message("c1", 0, "hello"), "event_id": "m1"})
+    run(worker)
+    xadd(store, {"schema_version": 1, "event_id": "m1", **message("c1", 0, "hello")})  # the same event
+    other = xadd(store, {**message("c1", 0, "cancel my order"), "event_id": "m1"})
+    run(worker)
+    assert pending_ids(store, worker.group) == []
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == other
+    assert dl["error"].startswith("conflicting_duplicate: event_id m1 was applied before with other content")
+    rec = store.load_contact("c1")
+    assert rec is not None and [t["text"] for t in rec.transcript] == ["hello"]
+    assert store.stats()["processed"] == 2
+
+
 def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: MakeWorker) -> None:
     """A message for a contact that never starts stays pending (retry later) until max_deliveries, then it
     is dead-lettered with reason too_many_deliveries and its delivery count."""

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
+from router.events import AgentStatusChanged, event_digest
 from router.scoring.lexicon import LexiconScorer
 from router.settings import Settings
 from router.sim.demo import run_demo
 from router.store.acl import ROLES, Role, setuser_command
-from router.store.admin import AdminStore
+from router.store.admin import AdminStore, PostedEvent
 from router.store.connect import open_store
 from router.store.keys import Keys
 from router.store.store import RoutingStore
@@ -249,7 +250,9 @@ def test_the_api_writes_what_it_owns(
     user = make_user("api", mine.domain)
     client = redis.Redis.from_url(user.url)
     api = AdminStore(RoutingStore(client, mine.domain))
-    [(_, dup)] = api.post_events([("e1", '{"type": "agent.status"}')], ttl_s=60)
+    event = AgentStatusChanged(type="agent.status", event_id="e1", agent_id="a1", status="away")
+    posted = PostedEvent("e1", event.model_dump_json(), event_digest(event))
+    [(_, dup)] = api.post_events([posted], ttl_s=60).results
     assert not dup and admin.xlen(mine.events) == 2
     assert api.store.upsert_agent("a1", {"name": "A"}).ok
     assert api.delete_agent("a1", {"who": "test"})[0] == "ok"
