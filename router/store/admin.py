@@ -490,6 +490,11 @@ class AdminStore:
                 }
         return None
 
+    def live_workers(self, dead_after_s: float) -> int:
+        """Workers that heartbeat within the last ``dead_after_s`` (consumers of dead workers linger in
+        the group until the housekeeping deletes them)."""
+        return self.store.live_workers(self._now_ms() - int(dead_after_s * 1000))
+
     def served_recent(self, queue: str, since_ms: int) -> int:
         return int(self.r.zcount(self.keys.served(queue), since_ms, "+inf"))
 

@@ -36,6 +36,12 @@ class Keys:
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 
+    @property
+    def workers(self) -> str:
+        """Sorted set: consumer name -> its worker's last heartbeat (ms): live workers, and the consumers
+        the housekeeping may delete."""
+        return f"{self.prefix}:workers"
+
     def seen(self, event_id: str) -> str:
         return f"{self.prefix}:seen:{event_id}"
 

@@ -260,6 +260,19 @@ finish()
 return {'ok'}
 """
 
+# Delete a consumer of the events group whose worker is gone: only with nothing pending for it (checked in
+# the same step, so no entry it reads meanwhile can leave the pending list with it) and no heartbeat since
+# the cut-off. Not a transition: registered without the prelude.
+# KEYS: 1 events stream, 2 heartbeats. ARGV: 1 group, 2 consumer, 3 heartbeats before this ms are stale
+PRUNE_CONSUMER = r"""
+local beat = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 0 end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
 ALL: dict[str, str] = {
     "mark": MARK,
     "apply_contact": APPLY_CONTACT,

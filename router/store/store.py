@@ -101,6 +101,7 @@ class RoutingStore:
         self._scripts = {
             name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
         }
+        self._prune_consumer = client.register_script(scripts.PRUNE_CONSUMER)
 
     @property
     def r(self) -> redis.Redis:
@@ -562,6 +563,32 @@ class RoutingStore:
             # an offer hash that expired still has to leave the set; the script skips non-pending ones
             out.append(info or OfferInfo(oid, agent_id, "-", "chat", "missing", 0, "general", False))
         return out
+
+    # ---- workers -------------------------------------------------------------------------------
+    def heartbeat(self, consumer: str, now_ms: int) -> None:
+        self.r.zadd(self.keys.workers, {consumer: now_ms})
+
+    def live_workers(self, since_ms: int) -> int:
+        """Workers that heartbeat at ``since_ms`` or later."""
+        return int(self.r.zcount(self.keys.workers, since_ms, "+inf"))
+
+    def heartbeats(self) -> dict[str, int]:
+        rows: Any = self.r.zrange(self.keys.workers, 0, -1, withscores=True)
+        return {_txt(c): int(ms) for c, ms in rows}
+
+    def consumers(self, group: str) -> list[tuple[str, int, int]]:
+        """(name, pending, idle ms) of every consumer of the events group."""
+        rows: Any = self.r.xinfo_consumers(self.keys.events, group)
+        return [(_txt(c["name"]), int(c["pending"]), int(c["idle"])) for c in rows]
+
+    def prune_consumer(self, group: str, consumer: str, stale_before_ms: int) -> bool:
+        """Delete the consumer when nothing is pending for it and it has no heartbeat since the cut-off."""
+        k = self.keys
+        return bool(self._prune_consumer(keys=[k.events, k.workers], args=[group, consumer, stale_before_ms]))
+
+    def forget_worker(self, consumer: str) -> None:
+        """Drop a heartbeat whose consumer is gone from the group."""
+        self.r.zrem(self.keys.workers, consumer)
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in _decode_map(self.r.hgetall(self.keys.stats)).items()}

@@ -97,6 +97,7 @@ class Worker:
         self._next_claim = 0.0
         self._next_trim = 0.0
         self._next_sweep = 0.0
+        self._next_heartbeat = 0.0
         self._own_pending_done = False
         self._own_cursor = "0"
         # score ahead: the next batch is read and scored on one helper thread while this one applies (see
@@ -146,6 +147,15 @@ class Worker:
             elif not self.blocking:
                 self._stop.wait(self.settings.idle_sleep_ms / 1000)
         self._finish_ahead()
+        self._leave()
+
+    def _leave(self) -> None:
+        """A worker that stops cleanly takes its consumer out of the group (when nothing is pending for it),
+        so the dashboard does not count it until the housekeeping would."""
+        try:
+            self.store.prune_consumer(self.group, self.consumer, int(time.time() * 1000) + 1)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("consumer %s left in the group (%s); the housekeeping deletes it", self.consumer, exc)
 
     def _finish_ahead(self) -> None:
         """Apply a batch read ahead before exiting (its entries are pending for this consumer: were the
@@ -189,9 +199,13 @@ class Worker:
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval_s
             self.engine.sweep()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_interval_s
+            self.store.heartbeat(self.consumer, int(time.time() * 1000))
         if now >= self._next_trim:
             self._next_trim = now + self.settings.trim_interval_s
             self.trim()
+            self.prune_consumers()
         if not self._own_pending_done:
             # after a restart, our own unacknowledged entries first: one pass over our pending list from 0,
             # advancing past each batch. Entries that stay pending (retry later, failed) are not re-read in a
@@ -427,6 +441,30 @@ class Worker:
         self.store.deadletter(self.group, entry_id, entry)
         self.stats.dead_lettered += 1
         log.warning("entry %s dead-lettered: %s", entry_id, error[:200])
+
+    # ---- consumers ------------------------------------------------------------------------------
+    def prune_consumers(self) -> list[str]:
+        """Delete the consumers of workers silent for ``worker_dead_after_s`` with nothing pending (what a
+        dead worker left is reclaimed first), and heartbeats of consumers no longer in the group. Returns
+        the consumers deleted."""
+        now_ms = int(time.time() * 1000)
+        dead_after_ms = int(self.settings.worker_dead_after_s * 1000)
+        consumers = self.store.consumers(self.group)
+        pruned = [
+            name
+            for name, pending, idle_ms in consumers
+            if name != self.consumer
+            and pending == 0
+            and idle_ms >= dead_after_ms
+            and self.store.prune_consumer(self.group, name, now_ms - dead_after_ms)
+        ]
+        if pruned:
+            log.info("deleted consumers of workers gone for %.0f s: %s", dead_after_ms / 1000, pruned)
+        members = {name for name, _, _ in consumers}
+        for name, beat_ms in self.store.heartbeats().items():
+            if name not in members and now_ms - beat_ms >= dead_after_ms:
+                self.store.forget_worker(name)
+        return pruned
 
     # ---- trimming -------------------------------------------------------------------------------
     def trim(self) -> int:

@@ -220,6 +220,21 @@ def test_healthz_and_readyz(client: TestClient, worker: Worker) -> None:
     assert r.status_code == 200 and r.json()["checks"]["group"]["ok"] is True
 
 
+def test_readyz_and_the_dashboard_count_live_workers(
+    client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Issue 14: three consumers, two of them dead workers: "Workers 3" is wrong, one is alive."""
+    for i, name in enumerate(("dead1", "dead2", "alive")):
+        store.r.xadd(store.keys.events, {"event": json.dumps(started(f"c{i}"))})
+        store.r.xreadgroup(worker.group, name, {store.keys.events: ">"}, count=1)
+    store.heartbeat("dead1", int(time.time() * 1000) - 3_600_000)  # silent for an hour
+    store.heartbeat("alive", int(time.time() * 1000))
+    assert client.get("/v1/overview", headers=ADMIN).json()["workers"] == 1
+    assert "router_workers_live 1.0" in client.get("/metrics", headers=ADMIN).text
+    detail = client.get("/readyz").json()["checks"]["group"]["detail"]
+    assert detail == f"group {worker.group}: 3 consumers, 1 live workers"
+
+
 def test_readyz_without_group_is_503(client: TestClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["group"]["ok"] is False

@@ -31,9 +31,11 @@ MakeWorker = Callable[..., Worker]
 
 
 def state(admin: redis.Redis, store: RoutingStore) -> dict[str, Any]:
-    """Everything routing owns: the events stream itself is left out (trimming may shorten it)."""
+    """Everything routing owns: the events stream itself is left out (trimming may shorten it), and so are
+    the workers' heartbeats."""
     dump = dump_domain(admin, store.domain)
     dump.pop(store.keys.events, None)
+    dump.pop(store.keys.workers, None)
     return dump
 
 
