@@ -412,6 +412,15 @@ class RoutingStore:
         customers = {uid: _decode_map(res[base + i]) for i, uid in enumerate(uids)}
         return BatchReads(contacts, customers)
 
+    def missing_contacts(self, contact_ids: Sequence[str]) -> set[str]:
+        """Those of ``contact_ids`` with no contact (no contact.started applied), in one round trip."""
+        if not contact_ids:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for cid in contact_ids:
+            pipe.exists(self.keys.contact(cid))
+        return {cid for cid, n in zip(contact_ids, pipe.execute(), strict=True) if not n}
+
     def customer(self, customer_id: str) -> dict[str, str]:
         return _decode_map(self.r.hgetall(self.keys.customer(customer_id)))
 

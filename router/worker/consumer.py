@@ -24,7 +24,15 @@ from typing import Any
 import redis
 
 from router.errors import EventError, RouterError
-from router.events import ContactMessage, ContactStarted, InboundEvent, parse_event
+from router.events import (
+    ContactEnded,
+    ContactMessage,
+    ContactStarted,
+    HumanRequested,
+    InboundEvent,
+    WorkCompleted,
+    parse_event,
+)
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.reconcile import reconcile
@@ -38,6 +46,8 @@ Entry = tuple[str, dict[bytes, bytes]]
 MAX_DEADLETTER_PAYLOAD = 4_000_000
 DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
+# events that wait (pending, retried) while their contact has no contact.started yet
+WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
 
 
 def _txt(v: Any) -> str:
@@ -274,12 +284,13 @@ class Worker:
         """Validate and score a batch. Reads Redis (delivery counts, languages) but writes nothing, so it
         may run on the score-ahead thread while the previous batch applies."""
         deliveries = self._delivery_counts(entries) if check_deliveries and entries else {}
+        over = [(eid, f) for eid, f in entries if deliveries.get(eid, 1) > self.settings.max_deliveries]
+        rejected: list[tuple[str, dict[bytes, bytes], str]] = self._over_delivered(over, deliveries)
         parsed: list[tuple[str, InboundEvent]] = []
-        rejected: list[tuple[str, dict[bytes, bytes], str]] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
-                rejected.append((entry_id, fields, "too_many_deliveries"))
-            elif not fields:  # an entry deleted while pending is read back without fields
+                continue
+            if not fields:  # an entry deleted while pending is read back without fields
                 rejected.append((entry_id, {}, DELETED))
             elif (raw := fields.get(b"event")) is None:
                 rejected.append((entry_id, fields, "missing_field: entry has no 'event' field"))
@@ -293,6 +304,33 @@ class Worker:
                 if isinstance(ev, ContactStarted):
                     self._remember_language(ev.contact_id, ev.customer.language)
         return Prepared(entries, deliveries, parsed, rejected, self._score(parsed))
+
+    def _over_delivered(
+        self, over: Sequence[Entry], deliveries: dict[str, int]
+    ) -> list[tuple[str, dict[bytes, bytes], str]]:
+        """Entries delivered more than ``max_deliveries`` times, each with the reason it kept failing when
+        that is known without running it again (it may be what crashed its workers): an event for a
+        contact with no contact.started is 'unknown_contact' with the id, anything else
+        'too_many_deliveries'."""
+        waiting: dict[str, str] = {}  # entry id -> the contact it names
+        for entry_id, fields in over:
+            try:
+                ev = parse_event(fields.get(b"event", b""))
+            except EventError:
+                continue
+            if isinstance(ev, WAITS_FOR_START):
+                waiting[entry_id] = ev.contact_id
+        missing = self.store.missing_contacts(list(dict.fromkeys(waiting.values())))
+        out = []
+        for entry_id, fields in over:
+            cid, n = waiting.get(entry_id), deliveries.get(entry_id, 1)
+            reason = (
+                f"unknown_contact: {cid} has no contact.started after {n} deliveries"
+                if cid in missing
+                else "too_many_deliveries"
+            )
+            out.append((entry_id, fields, reason))
+        return out
 
     def apply(self, batch: Prepared) -> int:
         """Dead-letter what was rejected, apply the rest in stream order, then one XACK."""

@@ -216,7 +216,8 @@ def test_an_event_id_reused_with_other_content_is_dead_lettered(
 
 def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: MakeWorker) -> None:
     """A message for a contact that never starts stays pending (retry later) until max_deliveries, then it
-    is dead-lettered with reason too_many_deliveries and its delivery count."""
+    is dead-lettered with its delivery count, saying why: the contact it names never started (issue 14:
+    the reason was a bare too_many_deliveries)."""
     worker = make_worker(max_deliveries=2, claim_min_idle_ms=1, claim_interval_s=0.001)
     orphan = xadd(store, message("ghost", 0, "hello?"))
     for _ in range(200):
@@ -225,11 +226,28 @@ def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: 
             break
         time.sleep(0.003)
     (dl,) = dead_letters(store)
-    assert dl["stream_id"] == orphan and dl["error"] == "too_many_deliveries" and dl["deliveries"] == "3"
+    assert dl["stream_id"] == orphan and dl["deliveries"] == "3"
+    assert dl["error"] == "unknown_contact: ghost has no contact.started after 3 deliveries"
     assert json.loads(dl["payload"])["contact_id"] == "ghost"
     assert worker.stats.retried == 2
     assert pending_ids(store, worker.group) == []
     assert decisions(store) == []
+
+
+def test_an_entry_that_kept_failing_for_another_reason_is_too_many_deliveries(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Over the limit an entry is not run again (it may be what crashed its workers): a contact that exists
+    says nothing about why it failed."""
+    worker = make_worker("w", max_deliveries=1, claim_min_idle_ms=60_000)
+    xadd(store, started("c1"))
+    run(worker)
+    entry = xadd(store, message("c1", 0, "hello"))
+    for _ in range(2):
+        read_group(store, worker.group, "w", start="0" if _ else ">")
+    run(make_worker("w", max_deliveries=1, claim_min_idle_ms=60_000), 2)
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == entry and dl["error"] == "too_many_deliveries" and dl["deliveries"] == "3"
 
 
 def test_events_before_their_contact_start_are_retried_until_it_starts(
@@ -293,7 +311,7 @@ def test_delivery_counts_are_read_for_the_workers_own_entries(
     run(restarted, 2)
     dls = {d["stream_id"]: d for d in dead_letters(store)}
     assert set(dls) == set(ours)
-    assert all(d["error"] == "too_many_deliveries" for d in dls.values())
+    assert all(d["error"].startswith("unknown_contact: ghost has no contact.started") for d in dls.values())
     assert len(pending_ids(store, group)) == 12  # the other consumer's entries are untouched
 
 
