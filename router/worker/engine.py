@@ -28,6 +28,7 @@ from router.domain.policy import (
     queue_score,
     queued_for_s,
 )
+from router.domain.turns import classify_turn
 from router.errors import EventError, StoreError
 from router.events import (
     CONFLICTING_DUPLICATE,
@@ -54,6 +55,7 @@ from router.worker.decisions import make_decision
 log = logging.getLogger(__name__)
 
 
+TRANSCRIPT_TEXT_CHARS = 500  # characters of each turn's text kept in the contact's transcript tail
 # events that name a contact: their contacts are read for the whole batch in one round trip
 CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
 # contacts per queue the sweep checks for a due callback. Not queue_scan_limit: a callback is owed to
@@ -336,8 +338,16 @@ class Engine:
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
+        repeat = classify_turn(rec.transcript, ev.seq, ev.speaker, ev.text, TRANSCRIPT_TEXT_CHARS)
+        if repeat == "duplicate":
+            return self._mark(eid)  # applied once already: no second turn, no second score
+        if repeat == "conflict":
+            raise EventError(
+                f"conflicting_seq: {ev.contact_id} already has {ev.speaker} turn seq {ev.seq} with other text"
+            )
         view = rec.view
-        entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": ev.text[:500]}
+        text = ev.text[:TRANSCRIPT_TEXT_CHARS]
+        entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": text}
         trigger: tuple[Reason, ...] = ()
         if ev.speaker == "customer" and score is not None and view.status != "ended":
             view, asked = observe_turn(view, score.turn(ev.seq), self.th)

@@ -98,6 +98,23 @@ def test_invalid_events_are_422_and_nothing_is_written(
     assert store.r.xlen(store.keys.events) == 0
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type": "contact.message", "contact_id": "c1", "seq": 1' + b"0" * 38 + b', "speaker": "customer", '
+        b'"text": "x"}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": Infinity}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": 1e400}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": NaN}',
+    ],
+)
+def test_unbounded_seq_and_ts_are_422(client: TestClient, store: RoutingStore, raw: bytes) -> None:
+    """Issue 14: seq 10^38 and ts Infinity or 1e400 were accepted."""
+    r = client.post("/v1/events", content=raw, headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert store.r.xlen(store.keys.events) == 0
+
+
 def test_malformed_json_is_422(client: TestClient) -> None:
     r = client.post("/v1/events", content=b"{nope", headers={**ADMIN, "Content-Type": "application/json"})
     assert r.status_code == 422

@@ -140,6 +140,26 @@ POISON: dict[str, tuple[dict[bytes, bytes], str]] = {
         "invalid_event: contact.message.seq",
     ),
     "unknown_type": ({b"event": b'{"type": "contact.teleported", "contact_id": "x"}'}, "invalid_event"),
+    # issue 14: unbounded numbers were accepted (Python's JSON reads Infinity and 1e400 as inf)
+    "seq_1e38": (
+        {
+            b"event": b'{"type": "contact.message", "contact_id": "x", "seq": 1'
+            + b"0" * 38
+            + b', "speaker": '
+            b'"customer", "text": "hi"}'
+        },
+        "invalid_event: contact.message.seq",
+    ),
+    "ts_infinity": (
+        {b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": Infinity}'},
+        "invalid_event: contact.ended.ts",
+    ),
+    "ts_1e400": ({b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": 1e400}'}, "invalid_event"),
+    "ts_nan": ({b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": NaN}'}, "invalid_event"),
+    "ts_in_ms": (
+        {b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": 1795691523100}'},
+        "invalid_event: contact.ended.ts",
+    ),
     "no_type": ({b"event": b'{"contact_id": "x"}'}, "invalid_event"),
     "unknown_field": (
         {b"event": b'{"type": "contact.ended", "contact_id": "x", "bogus": 1}'},
@@ -203,7 +223,7 @@ def test_an_event_id_reused_with_other_content_is_dead_lettered(
     xadd(store, {**message("c1", 0, "hello"), "event_id": "m1"})
     run(worker)
     xadd(store, {"schema_version": 1, "event_id": "m1", **message("c1", 0, "hello")})  # the same event
-    other = xadd(store, {**message("c1", 0, "cancel my order"), "event_id": "m1"})
+    other = xadd(store, {**message("c1", 1, "cancel my order"), "event_id": "m1"})
     run(worker)
     assert pending_ids(store, worker.group) == []
     (dl,) = dead_letters(store)
@@ -212,6 +232,30 @@ def test_an_event_id_reused_with_other_content_is_dead_lettered(
     rec = store.load_contact("c1")
     assert rec is not None and [t["text"] for t in rec.transcript] == ["hello"]
     assert store.stats()["processed"] == 2
+
+
+def test_a_repeated_turn_is_a_duplicate_and_a_reused_seq_a_dead_letter(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Issue 14: a message resent with its seq (under a new event_id) was appended as a second turn."""
+    worker = make_worker()
+    xadd(store, started("c1"))
+    xadd(store, message("c1", 0, "my card was stolen"))
+    xadd(store, message("c1", 0, "my card was stolen"))  # resent: another stream entry, the same turn
+    xadd(store, message("c1", 0, "hi, how can I help", speaker="agent"))  # another speaker's seq 0
+    other = xadd(store, message("c1", 0, "never mind"))
+    run(worker)
+    rec = store.load_contact("c1")
+    assert rec is not None
+    assert [(t["speaker"], t["text"]) for t in rec.transcript] == [
+        ("customer", "my card was stolen"),
+        ("agent", "hi, how can I help"),
+    ]
+    assert rec.view.trajectory.turns == 1  # scored once
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == other
+    assert dl["error"] == "conflicting_seq: c1 already has customer turn seq 0 with other text"
+    assert pending_ids(store, worker.group) == []
 
 
 def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: MakeWorker) -> None:
