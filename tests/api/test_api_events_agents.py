@@ -115,6 +115,43 @@ def test_unbounded_seq_and_ts_are_422(client: TestClient, store: RoutingStore, r
     assert store.r.xlen(store.keys.events) == 0
 
 
+def test_batch_errors_name_the_cause(make_app: Callable[..., FastAPI], store: RoutingStore) -> None:
+    """Issue 14: every batch error said "body: Input should be a valid dictionary ..." (the one-event branch
+    of the body's union), whatever the cause."""
+    bad_channel = {"type": "contact.started", "contact_id": "c2", "channel": "fax", "customer": {"id": "u"}}
+    cases = [
+        ([started(f"c{i}") for i in range(4)], "the batch holds 4 events; at most 3 are allowed"),
+        ([], "the batch is empty: send at least one event"),
+        ([started("c1"), bad_channel], "event 1 (contact.started), field channel: Input should be 'voice'"),
+        ([started("c1"), {"type": "nope"}], "event 1: Input tag 'nope'"),
+        (
+            message("c1", "x", seq=-1),
+            "contact.message, field seq: Input should be greater than or equal to 0",
+        ),
+        ("just a string", "the body must be a JSON object (an event) or a JSON array (a batch of events)"),
+    ]
+    with TestClient(make_app(api_max_batch=3)) as c:
+        for body, detail in cases:
+            r = c.post("/v1/events", json=body, headers=ADMIN)
+            assert r.status_code == 422 and r.json()["detail"].startswith(detail), (body, r.json())
+            if isinstance(body, list):
+                assert all("valid dictionary" not in e["msg"] for e in r.json()["errors"])
+    assert store.r.xlen(store.keys.events) == 0
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_415(client: TestClient, store: RoutingStore, ctype: str | None) -> None:
+    """Issue 14: a text/plain body got 422."""
+    headers = {**ADMIN, **({"Content-Type": ctype} if ctype else {})}
+    r = client.post("/v1/events", content=json.dumps(started("c1")).encode(), headers=headers)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
+    r = client.post("/v1/agents", content=b'{"agent_id": "a9"}', headers=headers)
+    assert r.status_code == 415
+    assert store.r.xlen(store.keys.events) == 0
+    assert client.post("/v1/deadletters/replay", headers=headers).status_code == 200  # takes no body
+    assert "415" in client.get("/openapi.json").json()["paths"]["/v1/events"]["post"]["responses"]
+
+
 def test_malformed_json_is_422(client: TestClient) -> None:
     r = client.post("/v1/events", content=b"{nope", headers={**ADMIN, "Content-Type": "application/json"})
     assert r.status_code == 422
