@@ -267,6 +267,15 @@ class AdminStore:
             sha256=str(d.get("sha256", "")),
         )
 
+    def domain_in_use(self) -> bool:
+        """Whether the domain has an events stream or agents: a key made for one that has neither is most
+        likely made for a misspelt domain."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.exists(self.keys.events)
+        pipe.scard(self.keys.agents)
+        events, agents = pipe.execute()
+        return bool(events) or bool(agents)
+
     # ---- events --------------------------------------------------------------------------------
     def post_events(self, events: Sequence[PostedEvent], ttl_s: int) -> Posted:
         """XADD each event, in order, unless one reuses an event_id for other content (nothing written)."""
