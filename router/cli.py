@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from router.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported lazily at run time: keeps `router --help` fast
+    import redis
 
 app = typer.Typer(
     help="Moments-of-truth router: emotion-aware contact routing on Redis Streams.", no_args_is_help=True
@@ -114,10 +117,7 @@ def demo(
     with open_store(settings.redis_url, embedded) as handle:
         where = settings.redis_url or f"embedded {embedded} ({handle.url or 'in-process'})"
         console.print(f"store: {where}; domain {demo_settings.domain}; scorer {demo_settings.scorer}")
-        # a reused domain on a real Redis would mix runs; start clean
-        client = handle.client()
-        for key in client.scan_iter(match=f"router:{{{demo_settings.domain}}}:*", count=1000):
-            client.delete(key)
+        _clear_demo_domain(handle.client(), demo_settings.domain)
         sc = build_scorer(demo_settings)
         if api:
             from router.api.live_demo import run_live_demo
@@ -157,11 +157,31 @@ def demo(
         raise typer.Exit(1)
 
 
+def _clear_demo_domain(client: redis.Redis, domain: str) -> None:
+    """A reused domain on a real Redis would mix runs: start clean, when the user may list keys (the
+    router's own ACL roles may not)."""
+    import redis
+
+    try:
+        for key in client.scan_iter(match=f"router:{{{domain}}}:*", count=1000):
+            client.delete(key)
+    except redis.exceptions.NoPermissionError:
+        console.print(f"this Redis user may not list keys: domain {domain} is not cleared first")
+
+
 @app.command()
 def reconcile(
     redis_url: RedisUrl = None,
     domain: Domain = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing")] = False,
+    scan: Annotated[
+        bool,
+        typer.Option(
+            "--scan",
+            help="Find contacts by listing keys (SCAN: an admin user, workers stopped) and rebuild the "
+            "open-contacts index too",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild agent load, pending-offer indexes and queue membership from open work (after a restore)."""
     from router.domain.policy import PolicyConfig
@@ -175,7 +195,7 @@ def reconcile(
         raise typer.Exit(2)
     with open_store(settings.redis_url) as handle:
         store = RoutingStore(handle.client(), settings.domain)
-        report = run_reconcile(store, dry_run=dry_run, cfg=PolicyConfig.from_settings(settings))
+        report = run_reconcile(store, dry_run=dry_run, cfg=PolicyConfig.from_settings(settings), scan=scan)
     for fix in report.fixes:
         console.print(("would fix: " if dry_run else "fixed: ") + fix)
     console.print(f"{report.contacts_scanned} contacts scanned; {len(report.fixes)} inconsistencies")
@@ -256,6 +276,9 @@ def acl(
     role: Annotated[str, typer.Argument(help="worker | api")],
     username: Annotated[str, typer.Option(help="Redis user name")] = "",
     password: Annotated[str, typer.Option(help="Password (default: a generated one)")] = "",
+    domain: Annotated[
+        str, typer.Option(help="The routing domain the user may reach; '*' (the default) is every domain")
+    ] = "*",
 ) -> None:
     """Print the least-privilege `ACL SETUSER` line for a role (run it with redis-cli as an admin)."""
     import secrets
@@ -266,7 +289,16 @@ def acl(
     if role not in ROLES:
         console.print(f"[red]unknown role {role!r}; choose one of {', '.join(ROLES)}")
         raise typer.Exit(2)
-    cmd = setuser_command(role, username or f"router-{role}", password or secrets.token_urlsafe(24))
+    try:
+        cmd = setuser_command(
+            role,
+            username or f"router-{role}",
+            password or secrets.token_urlsafe(24),
+            domain,
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
     sys.stdout.write(" ".join(shlex.quote(x) for x in cmd) + "\n")
 
 

@@ -7,6 +7,7 @@ values are rejected, and the worker dead-letters them with the validation messag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,8 @@ from router.errors import EventError
 
 SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 20_000
+MAX_SEQ = 2**31 - 1  # a turn's position: what a platform's 32-bit counter holds, and exact in any JSON reader
+MAX_TS_S = 4_102_444_800.0  # 2100-01-01: a later event time is a unit mistake (ms, µs), not a time
 
 Channel = Literal["voice", "chat", "email", "social", "sms"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "sms")
@@ -42,7 +45,13 @@ class Customer(_Strict):
 class _EventBase(_Strict):
     schema_version: Literal[1] = 1
     event_id: Id | None = None
-    ts: float | None = Field(default=None, ge=0, description="Event time, seconds since the epoch")
+    ts: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TS_S,
+        allow_inf_nan=False,
+        description="Event time, seconds since the epoch (finite, before 2100)",
+    )
 
 
 class ContactStarted(_EventBase):
@@ -56,7 +65,7 @@ class ContactStarted(_EventBase):
 class ContactMessage(_EventBase):
     type: Literal["contact.message"]
     contact_id: Id
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ, description="The turn's position in the conversation")
     speaker: Speaker
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
@@ -166,6 +175,19 @@ def parse_event(raw: bytes | str) -> InboundEvent:
         raise EventError(f"invalid_event: {errors}") from None
     except RecursionError:
         raise EventError("invalid_event: nesting too deep") from None
+
+
+# the dead-letter reason (and the API's 409 error code) for an event_id reused with other content; the
+# commit scripts answer it too (router/store/scripts.py)
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
+def event_digest(event: InboundEvent) -> str:
+    """A digest of the event's content: its parsed fields, defaults included, as canonical JSON. The same
+    event sent twice has the same digest whatever its key order, spacing or omitted defaults; an event_id
+    reused for other content has another (kept with the seen marker, compared on every repeat)."""
+    canonical = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def event_schema() -> dict[str, Any]:

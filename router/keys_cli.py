@@ -47,7 +47,8 @@ def create(
         typer.Option(
             "--scopes",
             help="Comma-separated: events:write, agents:write, routing:read, routing:read:redacted, "
-            "deadletter:read, deadletter:write, deadletter:*",
+            "deadletter:read, deadletter:write, deadletter:*. An editor of agents needs agents:write and "
+            "routing:read (or routing:read:redacted) to read the ETag its edits send as If-Match.",
         ),
     ],
     name: Annotated[str, typer.Option("--name", help="Who or what uses the key")] = "",
@@ -65,7 +66,14 @@ def create(
     if not wanted:
         console.print("[red]give at least one scope")
         raise typer.Exit(2)
-    rec, token = _admin(_settings(redis_url, domain)).create_key(name, wanted)
+    settings = _settings(redis_url, domain)
+    admin = _admin(settings)
+    if not admin.domain_in_use():
+        console.print(
+            f"[yellow]warning: domain {settings.domain!r} has no events stream and no agents; a key works "
+            "only for the domain it was made in: is the name misspelt? (--domain, ROUTER_DOMAIN)"
+        )
+    rec, token = admin.create_key(name, wanted)
     console.print(f"key {rec.key_id} ({', '.join(rec.scopes)}); store it now, it is not shown again:")
     typer.echo(token)
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     seen_ttl_s: int = Field(default=86_400, ge=1)
     sweep_interval_s: float = Field(default=0.5, gt=0)
     conflict_retries: int = Field(default=20, ge=1)
+    # workers heartbeat this often; one silent for worker_dead_after_s is not counted live (/readyz, the
+    # dashboard), and its consumer is deleted from the group once nothing is pending for it (its entries
+    # are reclaimed after claim_min_idle_ms first)
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    worker_dead_after_s: float = Field(default=30.0, gt=0)
 
     # Moment-of-truth detection. With the transformer scorer the learned detector (models/detector.json,
     # scripts/train_detector.py) decides; these hand rules decide only for scorers without it (lexicon,

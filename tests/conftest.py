@@ -97,6 +97,18 @@ def client(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis
 
 
 @pytest.fixture
+def admin(backend: str, client: redis.Redis, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """The same store as ``client`` with an admin's rights, for what a test does that no router role may
+    (router/store/acl.py): list keys, read TTLs and types, delete keys, move or claim for a consumer group."""
+    if backend == "fakeredis":
+        yield client
+        return
+    c = redis.Redis.from_url(request.getfixturevalue("real_redis_admin_url"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def domain() -> str:
     """A fresh routing domain (key prefix) per test, so tests never see each other's keys."""
     return f"t{uuid.uuid4().hex[:12]}"

@@ -151,6 +151,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for op in path.values():
             if not isinstance(op, dict):
                 continue
+            if "requestBody" in op:  # the guard refuses a body that is not JSON
+                op.setdefault("responses", {})["415"] = {
+                    "description": errors.DESCRIPTIONS[415],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }
             for p in op.get("parameters", []):
                 # If-Match is optional in the handler only to answer 428 instead of 422 when it is missing
                 if p.get("in") == "header" and p.get("name") == "If-Match":

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.api.schemas import ErrorBody
+from router.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ DESCRIPTIONS = {
     409: "Conflicts with the current state",
     412: "If-Match does not match the current version (stale write)",
     413: "Request body over the size cap",
+    415: "The body is not JSON (Content-Type must be application/json)",
     422: "The request does not validate",
     428: "If-Match is required",
     429: "Rate limit exceeded (see Retry-After)",
@@ -37,6 +39,7 @@ _CODES = {
     409: "conflict",
     412: "precondition_failed",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "invalid_request",
     428: "precondition_required",
     429: "rate_limited",
@@ -81,6 +84,46 @@ def _loc(loc: Any) -> list[str]:
     return [str(p) for p in loc if not (isinstance(p, str) and "[" in p)]
 
 
+def _for_body_shape(errors: list[Any], body: Any) -> list[Any]:
+    """A body that may be one event or an array of them (POST /v1/events) fails both branches of that
+    union; keep the errors of the branch the body's own shape chose."""
+    if isinstance(body, list):
+        dropped = "model_attributes_type"  # the one-event branch, refusing any array
+    elif isinstance(body, dict):
+        dropped = "list_type"  # the batch branch, refusing any object
+    else:
+        return errors
+    kept = [e for e in errors if not (_loc(e.get("loc", ())) == ["body"] and e.get("type") == dropped)]
+    return kept or errors
+
+
+def _describe(error: Any, body: Any) -> str:
+    """The first error in words: the batch's size, or which event (index, type) and which field."""
+    loc = _loc(error.get("loc", ()))
+    msg = str(error.get("msg", ""))
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if loc[:1] != ["body"]:
+        return f"{'.'.join(loc)}: {msg}"
+    if loc == ["body"] and kind == "too_long" and isinstance(body, list):
+        return f"the batch holds {len(body)} events; at most {ctx.get('max_length', '?')} are allowed"
+    if loc == ["body"] and kind == "too_short" and isinstance(body, list):
+        return "the batch is empty: send at least one event"
+    if loc == ["body"] and not isinstance(body, dict | list):
+        return "the body must be a JSON object (an event) or a JSON array (a batch of events)"
+    rest = loc[1:]
+    event: list[str] = []  # "event 1 (contact.started)", or the type alone for a single event
+    if rest and rest[0].isdigit() and isinstance(body, list):
+        event.append(f"event {rest[0]}")
+        rest = rest[1:]
+    if rest and rest[0] in EVENT_TYPES:
+        event.append(f"({rest[0]})" if event else rest[0])
+        rest = rest[1:]
+    where = [" ".join(event)] if event else []
+    if rest:
+        where.append(f"field {'.'.join(rest)}")
+    return f"{', '.join(where) or 'body'}: {msg}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -88,6 +131,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = _for_body_shape(list(exc.errors()), exc.body)
         # location, message and type only: the input may hold message text, which we neither echo nor log
         errors = [
             {
@@ -95,10 +139,9 @@ def install(app: FastAPI) -> None:
                 "msg": str(e.get("msg", "")),
                 "type": str(e.get("type", "")),
             }
-            for e in exc.errors()[:20]
+            for e in raw[:20]
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-        detail = f"{'.'.join(first['loc'])}: {first['msg']}"
+        detail = _describe(raw[0], exc.body) if raw else "invalid request"
         return JSONResponse(_body(422, "invalid_request", detail, errors), 422)
 
     @app.exception_handler(StarletteHTTPException)

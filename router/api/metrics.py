@@ -165,6 +165,7 @@ class StoreCollector(Collector):
                 int(ctx.clock() * 1000), int(ctx.settings.fairness_window_s * 1000)
             )
             group = ctx.admin.group_info(ctx.settings.group)
+            live = ctx.admin.live_workers(ctx.settings.worker_dead_after_s)
             since = int(ctx.clock() * 1000) - 15 * 60 * 1000
             served = {q: ctx.admin.served_recent(q, since) for q in QUEUES}
         except redis.RedisError as exc:
@@ -215,4 +216,7 @@ class StoreCollector(Collector):
         yield g
         g = GaugeMetricFamily("router_worker_consumers", "Consumers in the workers' group")
         g.add_metric([], group["consumers"] if group else 0)
+        yield g
+        g = GaugeMetricFamily("router_workers_live", "Workers with a heartbeat within worker_dead_after_s")
+        g.add_metric([], live)
         yield g

@@ -2,7 +2,8 @@
 
 1. match the route (its path template labels metrics and logs; its declared scopes decide access);
 2. authenticate (401), authorise (403), rate-limit per key (429) - before any body is read;
-3. cap the request body (413), from Content-Length and while streaming;
+3. refuse a body that is not JSON on a route that takes one (415), and cap the request body (413), from
+   Content-Length and while streaming;
 4. count and time the request, and log one line at INFO: method, path template, status, duration and
    key id. Never the query string, headers or body, so message text never reaches the logs.
 """
@@ -71,6 +72,13 @@ class ApiGuard:
         self.ctx = ctx
         # the app's own route objects (not FastAPI's router internals, which change between versions)
         self.routes = list(routes)
+        # (method, path template) of the routes that take a JSON body
+        self.json_bodies = {
+            (m, str(getattr(r, "path", "")))
+            for r in self.routes
+            if getattr(r, "body_field", None) is not None
+            for m in getattr(r, "methods", None) or ()
+        }
 
     def _match(self, scope: Scope) -> tuple[str, list[str] | None, list[str] | None]:
         """(path template, required scopes or None for a public route, allowed methods when the path
@@ -132,6 +140,12 @@ class ApiGuard:
                     return
                 key_id = principal_or_status.key_id
                 scope.setdefault("state", {})["principal"] = principal_or_status
+            if (method, template) in self.json_bodies and _has_body(scope) and not _is_json(scope):
+                # FastAPI would validate the bytes as the JSON body (a 422): the body is of another kind
+                ctype = _content_type(scope)
+                detail = f"the body must be application/json, not {ctype or 'one without a Content-Type'}"
+                await send_json(send_wrapper, 415, {"error": "unsupported_media_type", "detail": detail})
+                return
             await self._with_body_cap(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
@@ -237,8 +251,17 @@ def _params(route: BaseRoute) -> int:
     return len(getattr(route, "param_convertors", {}) or {})
 
 
+def _has_body(scope: Scope) -> bool:
+    length = _header(scope, b"content-length")
+    return _header(scope, b"transfer-encoding") is not None or (length is not None and length.strip() != "0")
+
+
+def _content_type(scope: Scope) -> str:
+    return (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+
+
 def _is_json(scope: Scope) -> bool:
-    ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    ctype = _content_type(scope)
     return ctype == "application/json" or ctype.endswith("+json")
 
 

@@ -390,7 +390,10 @@ class Overview(BaseModel):
     outcomes: int
     agents: dict[str, int]
     queues: dict[str, int]
-    workers: int | None = Field(description="Consumers in the workers' group; null when it does not exist")
+    workers: int | None = Field(
+        description="Live workers (a heartbeat within ROUTER_WORKER_DEAD_AFTER_S); null when the workers' "
+        "group does not exist"
+    )
 
 
 ActionFilter = Action

@@ -29,23 +29,54 @@ OUTCOME_KINDS = ("mot", "routine")
 OUTCOME_FIELDS = ("n", "sum", "sumsq", "resolved")
 KEY_PREFIX = "mr"
 
-# Ingest a batch of events. Idempotent per event_id: a repeated id answers the stream id it was written as.
-# KEYS: 1 events stream, 2 ingest times, then one idempotency key per event (a placeholder when no id)
-# ARGV: 1 now ms, 2 idempotency ttl s, 3 ingest window ms, then per event: event id ('' none), payload
+# Ingest a batch of events. Idempotent per event_id: a repeated id with the same content answers the stream
+# id it was written as; with other content (against an earlier post, an event the workers applied, or an
+# earlier event of the batch) the whole batch is refused and nothing is written.
+# KEYS: 1 events stream, 2 ingest times, then per event: its idempotency key and its seen marker
+#       (placeholders when it has no id)
+# ARGV: 1 now ms, 2 idempotency ttl s, 3 ingest window ms, then per event: event id ('' none), payload,
+#       content digest
+# An idempotency key holds '<stream id> <digest>' (or, written before digests, the stream id alone).
 _POST_EVENTS = r"""
-local out = {}
-local n = (#ARGV - 3) / 2
+local n = (#ARGV - 3) / 3
+local function digest_of(known)
+  local sid, d = string.match(known, '^(%S+) (%S+)$')
+  if sid then return sid, d end
+  return known, nil
+end
+local prior, first = {}, {}
 for i = 1, n do
-  local eid, payload = ARGV[2 + i * 2], ARGV[3 + i * 2]
-  local known = false
-  if eid ~= '' then known = redis.call('GET', KEYS[2 + i]) end
-  if known then
-    out[#out + 1] = known
+  local eid, digest = ARGV[1 + i * 3], ARGV[3 + i * 3]
+  if eid ~= '' then
+    local had = prior[eid]
+    if had == nil then
+      local known = redis.call('GET', KEYS[1 + i * 2])
+      local seen = redis.call('GET', KEYS[2 + i * 2])
+      if known then
+        local sid, d = digest_of(known)
+        first[eid] = sid
+        had = d or false
+      elseif seen and seen ~= '1' and seen ~= '*' then
+        had = seen
+      end
+    end
+    if had and had ~= digest then return {'conflict', tostring(i - 1), eid} end
+    if had == nil then prior[eid] = digest else prior[eid] = had end
+  end
+end
+local out = {}
+local written = {}
+for i = 1, n do
+  local eid, payload, digest = ARGV[1 + i * 3], ARGV[2 + i * 3], ARGV[3 + i * 3]
+  local sid = eid ~= '' and (first[eid] or written[eid])
+  if sid then
+    out[#out + 1] = sid
     out[#out + 1] = '1'
   else
-    local sid = redis.call('XADD', KEYS[1], '*', 'event', payload)
+    sid = redis.call('XADD', KEYS[1], '*', 'event', payload)
     if eid ~= '' then
-      redis.call('SET', KEYS[2 + i], sid, 'EX', ARGV[2])
+      written[eid] = sid
+      redis.call('SET', KEYS[1 + i * 2], sid .. ' ' .. digest, 'EX', ARGV[2])
       redis.call('ZADD', KEYS[2], ARGV[1], eid)
     end
     out[#out + 1] = sid
@@ -120,6 +151,22 @@ class ApiKeyRecord:
     scopes: tuple[str, ...]
     created_ms: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEvent:
+    event_id: str | None
+    payload: str  # the event as JSON
+    digest: str  # router.events.event_digest
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """(stream id, duplicate) per event in order; or, when an event reused an event_id for other content,
+    nothing written and ``conflict`` = (its index, its event_id)."""
+
+    results: list[tuple[str, bool]]
+    conflict: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,17 +267,28 @@ class AdminStore:
             sha256=str(d.get("sha256", "")),
         )
 
+    def domain_in_use(self) -> bool:
+        """Whether the domain has an events stream or agents: a key made for one that has neither is most
+        likely made for a misspelt domain."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.exists(self.keys.events)
+        pipe.scard(self.keys.agents)
+        events, agents = pipe.execute()
+        return bool(events) or bool(agents)
+
     # ---- events --------------------------------------------------------------------------------
-    def post_events(self, events: Sequence[tuple[str | None, str]], ttl_s: int) -> list[tuple[str, bool]]:
-        """XADD each (event_id, payload JSON); returns (stream id, duplicate) per event, in order."""
+    def post_events(self, events: Sequence[PostedEvent], ttl_s: int) -> Posted:
+        """XADD each event, in order, unless one reuses an event_id for other content (nothing written)."""
         k = self.keys
-        keys = [k.events, k.api_ingest, *(k.api_idempotency(eid) if eid else k.none for eid, _ in events)]
+        keys: list[str] = [k.events, k.api_ingest]
         args: list[Any] = [self._now_ms(), ttl_s, INGEST_WINDOW_MS]
-        for eid, payload in events:
-            args += [eid or "", payload]
-        res = self._post_events(keys=keys, args=args)
-        flat = [_txt(x) for x in res]
-        return [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        for e in events:
+            keys += [k.api_idempotency(e.event_id), k.seen(e.event_id)] if e.event_id else [k.none, k.none]
+            args += [e.event_id or "", e.payload, e.digest]
+        flat = [_txt(x) for x in self._post_events(keys=keys, args=args)]
+        if flat[0] == "conflict":
+            return Posted([], (int(flat[1]), flat[2]))
+        return Posted([(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)])
 
     def ingest_ms(self, event_ids: Sequence[str]) -> dict[str, int]:
         """When the API accepted each of these events (ms), for those it still remembers."""
@@ -328,10 +386,16 @@ class AdminStore:
         eid, fields = res[0]
         return StreamEntry(_txt(eid), _decode_map(fields))
 
-    def deadletters_oldest(self, count: int, after: str = "-") -> list[StreamEntry]:
+    def deadletters_oldest(self, count: int, after: str = "-", until: str = "+") -> list[StreamEntry]:
+        """Dead letters oldest first, strictly after ``after`` and up to ``until`` (inclusive)."""
         start = after if after == "-" else f"({after}"
-        res: Any = self.r.xrange(self.keys.deadletter, min=start, max="+", count=count)
+        res: Any = self.r.xrange(self.keys.deadletter, min=start, max=until, count=count)
         return [StreamEntry(_txt(eid), _decode_map(f)) for eid, f in res]
+
+    def last_deadletter_id(self) -> str | None:
+        """The newest dead letter's id, or None when there is none."""
+        res: Any = self.r.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
+        return _txt(res[0][0]) if res else None
 
     def replay(self, entry_id: str, payload: str) -> str | None:
         """The new events-stream id, or None when the entry is gone (replayed or deleted meanwhile)."""
@@ -434,6 +498,11 @@ class AdminStore:
                     "lag": int(lag) if lag is not None else -1,
                 }
         return None
+
+    def live_workers(self, dead_after_s: float) -> int:
+        """Workers that heartbeat within the last ``dead_after_s`` (consumers of dead workers linger in
+        the group until the housekeeping deletes them)."""
+        return self.store.live_workers(self._now_ms() - int(dead_after_s * 1000))
 
     def served_recent(self, queue: str, since_ms: int) -> int:
         return int(self.r.zcount(self.keys.served(queue), since_ms, "+inf"))

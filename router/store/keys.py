@@ -36,6 +36,12 @@ class Keys:
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 
+    @property
+    def workers(self) -> str:
+        """Sorted set: consumer name -> its worker's last heartbeat (ms): live workers, and the consumers
+        the housekeeping may delete."""
+        return f"{self.prefix}:workers"
+
     def seen(self, event_id: str) -> str:
         return f"{self.prefix}:seen:{event_id}"
 
@@ -62,6 +68,12 @@ class Keys:
     # contacts and customers
     def contact(self, contact_id: str) -> str:
         return f"{self.prefix}:contact:{contact_id}"
+
+    @property
+    def open_contacts(self) -> str:
+        """Set of the ids of contacts not ended, kept by the contact scripts: what reconcile reads, since no
+        router role may list keys (router/store/acl.py)."""
+        return f"{self.prefix}:open_contacts"
 
     def history(self, contact_id: str) -> str:
         return f"{self.prefix}:history:{contact_id}"

@@ -33,37 +33,51 @@ def _txt(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _open_work(
-    store: RoutingStore,
-) -> tuple[int, dict[str, dict[str, int]], dict[str, set[str]], dict[str, set[str]]]:
-    """Scan contacts: per agent and channel the open work, per queue the queued contacts, per agent the
-    pending offers."""
+def _contact_ids(store: RoutingStore, scan: bool) -> list[str]:
+    """The open contacts' ids from their index; with ``scan``, every contact key's id (SCAN: only an
+    admin may list keys, router/store/acl.py)."""
+    if not scan:
+        return sorted(_txt(m) for m in store.r.sscan_iter(store.keys.open_contacts, count=1000))
     prefix = store.keys.contact("")
+    return sorted(_txt(k)[len(prefix) :] for k in store.r.scan_iter(match=f"{prefix}*", count=1000))
+
+
+def _open_work(
+    store: RoutingStore, contact_ids: list[str]
+) -> tuple[set[str], dict[str, dict[str, int]], dict[str, set[str]], dict[str, set[str]]]:
+    """Read the contacts: which are open (not ended), per agent and channel the open work, per queue the
+    queued contacts, per agent the pending offers."""
     load: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     queued: dict[str, set[str]] = defaultdict(set)
     offers: dict[str, set[str]] = defaultdict(set)
-    n = 0
-    for raw_key in store.r.scan_iter(match=f"{prefix}*", count=1000):
-        key = _txt(raw_key)
-        h = {_txt(k): _txt(v) for k, v in store.r.hgetall(key).items()}
-        n += 1
+    live: set[str] = set()
+    for cid in contact_ids:
+        h = {_txt(k): _txt(v) for k, v in store.r.hgetall(store.keys.contact(cid)).items()}
         status, agent = h.get("status", ""), h.get("agent_id", "")
+        if h and status != "ended":
+            live.add(cid)
         if status in ("offered", "assigned") and agent:
             load[agent][h.get("channel", "chat")] += 1
             if status == "offered" and h.get("offer_id"):
                 offers[agent].add(h["offer_id"])
         elif status == "queued":
-            queued[h.get("queue") or "general"].add(h.get("contact_id", key[len(prefix) :]))
-    return n, load, queued, offers
+            queued[h.get("queue") or "general"].add(cid)
+    return live, load, queued, offers
 
 
 def reconcile(
-    store: RoutingStore, *, dry_run: bool = False, cfg: PolicyConfig | None = None
+    store: RoutingStore, *, dry_run: bool = False, cfg: PolicyConfig | None = None, scan: bool = False
 ) -> ReconcileReport:
+    """Repair derived state from the contacts. ``scan`` finds the contacts by listing keys (an admin's
+    connection) instead of the open-contacts index, and repairs that index too: for data written before
+    the index existed, or an index that lost entries."""
     cfg = cfg or PolicyConfig()
     report = ReconcileReport()
-    n, load, queued, offers = _open_work(store)
-    report.contacts_scanned = n
+    ids = _contact_ids(store, scan)
+    live, load, queued, offers = _open_work(store, ids)
+    report.contacts_scanned = len(ids)
+    if scan:
+        report.fixes += _fix_index(store, live, dry_run)
     for agent_id in store.agent_ids():
         _fix_agent(store, agent_id, load.get(agent_id, {}), offers.get(agent_id, set()), report, dry_run)
     for q in QUEUES:
@@ -73,6 +87,21 @@ def reconcile(
             if fix:
                 report.fixes.append(fix)
     return report
+
+
+def _fix_index(store: RoutingStore, live: set[str], dry_run: bool) -> list[str]:
+    """Make the open-contacts index hold exactly the open contacts a scan found."""
+    key = store.keys.open_contacts
+    indexed = {_txt(m) for m in store.r.smembers(key)}
+    missing, extra = sorted(live - indexed), sorted(indexed - live)
+    if not dry_run:
+        if missing:
+            store.r.sadd(key, *missing)
+        if extra:
+            store.r.srem(key, *extra)
+    return [f"open contacts index: added {c}" for c in missing] + [
+        f"open contacts index: removed {c}" for c in extra
+    ]
 
 
 def _fix_agent(
@@ -109,9 +138,11 @@ def _fix_agent(
                 pipe.multi()
                 if changes:
                     pipe.hset(akey, mapping={k: v for k, v in changes.items()})
-                pipe.delete(okey)
-                if offers:
-                    pipe.sadd(okey, *sorted(offers))
+                # SREM and SADD, not DEL: the worker role has no right to delete keys
+                if have_offers - offers:
+                    pipe.srem(okey, *sorted(have_offers - offers))
+                if offers - have_offers:
+                    pipe.sadd(okey, *sorted(offers - have_offers))
                 pipe.execute()
                 report.fixes += found
                 return

@@ -4,8 +4,10 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   KEYS[1] seen marker of the event (or Keys.none), KEYS[2] decisions stream, KEYS[3] stats hash,
   script keys from KEYS[4], and LAST the history list of each decision, in decision order.
   ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
-  ARGV[3] seen ttl s, ARGV[4] '1' if this commit completes a stream event, ARGV[5] decisions stream maxlen,
-  script arguments from ARGV[6].
+  ARGV[3] seen ttl s, ARGV[4] the content digest of the stream event this commit completes ('' = none;
+  '*' = content unknown), ARGV[5] decisions stream maxlen, script arguments from ARGV[6].
+The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
+either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had.
 Every script returns a table whose first element is 'ok', 'dup' (event already applied), 'conflict'
 (state moved since it was read; re-read and retry) or 'err' with a reason code second.
 All writes happen after all checks, so a refused transition changes nothing.
@@ -16,7 +18,16 @@ from __future__ import annotations
 PRELUDE = r"""
 local EVENT_ID = ARGV[1]
 local DECISIONS = cjson.decode(ARGV[2])
-if EVENT_ID ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
+local DIGEST = ARGV[4]
+if EVENT_ID ~= '' then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then
+    -- '1': a marker written before digests were kept; '*' (or ''): content unknown
+    local unknown = seen == '1' or seen == '*' or DIGEST == '' or DIGEST == '*'
+    if unknown or seen == DIGEST then return {'dup'} end
+    return {'err', 'conflicting_duplicate', seen}
+  end
+end
 local function finish()
   local nd = #DECISIONS
   for i, raw in ipairs(DECISIONS) do
@@ -26,8 +37,8 @@ local function finish()
     redis.call('LTRIM', hk, -100, -1)
   end
   if nd > 0 then redis.call('HINCRBY', KEYS[3], 'decisions', nd) end
-  if EVENT_ID ~= '' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) end
-  if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
+  if EVENT_ID ~= '' then redis.call('SET', KEYS[1], DIGEST ~= '' and DIGEST or '*', 'EX', ARGV[3]) end
+  if DIGEST ~= '' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
 end
 local function num(v) return tonumber(v) or 0 end
 -- the field/value pairs of a decoded JSON object, then the extra pairs (which win a name clash, as a later
@@ -42,7 +53,7 @@ end
 
 # Contact state update (started, message, human request, re-placement). Optimistic: refused when the
 # contact's version moved since the worker read it.
-# KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched)
+# KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched), 8 open contacts
 # ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id,
 #       11 customer's last contact ms ('' none), 12 customer ttl s
 APPLY_CONTACT = r"""
@@ -51,6 +62,8 @@ if not ver then ver = '0' end
 if ver ~= ARGV[6] then return {'conflict', ver} end
 local newver = num(ver) + 1
 redis.call('HSET', KEYS[4], unpack(flat_pairs(cjson.decode(ARGV[7]), 'version', newver)))
+-- a transcript line after the end leaves the contact ended: only live contacts are open
+if redis.call('HGET', KEYS[4], 'status') ~= 'ended' then redis.call('SADD', KEYS[8], ARGV[10]) end
 if ARGV[8] == '1' then redis.call('ZREM', KEYS[5], ARGV[10]) end
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10]) end
 if ARGV[11] ~= '' then
@@ -144,7 +157,7 @@ return {'ok', mode}
 
 # Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was.
 # KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
-#       9 offers by deadline, 10 agent's pending offers
+#       9 offers by deadline, 10 agent's pending offers, 11 open contacts
 # ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
 #       11 affinity ttl s
 RELEASE = r"""
@@ -173,6 +186,7 @@ local ver = num(ARGV[7]) + 1
 if ARGV[10] == '1' then
   -- the end overrides any same-named field of the event's own
   fields['status'] = 'ended'; fields['agent_id'] = ''; fields['offer_id'] = ''; fields['ended_ms'] = ARGV[8]
+  redis.call('SREM', KEYS[11], ARGV[6])
 end
 redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', ver)))
 finish()
@@ -244,6 +258,19 @@ return {'ok'}
 MARK = r"""
 finish()
 return {'ok'}
+"""
+
+# Delete a consumer of the events group whose worker is gone: only with nothing pending for it (checked in
+# the same step, so no entry it reads meanwhile can leave the pending list with it) and no heartbeat since
+# the cut-off. Not a transition: registered without the prelude.
+# KEYS: 1 events stream, 2 heartbeats. ARGV: 1 group, 2 consumer, 3 heartbeats before this ms are stale
+PRUNE_CONSUMER = r"""
+local beat = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 0 end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
 """
 
 ALL: dict[str, str] = {

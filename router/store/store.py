@@ -21,6 +21,7 @@ from router.store.codec import (
 from router.store.keys import Keys
 
 DECISIONS_MAXLEN = 200_000
+ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 
 
@@ -47,6 +48,9 @@ class Commit:
     event_id: str = ""
     decisions: tuple[tuple[str, str], ...] = ()  # (contact_id, decision JSON)
     stream_event: bool = False
+    # the stream event's content digest (router.events.event_digest; '' unknown): a repeat of its event id
+    # with other content is refused as 'conflicting_duplicate'
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class RoutingStore:
         self._scripts = {
             name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
         }
+        self._prune_consumer = client.register_script(scripts.PRUNE_CONSUMER)
 
     @property
     def r(self) -> redis.Redis:
@@ -146,12 +151,15 @@ class RoutingStore:
         gets the outcome). Anything else the store does flushes first, so order is never changed."""
         k = self.keys
         seen = k.seen(commit.event_id) if commit.event_id else k.none
-        all_keys = [seen, k.decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
+        # a script declares every key read-write: one without decisions is not handed the decisions stream,
+        # so a role that writes none (the API's profile edits) needs no right to it (router/store/acl.py)
+        decisions = k.decisions if commit.decisions else k.none
+        all_keys = [seen, decisions, k.stats, *keys, *(k.history(cid) for cid, _ in commit.decisions)]
         all_args = [
             commit.event_id,
             json.dumps([d for _, d in commit.decisions]),
             self.seen_ttl_s,
-            "1" if commit.stream_event else "0",
+            (commit.digest or ANY_CONTENT) if commit.stream_event else "",
             DECISIONS_MAXLEN,
             *args,
         ]
@@ -189,6 +197,7 @@ class RoutingStore:
             k.queue(leave_queue or "none"),
             k.queue(join_queue or "none"),
             k.customer(customer.customer_id) if customer else k.none,
+            k.open_contacts,
         ]
         args = [
             str(expected_version),
@@ -306,6 +315,7 @@ class RoutingStore:
             k.offer(c.offer_id) if c.offer_id else k.none,
             k.offers,
             k.agent_offers(c.agent_id) if c.agent_id else k.none,
+            k.open_contacts,
         ]
         args = [
             c.contact_id,
@@ -401,6 +411,15 @@ class RoutingStore:
         base = 2 * len(cids)
         customers = {uid: _decode_map(res[base + i]) for i, uid in enumerate(uids)}
         return BatchReads(contacts, customers)
+
+    def missing_contacts(self, contact_ids: Sequence[str]) -> set[str]:
+        """Those of ``contact_ids`` with no contact (no contact.started applied), in one round trip."""
+        if not contact_ids:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for cid in contact_ids:
+            pipe.exists(self.keys.contact(cid))
+        return {cid for cid, n in zip(contact_ids, pipe.execute(), strict=True) if not n}
 
     def customer(self, customer_id: str) -> dict[str, str]:
         return _decode_map(self.r.hgetall(self.keys.customer(customer_id)))
@@ -553,6 +572,32 @@ class RoutingStore:
             # an offer hash that expired still has to leave the set; the script skips non-pending ones
             out.append(info or OfferInfo(oid, agent_id, "-", "chat", "missing", 0, "general", False))
         return out
+
+    # ---- workers -------------------------------------------------------------------------------
+    def heartbeat(self, consumer: str, now_ms: int) -> None:
+        self.r.zadd(self.keys.workers, {consumer: now_ms})
+
+    def live_workers(self, since_ms: int) -> int:
+        """Workers that heartbeat at ``since_ms`` or later."""
+        return int(self.r.zcount(self.keys.workers, since_ms, "+inf"))
+
+    def heartbeats(self) -> dict[str, int]:
+        rows: Any = self.r.zrange(self.keys.workers, 0, -1, withscores=True)
+        return {_txt(c): int(ms) for c, ms in rows}
+
+    def consumers(self, group: str) -> list[tuple[str, int, int]]:
+        """(name, pending, idle ms) of every consumer of the events group."""
+        rows: Any = self.r.xinfo_consumers(self.keys.events, group)
+        return [(_txt(c["name"]), int(c["pending"]), int(c["idle"])) for c in rows]
+
+    def prune_consumer(self, group: str, consumer: str, stale_before_ms: int) -> bool:
+        """Delete the consumer when nothing is pending for it and it has no heartbeat since the cut-off."""
+        k = self.keys
+        return bool(self._prune_consumer(keys=[k.events, k.workers], args=[group, consumer, stale_before_ms]))
+
+    def forget_worker(self, consumer: str) -> None:
+        """Drop a heartbeat whose consumer is gone from the group."""
+        self.r.zrem(self.keys.workers, consumer)
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in _decode_map(self.r.hgetall(self.keys.stats)).items()}

@@ -24,7 +24,15 @@ from typing import Any
 import redis
 
 from router.errors import EventError, RouterError
-from router.events import ContactMessage, ContactStarted, InboundEvent, parse_event
+from router.events import (
+    ContactEnded,
+    ContactMessage,
+    ContactStarted,
+    HumanRequested,
+    InboundEvent,
+    WorkCompleted,
+    parse_event,
+)
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.reconcile import reconcile
@@ -38,6 +46,8 @@ Entry = tuple[str, dict[bytes, bytes]]
 MAX_DEADLETTER_PAYLOAD = 4_000_000
 DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
+# events that wait (pending, retried) while their contact has no contact.started yet
+WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
 
 
 def _txt(v: Any) -> str:
@@ -97,6 +107,7 @@ class Worker:
         self._next_claim = 0.0
         self._next_trim = 0.0
         self._next_sweep = 0.0
+        self._next_heartbeat = 0.0
         self._own_pending_done = False
         self._own_cursor = "0"
         # score ahead: the next batch is read and scored on one helper thread while this one applies (see
@@ -146,6 +157,15 @@ class Worker:
             elif not self.blocking:
                 self._stop.wait(self.settings.idle_sleep_ms / 1000)
         self._finish_ahead()
+        self._leave()
+
+    def _leave(self) -> None:
+        """A worker that stops cleanly takes its consumer out of the group (when nothing is pending for it),
+        so the dashboard does not count it until the housekeeping would."""
+        try:
+            self.store.prune_consumer(self.group, self.consumer, int(time.time() * 1000) + 1)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("consumer %s left in the group (%s); the housekeeping deletes it", self.consumer, exc)
 
     def _finish_ahead(self) -> None:
         """Apply a batch read ahead before exiting (its entries are pending for this consumer: were the
@@ -189,9 +209,13 @@ class Worker:
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval_s
             self.engine.sweep()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_interval_s
+            self.store.heartbeat(self.consumer, int(time.time() * 1000))
         if now >= self._next_trim:
             self._next_trim = now + self.settings.trim_interval_s
             self.trim()
+            self.prune_consumers()
         if not self._own_pending_done:
             # after a restart, our own unacknowledged entries first: one pass over our pending list from 0,
             # advancing past each batch. Entries that stay pending (retry later, failed) are not re-read in a
@@ -260,12 +284,13 @@ class Worker:
         """Validate and score a batch. Reads Redis (delivery counts, languages) but writes nothing, so it
         may run on the score-ahead thread while the previous batch applies."""
         deliveries = self._delivery_counts(entries) if check_deliveries and entries else {}
+        over = [(eid, f) for eid, f in entries if deliveries.get(eid, 1) > self.settings.max_deliveries]
+        rejected: list[tuple[str, dict[bytes, bytes], str]] = self._over_delivered(over, deliveries)
         parsed: list[tuple[str, InboundEvent]] = []
-        rejected: list[tuple[str, dict[bytes, bytes], str]] = []
         for entry_id, fields in entries:
             if deliveries.get(entry_id, 1) > self.settings.max_deliveries:
-                rejected.append((entry_id, fields, "too_many_deliveries"))
-            elif not fields:  # an entry deleted while pending is read back without fields
+                continue
+            if not fields:  # an entry deleted while pending is read back without fields
                 rejected.append((entry_id, {}, DELETED))
             elif (raw := fields.get(b"event")) is None:
                 rejected.append((entry_id, fields, "missing_field: entry has no 'event' field"))
@@ -279,6 +304,33 @@ class Worker:
                 if isinstance(ev, ContactStarted):
                     self._remember_language(ev.contact_id, ev.customer.language)
         return Prepared(entries, deliveries, parsed, rejected, self._score(parsed))
+
+    def _over_delivered(
+        self, over: Sequence[Entry], deliveries: dict[str, int]
+    ) -> list[tuple[str, dict[bytes, bytes], str]]:
+        """Entries delivered more than ``max_deliveries`` times, each with the reason it kept failing when
+        that is known without running it again (it may be what crashed its workers): an event for a
+        contact with no contact.started is 'unknown_contact' with the id, anything else
+        'too_many_deliveries'."""
+        waiting: dict[str, str] = {}  # entry id -> the contact it names
+        for entry_id, fields in over:
+            try:
+                ev = parse_event(fields.get(b"event", b""))
+            except EventError:
+                continue
+            if isinstance(ev, WAITS_FOR_START):
+                waiting[entry_id] = ev.contact_id
+        missing = self.store.missing_contacts(list(dict.fromkeys(waiting.values())))
+        out = []
+        for entry_id, fields in over:
+            cid, n = waiting.get(entry_id), deliveries.get(entry_id, 1)
+            reason = (
+                f"unknown_contact: {cid} has no contact.started after {n} deliveries"
+                if cid in missing
+                else "too_many_deliveries"
+            )
+            out.append((entry_id, fields, reason))
+        return out
 
     def apply(self, batch: Prepared) -> int:
         """Dead-letter what was rejected, apply the rest in stream order, then one XACK."""
@@ -427,6 +479,30 @@ class Worker:
         self.store.deadletter(self.group, entry_id, entry)
         self.stats.dead_lettered += 1
         log.warning("entry %s dead-lettered: %s", entry_id, error[:200])
+
+    # ---- consumers ------------------------------------------------------------------------------
+    def prune_consumers(self) -> list[str]:
+        """Delete the consumers of workers silent for ``worker_dead_after_s`` with nothing pending (what a
+        dead worker left is reclaimed first), and heartbeats of consumers no longer in the group. Returns
+        the consumers deleted."""
+        now_ms = int(time.time() * 1000)
+        dead_after_ms = int(self.settings.worker_dead_after_s * 1000)
+        consumers = self.store.consumers(self.group)
+        pruned = [
+            name
+            for name, pending, idle_ms in consumers
+            if name != self.consumer
+            and pending == 0
+            and idle_ms >= dead_after_ms
+            and self.store.prune_consumer(self.group, name, now_ms - dead_after_ms)
+        ]
+        if pruned:
+            log.info("deleted consumers of workers gone for %.0f s: %s", dead_after_ms / 1000, pruned)
+        members = {name for name, _, _ in consumers}
+        for name, beat_ms in self.store.heartbeats().items():
+            if name not in members and now_ms - beat_ms >= dead_after_ms:
+                self.store.forget_worker(name)
+        return pruned
 
     # ---- trimming -------------------------------------------------------------------------------
     def trim(self) -> int:

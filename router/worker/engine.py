@@ -28,8 +28,10 @@ from router.domain.policy import (
     queue_score,
     queued_for_s,
 )
+from router.domain.turns import classify_turn
 from router.errors import EventError, StoreError
 from router.events import (
+    CONFLICTING_DUPLICATE,
     AgentStatusChanged,
     ContactEnded,
     ContactMessage,
@@ -40,6 +42,7 @@ from router.events import (
     OfferAccepted,
     OfferDeclined,
     WorkCompleted,
+    event_digest,
 )
 from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore
@@ -52,6 +55,7 @@ from router.worker.decisions import make_decision
 log = logging.getLogger(__name__)
 
 
+TRANSCRIPT_TEXT_CHARS = 500  # characters of each turn's text kept in the contact's transcript tail
 # events that name a contact: their contacts are read for the whole batch in one round trip
 CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
 # contacts per queue the sweep checks for a due callback. Not queue_scan_limit: a callback is owed to
@@ -110,6 +114,7 @@ class Engine:
         self.clock = clock
         self.counters = EngineCounters()
         self._retries = settings.conflict_retries
+        self._digest = ""  # the content digest of the event being handled (its commits carry it)
         self._snapshot: tuple[list[AgentView], int] | None = None
         self._fair_ms = int(settings.fairness_window_s * 1000)
         self._decline_memory_ms = int(settings.decline_memory_s * 1000)
@@ -243,7 +248,9 @@ class Engine:
     ) -> Deferred | None:
         """Apply one event exactly once (a redelivery finds its seen marker and is a no-op). Inside a
         worker batch the commit may be deferred: the Deferred then says, after ``settle``, whether it
-        applied."""
+        applied. An event id applied before with other content raises ``EventError``
+        ('conflicting_duplicate'): the worker dead-letters it."""
+        self._digest = event_digest(event)
         for _ in range(self._retries):
             self._used_cache = False
             self._pending = None
@@ -260,6 +267,11 @@ class Engine:
             if outcome.status == "conflict":
                 self.counters.conflicts += 1
                 continue
+            if outcome.reason == CONFLICTING_DUPLICATE:
+                raise EventError(
+                    f"{CONFLICTING_DUPLICATE}: event_id {event_id} was applied before with other content "
+                    f"(digest {outcome.detail[1] if len(outcome.detail) > 1 else '?'})"
+                )
             raise StoreError(f"{event.type} {event_id}: {outcome.status} {outcome.detail}")
         raise StoreError(f"{event.type} {event_id}: still conflicting after {self._retries} tries")
 
@@ -283,6 +295,7 @@ class Engine:
             event_id=eid,
             decisions=tuple((d.contact_id, d.model_dump_json()) for d in decisions),
             stream_event=True,
+            digest=self._digest,
         )
 
     def _need_contact(self, contact_id: str) -> ContactRecord:
@@ -325,8 +338,16 @@ class Engine:
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
+        repeat = classify_turn(rec.transcript, ev.seq, ev.speaker, ev.text, TRANSCRIPT_TEXT_CHARS)
+        if repeat == "duplicate":
+            return self._mark(eid)  # applied once already: no second turn, no second score
+        if repeat == "conflict":
+            raise EventError(
+                f"conflicting_seq: {ev.contact_id} already has {ev.speaker} turn seq {ev.seq} with other text"
+            )
         view = rec.view
-        entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": ev.text[:500]}
+        text = ev.text[:TRANSCRIPT_TEXT_CHARS]
+        entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": text}
         trigger: tuple[Reason, ...] = ()
         if ev.speaker == "customer" and score is not None and view.status != "ended":
             view, asked = observe_turn(view, score.turn(ev.seq), self.th)

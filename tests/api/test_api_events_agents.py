@@ -47,6 +47,26 @@ def test_event_id_is_the_idempotency_key(client: TestClient, store: RoutingStore
     assert len(_events(store)) == 3
 
 
+def test_an_event_id_reused_with_other_content_is_refused(
+    client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Issue 14: the API answered 202 "duplicate": false and the workers dropped the event silently."""
+    post(client, [started("c1", event_id="s1"), message("c1", "hello", event_id="m1")])
+    same = post(client, {"event_id": "m1", **message("c1", "hello"), "schema_version": 1})
+    assert same["results"][0]["duplicate"] is True
+    r = client.post("/v1/events", json=[started("c2"), message("c1", "other", event_id="m1")], headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"] == "conflicting_duplicate", r.text
+    assert "event 1: event_id m1" in r.json()["detail"]
+    twice = [message("c1", "a", seq=1, event_id="m2"), message("c1", "b", seq=1, event_id="m2")]
+    assert client.post("/v1/events", json=twice, headers=ADMIN).status_code == 409
+    assert len(_events(store)) == 2  # nothing of the refused batches was written
+    # an event_id the workers applied from the stream (not posted here) is checked too
+    store.r.xadd(store.keys.events, {"event": json.dumps(message("c1", "direct", seq=2, event_id="m3"))})
+    drain(worker)
+    r = client.post("/v1/events", json=message("c1", "posted", seq=2, event_id="m3"), headers=ADMIN)
+    assert r.status_code == 409
+
+
 def test_idempotency_key_header_names_events_without_id(client: TestClient, store: RoutingStore) -> None:
     a = post(client, started("c1"), **{"Idempotency-Key": "req-7"})
     b = post(client, started("c1"), **{"Idempotency-Key": "req-7"})
@@ -76,6 +96,60 @@ def test_invalid_events_are_422_and_nothing_is_written(
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "invalid_request" and r.json()["errors"]
     assert store.r.xlen(store.keys.events) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type": "contact.message", "contact_id": "c1", "seq": 1' + b"0" * 38 + b', "speaker": "customer", '
+        b'"text": "x"}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": Infinity}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": 1e400}',
+        b'{"type": "contact.ended", "contact_id": "c1", "ts": NaN}',
+    ],
+)
+def test_unbounded_seq_and_ts_are_422(client: TestClient, store: RoutingStore, raw: bytes) -> None:
+    """Issue 14: seq 10^38 and ts Infinity or 1e400 were accepted."""
+    r = client.post("/v1/events", content=raw, headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert store.r.xlen(store.keys.events) == 0
+
+
+def test_batch_errors_name_the_cause(make_app: Callable[..., FastAPI], store: RoutingStore) -> None:
+    """Issue 14: every batch error said "body: Input should be a valid dictionary ..." (the one-event branch
+    of the body's union), whatever the cause."""
+    bad_channel = {"type": "contact.started", "contact_id": "c2", "channel": "fax", "customer": {"id": "u"}}
+    cases = [
+        ([started(f"c{i}") for i in range(4)], "the batch holds 4 events; at most 3 are allowed"),
+        ([], "the batch is empty: send at least one event"),
+        ([started("c1"), bad_channel], "event 1 (contact.started), field channel: Input should be 'voice'"),
+        ([started("c1"), {"type": "nope"}], "event 1: Input tag 'nope'"),
+        (
+            message("c1", "x", seq=-1),
+            "contact.message, field seq: Input should be greater than or equal to 0",
+        ),
+        ("just a string", "the body must be a JSON object (an event) or a JSON array (a batch of events)"),
+    ]
+    with TestClient(make_app(api_max_batch=3)) as c:
+        for body, detail in cases:
+            r = c.post("/v1/events", json=body, headers=ADMIN)
+            assert r.status_code == 422 and r.json()["detail"].startswith(detail), (body, r.json())
+            if isinstance(body, list):
+                assert all("valid dictionary" not in e["msg"] for e in r.json()["errors"])
+    assert store.r.xlen(store.keys.events) == 0
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_415(client: TestClient, store: RoutingStore, ctype: str | None) -> None:
+    """Issue 14: a text/plain body got 422."""
+    headers = {**ADMIN, **({"Content-Type": ctype} if ctype else {})}
+    r = client.post("/v1/events", content=json.dumps(started("c1")).encode(), headers=headers)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
+    r = client.post("/v1/agents", content=b'{"agent_id": "a9"}', headers=headers)
+    assert r.status_code == 415
+    assert store.r.xlen(store.keys.events) == 0
+    assert client.post("/v1/deadletters/replay", headers=headers).status_code == 200  # takes no body
+    assert "415" in client.get("/openapi.json").json()["paths"]["/v1/events"]["post"]["responses"]
 
 
 def test_malformed_json_is_422(client: TestClient) -> None:

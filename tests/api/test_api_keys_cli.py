@@ -39,3 +39,14 @@ def test_unknown_scope_and_missing_store(cli: CliRunner, monkeypatch: pytest.Mon
     assert res.exit_code == 2
     monkeypatch.setenv("ROUTER_REDIS_URL", "")
     assert cli.invoke(keys_cli.keys_app, ["create", "--scopes", "routing:read"]).exit_code == 2
+
+
+def test_create_warns_about_a_domain_with_no_stream_and_no_agents(
+    cli: CliRunner, admin_store: AdminStore
+) -> None:
+    """Issue 14: a key made for a misspelt domain was made without a word (it works only there)."""
+    res = cli.invoke(keys_cli.keys_app, ["create", "--scopes", "routing:read"])
+    assert res.exit_code == 0 and "has no events stream and no agents" in res.output, res.output
+    admin_store.store.upsert_agent("a1", {"name": "A"})
+    res = cli.invoke(keys_cli.keys_app, ["create", "--scopes", "routing:read"])
+    assert res.exit_code == 0 and "no events stream" not in res.output, res.output

@@ -89,6 +89,32 @@ def test_replay_all_and_discard(client: TestClient, store: RoutingStore, worker:
     assert client.post("/v1/deadletters/replay?limit=0", headers=ADMIN).status_code == 422
 
 
+def test_replay_all_replays_what_was_there_once(
+    client: TestClient, store: RoutingStore, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: a worker dead-letters the replayed events again while the call runs; the call replayed
+    those new dead letters too (two events six times each). It replays what was there at its start, once."""
+    for agent in ("ghost1", "ghost2"):  # valid events the worker dead-letters: no such agent
+        event = {"type": "agent.status", "agent_id": agent, "status": "available"}
+        store.r.xadd(store.keys.events, {"event": json.dumps(event)})
+    drain(worker)
+    before = [e["id"] for e in client.get("/v1/deadletters", headers=ADMIN).json()["items"]]
+    assert len(before) == 2
+    replay = AdminStore.replay
+
+    def replay_and_work(self: AdminStore, entry_id: str, payload: str) -> str | None:
+        sid = replay(self, entry_id, payload)
+        drain(worker)  # a worker takes the replayed event at once and dead-letters it again
+        return sid
+
+    monkeypatch.setattr(AdminStore, "replay", replay_and_work)
+    rep = client.post("/v1/deadletters/replay", headers=ADMIN).json()
+    assert sorted(x["id"] for x in rep["replayed"]) == sorted(before)
+    assert rep["remaining"] == 2 and store.stats()["replayed"] == 2
+    after = [e["id"] for e in client.get("/v1/deadletters", headers=ADMIN).json()["items"]]
+    assert not set(after) & set(before)  # the new dead letters wait for the next call
+
+
 # ---- outcomes and suggested skills ----------------------------------------------------------------------
 
 
@@ -192,6 +218,21 @@ def test_healthz_and_readyz(client: TestClient, worker: Worker) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"]["group"]["ok"] is True
+
+
+def test_readyz_and_the_dashboard_count_live_workers(
+    client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Issue 14: three consumers, two of them dead workers: "Workers 3" is wrong, one is alive."""
+    for i, name in enumerate(("dead1", "dead2", "alive")):
+        store.r.xadd(store.keys.events, {"event": json.dumps(started(f"c{i}"))})
+        store.r.xreadgroup(worker.group, name, {store.keys.events: ">"}, count=1)
+    store.heartbeat("dead1", int(time.time() * 1000) - 3_600_000)  # silent for an hour
+    store.heartbeat("alive", int(time.time() * 1000))
+    assert client.get("/v1/overview", headers=ADMIN).json()["workers"] == 1
+    assert "router_workers_live 1.0" in client.get("/metrics", headers=ADMIN).text
+    detail = client.get("/readyz").json()["checks"]["group"]["detail"]
+    assert detail == f"group {worker.group}: 3 consumers, 1 live workers"
 
 
 def test_readyz_without_group_is_503(client: TestClient) -> None:

@@ -1,11 +1,14 @@
-"""The API's own store code (Lua scripts, exclusive stream ranges) on a real server, not only fakeredis."""
+"""The API's own store code (Lua scripts, exclusive stream ranges) on a real server, not only fakeredis, as
+the least-privilege API user: every route works with the API role's rights."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from api_helpers import ADMIN, ADMIN_KEY, MOT_TEXT, available, drain, message, post, seed_agent, started
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -13,6 +16,7 @@ from pydantic import SecretStr
 from router.api import create_app
 from router.scoring.lexicon import LexiconScorer
 from router.settings import Settings
+from router.store.acl import setuser_command
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
@@ -21,18 +25,26 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def real(real_redis_url: str) -> Iterator[tuple[TestClient, RoutingStore, Worker]]:
+def real(real_redis_url: str, real_redis_admin_url: str) -> Iterator[tuple[TestClient, RoutingStore, Worker]]:
+    """The API as a fresh least-privilege API user of its domain (router/store/acl.py); the worker as the
+    suite's worker user."""
     settings = Settings(
         domain=f"apireal{uuid.uuid4().hex[:8]}", admin_key=SecretStr(ADMIN_KEY), api_sse_max_s=0.3
     )
-    handle = StoreHandle(url=real_redis_url, supports_blocking=True)
-    store = RoutingStore(handle.client(), settings.domain)
+    admin = redis.Redis.from_url(real_redis_admin_url)
+    name, password = f"router-api-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    admin.execute_command(*setuser_command("api", name, password, settings.domain))
+    parts = urlsplit(real_redis_admin_url)
+    api_url = urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
+    store = RoutingStore(StoreHandle(url=real_redis_url, supports_blocking=True).client(), settings.domain)
     worker = Worker(store, LexiconScorer(), settings, consumer="real", supports_blocking=False)
     worker.ensure_group()
-    with TestClient(create_app(settings, handle)) as c:
+    with TestClient(create_app(settings, StoreHandle(url=api_url, supports_blocking=True))) as c:
         yield c, store, worker
-    for key in store.r.scan_iter(match=f"router:{{{settings.domain}}}:*", count=1000):
-        store.r.delete(key)
+    for key in admin.scan_iter(match=f"router:{{{settings.domain}}}:*", count=1000):
+        admin.delete(key)
+    admin.execute_command("ACL", "DELUSER", name)
+    admin.close()
 
 
 def test_flows_on_a_real_server(real: tuple[TestClient, RoutingStore, Worker]) -> None:
@@ -75,3 +87,13 @@ def test_flows_on_a_real_server(real: tuple[TestClient, RoutingStore, Worker]) -
     assert client.get("/v1/agents/a2/suggested-skills", headers=ADMIN).status_code == 404
     assert "router_store_up 1.0" in client.get("/metrics", headers=ADMIN).text
     assert client.get("/readyz").status_code == 200
+    for path in ("/v1/agents", "/v1/agents/a1", "/v1/audit", "/v1/queues", "/v1/overview", "/v1/whoami"):
+        assert client.get(path, headers=ADMIN).status_code == 200, path
+    assert client.put("/v1/agents/a1/status", json={"status": "away"}, headers=ADMIN).status_code == 202
+    assert client.get("/v1/agents/a1/suggested-skills", headers=ADMIN).status_code == 200
+    store.r.xadd(store.keys.events, {"event": b"{bad"})
+    drain(worker)
+    dl = client.get("/v1/deadletters", headers=ADMIN).json()
+    assert client.get(f"/v1/deadletters/{dl['items'][0]['id']}", headers=ADMIN).status_code == 200
+    assert client.delete(f"/v1/deadletters/{dl['items'][0]['id']}", headers=ADMIN).status_code == 204
+    assert client.post("/v1/deadletters/replay", headers=ADMIN).status_code == 200

@@ -187,3 +187,107 @@ def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
         finally:
             browser.close()
     assert errors == []
+
+
+def test_dashboard_long_ids_refused_edits_invisible_characters_and_dead_letters(demo: str) -> None:
+    """Issue 14: a 64-character agent id broke the layout; a refused (412) edit looked saved; bidi overrides
+    in a transcript were applied; the dead-letter list could not be browsed."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
+    errors: list[str] = []
+    auth = {"Authorization": f"Bearer {KEY}"}
+    long_id = "agent-" + "x" * 52 + f"{int(time.time()) % 1_000_000:06d}"
+    assert len(long_id) == 64
+    with (
+        httpx.Client(base_url=demo.rstrip("/"), headers=auth, timeout=10) as api,
+        sync_api.sync_playwright() as pw,
+    ):
+        assert api.post("/v1/agents", json={"agent_id": long_id, "eq": 2}).status_code == 201
+        # 25 valid events the workers dead-letter (no such agents): more than one page of dead letters
+        ghosts = [{"type": "agent.status", "agent_id": f"ghost{i}", "status": "away"} for i in range(25)]
+        assert api.post("/v1/events", json=ghosts).status_code == 202
+        cid = f"browser-bidi-{int(time.time())}"
+        bidi = "refund to account \u202e1234 5678\u202c now\u200b please"
+        events = [
+            {"type": "contact.started", "contact_id": cid, "channel": "chat", "customer": {"id": f"u-{cid}"}},
+            {"type": "contact.message", "contact_id": cid, "seq": 0, "speaker": "customer", "text": bidi},
+        ]
+        assert api.post("/v1/events", json=events).status_code == 202
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(demo)
+            page.locator("#key").fill(KEY)
+            page.keyboard.press("Enter")
+
+            # the long id is cut with an ellipsis, whole in its tooltip, and the panel does not overflow
+            row = page.locator(f'#agents tbody tr[data-agent="{long_id}"]')
+            row.wait_for(timeout=20_000)
+            cell = row.locator(".agent-id")
+            assert cell.get_attribute("title") == long_id
+            assert cell.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+            assert cell.evaluate("e => e.scrollWidth > e.clientWidth")  # cut
+            panel = page.locator(".agents-panel")
+            assert panel.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the agents panel overflows"
+
+            # an edit made while someone else changed the agent is refused, and shows the current value
+            eq_input = page.get_by_label(f"EQ of agent {long_id}", exact=True)
+            eq_input.focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("4")
+            current = api.get(f"/v1/agents/{long_id}")
+            r = api.patch(
+                f"/v1/agents/{long_id}/skills", json={"eq": 1}, headers={"If-Match": current.headers["etag"]}
+            )
+            assert r.status_code == 200
+            page.wait_for_timeout(2_600)  # a refresh passes while the supervisor is still editing
+            page.keyboard.press("Enter")
+            note = row.locator(".note.failed")
+            note.wait_for(timeout=15_000)
+            assert "refused" in note.inner_text() and "it is 1 now" in note.inner_text()
+            assert eq_input.input_value() == "1"
+            assert api.get(f"/v1/agents/{long_id}").json()["eq"] == 1  # the other edit stands
+            page.wait_for_timeout(2_600)  # and the next refresh keeps saying so
+            assert "refused" in row.locator(".note").inner_text()
+
+            # invisible characters in a transcript are shown as escapes, never applied
+            page.wait_for_function(
+                f"() => fetch('/v1/contacts/{cid}', {{headers: {{Authorization: 'Bearer {KEY}'}}}})"
+                ".then(r => r.ok)",
+                timeout=20_000,
+            )
+            page.evaluate(f"showContact('{cid}')")
+            said = page.locator("#contact-body .transcript .said").first
+            said.wait_for(timeout=10_000)
+            text = said.inner_text()
+            assert "\\u202E1234 5678\\u202C now\\u200B please" in text
+            assert not any(c in text for c in "\u202e\u202c\u200b")
+            page.keyboard.press("Escape")
+
+            # the dead letters can be browsed, page by page, and opened
+            page.wait_for_function(
+                "() => Number(document.querySelector('[data-testid=deadletter-count]').textContent) >= 25",
+                timeout=30_000,
+            )
+            page.locator("#dl-newest").click()
+            items = page.locator("#deadletters li")
+            page.wait_for_function("() => document.querySelectorAll('#deadletters li').length === 20")
+            first_page = items.first.get_attribute("data-deadletter")
+            page.locator("#dl-older").click()
+            page.wait_for_function(
+                f"() => document.querySelector('#deadletters li')?.dataset.deadletter !== '{first_page}'"
+            )
+            assert "page 2" in page.locator("#dl-page").inner_text()
+            page.locator("#dl-newer").click()
+            page.wait_for_function(
+                f"() => document.querySelector('#deadletters li')?.dataset.deadletter === '{first_page}'"
+            )
+            items.first.locator("button").click()
+            page.locator("#contact-body pre.payload").wait_for(timeout=10_000)
+            assert "agent.status" in page.locator("#contact-body pre.payload").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "dashboard-issue14.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []

@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import fakeredis
+import pytest
 import redis
 
 from router.events import Decision, InboundEvent, parse_event
@@ -202,6 +204,28 @@ def dead_letters(store: RoutingStore) -> list[dict[str, str]]:
 def pending_ids(store: RoutingStore, group: str) -> list[str]:
     rows = store.r.xpending_range(store.keys.events, group, min="-", max="+", count=100_000)
     return [_txt(r["message_id"]) for r in rows]
+
+
+# a state machine's connections: (the router's client, an admin's client on the same store, for listing and
+# clearing keys, which no router role may do)
+Connect = Callable[[], tuple[redis.Redis, redis.Redis]]
+
+
+def connector(backend: str, request: pytest.FixtureRequest) -> Connect:
+    if backend == "fakeredis":
+
+        def fake() -> tuple[redis.Redis, redis.Redis]:
+            c = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+            return c, c
+
+        return fake
+    url = request.getfixturevalue("real_redis_url")
+    admin_url = request.getfixturevalue("real_redis_admin_url")
+
+    def real() -> tuple[redis.Redis, redis.Redis]:
+        return redis.Redis.from_url(url), redis.Redis.from_url(admin_url)
+
+    return real
 
 
 def dump_domain(client: redis.Redis, domain: str) -> dict[str, Any]:

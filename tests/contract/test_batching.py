@@ -74,7 +74,7 @@ def test_two_contacts_interleaved_in_one_batch(store: RoutingStore, make_worker:
 
 
 def test_crash_between_commit_and_ack_redelivers_the_batch_and_dedupes(
-    client: redis.Redis, store: RoutingStore, make_worker: MakeWorker
+    client: redis.Redis, store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", eq=5)
     xadd(store, started("c1"))
@@ -87,14 +87,16 @@ def test_crash_between_commit_and_ack_redelivers_the_batch_and_dedupes(
     dying.process(entries)
     # every effect committed, none acknowledged: all four stay pending
     assert sorted(pending_ids(store, dying.group)) == sorted(e for e, _ in entries)
-    before = dump_domain(client, store.domain)
+    before = dump_domain(admin, store.domain)
     before.pop(store.keys.events, None)
+    before.pop(store.keys.workers, None)  # heartbeats: not routing state
     again = make_worker("w-dead")  # the same consumer after a restart re-reads its own pending entries
     again.run_once()
     again.run_once()
     assert pending_ids(store, again.group) == []
-    after = dump_domain(client, store.domain)
+    after = dump_domain(admin, store.domain)
     after.pop(store.keys.events, None)
+    after.pop(store.keys.workers, None)
     assert after == before  # nothing decided, reserved or written twice
     assert again.stats.processed == len(entries)
 
@@ -162,7 +164,9 @@ def test_an_offer_made_by_a_pull_voids_the_cached_contact(store: RoutingStore, e
     assert [d.action for d in decisions(store) if d.contact_id == "c2"] == ["self_service", "queued", "offer"]
 
 
-def test_the_customer_touch_commits_with_the_start(store: RoutingStore, engine: Engine) -> None:
+def test_the_customer_touch_commits_with_the_start(
+    store: RoutingStore, engine: Engine, admin: redis.Redis
+) -> None:
     """A second contact of the same customer in the same batch sees the first (repeat contact)."""
     first, second = parse(started("c1", customer="u1")), parse(started("c2", customer="u1"))
     engine.begin_batch([first, second])
@@ -171,12 +175,12 @@ def test_the_customer_touch_commits_with_the_start(store: RoutingStore, engine: 
     engine.end_batch()
     rec = store.load_contact("c2")
     assert rec is not None and rec.view.repeat_contact
-    assert store.r.ttl(store.keys.customer("u1")) > 0
+    assert admin.ttl(store.keys.customer("u1")) > 0
 
 
-def test_a_refused_start_touches_no_customer(store: RoutingStore, engine: Engine) -> None:
+def test_a_refused_start_touches_no_customer(store: RoutingStore, engine: Engine, admin: redis.Redis) -> None:
     engine.handle(parse(started("c1", customer="u1")), new_id())
-    store.r.delete(store.keys.customer("u1"))
+    admin.delete(store.keys.customer("u1"))
     touch = CustomerTouch("u1", 1, 60)
     out = store.apply_contact(Commit(event_id=new_id()), "c1", 0, {"status": "new"}, customer=touch)  # stale
     assert out.status == "conflict"

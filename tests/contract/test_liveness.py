@@ -14,13 +14,20 @@ with the periodic sweep. After every sweep:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-import fakeredis
 import pytest
-import redis
-from contract_helpers import CountingIds, FakeClock, ScriptedScorer, add_agent, message, parse, started
+from contract_helpers import (
+    Connect,
+    CountingIds,
+    FakeClock,
+    ScriptedScorer,
+    add_agent,
+    connector,
+    message,
+    parse,
+    started,
+)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -79,11 +86,11 @@ def eligible_since(a: AgentView, c: ContactRecord, free_since: float, cfg: Polic
     return max(free_since, enqueued + ladder)
 
 
-def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachine]:
+def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:
     class Liveness(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.client = connect()
+            self.client, self.admin = connect()
             self.domain = f"lv{uuid.uuid4().hex[:10]}"
             self.store = RoutingStore(self.client, self.domain)
             self.clock = FakeClock()
@@ -225,24 +232,16 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
 
         def teardown(self) -> None:
             engine_module.uuid = self._real_uuid
-            keys = list(self.client.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
+            keys = list(self.admin.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
             if keys:
-                self.client.delete(*keys)
+                self.admin.delete(*keys)
             self.client.close()
+            self.admin.close()
 
     return Liveness
 
 
 @pytest.mark.slow
 def test_nobody_is_stranded(backend: str, request: pytest.FixtureRequest) -> None:
-    if backend == "fakeredis":
-
-        def connect() -> redis.Redis:
-            return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    else:
-        url = request.getfixturevalue("real_redis_url")
-
-        def connect() -> redis.Redis:
-            return redis.Redis.from_url(url)
-
+    connect = connector(backend, request)
     run_state_machine_as_test(make_machine(connect), settings=MACHINE_SETTINGS)

@@ -30,10 +30,12 @@ from router.worker.consumer import Worker
 MakeWorker = Callable[..., Worker]
 
 
-def state(client: redis.Redis, store: RoutingStore) -> dict[str, Any]:
-    """Everything routing owns: the events stream itself is left out (trimming may shorten it)."""
-    dump = dump_domain(client, store.domain)
+def state(admin: redis.Redis, store: RoutingStore) -> dict[str, Any]:
+    """Everything routing owns: the events stream itself is left out (trimming may shorten it), and so are
+    the workers' heartbeats."""
+    dump = dump_domain(admin, store.domain)
     dump.pop(store.keys.events, None)
+    dump.pop(store.keys.workers, None)
     return dump
 
 
@@ -69,7 +71,7 @@ def agent_loads(store: RoutingStore) -> dict[str, dict[str, int]]:
 
 @pytest.mark.parametrize("replay", ["process_again", "group_rewound", "crash_before_ack"])
 def test_redelivered_events_give_one_decision_and_one_reservation(
-    replay: str, store: RoutingStore, client: redis.Redis, make_worker: MakeWorker
+    replay: str, store: RoutingStore, client: redis.Redis, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", eq=1, capacity={"chat": 1}, status="offline")
     add_agent(store, "a5", eq=5, capacity={"chat": 2}, status="offline")
@@ -88,13 +90,13 @@ def test_redelivered_events_give_one_decision_and_one_reservation(
             worker.process(entries)
             assert pending_ids(store, worker.group) == []
         total += len(entries)
-        before = state(client, store)
+        before = state(admin, store)
         first_decisions = decisions(store)
         loads_before = agent_loads(store)
         if replay == "process_again":
             worker.process(entries)
         elif replay == "group_rewound":
-            client.xgroup_setid(store.keys.events, worker.group, "0")
+            admin.xgroup_setid(store.keys.events, worker.group, "0")
             again = make_worker("w2")
             replayed = read_group(store, again.group, "w2")
             assert len(replayed) == total  # every entry of the stream is delivered a second time
@@ -105,7 +107,7 @@ def test_redelivered_events_give_one_decision_and_one_reservation(
             run(rescuer, 3)
             assert rescuer.stats.reclaimed == len(entries)
         assert pending_ids(store, worker.group) == []
-        assert state(client, store) == before, f"replay ({replay}) changed routing state"
+        assert state(admin, store) == before, f"replay ({replay}) changed routing state"
         assert decisions(store) == first_decisions
         assert agent_loads(store) == loads_before
     ds = decisions(store)
@@ -138,6 +140,26 @@ POISON: dict[str, tuple[dict[bytes, bytes], str]] = {
         "invalid_event: contact.message.seq",
     ),
     "unknown_type": ({b"event": b'{"type": "contact.teleported", "contact_id": "x"}'}, "invalid_event"),
+    # issue 14: unbounded numbers were accepted (Python's JSON reads Infinity and 1e400 as inf)
+    "seq_1e38": (
+        {
+            b"event": b'{"type": "contact.message", "contact_id": "x", "seq": 1'
+            + b"0" * 38
+            + b', "speaker": '
+            b'"customer", "text": "hi"}'
+        },
+        "invalid_event: contact.message.seq",
+    ),
+    "ts_infinity": (
+        {b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": Infinity}'},
+        "invalid_event: contact.ended.ts",
+    ),
+    "ts_1e400": ({b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": 1e400}'}, "invalid_event"),
+    "ts_nan": ({b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": NaN}'}, "invalid_event"),
+    "ts_in_ms": (
+        {b"event": b'{"type": "contact.ended", "contact_id": "x", "ts": 1795691523100}'},
+        "invalid_event: contact.ended.ts",
+    ),
     "no_type": ({b"event": b'{"contact_id": "x"}'}, "invalid_event"),
     "unknown_field": (
         {b"event": b'{"type": "contact.ended", "contact_id": "x", "bogus": 1}'},
@@ -190,9 +212,56 @@ def test_bad_input_is_dead_lettered_acked_and_the_worker_goes_on(
     assert {d.contact_id for d in decisions(store)} == {"before", "after"}  # the batch around it went on
 
 
+def test_an_event_id_reused_with_other_content_is_dead_lettered(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Issue 14: an event_id reused with other content was acknowledged as a duplicate, silently. The seen
+    marker keeps a digest of the content: the same content (whatever the key order or omitted defaults) is
+    a duplicate, other content a dead letter."""
+    worker = make_worker()
+    xadd(store, started("c1"))
+    xadd(store, {**message("c1", 0, "hello"), "event_id": "m1"})
+    run(worker)
+    xadd(store, {"schema_version": 1, "event_id": "m1", **message("c1", 0, "hello")})  # the same event
+    other = xadd(store, {**message("c1", 1, "cancel my order"), "event_id": "m1"})
+    run(worker)
+    assert pending_ids(store, worker.group) == []
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == other
+    assert dl["error"].startswith("conflicting_duplicate: event_id m1 was applied before with other content")
+    rec = store.load_contact("c1")
+    assert rec is not None and [t["text"] for t in rec.transcript] == ["hello"]
+    assert store.stats()["processed"] == 2
+
+
+def test_a_repeated_turn_is_a_duplicate_and_a_reused_seq_a_dead_letter(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Issue 14: a message resent with its seq (under a new event_id) was appended as a second turn."""
+    worker = make_worker()
+    xadd(store, started("c1"))
+    xadd(store, message("c1", 0, "my card was stolen"))
+    xadd(store, message("c1", 0, "my card was stolen"))  # resent: another stream entry, the same turn
+    xadd(store, message("c1", 0, "hi, how can I help", speaker="agent"))  # another speaker's seq 0
+    other = xadd(store, message("c1", 0, "never mind"))
+    run(worker)
+    rec = store.load_contact("c1")
+    assert rec is not None
+    assert [(t["speaker"], t["text"]) for t in rec.transcript] == [
+        ("customer", "my card was stolen"),
+        ("agent", "hi, how can I help"),
+    ]
+    assert rec.view.trajectory.turns == 1  # scored once
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == other
+    assert dl["error"] == "conflicting_seq: c1 already has customer turn seq 0 with other text"
+    assert pending_ids(store, worker.group) == []
+
+
 def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: MakeWorker) -> None:
     """A message for a contact that never starts stays pending (retry later) until max_deliveries, then it
-    is dead-lettered with reason too_many_deliveries and its delivery count."""
+    is dead-lettered with its delivery count, saying why: the contact it names never started (issue 14:
+    the reason was a bare too_many_deliveries)."""
     worker = make_worker(max_deliveries=2, claim_min_idle_ms=1, claim_interval_s=0.001)
     orphan = xadd(store, message("ghost", 0, "hello?"))
     for _ in range(200):
@@ -201,11 +270,28 @@ def test_too_many_deliveries_is_dead_lettered(store: RoutingStore, make_worker: 
             break
         time.sleep(0.003)
     (dl,) = dead_letters(store)
-    assert dl["stream_id"] == orphan and dl["error"] == "too_many_deliveries" and dl["deliveries"] == "3"
+    assert dl["stream_id"] == orphan and dl["deliveries"] == "3"
+    assert dl["error"] == "unknown_contact: ghost has no contact.started after 3 deliveries"
     assert json.loads(dl["payload"])["contact_id"] == "ghost"
     assert worker.stats.retried == 2
     assert pending_ids(store, worker.group) == []
     assert decisions(store) == []
+
+
+def test_an_entry_that_kept_failing_for_another_reason_is_too_many_deliveries(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Over the limit an entry is not run again (it may be what crashed its workers): a contact that exists
+    says nothing about why it failed."""
+    worker = make_worker("w", max_deliveries=1, claim_min_idle_ms=60_000)
+    xadd(store, started("c1"))
+    run(worker)
+    entry = xadd(store, message("c1", 0, "hello"))
+    for _ in range(2):
+        read_group(store, worker.group, "w", start="0" if _ else ">")
+    run(make_worker("w", max_deliveries=1, claim_min_idle_ms=60_000), 2)
+    (dl,) = dead_letters(store)
+    assert dl["stream_id"] == entry and dl["error"] == "too_many_deliveries" and dl["deliveries"] == "3"
 
 
 def test_events_before_their_contact_start_are_retried_until_it_starts(
@@ -269,12 +355,12 @@ def test_delivery_counts_are_read_for_the_workers_own_entries(
     run(restarted, 2)
     dls = {d["stream_id"]: d for d in dead_letters(store)}
     assert set(dls) == set(ours)
-    assert all(d["error"] == "too_many_deliveries" for d in dls.values())
+    assert all(d["error"].startswith("unknown_contact: ghost has no contact.started") for d in dls.values())
     assert len(pending_ids(store, group)) == 12  # the other consumer's entries are untouched
 
 
 def test_delivery_counts_of_reclaimed_entries_skip_our_own_fresh_ones(
-    store: RoutingStore, make_worker: MakeWorker
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     worker = make_worker("w", max_deliveries=3, claim_min_idle_ms=50, claim_interval_s=0.001)
     group = worker.group
@@ -288,19 +374,19 @@ def test_delivery_counts_of_reclaimed_entries_skip_our_own_fresh_ones(
     for _ in range(2):
         read_group(store, group, "dead", start="0")  # e1 and e3: three deliveries each
     time.sleep(0.08)
-    store.r.xclaim(store.keys.events, group, "w", min_idle_time=0, message_ids=[e2])  # busy again: not idle
+    admin.xclaim(store.keys.events, group, "w", min_idle_time=0, message_ids=[e2])  # busy again: not idle
     run(worker, 1)  # XAUTOCLAIM takes e1 and e3 (a fourth delivery each)
     assert {d["stream_id"] for d in dead_letters(store)} == {e1, e3}
     assert pending_ids(store, group) == [e2]
 
 
 def test_an_entry_deleted_while_pending_is_dead_lettered(
-    store: RoutingStore, client: redis.Redis, make_worker: MakeWorker
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     first = make_worker("w")
     gone = xadd(store, message("ghost", 0, "hi"))
     read_group(store, first.group, "w")
-    client.xdel(store.keys.events, gone)  # an operator's manual delete
+    admin.xdel(store.keys.events, gone)  # an operator's manual delete
     restarted = make_worker("w")
     xadd(store, started("c1"))
     run(restarted)

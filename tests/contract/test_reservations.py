@@ -105,21 +105,21 @@ def queue_members(store: RoutingStore, queue: str) -> dict[str, float]:
 
 
 def assert_refused(
-    client: redis.Redis, domain: str, call: Callable[[], Outcome], status: str, reason: str | None = None
+    admin: redis.Redis, domain: str, call: Callable[[], Outcome], status: str, reason: str | None = None
 ) -> Outcome:
-    before = dump_domain(client, domain)
+    before = dump_domain(admin, domain)
     out = call()
     assert out.status == status, out
     if reason is not None:
         assert out.reason == reason, out
-    assert dump_domain(client, domain) == before, f"refused {status} {out.detail} changed the store"
+    assert dump_domain(admin, domain) == before, f"refused {status} {out.detail} changed the store"
     return out
 
 
 # ---------------------------------------------------------------------------------------------- offer
 
 
-def test_offer_takes_capacity_and_records_everything(store: RoutingStore) -> None:
+def test_offer_takes_capacity_and_records_everything(store: RoutingStore, admin: redis.Redis) -> None:
     k = store.keys
     add_agent(store, "a1", capacity={"chat": 2})
     set_contact(store, "c1", queue="general", score=3.0)
@@ -139,20 +139,20 @@ def test_offer_takes_capacity_and_records_everything(store: RoutingStore) -> Non
     assert queue_members(store, "general") == {}
     assert store.due_offers(NOW_MS + TIMEOUT_MS) == ["o1"]
     assert store.r.smembers(k.agent_offers("a1")) == {b"o1"}
-    assert store.r.pttl(k.offer("o1")) > 0  # bounded: the offer hash expires
+    assert admin.pttl(k.offer("o1")) > 0  # bounded: the offer hash expires
     assert [d.contact_id for d in decisions(store)] == ["c1"]
     assert len(store.history("c1")) == 1
 
 
 def test_offer_fills_capacity_per_channel_then_refuses(
-    store: RoutingStore, client: redis.Redis, domain: str
+    store: RoutingStore, domain: str, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", capacity={"chat": 2, "voice": 1})
     for i in range(4):
         set_contact(store, f"c{i}", channel="voice" if i == 3 else "chat")
     assert offer(store, "a1", "c0", "o0").ok
     assert offer(store, "a1", "c1", "o1").ok
-    assert_refused(client, domain, lambda: offer(store, "a1", "c2", "o2"), "err", "no_capacity")
+    assert_refused(admin, domain, lambda: offer(store, "a1", "c2", "o2"), "err", "no_capacity")
     assert offer(store, "a1", "c3", "o3", channel="voice").ok  # another channel has its own capacity
     assert loads(store, "a1") == {"chat": 2, "voice": 1}
 
@@ -199,7 +199,7 @@ def _ended(store: RoutingStore) -> None:
 
 
 def _gone(store: RoutingStore) -> None:
-    store.r.delete(store.keys.contact("c1"))
+    store.r.delete(store.keys.contact("c1"))  # an admin's store: no router role deletes keys
 
 
 REFUSALS: dict[str, tuple[Setup, dict[str, Any], str, str]] = {
@@ -220,17 +220,17 @@ REFUSALS: dict[str, tuple[Setup, dict[str, Any], str, str]] = {
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_offer_refused_changes_nothing(
-    case: str, store: RoutingStore, client: redis.Redis, domain: str
+    case: str, store: RoutingStore, domain: str, admin: redis.Redis
 ) -> None:
     setup, kw, status, reason = REFUSALS[case]
     add_agent(store, "a1", capacity={"chat": 1})
     set_contact(store, "c1")
-    setup(store)
+    setup(RoutingStore(admin, domain))  # as an admin: a setup may do what no router role may
     kw = {"agent": "a1", **kw}
     agent = kw.pop("agent")
     n_before = len(decisions(store))
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: offer(store, agent, "c1", "o-new", event_id="ev-x", **kw),
         status,
@@ -260,7 +260,7 @@ def test_accept_assigns_and_keeps_the_load(store: RoutingStore) -> None:
 
 @pytest.mark.parametrize("mode", ["declined", "timeout"])
 def test_decline_or_timeout_frees_requeues_and_remembers(
-    mode: str, store: RoutingStore, client: redis.Redis, domain: str
+    mode: str, store: RoutingStore, domain: str, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", capacity={"chat": 1})
     set_contact(store, "c1", queue="mot", score=1.0)
@@ -273,13 +273,13 @@ def test_decline_or_timeout_frees_requeues_and_remembers(
     assert (c["status"], c["agent_id"], c["offer_id"]) == ("queued", "", "")
     assert queue_members(store, "mot") == {"c1": 42.0}
     assert store.r.zrange(store.keys.declines("c1"), 0, -1, withscores=True) == [(b"a1", float(now))]
-    assert 0 < store.r.pttl(store.keys.declines("c1")) <= MEMORY_MS  # the memory expires
+    assert 0 < admin.pttl(store.keys.declines("c1")) <= MEMORY_MS  # the memory expires
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.declined_ms == {"a1": now}
     assert store.due_offers(now + 10 * TIMEOUT_MS) == []
     # not the same agent again while remembered, even though it has capacity now
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: offer(store, "a1", "c1", "o2", queue="mot", now_ms=now + MEMORY_MS - 1),
         "err",
@@ -316,13 +316,13 @@ def test_override_offers_to_a_decliner_and_a_new_decline_prunes_old_ones(store: 
     assert rec is not None and rec.view.declined_ms == {"a2": NOW_MS + MEMORY_MS + 50 + TIMEOUT_MS}
 
 
-def test_timeout_only_when_due(store: RoutingStore, client: redis.Redis, domain: str) -> None:
+def test_timeout_only_when_due(store: RoutingStore, domain: str, admin: redis.Redis) -> None:
     add_agent(store, "a1")
     set_contact(store, "c1")
     assert offer(store, "a1", "c1", "o1").ok
     assert store.due_offers(NOW_MS + TIMEOUT_MS - 1) == []
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: resolve(store, "o1", "timeout", now_ms=NOW_MS + TIMEOUT_MS - 1),
         "err",
@@ -344,14 +344,14 @@ def test_timeout_only_when_due(store: RoutingStore, client: redis.Redis, domain:
     ],
 )
 def test_resolved_offer_cannot_be_resolved_again(
-    first: str, then: str, store: RoutingStore, client: redis.Redis, domain: str
+    first: str, then: str, store: RoutingStore, domain: str, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1")
     set_contact(store, "c1")
     assert offer(store, "a1", "c1", "o1").ok
     assert resolve(store, "o1", first, now_ms=NOW_MS + TIMEOUT_MS).ok
     out = assert_refused(
-        client,
+        admin,
         domain,
         lambda: resolve(store, "o1", then, now_ms=NOW_MS + 2 * TIMEOUT_MS),
         "err",
@@ -391,7 +391,7 @@ def test_agent_leaving_revokes_offers_and_requeues(status: str, store: RoutingSt
 
 
 def test_agent_status_refuses_a_stale_offer_list(
-    store: RoutingStore, client: redis.Redis, domain: str
+    store: RoutingStore, domain: str, admin: redis.Redis
 ) -> None:
     add_agent(store, "a1", capacity={"chat": 2})
     set_contact(store, "c1")
@@ -400,13 +400,13 @@ def test_agent_status_refuses_a_stale_offer_list(
     stale = [(o, 1.0) for o in store.agent_pending_offers("a1")]
     assert offer(store, "a1", "c2", "o2").ok  # a new offer lands between the read and the write
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: store.agent_status(Commit(), "a1", "offline", now_ms=NOW_MS, requeue=stale),
         "conflict",
     )
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: store.agent_status(Commit(), "ghost", "offline", now_ms=NOW_MS, requeue=[]),
         "err",
@@ -418,7 +418,11 @@ def test_agent_status_refuses_a_stale_offer_list(
 
 
 def test_release_frees_exactly_once(
-    store: RoutingStore, engine: Engine, clock: FakeClock, client: redis.Redis, domain: str
+    store: RoutingStore,
+    engine: Engine,
+    clock: FakeClock,
+    domain: str,
+    admin: redis.Redis,
 ) -> None:
     """Two contacts assigned to one agent; work.completed then contact.ended (and their replays) on one of
     them must take the agent's load from 2 to 1, never to 0."""
@@ -442,7 +446,7 @@ def test_release_frees_exactly_once(
     assert loads(store, "a1") == {"chat": 1}
     # the release script itself: an outdated record is refused, a fresh one of an ended contact frees nothing
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: store.release(Commit(), rec, now_ms=clock.ms, fields={}, end_contact=True, affinity_ttl_s=60),
         "conflict",
@@ -490,11 +494,11 @@ def test_release_of_a_queued_contact_leaves_the_queue(store: RoutingStore) -> No
     assert queue_members(store, "mot") == {}
 
 
-def test_other_refusals_change_nothing(store: RoutingStore, client: redis.Redis, domain: str) -> None:
+def test_other_refusals_change_nothing(store: RoutingStore, domain: str, admin: redis.Redis) -> None:
     add_agent(store, "a1")
     set_contact(store, "c1")
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: store.apply_contact(
             Commit(event_id="x"), "c1", 0, {"status": "new"}, join_queue="mot", join_score=1.0
@@ -502,13 +506,13 @@ def test_other_refusals_change_nothing(store: RoutingStore, client: redis.Redis,
         "conflict",
     )
     assert_refused(
-        client, domain, lambda: store.upsert_agent("a1", {"eq": "5"}, expected_version=99), "conflict"
+        admin, domain, lambda: store.upsert_agent("a1", {"eq": "5"}, expected_version=99), "conflict"
     )
     ghost = store.load_contact("c1")
     assert ghost is not None
-    store.r.delete(store.keys.contact("c1"))
+    admin.delete(store.keys.contact("c1"))
     assert_refused(
-        client,
+        admin,
         domain,
         lambda: store.release(Commit(), ghost, now_ms=NOW_MS, fields={}, end_contact=True, affinity_ttl_s=60),
         "err",
@@ -519,7 +523,7 @@ def test_other_refusals_change_nothing(store: RoutingStore, client: redis.Redis,
 # ---------------------------------------------------------------------------------------------- idempotency
 
 
-def test_same_event_id_twice_decides_once(store: RoutingStore, client: redis.Redis, domain: str) -> None:
+def test_same_event_id_twice_decides_once(store: RoutingStore, domain: str, admin: redis.Redis) -> None:
     k = store.keys
     add_agent(store, "a1", capacity={"chat": 2})
     set_contact(store, "c1")
@@ -551,11 +555,11 @@ def test_same_event_id_twice_decides_once(store: RoutingStore, client: redis.Red
         assert call().ok, i
         n = len(decisions(store))
         assert n == i + 1
-        assert client.ttl(k.seen(f"e{i}")) > 0  # the seen marker is bounded
-        before = dump_domain(client, domain)
+        assert admin.ttl(k.seen(f"e{i}")) > 0  # the seen marker is bounded
+        before = dump_domain(admin, domain)
         again = call()
         assert again.status == "dup", (i, again)
-        assert dump_domain(client, domain) == before
+        assert dump_domain(admin, domain) == before
     assert loads(store, "a1") == {}
     assert store.stats()["processed"] == 2  # stream_event commits count once each
     assert store.stats()["decisions"] == len(calls)

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import fakeredis
 import pytest
-import redis
 from contract_helpers import (
+    Connect,
     CountingIds,
     FakeClock,
     ScriptedScorer,
     add_agent,
+    connector,
     dump_domain,
     message,
     parse,
@@ -76,11 +75,11 @@ class Snapshot:
     pending: dict[str, OfferInfo]  # offer id -> offer, pending ones only
 
 
-def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachine]:
+def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:
     class Reservations(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.client = connect()
+            self.client, self.admin = connect()
             self.domain = f"sm{uuid.uuid4().hex[:10]}"
             self.store = RoutingStore(self.client, self.domain)
             self.clock = FakeClock()
@@ -111,7 +110,7 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
             recs = self.store.load_contacts(self.contacts)
             contacts = {cid: rec for cid, rec in zip(self.contacts, recs, strict=True) if rec is not None}
             pending: dict[str, OfferInfo] = {}
-            for raw in self.client.scan_iter(match=f"router:{{{self.domain}}}:offer:*", count=1000):
+            for raw in self.admin.scan_iter(match=f"router:{{{self.domain}}}:offer:*", count=1000):
                 info = self.store.load_offer(raw.decode().rsplit(":", 1)[1])
                 if info is not None and info.status == "pending":
                     pending[info.offer_id] = info
@@ -208,7 +207,7 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
                 agent_id=agent_id,
                 offer_id=oid,
             )
-            before = dump_domain(self.client, self.domain) if expect != "ok" else None
+            before = dump_domain(self.admin, self.domain) if expect != "ok" else None
             out = self.store.offer(
                 Commit(decisions=((cid, d.model_dump_json()),)),
                 offer_id=oid,
@@ -225,7 +224,7 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
             )
             assert (out.status if out.ok else out.reason) == expect, (out, expect)
             if before is not None:
-                assert dump_domain(self.client, self.domain) == before
+                assert dump_domain(self.admin, self.domain) == before
 
         @precondition(lambda self: self.snap.pending)
         @rule(data=st.data(), accept=st.booleans())
@@ -261,9 +260,9 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
         def replay(self, data: st.DataObject) -> None:
             """At-least-once delivery: an event handled again (same event id) changes nothing at all."""
             event, eid, score = data.draw(st.sampled_from(self.applied))
-            before = dump_domain(self.client, self.domain)
+            before = dump_domain(self.admin, self.domain)
             self.engine.handle(parse(event), eid, score)
-            assert dump_domain(self.client, self.domain) == before, event
+            assert dump_domain(self.admin, self.domain) == before, event
 
         # ---- invariants ----------------------------------------------------------------------------
         @invariant()
@@ -318,24 +317,16 @@ def make_machine(connect: Callable[[], redis.Redis]) -> type[RuleBasedStateMachi
 
         def teardown(self) -> None:
             engine_module.uuid = self._real_uuid
-            keys = list(self.client.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
+            keys = list(self.admin.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
             if keys:
-                self.client.delete(*keys)
+                self.admin.delete(*keys)
             self.client.close()
+            self.admin.close()
 
     return Reservations
 
 
 @pytest.mark.slow
 def test_random_interleavings_keep_the_invariants(backend: str, request: pytest.FixtureRequest) -> None:
-    if backend == "fakeredis":
-
-        def connect() -> redis.Redis:
-            return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    else:
-        url = request.getfixturevalue("real_redis_url")
-
-        def connect() -> redis.Redis:
-            return redis.Redis.from_url(url)
-
+    connect = connector(backend, request)
     run_state_machine_as_test(make_machine(connect), settings=MACHINE_SETTINGS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import redis
+
 from router.domain.model import ContactView
 from router.store.codec import agent_profile_fields, contact_fields
 from router.store.reconcile import reconcile
@@ -77,3 +79,29 @@ def test_worker_repairs_at_start_up_only_when_alone(store: RoutingStore, domain:
     assert alone.startup_check() == ["agent a1: load:chat 3 -> 1"]
     assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"1"
     assert alone.startup_check() == []
+
+
+def test_the_open_contacts_index_follows_the_contacts(store: RoutingStore) -> None:
+    _contact(store, "c1", status="queued", queue="general", enqueued_ms="1000")
+    _contact(store, "c2", status="self_service")
+    assert store.r.smembers(store.keys.open_contacts) == {b"c1", b"c2"}
+    rec = store.load_contact("c2")
+    assert rec is not None
+    assert store.release(Commit(), rec, now_ms=1, fields={}, end_contact=True, affinity_ttl_s=60).ok
+    assert store.r.smembers(store.keys.open_contacts) == {b"c1"}
+    rec = store.load_contact("c2")
+    assert rec is not None  # a transcript line after the end leaves it ended, and out of the index
+    assert store.apply_contact(Commit(), "c2", rec.version, {"transcript": "[]"}).ok
+    assert store.r.smembers(store.keys.open_contacts) == {b"c1"}
+
+
+def test_scan_finds_contacts_the_index_lacks(store: RoutingStore, admin: redis.Redis, domain: str) -> None:
+    """Data written before the index existed: only a scan (an admin's) finds it, and rebuilds the index."""
+    _agent(store, "a1")
+    fields = contact_fields(ContactView(contact_id="old", channel="chat"))
+    admin.hset(store.keys.contact("old"), mapping={**fields, "status": "assigned", "agent_id": "a1"})
+    assert reconcile(store).consistent  # the index does not know it
+    as_admin = RoutingStore(admin, domain)
+    report = reconcile(as_admin, scan=True)
+    assert sorted(report.fixes) == ["agent a1: load:chat 0 -> 1", "open contacts index: added old"]
+    assert reconcile(store).consistent and store.r.smembers(store.keys.open_contacts) == {b"old"}

@@ -29,7 +29,8 @@ from router.api.schemas import (
     SuggestionGroup,
 )
 from router.api.security import AGENTS_WRITE, READ, ROUTING_READ, Principal, requires
-from router.events import CHANNELS
+from router.events import CHANNELS, AgentStatusChanged, event_digest
+from router.store.admin import PostedEvent
 from router.store.codec import AgentRecord, agent_profile_fields
 
 router = APIRouter(tags=["agents"])
@@ -235,10 +236,9 @@ def set_status(
     if not ctx.admin.agent_exists(agent_id):
         raise ApiError(404, "agent_not_found", f"no agent {agent_id}")
     event_id = f"api-status-{uuid.uuid4().hex}"
-    event = {"type": "agent.status", "event_id": event_id, "agent_id": agent_id, "status": body.status}
-    [(stream_id, _)] = ctx.admin.post_events(
-        [(event_id, json.dumps(event))], ctx.settings.api_idempotency_ttl_s
-    )
+    event = AgentStatusChanged(type="agent.status", event_id=event_id, agent_id=agent_id, status=body.status)
+    posted = PostedEvent(event_id, event.model_dump_json(exclude_defaults=True), event_digest(event))
+    [(stream_id, _)] = ctx.admin.post_events([posted], ctx.settings.api_idempotency_ttl_s).results
     return Accepted(event_id=event_id, stream_id=stream_id)
 
 

@@ -124,6 +124,10 @@ def replay_one(entry_id: EntryId, ctx: Annotated[ApiContext, Depends(get_ctx)]) 
     "/v1/deadletters/replay",
     response_model=ReplayReport,
     summary="Replay dead letters oldest first (up to `limit`); those still invalid stay",
+    description=(
+        "Replays the dead letters there were when the call started, each once: one that a worker "
+        "dead-letters again while the call runs is newer, and waits for the next call."
+    ),
     openapi_extra=requires(DEADLETTER_WRITE),
     responses=responses(422),
 )
@@ -135,8 +139,10 @@ def replay_all(
     invalid: list[StillInvalid] = []
     after = "-"
     done = 0
-    while done < limit:
-        batch = ctx.admin.deadletters_oldest(min(200, limit - done), after)
+    # the upper bound is fixed now: the workers dead-letter replayed events again while we run, after it
+    until = ctx.admin.last_deadletter_id()
+    while until is not None and done < limit:
+        batch = ctx.admin.deadletters_oldest(min(200, limit - done), after, until)
         if not batch:
             break
         for e in batch:

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Depends, Header
 from pydantic import Field
 
 from router.api.context import ApiContext, get_ctx
-from router.api.errors import responses
+from router.api.errors import ApiError, responses
 from router.api.schemas import EventResult, EventsAccepted
 from router.api.security import EVENTS_WRITE, requires
-from router.events import InboundEvent
+from router.events import CONFLICTING_DUPLICATE, InboundEvent, event_digest
 from router.settings import Settings
+from router.store.admin import PostedEvent
 
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9_.:@-]{1,100}$"
 EXAMPLE_EVENT = {
@@ -39,12 +40,14 @@ def build_router(settings: Settings) -> APIRouter:
             "Each event validates against the wire contract (schema_version 1) exactly as a worker would "
             "validate it; an invalid one rejects the whole request with 422 and nothing is written. "
             "`event_id` is the idempotency key: an event_id accepted before (within "
-            f"{settings.api_idempotency_ttl_s} s) is not written again and answers its first stream id. "
+            f"{settings.api_idempotency_ttl_s} s) with the same content is not written again and answers "
+            "its first stream id; with other content (or one the workers applied with other content) the "
+            "request is refused with 409 `conflicting_duplicate` and nothing is written. "
             "`Idempotency-Key` supplies event_ids for events that have none: the key itself for a single "
             "event, `<key>.<index>` in a batch."
         ),
         openapi_extra=requires(EVENTS_WRITE),
-        responses=responses(413, 422),
+        responses=responses(409, 413, 422),
     )
     def post_events(
         ctx: Annotated[ApiContext, Depends(get_ctx)],
@@ -54,20 +57,41 @@ def build_router(settings: Settings) -> APIRouter:
         ] = None,
     ) -> EventsAccepted:
         events = body if isinstance(body, list) else [body]
-        items: list[tuple[str | None, str]] = []
-        for i, ev in enumerate(events):
-            data: dict[str, Any] = ev.model_dump(mode="json", exclude_unset=True)
-            if ev.event_id is None and idempotency_key is not None:
-                data["event_id"] = idempotency_key if not isinstance(body, list) else f"{idempotency_key}.{i}"
-            # ensure_ascii: whatever the text holds, the stream gets plain ASCII JSON
-            items.append((data.get("event_id"), json.dumps(data, ensure_ascii=True)))
+        items = [
+            _posted(ev, _event_id(ev, idempotency_key, i if isinstance(body, list) else None))
+            for i, ev in enumerate(events)
+        ]
         # an event_id twice in one batch: the second is a duplicate of the first, like a retry
-        written = ctx.admin.post_events(items, ctx.settings.api_idempotency_ttl_s)
+        posted = ctx.admin.post_events(items, ctx.settings.api_idempotency_ttl_s)
+        if posted.conflict is not None:
+            index, eid = posted.conflict
+            raise ApiError(
+                409,
+                CONFLICTING_DUPLICATE,
+                f"event {index}: event_id {eid} was accepted or applied before with other content; "
+                "nothing was written",
+            )
         results = [
-            EventResult(index=i, event_id=eid, stream_id=sid, duplicate=dup)
-            for i, ((eid, _), (sid, dup)) in enumerate(zip(items, written, strict=True))
+            EventResult(index=i, event_id=item.event_id, stream_id=sid, duplicate=dup)
+            for i, (item, (sid, dup)) in enumerate(zip(items, posted.results, strict=True))
         ]
         dups = sum(1 for r in results if r.duplicate)
         return EventsAccepted(accepted=len(results) - dups, duplicates=dups, results=results)
 
     return router
+
+
+def _event_id(ev: InboundEvent, idempotency_key: str | None, index: int | None) -> str | None:
+    """The event's own id, else one from ``Idempotency-Key`` (``<key>.<index>`` in a batch)."""
+    if ev.event_id is not None or idempotency_key is None:
+        return ev.event_id
+    return idempotency_key if index is None else f"{idempotency_key}.{index}"
+
+
+def _posted(ev: InboundEvent, event_id: str | None) -> PostedEvent:
+    data: dict[str, Any] = ev.model_dump(mode="json", exclude_unset=True)
+    if event_id is not None:
+        data["event_id"] = event_id
+    # ensure_ascii: whatever the text holds, the stream gets plain ASCII JSON
+    payload = json.dumps(data, ensure_ascii=True)
+    return PostedEvent(event_id, payload, event_digest(ev.model_copy(update={"event_id": event_id})))

@@ -41,8 +41,12 @@ def _ready(ctx: ApiContext) -> Ready:
         ctx.client.ping()
         checks["redis"] = ReadyCheck(ok=True, detail="reachable")
         group = ctx.admin.group_info(ctx.settings.group)
+        live = ctx.admin.live_workers(ctx.settings.worker_dead_after_s)
         checks["group"] = (
-            ReadyCheck(ok=True, detail=f"group {ctx.settings.group}: {group['consumers']} consumers")
+            ReadyCheck(
+                ok=True,
+                detail=f"group {ctx.settings.group}: {group['consumers']} consumers, {live} live workers",
+            )
             if group is not None
             else ReadyCheck(ok=False, detail=f"consumer group {ctx.settings.group} does not exist yet")
         )
@@ -122,5 +126,5 @@ def overview(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Overview:
         outcomes=counts["outcomes"],
         agents=agents,
         queues={q: depths.get(q, 0) for q in QUEUES},
-        workers=group["consumers"] if group is not None else None,
+        workers=ctx.admin.live_workers(ctx.settings.worker_dead_after_s) if group is not None else None,
     )

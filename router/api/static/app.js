@@ -6,6 +6,11 @@ const KEY_STORE = "mot-router.key";
 const REFRESH_MS = 2000;
 const FEED_MAX = 60;
 const SPARK_TTL_MS = 3000;
+const DEADLETTER_PAGE = 20;
+// control and format characters (bidi overrides and isolates, zero-width characters, line and paragraph
+// separators, C0/C1 controls), except tab and newline: written as visible escapes, never applied, so a
+// message cannot reorder or hide what the supervisor reads
+const INVISIBLE = /(?![\t\n])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 
 const state = {
   key: sessionStorage.getItem(KEY_STORE) || "",
@@ -15,7 +20,9 @@ const state = {
   timer: null,
   sparks: new Map(), // contact id -> {at, intensities}
   editing: new Set(), // agent ids whose EQ input has focus or unsaved edits
+  notes: new Map(), // agent id -> {text, cls}: the outcome of its last edit, kept across refreshes
   motCount: 0,
+  deadPages: [null], // "before" cursors of the dead-letter pages browsed; the last is the one shown
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -31,6 +38,20 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c !== null && c !== undefined) e.append(c);
   return e;
+}
+
+// text from the API as the supervisor should see it: invisible characters as \u escapes
+function visible(text) {
+  return String(text ?? "").replace(INVISIBLE, (c) => {
+    const hex = c.codePointAt(0).toString(16).toUpperCase();
+    return hex.length <= 4 ? `\\u${hex.padStart(4, "0")}` : `\\u{${hex}}`;
+  });
+}
+
+// an id or a name of any length: cut with an ellipsis to fit, whole in its tooltip
+function clipped(text, cls = "") {
+  const t = visible(text);
+  return el("span", { class: `clip ${cls}`.trim(), text: t, title: t });
 }
 
 function svgEl(tag, attrs = {}) {
@@ -101,6 +122,7 @@ async function start() {
   $("#main").hidden = false;
   $("#forget").hidden = false;
   await refresh();
+  await loadDeadLetters();
   await loadFeed();
   state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
 }
@@ -163,10 +185,10 @@ function renderStuck(queues) {
   }
   list.replaceChildren(
     ...items.map((s) => {
-      const open = el("button", { type: "button", text: s.contact_id, "aria-label": `Open contact ${s.contact_id}` });
+      const open = el("button", { type: "button", class: "clip", text: s.contact_id, title: s.contact_id, "aria-label": `Open contact ${s.contact_id}` });
       open.addEventListener("click", () => showContact(s.contact_id));
       return el("li", { "data-contact": s.contact_id, "data-code": s.code },
-        open, ` ${s.queue}, waiting ${fmtS(s.waited_s)}: `, el("code", { text: s.code }), ` ${s.reason}`);
+        open, ` ${s.queue}, waiting ${fmtS(s.waited_s)}: `, el("code", { text: s.code }), ` ${visible(s.reason)}`);
     }),
   );
 }
@@ -176,14 +198,16 @@ function renderAgents(agents) {
   const existing = new Map([...body.querySelectorAll("tr")].map((tr) => [tr.dataset.agent, tr]));
   const rows = agents.map((a) => {
     const tr = existing.get(a.agent_id);
-    if (tr && state.editing.has(a.agent_id)) {
-      // keep the row the supervisor is editing; refresh only what they are not touching
-      tr.dataset.version = a.version;
-      return tr;
-    }
+    // keep the row the supervisor is editing as it is, with the version they started from: an edit made
+    // elsewhere meanwhile must make theirs stale (412), not be overwritten by it
+    if (tr && state.editing.has(a.agent_id)) return tr;
     return agentRow(a);
   });
-  body.replaceChildren(...rows);
+  // the kept rows stay attached while the others change around them: a detached input loses its focus,
+  // and the Enter that follows would go nowhere
+  const keep = new Set(rows);
+  for (const tr of [...body.children]) if (!keep.has(tr)) tr.remove();
+  rows.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
 }
 
 function agentRow(a) {
@@ -192,12 +216,18 @@ function agentRow(a) {
     type: "number", min: 1, max: 5, step: 1, value: a.eq, class: "eq",
     "aria-label": `EQ of agent ${a.agent_id}`, readonly: !canEdit, "data-testid": `eq-${a.agent_id}`,
   });
-  const note = el("span", { class: "note", "aria-live": "polite" });
+  const kept = state.notes.get(a.agent_id);
+  const note = el("span", { class: `note ${kept ? kept.cls : ""}`.trim(), "aria-live": "polite", text: kept ? kept.text : "" });
   const save = el("button", { type: "button", text: "Save", hidden: true, "aria-label": `Save EQ of agent ${a.agent_id}` });
   const tr = el("tr", { "data-agent": a.agent_id, "data-version": a.version });
   const submit = () => saveEq(tr, a.agent_id, input, note, save);
   input.addEventListener("focus", () => state.editing.add(a.agent_id));
-  input.addEventListener("input", () => { save.hidden = !canEdit; state.editing.add(a.agent_id); note.textContent = ""; });
+  input.addEventListener("input", () => {
+    save.hidden = !canEdit;
+    state.editing.add(a.agent_id);
+    state.notes.delete(a.agent_id);
+    note.textContent = "";
+  });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") { ev.preventDefault(); submit(); }
     if (ev.key === "Escape") { input.value = a.eq; save.hidden = true; state.editing.delete(a.agent_id); input.blur(); }
@@ -214,12 +244,12 @@ function agentRow(a) {
   const channels = Object.keys(a.capacity).filter((ch) => a.capacity[ch] > 0);
   const load = channels.map((ch) => `${ch} ${a.load[ch] || 0}/${a.capacity[ch]}`).join(", ") || "no slots";
   tr.append(
-    el("th", { scope: "row" }, el("span", { text: a.agent_id }), el("span", { class: "muted", text: a.name ? ` ${a.name}` : "" })),
+    el("th", { scope: "row", class: "agent" }, clipped(a.agent_id, "agent-id"), a.name ? clipped(a.name, "muted agent-name") : null),
     el("td", {}, el("span", { class: `badge ${a.status}`, text: a.status }), " ", status),
     el("td", {}, el("span", { class: "eq-cell" }, input, save, note)),
     el("td", { text: a.languages.join(", ") }),
     el("td", { text: load }),
-    el("td", { text: a.tags.join(", ") }),
+    el("td", {}, clipped(a.tags.join(", "))),
   );
   return tr;
 }
@@ -240,22 +270,40 @@ async function saveEq(tr, agentId, input, note, save) {
       headers: { "If-Match": `"${tr.dataset.version}"` },
     });
     tr.dataset.version = data.version;
-    note.className = "note saved";
-    note.textContent = `saved (v${data.version})`;
     tr.dataset.saved = String(data.eq);
+    showNote(agentId, note, `saved (v${data.version})`, "saved");
     save.hidden = true;
     state.editing.delete(agentId);
     say(`Agent ${agentId}: EQ ${data.eq}; applies to the next decision.`);
   } catch (e) {
-    note.className = "note failed";
     if (e instanceof ApiError && e.status === 412) {
-      note.textContent = "changed elsewhere: reloaded";
-      state.editing.delete(agentId);
-      await refresh();
+      await refused(tr, agentId, input, note, save, eq);
     } else {
-      note.textContent = e.message;
+      showNote(agentId, note, e.message, "failed");
     }
   }
+}
+
+function showNote(agentId, note, text, cls) {
+  note.className = `note ${cls}`;
+  note.textContent = text;
+  state.notes.set(agentId, { text, cls });
+}
+
+// a stale edit (412): not saved. Show the value that is current now, and say the edit was refused.
+async function refused(tr, agentId, input, note, save, wanted) {
+  let text = `refused: EQ ${wanted} not saved, the agent was changed elsewhere`;
+  try {
+    const { data } = await api(`/v1/agents/${encodeURIComponent(agentId)}`);
+    input.value = data.eq;
+    tr.dataset.version = data.version;
+    text = `refused: EQ ${wanted} not saved; changed elsewhere, it is ${data.eq} now (v${data.version})`;
+  } catch { /* the note still says it was refused; the next refresh shows the current value */ }
+  save.hidden = true;
+  state.editing.delete(agentId);
+  input.blur();
+  showNote(agentId, note, text, "failed");
+  say(`Agent ${agentId}: ${text}.`);
 }
 
 async function setStatus(agentId, status) {
@@ -343,18 +391,18 @@ function addFeedItem(d) {
   state.motCount += 1;
   $("#c-mot").textContent = state.motCount;
   const spark = svgEl("svg", { class: "spark", viewBox: "0 0 90 24", role: "img", "aria-label": `intensity of ${d.contact_id}` });
-  const open = el("button", { type: "button", text: d.contact_id, "aria-label": `Open contact ${d.contact_id}` });
+  const open = el("button", { type: "button", class: "clip", text: d.contact_id, title: d.contact_id, "aria-label": `Open contact ${d.contact_id}` });
   open.addEventListener("click", () => showContact(d.contact_id));
   const where = d.action === "offer" ? `offered to ${d.agent_id}` : d.action === "queued" ? `queued (${d.queue})` : d.action.replace("_", " ");
   const li = el("li", { class: "mot", "data-contact": d.contact_id, "data-action": d.action },
     el("div", { class: "head" },
       el("span", { class: "time", text: fmtTime(d.ts) }),
       open,
-      el("span", { class: "action", text: where }),
+      clipped(where, "action"),
       el("span", { text: `intensity ${Number(d.intensity).toFixed(2)}` }),
       spark,
     ),
-    el("ul", { class: "reasons" }, ...(d.reasons || []).map((r) => el("li", {}, el("code", { text: r.code }), " ", r.text))),
+    el("ul", { class: "reasons" }, ...(d.reasons || []).map((r) => el("li", {}, el("code", { text: r.code }), " ", visible(r.text)))),
   );
   const feed = $("#feed");
   feed.prepend(li);
@@ -396,20 +444,83 @@ async function showContact(contactId) {
       ...[["status", c.status], ["channel", c.channel], ["language", c.language], ["tier", c.tier],
         ["queue", c.queue || "–"], ["agent", c.agent_id || "–"], ["moment of truth", c.moment_of_truth ? "yes" : "no"],
         ["topic", c.topic ? `${c.topic} (${c.topic_prob})` : "–"], ["peak intensity", c.trajectory.peak]]
-        .map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))),
+        .map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", {}, clipped(v)))),
     );
     const transcript = el("ol", { class: "transcript" },
       ...c.transcript.map((t) => el("li", {},
         el("span", { class: "speaker", text: t.speaker }),
-        el("span", { text: t.text === null ? "(text hidden for this key)" : t.text }),
+        el("span", { class: "said", text: t.text === null ? "(text hidden for this key)" : visible(t.text) }),
         t.intensity === null || t.intensity === undefined ? null : el("span", { class: "muted", text: ` · ${t.intensity}` }))),
     );
     const decisions = el("ol", {},
       ...c.decisions.map((d) => el("li", {},
         el("strong", { text: `${fmtTime(d.ts)} ${d.action}${d.agent_id ? ` → ${d.agent_id}` : ""}` }),
-        el("ul", {}, ...(d.reasons || []).map((r) => el("li", {}, el("code", { text: r.code }), " ", r.text))))),
+        el("ul", {}, ...(d.reasons || []).map((r) => el("li", {}, el("code", { text: r.code }), " ", visible(r.text)))))),
     );
     body.replaceChildren(facts, el("h3", { text: "Transcript" }), transcript, el("h3", { text: "Decisions" }), decisions);
+  } catch (e) {
+    body.replaceChildren(el("p", { class: "error", text: e.message }));
+  }
+}
+
+// ---- dead letters ----------------------------------------------------------------------------------------
+async function loadDeadLetters() {
+  const panel = $("#deadletters-panel");
+  if (!can("deadletter:read")) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  const before = state.deadPages[state.deadPages.length - 1];
+  const q = before ? `&before=${encodeURIComponent(before)}` : "";
+  try {
+    const { data } = await api(`/v1/deadletters?limit=${DEADLETTER_PAGE}${q}`);
+    renderDeadLetters(data);
+  } catch (e) {
+    $("#deadletters").replaceChildren(el("li", { class: "error", text: e.message }));
+  }
+}
+
+function renderDeadLetters(page) {
+  const n = state.deadPages.length;
+  $("#dl-page").textContent = page.items.length
+    ? `page ${n}: ${page.items.length} of ${page.count}, newest first`
+    : `page ${n}: none`;
+  $("#dl-newer").disabled = n <= 1;
+  $("#dl-older").disabled = !page.next_before;
+  $("#dl-older").dataset.next = page.next_before || "";
+  $("#deadletters").replaceChildren(
+    ...page.items.map((d) => {
+      const open = el("button", { type: "button", class: "clip", text: d.id, title: d.id, "aria-label": `Open dead letter ${d.id}` });
+      open.addEventListener("click", () => showDeadLetter(d.id));
+      return el("li", { "data-deadletter": d.id },
+        open, " ", el("span", { class: "muted", text: d.ts ? fmtTime(d.ts) : "" }),
+        ` · ${d.deliveries} deliveries · ${d.payload_bytes} bytes: `, clipped(d.error, "dl-error"));
+    }),
+  );
+}
+
+function browseDeadLetters(step) {
+  if (step > 0 && $("#dl-older").dataset.next) state.deadPages.push($("#dl-older").dataset.next);
+  if (step < 0 && state.deadPages.length > 1) state.deadPages.pop();
+  if (step === 0) state.deadPages = [null];
+  loadDeadLetters();
+}
+
+async function showDeadLetter(id) {
+  const dlg = $("#contact");
+  const body = $("#contact-body");
+  $("#contact-h").textContent = `Dead letter ${id}`;
+  body.replaceChildren(el("p", { text: "loading…" }));
+  if (!dlg.open) dlg.showModal();
+  try {
+    const { data: d } = await api(`/v1/deadletters/${encodeURIComponent(id)}`);
+    const facts = el("dl", {},
+      ...[["stream entry", d.stream_id || "–"], ["error", d.error], ["deliveries", d.deliveries],
+        ["consumer", d.consumer || "–"], ["when", d.ts ? fmtTime(d.ts) : "–"]]
+        .map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: visible(v) }))),
+    );
+    body.replaceChildren(facts, el("h3", { text: "Payload" }), el("pre", { class: "payload", text: visible(d.payload) }));
   } catch (e) {
     body.replaceChildren(el("p", { class: "error", text: e.message }));
   }
@@ -426,6 +537,9 @@ document.addEventListener("DOMContentLoaded", () => {
     start();
   });
   $("#forget").addEventListener("click", () => logout(""));
+  $("#dl-newest").addEventListener("click", () => browseDeadLetters(0));
+  $("#dl-newer").addEventListener("click", () => browseDeadLetters(-1));
+  $("#dl-older").addEventListener("click", () => browseDeadLetters(1));
   if (state.key) start();
   else logout("");
 });

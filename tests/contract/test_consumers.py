@@ -1,0 +1,64 @@
+"""Consumers of the events group: workers heartbeat, and the consumers of dead ones are deleted once nothing
+is pending for them, so the dashboard and /readyz count the workers that are alive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from contract_helpers import pending_ids, read_group, started, xadd
+
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+
+MakeWorker = Callable[..., Worker]
+FAST = {
+    "worker_dead_after_s": 0.05,
+    "claim_min_idle_ms": 1,
+    "claim_interval_s": 0.001,
+    "trim_interval_s": 0.001,
+}
+
+
+def _consumers(store: RoutingStore, worker: Worker) -> list[str]:
+    return sorted(name for name, _, _ in store.consumers(worker.group))
+
+
+def test_consumers_of_dead_workers_are_deleted_once_nothing_is_pending(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """Issue 14: the dashboard said "Workers 3" after two of three workers died."""
+    dead = make_worker("dead", real_clock=True, **FAST)
+    xadd(store, started("c1"))
+    for _ in range(3):
+        dead.run_once()  # heartbeats, reads, applies, acknowledges: a consumer with nothing pending
+    xadd(store, started("c2"))
+    read_group(store, dead.group, "busy", count=1)  # dies holding an entry
+    time.sleep(0.1)  # both are now silent for longer than worker_dead_after_s
+    alive = make_worker("alive", real_clock=True, **FAST)
+    assert alive.prune_consumers() == ["dead"]  # "busy" still holds an entry: not yet
+    assert _consumers(store, alive) == ["busy"]
+    alive.run_once()  # reclaims busy's entry, then deletes busy
+    assert pending_ids(store, alive.group) == []
+    assert _consumers(store, alive) == ["alive"]
+    assert list(store.heartbeats()) == ["alive"]
+    assert store.live_workers(int(time.time() * 1000) - 50) == 1
+
+
+def test_a_worker_that_stops_cleanly_leaves_the_group(store: RoutingStore, make_worker: MakeWorker) -> None:
+    worker = make_worker("leaver", real_clock=True, **FAST)
+    xadd(store, started("c1"))
+    worker.run(max_idle_s=0.05)
+    assert _consumers(store, worker) == [] and store.heartbeats() == {}
+
+
+def test_a_silent_worker_with_work_pending_keeps_its_consumer(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """The delete re-checks the pending list in the same step: an entry read meanwhile is never dropped."""
+    worker = make_worker("w1", real_clock=True, **FAST)
+    xadd(store, started("c1"))
+    read_group(store, worker.group, "slow", count=1)
+    time.sleep(0.1)
+    assert not store.prune_consumer(worker.group, "slow", int(time.time() * 1000))
+    assert _consumers(store, worker) == ["slow"] and len(pending_ids(store, worker.group)) == 1
