@@ -14,10 +14,11 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
    moment-of-truth turn on (a verdict is sticky); each single turn is a one-turn contact.
 3. The conversation model (logistic regression, C chosen with it) is fitted on the train split's rows and
-   its threshold swept on the dev split's: the pair kept maximises dev single-turn F1 + the share of dev
-   conversations flagged on the labelled turn or the next - 2 x the share of dev routine conversations
-   ever flagged (a routine contact sent to an empathetic agent costs less than a missed moment of truth,
-   but a detector that flags every mildly annoyed conversation is useless).
+   its threshold swept on the dev split's, each candidate judged on the int8 and on the torch backend's
+   scores and counted as good as the worse of the two: the pair kept maximises dev single-turn F1 + the
+   share of dev conversations flagged on the labelled turn or the next - 2 x the share of dev routine
+   conversations ever flagged (a routine contact sent to an empathetic agent costs less than a missed moment
+   of truth, but a detector that flags every mildly annoyed conversation is useless).
 4. The head is fitted once more on all train + dev rows, embedded by both backends (int8 and torch fp32)
    with a penalty on answering the two differently, and written into models/heads.safetensors; the
    detector goes to models/detector.json. The test split is never read.
@@ -31,6 +32,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,19 +80,23 @@ def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray) -> LinearHead:
     )
 
 
-def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> dict[str, float]:
-    """text -> the head's int8 probability when the text's scenario was left out of its fit (each fit made
-    exactly as the final one, so the detector learns the final head's scale)."""
+def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> list[dict[str, float]]:
+    """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
+    its fit (each fit made exactly as the final one, so the detector learns the final head's scale)."""
     fold = np.array([int(_stable_fraction(r.scenario) * FOLDS) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
-    prob = np.zeros(len(rows), np.float32)
+    probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     for k in range(FOLDS):
         fit = fold != k
-        prob[~fit] = fit_head(x[fit], x_torch[fit], y[fit])(x[~fit])[:, 0]
-    by_text: dict[str, list[float]] = {}
-    for r, p in zip(rows, prob, strict=True):
-        by_text.setdefault(r.text, []).append(float(p))
-    return {t: float(np.mean(ps)) for t, ps in by_text.items()}
+        head = fit_head(x[fit], x_torch[fit], y[fit])
+        probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
+    out: list[dict[str, float]] = []
+    for prob in probs:
+        by_text: dict[str, list[float]] = {}
+        for r, p in zip(rows, prob, strict=True):
+            by_text.setdefault(r.text, []).append(float(p))
+        out.append({t: float(np.mean(ps)) for t, ps in by_text.items()})
+    return out
 
 
 def score_texts(scorer: TransformerScorer, corpus: Corpus, cache: Path, oof: dict[str, float]) -> Scores:
@@ -131,10 +137,12 @@ def outcomes(
     ]
 
 
-def choose(train: Corpus, dev: Corpus, scores: Scores) -> tuple[MotModel, dict[str, object]]:
+def choose(train: Corpus, dev: Corpus, backends: list[Scores]) -> tuple[MotModel, dict[str, object]]:
+    """The model is fitted on the int8 backend's features; each threshold is judged on both backends and
+    counts as good as its worse one, so that the verdict does not hang on which backend runs."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = feature_rows(train, scores)
+    x, y = feature_rows(train, backends[0])
     gold_dev = [t.mot for t in dev.turns]
     best: tuple[float, MotModel, dict[str, object]] | None = None
     for c in (0.1, 0.3, 1.0, 3.0, 10.0):
@@ -143,18 +151,27 @@ def choose(train: Corpus, dev: Corpus, scores: Scores) -> tuple[MotModel, dict[s
         means = dict(zip(FEATURES, (float(m) for m in x.mean(axis=0)), strict=True))
         for threshold in THRESHOLDS:
             model = MotModel(weights, float(lr.intercept_[0]), threshold, means)
-            conv = conversation_summary(outcomes(dev.conversations, scores, model))
-            th = MotThresholds(model=model)
-            turn = prf(gold_dev, [replay([scores[t.text]], th)[1] is not None for t in dev.turns])
-            objective = (
-                float(turn["f1"] or 0.0)
-                + float(conv["on_time_share"] or 0.0)
-                - FALSE_FLAG_COST * float(conv["routine_flagged_share"] or 0.0)
-            )
+            judged = [_judge(dev, scores, model, gold_dev) for scores in backends]
+            objective = min(j[0] for j in judged)
             if best is None or objective > best[0]:
+                _, conv, turn = judged[0]
                 best = (objective, model, {"C": c, "dev_conversations": conv, "dev_turns": turn})
     assert best is not None
     return best[1], {**best[2], "train_rows": len(y), "train_positive_rows": int(y.sum())}
+
+
+def _judge(
+    dev: Corpus, scores: Scores, model: MotModel, gold: list[bool]
+) -> tuple[float, dict[str, Any], dict[str, float | None]]:
+    conv = conversation_summary(outcomes(dev.conversations, scores, model))
+    th = MotThresholds(model=model)
+    turn = prf(gold, [replay([scores[t.text]], th)[1] is not None for t in dev.turns])
+    objective = (
+        float(turn["f1"] or 0.0)
+        + float(conv["on_time_share"] or 0.0)
+        - FALSE_FLAG_COST * float(conv["routine_flagged_share"] or 0.0)
+    )
+    return objective, conv, turn
 
 
 def main() -> int:
@@ -171,14 +188,14 @@ def main() -> int:
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
     oof = out_of_fold(rows, x, x_torch)
     y_oof = np.array([r.mot for r in rows])
-    oof_auroc = _auroc(y_oof, np.array([oof[r.text] for r in rows]))
-    model, chosen = choose(
-        train,
-        dev,
-        score_texts(
-            scorer, Corpus(train.turns + dev.turns, train.conversations + dev.conversations), args.cache, oof
-        ),
-    )
+    oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
+    both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
+    torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
+    backends = [
+        score_texts(scorer, both, args.cache, oof[0]),
+        score_texts(torch_scorer, both, args.cache, oof[1]),
+    ]
+    model, chosen = choose(train, dev, backends)
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, y_oof)
@@ -194,7 +211,8 @@ def main() -> int:
         "trained_on": "models/corpus: conversation prefixes and single turns of the train split, with "
         f"{FOLDS}-fold out-of-fold moment-of-truth probabilities; threshold chosen on the dev split",
         "scorer": f"{scorer.encoder.encoder_id}, {scorer.backend} backend",
-        "selection": f"max dev turn F1 + dev on-time share - {FALSE_FLAG_COST} x dev routine flagged share",
+        "selection": f"max over C and threshold of min over backends (int8, torch) of dev turn F1 + dev "
+        f"on-time share - {FALSE_FLAG_COST} x dev routine flagged share",
         "mot_head_out_of_fold_auroc": round(oof_auroc, 4),
         **chosen,
         "wall_time_s": round(time.perf_counter() - t0, 1),

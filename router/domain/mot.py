@@ -34,7 +34,7 @@ _FEATURE_TEXT = {
     "mot_peak": "peak turn p={:.2f}",
     "mot_prev_mean": "earlier turns p={:.2f}",
     "mot_trend": "rising {:+.2f}",
-    "mot_high_turns": "{:.0f} high turns",
+    "mot_high_turns": "{:.0f} turn(s) above 0.5",
     "log_turns": "{:.0f} turns",
     "intensity_peak": "peak intensity {:.2f}",
     "intensity_last": "intensity {:.2f}",
@@ -154,11 +154,9 @@ def _model_rule(contact: ContactView, model: MotModel) -> tuple[Reason, ...]:
     p = model.probability(x, contact.repeat_contact)
     if p < model.threshold:
         return ()
-    return (
-        Reason(
-            "mot_model", f"moment of truth p={p:.2f} (threshold {model.threshold:.2f}): {_drivers(x, model)}"
-        ),
-    )
+    turn = contact.trajectory.turns
+    text = f"moment of truth p={p:.2f} on turn {turn} (threshold {model.threshold:.2f}): {_drivers(x, model)}"
+    return (Reason("mot_model", text),)
 
 
 def _drivers(x: Mapping[str, float], model: MotModel, top: int = 3) -> str:

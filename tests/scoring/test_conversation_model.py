@@ -59,4 +59,6 @@ def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-de
     assert history[0]["action"] == "self_service"
     assert history[-1]["action"] == "offer" and history[-1]["agent_id"] == "a1"
     reasons = history[-1]["reasons"]
-    assert any(r["code"] in ("mot_peak", "mot_rising") and "turn 4" in r["text"] for r in reasons), reasons
+    assert any(
+        r["code"] in ("mot_model", "mot_peak", "mot_rising") and "turn 4" in r["text"] for r in reasons
+    ), reasons
