@@ -53,6 +53,7 @@ from router.scoring.detector import (  # noqa: E402
 )
 from router.scoring.evaluate import _stable_fraction  # noqa: E402
 from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
+from router.scoring.overlap import evaluation_index  # noqa: E402
 from router.scoring.protocol import EmotionScore  # noqa: E402
 from router.scoring.transformer import Encoder, TransformerScorer, embed_cached  # noqa: E402
 
@@ -177,13 +178,16 @@ def _judge(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
     train, dev = corpus.split("train"), corpus.split("dev")
     scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="onnx")
-    rows = training_rows(corpus, "train") + training_rows(corpus, "dev")
+    # a corpus line that an evaluation set also holds ("Great, thank you.") trains nothing
+    held_out = evaluation_index(args.data)
+    rows = held_out.drop(training_rows(corpus, "train") + training_rows(corpus, "dev"), lambda r: r.text)
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
     oof = out_of_fold(rows, x, x_torch)
