@@ -41,7 +41,7 @@ def scorers():  # type: ignore[no-untyped-def]
 
 
 def test_auto_follows_the_quality_stamp() -> None:
-    from router.scoring.transformer import Encoder, onnx_gate_passed, onnx_stamp
+    from router.scoring.transformer import Encoder, onnx_gate_passed
 
     enc = Encoder(backend="auto")
     path = find_onnx_model()
