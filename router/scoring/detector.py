@@ -51,10 +51,13 @@ def _parse(path: Path, mtime_ns: int, repeat_logit: float) -> MotModel:
     )
 
 
-def mot_model_for(settings: Settings) -> MotModel | None:
-    """The detector the policy uses under ``settings``: the learned one beside the heads when the scorer is
-    the transformer (whose per-turn probabilities it was trained on); None (the hand rules) otherwise."""
+def mot_model_for(settings: Settings, scorer: object | None = None) -> MotModel | None:
+    """The detector the policy uses: the learned one beside the heads when the scorer is the transformer
+    (whose per-turn probabilities it was trained on); None (the hand rules) for any other scorer. With
+    ``scorer`` given, it must be the transformer (possibly inside the fallback wrapper) itself."""
     if settings.scorer != "transformer":
+        return None
+    if scorer is not None and getattr(getattr(scorer, "primary", scorer), "name", "") != "transformer":
         return None
     from router.scoring.factory import heads_dir_of
 

@@ -33,6 +33,7 @@ from router.events import (
     WorkCompleted,
     parse_event,
 )
+from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.reconcile import reconcile
@@ -100,7 +101,7 @@ class Worker:
         self.group = settings.group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10_000}"
         self.blocking = supports_blocking
-        self.engine = Engine(store, settings)
+        self.engine = Engine(store, settings, mot_model=mot_model_for(settings, scorer))
         self._scorer_takes_languages = "languages" in inspect.signature(scorer.score).parameters
         self.stats = ConsumerStats()
         self._stop = threading.Event()

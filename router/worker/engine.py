@@ -18,7 +18,7 @@ from typing import Any
 
 from router.domain.ewt import callback_reason, estimate_wait
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
-from router.domain.mot import MotThresholds, detect, model_probability, observe_turn
+from router.domain.mot import MotModel, MotThresholds, detect, model_probability, observe_turn
 from router.domain.policy import (
     AgentChoice,
     PolicyConfig,
@@ -44,7 +44,6 @@ from router.events import (
     WorkCompleted,
     event_digest,
 )
-from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore
 from router.scoring.topics import MOT_TOPICS
 from router.settings import Settings
@@ -105,12 +104,17 @@ def _reasons_json(reasons: Sequence[Reason]) -> str:
 
 class Engine:
     def __init__(
-        self, store: RoutingStore, settings: Settings, clock: Callable[[], float] = time.time
+        self,
+        store: RoutingStore,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        mot_model: MotModel | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.cfg = PolicyConfig.from_settings(settings)
-        self.th = MotThresholds.from_settings(settings, mot_model_for(settings))
+        # the learned detector only where the worker's scorer is the transformer it was trained on
+        self.th = MotThresholds.from_settings(settings, mot_model)
         self.clock = clock
         self.counters = EngineCounters()
         self._retries = settings.conflict_retries
