@@ -563,10 +563,8 @@ class Engine:
         if out.ok:
             self._forget(offer.contact_id)
             self._refresh_agent(offer.agent_id)
-            # a contact that every agent keeps declining is in its queue only between offers: offer the
-            # callback it is owed here, as the sweep (which looks at queued contacts) may never see it
-            if rec is not None and self._callback_due(rec, now):
-                self._callback(offer.contact_id, now, eid or "sweep")
+            # a contact every agent keeps declining is in its queue only between offers: matching it here
+            # offers the callback it is owed before the next ring (the sweep may never see it queued)
             self.match_contact(offer.contact_id, announce=False, cause=eid or "sweep")
             self.pull_for_agent(offer.agent_id, eid or "sweep")
         return out
@@ -642,6 +640,13 @@ class Engine:
             queue = rec.view.queue or "general"
             choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
             route = _reasons_from_json(rec.raw.get("route_reasons", ""))
+            if self._callback_due(rec, now) and (choice.agent_id is None or choice.all_declined):
+                # the callback is owed before anyone rings again: were the re-offer first, every worker's
+                # sweep could re-offer it between the rings and the callback would wait as long as they last
+                out = self._announce_wait(rec, queue, choice, route, now, cause)
+                if out.ok and choice.agent_id is None:
+                    return "callback_offer"
+                continue  # read it afresh: conflicted, or the callback is recorded and the re-offer follows
             if choice.agent_id is not None:
                 reasons = (*route, *choice.reasons)
                 if self._offer(rec, queue, choice.agent_id, reasons, now, cause, choice.all_declined):
@@ -823,7 +828,7 @@ class Engine:
     def _offer_due_callbacks(self) -> int:
         """A 'callback_offer' for every contact that has waited ``callback_threshold_s`` without one, whatever
         keeps it waiting: the estimate made when it was queued cannot foresee declines or a floor that has
-        nobody for it."""
+        nobody for it. Matching decides it (an agent who has not declined it is offered it first)."""
         now = self.clock()
         threshold_s = self.cfg.callback_threshold_s
         waiting = self.store.waiting_since(QUEUES, now - threshold_s, CALLBACK_SCAN)
@@ -831,28 +836,13 @@ class Engine:
         for cid, enqueued_ms, callback_ms in waiting:
             if callback_ms is not None or now - enqueued_ms / 1000 < threshold_s:
                 continue
-            if self._callback(cid, now, "sweep"):
+            if self.match_contact(cid, announce=False, cause="sweep") is not None:
                 done += 1
         return done
 
     def _callback_due(self, rec: ContactRecord, now: float) -> bool:
         """The contact has waited the callback threshold and was offered no callback yet."""
         return not rec.raw.get("callback_ms") and queued_for_s(rec.view, now) >= self.cfg.callback_threshold_s
-
-    def _callback(self, contact_id: str, now: float, cause: str) -> bool:
-        """Offer the contact a callback if, read afresh, it still waits past the threshold without one and
-        no agent who has not declined it can take it now (that offer comes first)."""
-        rec = self._contact(contact_id)
-        if rec is None or rec.view.status != "queued" or not self._callback_due(rec, now):
-            return False
-        queue = rec.view.queue or "general"
-        agents, mot_total = self._agents(now)
-        choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
-        if choice.agent_id is not None and not choice.all_declined:
-            return False
-        route = _reasons_from_json(rec.raw.get("route_reasons", ""))
-        # a conflict (the contact moved since it was read) is left to the next sweep
-        return self._announce_wait(rec, queue, choice, route, now, cause).ok
 
     # ---- helpers --------------------------------------------------------------------------------
     def _now_ms(self) -> int:
