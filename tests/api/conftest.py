@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import fakeredis
 import pytest
-from api_helpers import ADMIN_KEY
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -20,6 +19,7 @@ from router.store.admin import AdminStore
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.api.api_helpers import ADMIN_KEY
 
 
 @pytest.fixture

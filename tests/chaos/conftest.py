@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos_support import REPORTED, RedisServer, WorkerPool
+
+from tests.chaos.chaos_support import REPORTED, RedisServer, WorkerPool
 
 
 @pytest.fixture

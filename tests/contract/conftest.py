@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from contract_helpers import FakeClock, ScriptedScorer
 
 from router.settings import Settings
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
 from router.worker.engine import Engine
+from tests.contract.contract_helpers import FakeClock, ScriptedScorer
 
 
 @pytest.fixture

@@ -7,7 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from contract_helpers import (
+
+from router.store.store import Commit, CustomerTouch, RoutingStore
+from router.worker.consumer import Worker
+from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
     NoAck,
     ScriptedScorer,
     add_agent,
@@ -21,10 +25,6 @@ from contract_helpers import (
     started,
     xadd,
 )
-
-from router.store.store import Commit, CustomerTouch, RoutingStore
-from router.worker.consumer import Worker
-from router.worker.engine import Engine
 
 MakeWorker = Callable[..., Worker]
 

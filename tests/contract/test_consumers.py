@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from contract_helpers import pending_ids, read_group, started, xadd
-
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.contract.contract_helpers import pending_ids, read_group, started, xadd
 
 MakeWorker = Callable[..., Worker]
 FAST = {

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from contract_helpers import (
+
+from router.events import Decision
+from router.settings import Settings
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
     FakeClock,
     ScriptedScorer,
     add_agent,
@@ -19,12 +25,6 @@ from contract_helpers import (
     started,
     xadd,
 )
-
-from router.events import Decision
-from router.settings import Settings
-from router.store.store import RoutingStore
-from router.worker.consumer import Worker
-from router.worker.engine import Engine
 
 
 class Floor:

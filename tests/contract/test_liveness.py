@@ -17,17 +17,6 @@ import uuid
 from typing import Any
 
 import pytest
-from contract_helpers import (
-    Connect,
-    CountingIds,
-    FakeClock,
-    ScriptedScorer,
-    add_agent,
-    connector,
-    message,
-    parse,
-    started,
-)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -46,6 +35,17 @@ from router.store.codec import ContactRecord
 from router.store.store import RoutingStore
 from router.worker import engine as engine_module
 from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
+    Connect,
+    CountingIds,
+    FakeClock,
+    ScriptedScorer,
+    add_agent,
+    connector,
+    message,
+    parse,
+    started,
+)
 
 CHANNELS = ("chat", "voice")
 FAIR_MS = 3_600_000

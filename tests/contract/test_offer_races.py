@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from contract_helpers import ScriptedScorer, add_agent, decisions, ev, message, new_id, parse, started
 
 from router.store.store import RoutingStore
 from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
+    ScriptedScorer,
+    add_agent,
+    decisions,
+    ev,
+    message,
+    new_id,
+    parse,
+    started,
+)
 
 
 @pytest.mark.parametrize("answer", ["offer.accepted", "offer.declined"])

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 import redis
-from contract_helpers import (
+
+from router.settings import Settings
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+from tests.contract.contract_helpers import (
     NoAck,
     add_agent,
     dead_letters,
@@ -22,10 +26,6 @@ from contract_helpers import (
     started,
     xadd,
 )
-
-from router.settings import Settings
-from router.store.store import RoutingStore
-from router.worker.consumer import Worker
 
 MakeWorker = Callable[..., Worker]
 

@@ -12,7 +12,17 @@ from typing import Any
 
 import pytest
 import redis
-from contract_helpers import (
+from redis.crc import key_slot
+
+from router.domain.policy import PolicyConfig, queue_score
+from router.events import Decision
+from router.scoring.protocol import EmotionScore
+from router.settings import Settings
+from router.store import scripts
+from router.store.store import Commit, Outcome, RoutingStore
+from router.worker.decisions import make_decision
+from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
     T0,
     FakeClock,
     add_agent,
@@ -25,16 +35,6 @@ from contract_helpers import (
     set_contact,
     started,
 )
-from redis.crc import key_slot
-
-from router.domain.policy import PolicyConfig, queue_score
-from router.events import Decision
-from router.scoring.protocol import EmotionScore
-from router.settings import Settings
-from router.store import scripts
-from router.store.store import Commit, Outcome, RoutingStore
-from router.worker.decisions import make_decision
-from router.worker.engine import Engine
 
 NOW_MS = int(T0 * 1000)
 TIMEOUT_MS = 15_000

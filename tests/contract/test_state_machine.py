@@ -19,18 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from contract_helpers import (
-    Connect,
-    CountingIds,
-    FakeClock,
-    ScriptedScorer,
-    add_agent,
-    connector,
-    dump_domain,
-    message,
-    parse,
-    started,
-)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -51,6 +39,18 @@ from router.store.store import Commit, OfferInfo, RoutingStore
 from router.worker import engine as engine_module
 from router.worker.decisions import make_decision
 from router.worker.engine import Engine
+from tests.contract.contract_helpers import (
+    Connect,
+    CountingIds,
+    FakeClock,
+    ScriptedScorer,
+    add_agent,
+    connector,
+    dump_domain,
+    message,
+    parse,
+    started,
+)
 
 CHANNELS = ("chat", "voice")
 TEXTS = ("hello there", "I am furious", "can I talk to a person", "my card was stolen", "ok thanks")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import fakeredis
 import pytest
-from api_helpers import MOT_TEXT, available, drain, message, seed_agent, started
 from pydantic import SecretStr
 
 from router.api.serve import ApiServer
@@ -31,6 +30,7 @@ from router.store.admin import AdminStore
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.api.api_helpers import MOT_TEXT, available, drain, message, seed_agent, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

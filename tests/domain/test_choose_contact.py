@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from domain_strategies import PROPERTY, agents, contacts
 from hypothesis import given
 from hypothesis import strategies as st
 
 from router.domain.model import AgentView, ContactView, Reason
 from router.domain.policy import PolicyConfig, choose_contact, ineligible_reason
+from tests.domain.domain_strategies import PROPERTY, agents, contacts
 
 CFG = PolicyConfig()
 NOW = 1_000.0

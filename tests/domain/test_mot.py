@@ -3,7 +3,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from domain_strategies import PROPERTY, contacts, unit_floats
 from hypothesis import given
 
 from router.domain.model import ContactView, Trajectory, TurnScore
@@ -18,6 +17,7 @@ from router.domain.mot import (
 )
 from router.domain.trajectory import add_turn
 from router.settings import Settings
+from tests.domain.domain_strategies import PROPERTY, contacts, unit_floats
 
 # the rules are tested at fixed thresholds, independent of the shipped defaults (which follow the model)
 TH = MotThresholds(peak=0.75, last=0.6, trend=0.25, topic=0.5, topic_intensity_floor=0.3, human_request=0.5)

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
 from router.api.serve import ApiServer
 from router.settings import Settings
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
+from tests.chaos.chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.redis]
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import redis
-from chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
 from router.scoring.lexicon import LexiconScorer
 from router.settings import Settings
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.chaos.chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.redis]
 

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from api_helpers import ADMIN, ADMIN_KEY, MOT_TEXT, available, drain, message, post, seed_agent, started
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -20,6 +19,17 @@ from router.store.acl import setuser_command
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.api.api_helpers import (
+    ADMIN,
+    ADMIN_KEY,
+    MOT_TEXT,
+    available,
+    drain,
+    message,
+    post,
+    seed_agent,
+    started,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 

@@ -7,7 +7,6 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from domain_strategies import PROPERTY, agent_lists, contacts
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from router.domain.policy import (
     min_eq,
     remembered_decline_ms,
 )
+from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
 
 CFG = PolicyConfig()
 NOW = 1_000.0

@@ -3,7 +3,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from domain_strategies import PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from router.domain.ewt import (
 )
 from router.domain.model import QueueStats
 from router.domain.policy import PolicyConfig
+from tests.domain.domain_strategies import PROPERTY
 
 
 def test_free_agents_serve_the_head_now() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import bearer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from router import keys_cli
 from router.store.admin import AdminStore
+from tests.api.api_helpers import bearer
 
 pytestmark = pytest.mark.timeout(60)
 

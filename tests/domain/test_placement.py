@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import Any
 
-from domain_strategies import PROPERTY, TIERS, contacts, unit_floats
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from router.domain.model import ContactView, Reason, Trajectory
 from router.domain.mot import MotThresholds, MotVerdict, detect
 from router.domain.policy import MAX_PRIORITY, PolicyConfig, min_eq, place, priority, queue_score
 from router.settings import Settings
+from tests.domain.domain_strategies import PROPERTY, TIERS, contacts, unit_floats
 
 CFG = PolicyConfig()
 MOT = MotVerdict(True, (Reason("mot_peak", "intensity 0.91 peak on turn 3"),))

@@ -7,12 +7,12 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from api_helpers import ADMIN, MOT_TEXT, available, drain, message, post, seed_agent, started
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.api.api_helpers import ADMIN, MOT_TEXT, available, drain, message, post, seed_agent, started
 
 pytestmark = pytest.mark.timeout(60)
 

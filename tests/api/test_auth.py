@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_helpers import ADMIN, ADMIN_KEY, bearer, seed_agent, started
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from router.api.security import ANY_KEY, SCOPE_FIELD, SCOPES, normalize_scopes
 from router.store.admin import AdminStore, hash_token
 from router.store.store import RoutingStore
+from tests.api.api_helpers import ADMIN, ADMIN_KEY, bearer, seed_agent, started
 
 pytestmark = pytest.mark.timeout(120)
 

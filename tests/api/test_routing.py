@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_helpers import (
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+from tests.api.api_helpers import (
     ADMIN,
     MOT_TEXT,
     available,
@@ -18,11 +23,6 @@ from api_helpers import (
     sse_events,
     started,
 )
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-
-from router.store.store import RoutingStore
-from router.worker.consumer import Worker
 
 pytestmark = pytest.mark.timeout(60)
 

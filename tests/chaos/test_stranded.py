@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import redis
-from chaos_support import audit, produce
 
 from router.store.codec import agent_profile_fields
 from router.store.store import RoutingStore
+from tests.chaos.chaos_support import audit, produce
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.redis]
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from domain_strategies import PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
 
 from router.domain.model import Trajectory
 from router.domain.trajectory import add_turn
+from tests.domain.domain_strategies import PROPERTY
 
 
 def build(values: list[float], keep: int = 20) -> Trajectory:

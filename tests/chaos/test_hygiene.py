@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-from chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -22,6 +21,7 @@ from router.api import create_app
 from router.settings import Settings
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
+from tests.chaos.chaos_support import audit, event_mix, produce, seed_agents, wait_drained
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.redis]
 

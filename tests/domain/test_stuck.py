@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from domain_strategies import PROPERTY, agent_lists, contacts
 from hypothesis import given
 from hypothesis import strategies as st
 
 from router.domain.model import AgentView, ContactView
 from router.domain.policy import PolicyConfig, choose_agent
 from router.domain.stuck import WaitingState, stuck_reason, waiting_state
+from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
 
 CFG = PolicyConfig()  # stuck after 60 s, decline memory 180 s
 NOW = 10_000.0

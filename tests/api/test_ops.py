@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from api_helpers import ADMIN, MOT_TEXT, available, bearer, drain, message, post, seed_agent, started
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -20,6 +19,17 @@ from router.store.admin import AdminStore, Aggregate
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
+from tests.api.api_helpers import (
+    ADMIN,
+    MOT_TEXT,
+    available,
+    bearer,
+    drain,
+    message,
+    post,
+    seed_agent,
+    started,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
