@@ -1,5 +1,5 @@
-"""Helpers of the API suite (imported like tests/contract/contract_helpers.py: pytest puts this folder on
-sys.path). Fixtures live in conftest.py beside this file."""
+"""Helpers of the API suite (``from tests.api.api_helpers import ...``). Fixtures live in conftest.py beside
+this file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Helpers shared by the contract suite (imported like tests/domain/domain_strategies.py: pytest puts this
-folder on sys.path). Fixtures live in conftest.py beside this file."""
+"""Helpers shared by the contract suite (``from tests.contract.contract_helpers import ...``). Fixtures live
+in conftest.py beside this file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the domain tests (named uniquely: tests/ has no packages)."""
+"""Hypothesis strategies shared by the domain tests (``from tests.domain.domain_strategies import ...``)."""
 
 from __future__ import annotations
 
