@@ -120,7 +120,7 @@ def demo(
         _clear_demo_domain(handle.client(), demo_settings.domain)
         sc = build_scorer(demo_settings)
         if api:
-            from router.api.live_demo import run_live_demo
+            from router.sim.live_demo import run_live_demo
 
             def ready(url: str, key: str) -> None:
                 # stdout, flushed: scripts and tests read the URL and the key from here

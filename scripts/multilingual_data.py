@@ -14,7 +14,7 @@ import csv
 import re
 from pathlib import Path
 
-from router.scoring.evaluate import _stable_fraction
+from router.scoring.measures import stable_fraction
 
 # every corpus language but English (the English heads have their own sets); e5 shares one space across
 # languages, so each language's data also teaches the others
@@ -44,7 +44,7 @@ def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
             if (
                 len(parts) == 2
                 and (y := _xed_label(parts[1])) is not None
-                and _stable_fraction(parts[0]) >= 0.2
+                and stable_fraction(parts[0]) >= 0.2
             ):
                 rows.append((parts[0], y, "xed_fi_annotated"))
     brighter = ("deu", "esp", "ptbr", "rus", "ukr")

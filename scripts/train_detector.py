@@ -51,9 +51,9 @@ from router.scoring.detector import (  # noqa: E402
     replay,
     save_mot_model,
 )
-from router.scoring.evaluate import _stable_fraction  # noqa: E402
+from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
-from router.scoring.overlap import evaluation_index  # noqa: E402
+from router.scoring.measures import stable_fraction  # noqa: E402
 from router.scoring.protocol import EmotionScore  # noqa: E402
 from router.scoring.transformer import Encoder, TransformerScorer, embed_cached  # noqa: E402
 
@@ -84,7 +84,7 @@ def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray) -> LinearHead:
 def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> list[dict[str, float]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
     its fit (each fit made exactly as the final one, so the detector learns the final head's scale)."""
-    fold = np.array([int(_stable_fraction(r.scenario) * FOLDS) for r in rows])
+    fold = np.array([int(stable_fraction(r.scenario) * FOLDS) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     for k in range(FOLDS):
@@ -228,7 +228,7 @@ def main() -> int:
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    from router.scoring.evaluate import auroc
+    from router.scoring.measures import auroc
 
     return auroc(y, s)
 

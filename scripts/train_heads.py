@@ -46,13 +46,13 @@ from handwritten import handwritten_human, handwritten_topics  # noqa: E402
 from multilingual_data import load_multilingual  # noqa: E402
 
 from router.scoring.corpus import load_corpus, training_rows  # noqa: E402
-from router.scoring.evaluate import _stable_fraction  # noqa: E402
+from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.heads import (  # noqa: E402
     LinearHead,
     save_heads,
     vader_features,
 )
-from router.scoring.overlap import evaluation_index  # noqa: E402
+from router.scoring.measures import stable_fraction  # noqa: E402
 from router.scoring.topics import INTENT_TOPICS, MOT_TOPICS, PROBLEM_INTENTS  # noqa: E402
 from router.scoring.transformer import Encoder, embed_cached, find_onnx_model  # noqa: E402
 
@@ -203,7 +203,7 @@ def relabel(head: LinearHead, labels: tuple[str, ...]) -> LinearHead:
 
 
 def auroc(y: np.ndarray, s: np.ndarray) -> float:
-    from router.scoring.evaluate import auroc as _auroc
+    from router.scoring.measures import auroc as _auroc
 
     return _auroc(y, s)
 
@@ -403,7 +403,7 @@ def main() -> int:
     # one-hidden-layer head took 25 minutes per fit on 2 cores), its fit checked on a held-out tenth of
     # those rows (stable hash) before the final fit on all of them
     y_ml = np.array([1.0 if neg else 0.0 for _, neg, _ in ml_tr], np.float32)[:, None]
-    held = np.array([_stable_fraction(t) < 0.1 for t, _, _ in ml_tr])
+    held = np.array([stable_fraction(t) < 0.1 for t, _, _ in ml_tr])
     probe = train_head(x_ml[~held], y_ml[~held], np.ones(int((~held).sum()), np.float32), "sigmoid", l2=1e-5)
     metrics["intensity_ml_heldout_auroc"] = round(auroc(y_ml[held, 0], probe(x_ml[held])[:, 0]), 4)
     heads["intensity_ml"] = relabel(

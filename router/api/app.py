@@ -66,7 +66,7 @@ def create_app(
         scorer=scorer,
         clock=clock,
     )
-    metrics.attach_store(ctx)
+    metrics.attach_store(ctx.admin, settings, scorer=scorer, clock=clock)
     app = FastAPI(
         title="mot-router API",
         version="1",

@@ -12,6 +12,7 @@ from fastapi import Request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from router.api.metrics import ApiMetrics
 from router.domain.policy import PolicyConfig
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
@@ -20,7 +21,6 @@ from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
 
 if TYPE_CHECKING:
-    from router.api.metrics import ApiMetrics
     from router.api.security import Principal, RateLimiter
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,10 +28,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from router.domain.model import QUEUES
-from router.store.admin import stream_id_ms
-
-if TYPE_CHECKING:
-    from router.api.context import ApiContext
+from router.scoring.protocol import EmotionScorer
+from router.settings import Settings
+from router.store.admin import AdminStore, stream_id_ms
 
 log = logging.getLogger(__name__)
 
@@ -86,41 +85,48 @@ class ApiMetrics:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(method, route).observe(seconds)
 
-    def attach_store(self, ctx: ApiContext) -> None:
-        self.registry.register(StoreCollector(ctx))
+    def attach_store(
+        self,
+        admin: AdminStore,
+        settings: Settings,
+        *,
+        scorer: EmotionScorer | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.registry.register(StoreCollector(admin, settings, scorer=scorer, clock=clock))
 
-    def render(self, ctx: ApiContext) -> bytes:
+    def render(self, admin: AdminStore) -> bytes:
         try:
-            self.poll_decisions(ctx)
+            self.poll_decisions(admin)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("metrics: decisions tail skipped: %s", type(exc).__name__)
         out: bytes = generate_latest(self.registry)
         return out
 
-    def poll_decisions(self, ctx: ApiContext) -> int:
+    def poll_decisions(self, admin: AdminStore) -> int:
         """Fold the decisions written since the last scrape into the counters; returns how many."""
         with self._tail_lock:
             seen = 0
             if self._last_id is None:
-                items, last = ctx.admin.recent_decisions(TAIL_START)
-                self._observe(ctx, items)
+                items, last = admin.recent_decisions(TAIL_START)
+                self._observe(admin, items)
                 self._last_id, seen = last, len(items)
             while seen < TAIL_MAX_PER_SCRAPE:
-                items, last = ctx.admin.decisions_after(self._last_id, 2_000)
+                items, last = admin.decisions_after(self._last_id, 2_000)
                 if last == self._last_id:
                     break
-                self._observe(ctx, items)
+                self._observe(admin, items)
                 self._last_id = last
                 seen += len(items)
             return seen
 
-    def _observe(self, ctx: ApiContext, items: list[tuple[str, dict[str, Any]]]) -> None:
+    def _observe(self, admin: AdminStore, items: list[tuple[str, dict[str, Any]]]) -> None:
         need_ingest = [
             str(d.get("event_id"))
             for _, d in items
             if d.get("event_id") and stream_id_ms(str(d["event_id"])) is None
         ]
-        ingest = ctx.admin.ingest_ms(sorted(set(need_ingest)))
+        ingest = admin.ingest_ms(sorted(set(need_ingest)))
         for _, d in items:
             action = str(d.get("action", "unknown"))
             self.decisions.labels(action).inc()
@@ -148,26 +154,34 @@ class StoreCollector(Collector):
     """Reads the store at scrape time. When Redis is unreachable it reports router_store_up 0 and nothing
     else from the store (the scrape itself still succeeds)."""
 
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        admin: AdminStore,
+        settings: Settings,
+        *,
+        scorer: EmotionScorer | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.admin = admin
+        self.settings = settings
+        self.scorer = scorer
+        self.clock = clock
 
     def describe(self) -> list[Any]:
         return []  # dynamic: never checked against duplicates at registration
 
     def collect(self) -> Iterator[Any]:
-        ctx = self.ctx
+        admin, store, settings = self.admin, self.admin.store, self.settings
         up = GaugeMetricFamily("router_store_up", "1 when the API can read the store")
         try:
-            stats = ctx.store.stats()
-            depths = ctx.store.queue_depths()
-            counts = ctx.admin.floor_counts()
-            agents = ctx.store.load_agents(
-                int(ctx.clock() * 1000), int(ctx.settings.fairness_window_s * 1000)
-            )
-            group = ctx.admin.group_info(ctx.settings.group)
-            live = ctx.admin.live_workers(ctx.settings.worker_dead_after_s)
-            since = int(ctx.clock() * 1000) - 15 * 60 * 1000
-            served = {q: ctx.admin.served_recent(q, since) for q in QUEUES}
+            stats = store.stats()
+            depths = store.queue_depths()
+            counts = admin.floor_counts()
+            agents = store.load_agents(int(self.clock() * 1000), int(settings.fairness_window_s * 1000))
+            group = admin.group_info(settings.group)
+            live = admin.live_workers(settings.worker_dead_after_s)
+            since = int(self.clock() * 1000) - 15 * 60 * 1000
+            served = {q: admin.served_recent(q, since) for q in QUEUES}
         except redis.RedisError as exc:
             log.warning("metrics: store unreadable: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -176,7 +190,7 @@ class StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         # a scorer running in this process (router demo --api) counts its own fallbacks
-        local = {"scorer_fallbacks": int(getattr(ctx.scorer, "fallbacks", 0) or 0)}
+        local = {"scorer_fallbacks": int(getattr(self.scorer, "fallbacks", 0) or 0)}
         for field, (name, doc) in STAT_COUNTERS.items():
             c = CounterMetricFamily(name, doc)
             c.add_metric([], float(stats.get(field, 0) + local.get(field, 0)))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from router.scoring.overlap import norm_text
+
 Split = Literal["train", "dev", "test"]
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[2] / "models" / "corpus"
 LANGUAGES: tuple[str, ...] = ("en", "it", "ro", "fi", "el", "de", "es", "fr", "pt", "pl", "nl")
@@ -251,7 +253,6 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
     in a test conversation too ("Ok thanks") is left out here (router.scoring.overlap.norm_text)."""
     if split not in ("train", "dev"):
         raise ValueError(f"training rows come from the train or dev split, not {split!r}")
-    from router.scoring.overlap import norm_text
     from router.scoring.topics import corpus_topic
 
     test = corpus.split("test")

@@ -19,6 +19,7 @@ from router.domain.model import ContactView
 from router.domain.mot import FEATURES, MotModel, MotThresholds, detect, observe_turn, trajectory_features
 from router.scoring.corpus import Corpus
 from router.scoring.heads import DEFAULT_MODELS_DIR
+from router.scoring.measures import auroc
 from router.scoring.protocol import EmotionScore
 from router.settings import Settings
 
@@ -149,8 +150,6 @@ def evaluate_corpus(
 ) -> dict[str, Any]:
     """Per language: turn-level AUROC of the per-turn probability, and the detector's verdict on each
     single turn (as a one-turn contact) and on each conversation replayed turn by turn."""
-    from router.scoring.evaluate import auroc
-
     texts = sorted(
         {t.text for t in corpus.turns} | {x for c in corpus.conversations for x in c.customer_texts}
     )

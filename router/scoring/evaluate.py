@@ -8,19 +8,21 @@ skipped with a note, never an error.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from router.scoring.corpus import load_corpus
+from router.scoring.detector import evaluate_corpus, load_mot_model
 from router.scoring.lexicon import LexiconScorer
+from router.scoring.measures import auroc, macro_f1, pearson, stable_fraction
+from router.scoring.overlap import EvalIndex
 from router.scoring.protocol import EmotionScore
 from router.scoring.topics import INTENT_TOPICS, MOT_TOPICS
 
@@ -37,53 +39,10 @@ _MENTION = re.compile(r"@\w+")
 _URL = re.compile(r"https?://\S+")
 
 
-# ---------------------------------------------------------------- metrics
-def auroc(y: npt.ArrayLike, s: npt.ArrayLike) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
-    yy = np.asarray(y, dtype=bool)
-    ss = np.asarray(s, dtype=np.float64)
-    n_pos = int(yy.sum())
-    n_neg = len(yy) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(ss, kind="mergesort")
-    ranks = np.empty(len(ss), dtype=np.float64)
-    sorted_s = ss[order]
-    i = 0
-    while i < len(ss):
-        j = i
-        while j + 1 < len(ss) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[yy].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def pearson(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
-    f1s = []
-    for lab in labels:
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == lab and p == lab)
-        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != lab and p == lab)
-        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == lab and p != lab)
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)) if f1s else float("nan")
-
-
+# ---------------------------------------------------------------- scores
 def mot_score(s: EmotionScore) -> float:
     """Turn-level moment-of-truth score: noisy-OR of negative intensity and MoT-topic probability."""
     return 1.0 - (1.0 - s.intensity) * (1.0 - 0.8 * s.topic_prob)
-
-
-def _stable_fraction(text: str) -> float:
-    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 # ---------------------------------------------------------------- data sets (held-out parts only)
@@ -190,7 +149,7 @@ def load_human(data: Path) -> Task:
     ) as f:
         for row in csv.DictReader(f):
             y = row["intent"] == "contact_human_agent"
-            if y or _stable_fraction(row["utterance"]) < 0.15:  # all requests + a stable 15% of the rest
+            if y or stable_fraction(row["utterance"]) < 0.15:  # all requests + a stable 15% of the rest
                 texts.append(row["utterance"])
                 gold.append(y)
     return Task(
@@ -235,7 +194,7 @@ def load_languages(data: Path) -> dict[str, Task]:
             labs = {int(x) for x in re.findall(r"\d+", parts[1])}
             neg, pos = bool(labs & {1, 3, 4, 6}), bool(labs & {5, 8})
             # held-out slice: the 20% of lines a multilingual head may never train on (stable hash split)
-            if neg == pos or _stable_fraction(parts[0]) >= 0.2:
+            if neg == pos or stable_fraction(parts[0]) >= 0.2:
                 continue
             texts.append(parts[0])
             gold.append(neg)
@@ -250,7 +209,7 @@ def load_languages(data: Path) -> dict[str, Task]:
         texts, gold = [], []
         with greek.open(encoding="utf-8") as f:
             for row in csv.DictReader(f):
-                if row["sentiment"] in ("1", "2") and _stable_fraction(row["text"]) < 0.1:
+                if row["sentiment"] in ("1", "2") and stable_fraction(row["text"]) < 0.1:
                     texts.append(row["text"])
                     gold.append(row["sentiment"] == "1")
         out["el"] = Task(
@@ -260,6 +219,24 @@ def load_languages(data: Path) -> dict[str, Task]:
             "Greek bank tweets, 10% sample: label 1 (likely negative) vs 2 (low confidence)",
         )
     return out
+
+
+def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
+    """Every text ``router evaluate`` scores: the public evaluation sets and the corpus test split."""
+    index = EvalIndex()
+    loaders = [load_airline_all, load_complaints, load_brighter, load_wassa, load_topics]
+    loaders += [load_human]
+    for load in loaders:
+        try:
+            index.add(load(data).texts)
+        except FileNotFoundError:
+            continue
+    for task in load_languages(data).values():
+        index.add(task.texts)
+    corpus = load_corpus(corpus_dir)
+    index.add(t.text for t in corpus.turns if t.split == "test")
+    index.add(turn.text for c in corpus.conversations if c.split == "test" for turn in c.turns)
+    return index
 
 
 # ---------------------------------------------------------------- run
@@ -404,8 +381,6 @@ def run_evaluate(
 
     def corpus() -> None:
         from router.domain.mot import MotThresholds
-        from router.scoring.corpus import load_corpus
-        from router.scoring.detector import evaluate_corpus, load_mot_model
 
         test = load_corpus(corpus_dir).split("test")
         model = load_mot_model()

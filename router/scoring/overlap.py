@@ -2,7 +2,8 @@
 
 A line counts as the same text when it is equal after lower-casing, accent folding and dropping everything
 but letters and digits (so "Can't believe it!!" and "cant believe it" meet). Training loaders drop every row
-found in the index; ``tests/scoring/test_overlap.py`` runs the check on the real data in CI.
+found in the index (``router.scoring.evaluate.evaluation_index`` builds it from every evaluation set);
+``tests/scoring/test_overlap.py`` runs the check on the real data in CI.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -45,25 +45,3 @@ class EvalIndex:
     def drop(self, rows: Sequence[T], text: Callable[[T], str]) -> list[T]:
         """``rows`` without those whose ``text(row)`` is in the index."""
         return [row for row in rows if text(row) not in self]
-
-
-def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
-    """Every text ``router evaluate`` scores: the public evaluation sets and the corpus test split."""
-    from router.scoring import evaluate as ev
-
-    index = EvalIndex()
-    loaders = [ev.load_airline_all, ev.load_complaints, ev.load_brighter, ev.load_wassa, ev.load_topics]
-    loaders += [ev.load_human]
-    for load in loaders:
-        try:
-            index.add(load(data).texts)
-        except FileNotFoundError:
-            continue
-    for task in ev.load_languages(data).values():
-        index.add(task.texts)
-    from router.scoring.corpus import load_corpus
-
-    corpus = load_corpus(corpus_dir)
-    index.add(t.text for t in corpus.turns if t.split == "test")
-    index.add(turn.text for c in corpus.conversations if c.split == "test" for turn in c.turns)
-    return index

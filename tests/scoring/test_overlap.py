@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from router.scoring.overlap import EvalIndex, evaluation_index, norm_text
+from router.scoring.evaluate import evaluation_index
+from router.scoring.overlap import EvalIndex, norm_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"

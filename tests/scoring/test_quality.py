@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from router.scoring.heads import DEFAULT_MODELS_DIR
+from router.scoring.measures import stable_fraction
 
 pytestmark = pytest.mark.model
 
@@ -51,7 +52,7 @@ def test_public_subset(scorer) -> None:  # type: ignore[no-untyped-def]
     from router.scoring import evaluate as ev
 
     airline = ev.load_airline(DATA)
-    keep = [i for i, t in enumerate(airline.texts) if ev._stable_fraction(t) < 0.25]
+    keep = [i for i, t in enumerate(airline.texts) if stable_fraction(t) < 0.25]
     texts = [airline.texts[i] for i in keep]
     scores = scorer.score(texts)
     got = ev.auroc([airline.gold[i] for i in keep], [ev.mot_score(s) for s in scores])

@@ -86,7 +86,7 @@ def metrics_route(public: bool) -> APIRouter:
         },
     )
     def metrics(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Response:
-        return Response(ctx.metrics.render(ctx), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(ctx.metrics.render(ctx.admin), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return r
 
