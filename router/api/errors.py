@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.api.schemas import ErrorBody
+from router.errors import ConflictError, RouterError
 from router.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(RouterError):
+    """An error answer: ``status`` (HTTP), ``error`` (the machine code of ErrorBody), ``detail`` (words)."""
+
     def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
@@ -128,6 +131,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_body(exc.status, exc.error, exc.detail), exc.status, headers=exc.headers)
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_request: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse(_body(409, "conflict", str(exc)), 409)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

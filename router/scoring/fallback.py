@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from router.errors import ScorerError
 from router.scoring.protocol import EmotionScore, EmotionScorer
 
 _log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class FallbackScorer:
             return self._call_primary(texts, languages)
         with self._lock:
             if self._inflight is not None and not self._inflight.done():
-                raise TimeoutError("primary scorer still busy with a stalled batch")
+                raise ScorerError("primary scorer still busy with a stalled batch")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
             fut = self._executor.submit(self._call_primary, list(texts), languages)
@@ -64,7 +65,7 @@ class FallbackScorer:
             return fut.result(timeout=self.stall_timeout_s)
         except FutureTimeout:
             self.stalls += 1
-            raise TimeoutError(f"primary scorer took longer than {self.stall_timeout_s} s") from None
+            raise ScorerError(f"primary scorer took longer than {self.stall_timeout_s} s") from None
 
     def score(
         self, texts: Sequence[str], languages: Sequence[str | None] | None = None
@@ -76,7 +77,7 @@ class FallbackScorer:
         try:
             out = self._run_primary(texts, languages)
             if len(out) != len(texts):
-                raise ValueError(f"primary returned {len(out)} scores for {len(texts)} texts")
+                raise ScorerError(f"primary returned {len(out)} scores for {len(texts)} texts")
             return out
         except Exception as exc:
             self.fallbacks += 1

@@ -215,7 +215,7 @@ class DemoFloor:
         self.at(start + (len(j.turns) + 1) * self.turn_gap_s, {"_check_contained": j.contact_id})
 
     def _send_due(self, now: float) -> None:
-        pipe = self.store.r.pipeline(transaction=False)
+        pipe = self.store.client.pipeline(transaction=False)
         n = 0
         while self._heap and self._heap[0][0] <= now:
             _, _, ev = heapq.heappop(self._heap)
@@ -244,7 +244,7 @@ class DemoFloor:
 
     # ---- agents react to decisions --------------------------------------------------------------
     def _read_decisions(self, now: float) -> None:
-        res: Any = self.store.r.xread({self.store.keys.decisions: self._last_decision_id}, count=1000)
+        res: Any = self.store.client.xread({self.store.keys.decisions: self._last_decision_id}, count=1000)
         if not res:
             return
         for entry_id, fields in res[0][1]:
@@ -289,7 +289,7 @@ class DemoFloor:
     def done(self) -> bool:
         if self._heap or not all(j.ended for j in self.journeys.values()):
             return False
-        pending = self.store.r.xpending(self.store.keys.events, self.worker.group)
+        pending = self.store.client.xpending(self.store.keys.events, self.worker.group)
         return not pending or int(pending.get("pending", 0)) == 0
 
     def drained(self) -> bool:
@@ -332,7 +332,7 @@ def run_demo(
 
 def build_report(store: RoutingStore, worker: Worker, floor: DemoFloor, agents: list[SimAgent]) -> DemoReport:
     stats = store.stats()
-    pending = store.r.xpending(store.keys.events, worker.group)
+    pending = store.client.xpending(store.keys.events, worker.group)
     still_pending = int(pending.get("pending", 0)) if pending else 0
     processed = stats.get("processed", 0)
     dead = stats.get("dead_letters", 0)

@@ -131,7 +131,7 @@ class SimFloor:
         poison: tuple[bytes, ...] = (),
     ) -> None:
         self.store = store
-        self.r = store.r
+        self.r = store.client
         self.keys = store.keys
         self.pump = pump
         self.clock = pump.clock

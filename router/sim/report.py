@@ -83,7 +83,7 @@ def build_report(
 ) -> dict[str, Any]:
     store = floor.store
     stats = store.stats()
-    pending_info: Any = store.r.xpending(store.keys.events, group)
+    pending_info: Any = store.client.xpending(store.keys.events, group)
     still_pending = int(pending_info.get("pending", 0)) if pending_info else 0
     processed = stats.get("processed", 0)
     dead = stats.get("dead_letters", 0)

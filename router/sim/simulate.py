@@ -103,7 +103,7 @@ def run_mode(
     in_process = workers <= 0 or handle.url is None
     s = worker_settings(settings.model_copy(update={"domain": domain}), 1 if in_process else workers)
     store = RoutingStore(handle.client(), domain, seen_ttl_s=s.seen_ttl_s)
-    store.r.xgroup_create(store.keys.events, s.group, id="0", mkstream=True)
+    store.client.xgroup_create(store.keys.events, s.group, id="0", mkstream=True)
     t0 = SIM_DATE.timestamp() + scenario.open_h * 3600.0
     pump: Pump
     scorer_name: str

@@ -30,6 +30,7 @@ from router.errors import RouterError
 from router.scoring.factory import build_scorer
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
+from router.store.codec import as_str
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
 
@@ -88,15 +89,11 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _txt(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def group_state(r: redis.Redis, stream: str, group: str) -> tuple[int, str]:
     """(pending, last-delivered-id) of the consumer group."""
     for g in r.xinfo_groups(stream):
-        if _txt(g["name"]) == group:
-            return int(g["pending"]), _txt(g["last-delivered-id"])
+        if as_str(g["name"]) == group:
+            return int(g["pending"]), as_str(g["last-delivered-id"])
     return 0, "0-0"
 
 
@@ -131,7 +128,7 @@ class InProcessPump(_DrainMixin):
     def __init__(
         self, store: RoutingStore, scorer: EmotionScorer, settings: Settings, clock: ManualClock
     ) -> None:
-        self.r = store.r
+        self.r = store.client
         self.stream = store.keys.events
         self.group = settings.group
         self.clock = clock
@@ -226,7 +223,7 @@ class ProcessPump(_DrainMixin):
         ready_timeout_s: float = 180.0,
     ) -> None:
         ctx = mp.get_context("spawn")
-        self.r = store.r
+        self.r = store.client
         self.stream = store.keys.events
         self.group = settings.group
         value = ctx.Value("d", t0, lock=False)

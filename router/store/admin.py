@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from router.store.codec import as_str
 from router.store.store import RoutingStore
 
 OUTCOME_MARKER_TTL_S = 90 * 86_400
@@ -132,12 +133,8 @@ return {'ok', id}
 """
 
 
-def _txt(v: Any) -> str:
-    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
-
-
 def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
-    return {_txt(k): _txt(v) for k, v in h.items()}
+    return {as_str(k, "replace"): as_str(v, "replace") for k, v in h.items()}
 
 
 def hash_token(token: str) -> str:
@@ -214,7 +211,7 @@ class AdminStore:
 
     def __init__(self, store: RoutingStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.r: redis.Redis = store.r
+        self.r: redis.Redis = store.client
         self.keys = store.keys
         self.clock = clock
         self._post_events = self.r.register_script(_POST_EVENTS)
@@ -251,7 +248,7 @@ class AdminStore:
         raw = self.r.hget(self.keys.api_keys, key_id)
         if raw is None:
             return None
-        rec = self._key_from_json(key_id, _txt(raw))
+        rec = self._key_from_json(key_id, as_str(raw))
         if not hmac.compare_digest(hash_token(token), rec.sha256):
             return None
         return rec
@@ -285,7 +282,7 @@ class AdminStore:
         for e in events:
             keys += [k.api_idempotency(e.event_id), k.seen(e.event_id)] if e.event_id else [k.none, k.none]
             args += [e.event_id or "", e.payload, e.digest]
-        flat = [_txt(x) for x in self._post_events(keys=keys, args=args)]
+        flat = [as_str(x) for x in self._post_events(keys=keys, args=args)]
         if flat[0] == "conflict":
             return Posted([], (int(flat[1]), flat[2]))
         return Posted([(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)])
@@ -308,7 +305,7 @@ class AdminStore:
             keys=[k.agent(agent_id), k.agents, k.audit, k.agent_offers(agent_id), k.agent_mot(agent_id)],
             args=[agent_id, json.dumps(dict(audit)), AUDIT_MAXLEN],
         )
-        parts = [_txt(x) for x in res]
+        parts = [as_str(x) for x in res]
         return parts[0], parts[1] if len(parts) > 1 else ""
 
     def audit(
@@ -358,17 +355,17 @@ class AdminStore:
     def decisions_after(self, last_id: str, count: int) -> tuple[list[tuple[str, dict[str, Any]]], str]:
         """Decisions strictly after ``last_id``, oldest first, and the id to continue after."""
         res: Any = self.r.xrange(self.keys.decisions, min=f"({last_id}", max="+", count=count)
-        return _parse_decisions(res), _txt(res[-1][0]) if res else last_id
+        return _parse_decisions(res), as_str(res[-1][0]) if res else last_id
 
     def last_decision_id(self) -> str:
         res: Any = self.r.xrevrange(self.keys.decisions, max="+", min="-", count=1)
-        return _txt(res[0][0]) if res else "0-0"
+        return as_str(res[0][0]) if res else "0-0"
 
     def recent_decisions(self, count: int) -> tuple[list[tuple[str, dict[str, Any]]], str]:
         """The newest ``count`` decisions, oldest first, and the id to continue after."""
         raw: Any = self.r.xrevrange(self.keys.decisions, max="+", min="-", count=count)
         res = list(reversed(raw or []))
-        return _parse_decisions(res), _txt(res[-1][0]) if res else "0-0"
+        return _parse_decisions(res), as_str(res[-1][0]) if res else "0-0"
 
     # ---- dead letters --------------------------------------------------------------------------
     def deadletter_count(self) -> int:
@@ -384,24 +381,24 @@ class AdminStore:
         if not res:
             return None
         eid, fields = res[0]
-        return StreamEntry(_txt(eid), _decode_map(fields))
+        return StreamEntry(as_str(eid), _decode_map(fields))
 
     def deadletters_oldest(self, count: int, after: str = "-", until: str = "+") -> list[StreamEntry]:
         """Dead letters oldest first, strictly after ``after`` and up to ``until`` (inclusive)."""
         start = after if after == "-" else f"({after}"
         res: Any = self.r.xrange(self.keys.deadletter, min=start, max=until, count=count)
-        return [StreamEntry(_txt(eid), _decode_map(f)) for eid, f in res]
+        return [StreamEntry(as_str(eid), _decode_map(f)) for eid, f in res]
 
     def last_deadletter_id(self) -> str | None:
         """The newest dead letter's id, or None when there is none."""
         res: Any = self.r.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
-        return _txt(res[0][0]) if res else None
+        return as_str(res[0][0]) if res else None
 
     def replay(self, entry_id: str, payload: str) -> str | None:
         """The new events-stream id, or None when the entry is gone (replayed or deleted meanwhile)."""
         k = self.keys
         res = self._replay(keys=[k.deadletter, k.events, k.stats], args=[entry_id, payload])
-        parts = [_txt(x) for x in res]
+        parts = [as_str(x) for x in res]
         return parts[1] if parts[0] == "ok" else None
 
     def delete_deadletter(self, entry_id: str) -> bool:
@@ -438,7 +435,7 @@ class AdminStore:
                 OUTCOMES_MAXLEN,
             ],
         )
-        parts = [_txt(x) for x in res]
+        parts = [as_str(x) for x in res]
         return parts[1] if parts[0] == "ok" else None
 
     def outcome_aggregates(self, agent_id: str) -> tuple[dict[str, Aggregate], dict[str, Aggregate]]:
@@ -462,7 +459,7 @@ class AdminStore:
         for raw in pipe.execute():
             try:
                 if raw is not None:
-                    out.append(int(float(_txt(raw))))
+                    out.append(int(float(as_str(raw))))
             except ValueError:
                 continue
         return out
@@ -490,7 +487,7 @@ class AdminStore:
         except redis.ResponseError:
             return None
         for g in groups:
-            if _txt(g.get("name", "")) == group:
+            if as_str(g.get("name", "")) == group:
                 lag = g.get("lag")
                 return {
                     "consumers": int(g.get("consumers", 0) or 0),
@@ -530,13 +527,13 @@ class AdminStore:
             if not res:
                 break
             for eid, fields in res:
-                e = StreamEntry(_txt(eid), _decode_map(fields))
+                e = StreamEntry(as_str(eid), _decode_map(fields))
                 scanned += 1
                 if keep(e):
                     out.append(e)
                 if len(out) >= limit or scanned >= scan or (stop and stop()):
                     break
-            upper = f"({_txt(res[-1][0])}"
+            upper = f"({as_str(res[-1][0])}"
             if len(res) < chunk:
                 break
         return out
@@ -546,11 +543,11 @@ def _parse_decisions(res: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for eid, fields in res:
         try:
-            d = json.loads(_txt(fields.get(b"decision", b"")))
+            d = json.loads(as_str(fields.get(b"decision", b"")))
         except ValueError:
             continue
         if isinstance(d, dict):
-            out.append((_txt(eid), d))
+            out.append((as_str(eid), d))
     return out
 
 

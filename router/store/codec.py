@@ -11,6 +11,13 @@ from router.domain.model import AgentView, ContactStatus, ContactView, Trajector
 from router.events import CHANNELS
 
 
+def as_str(v: Any, errors: str = "strict") -> str:
+    """A Redis reply as text: bytes (from a client without decode_responses) decoded as UTF-8, anything
+    else ``str(v)``. ``errors`` as for ``bytes.decode``, for bytes that may not be UTF-8 (what a platform
+    wrote)."""
+    return v.decode("utf-8", errors) if isinstance(v, bytes) else str(v)
+
+
 def _s(h: Mapping[str, str], key: str, default: str = "") -> str:
     return h.get(key, default)
 

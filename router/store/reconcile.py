@@ -16,6 +16,7 @@ import redis
 
 from router.domain.model import QUEUES
 from router.domain.policy import PolicyConfig, queue_score
+from router.store.codec import as_str
 from router.store.store import RoutingStore
 
 
@@ -29,17 +30,13 @@ class ReconcileReport:
         return not self.fixes
 
 
-def _txt(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _contact_ids(store: RoutingStore, scan: bool) -> list[str]:
     """The open contacts' ids from their index; with ``scan``, every contact key's id (SCAN: only an
     admin may list keys, router/store/acl.py)."""
     if not scan:
-        return sorted(_txt(m) for m in store.r.sscan_iter(store.keys.open_contacts, count=1000))
+        return sorted(as_str(m) for m in store.client.sscan_iter(store.keys.open_contacts, count=1000))
     prefix = store.keys.contact("")
-    return sorted(_txt(k)[len(prefix) :] for k in store.r.scan_iter(match=f"{prefix}*", count=1000))
+    return sorted(as_str(k)[len(prefix) :] for k in store.client.scan_iter(match=f"{prefix}*", count=1000))
 
 
 def _open_work(
@@ -52,7 +49,7 @@ def _open_work(
     offers: dict[str, set[str]] = defaultdict(set)
     live: set[str] = set()
     for cid in contact_ids:
-        h = {_txt(k): _txt(v) for k, v in store.r.hgetall(store.keys.contact(cid)).items()}
+        h = {as_str(k): as_str(v) for k, v in store.client.hgetall(store.keys.contact(cid)).items()}
         status, agent = h.get("status", ""), h.get("agent_id", "")
         if h and status != "ended":
             live.add(cid)
@@ -81,7 +78,7 @@ def reconcile(
     for agent_id in store.agent_ids():
         _fix_agent(store, agent_id, load.get(agent_id, {}), offers.get(agent_id, set()), report, dry_run)
     for q in QUEUES:
-        members = {_txt(m) for m in store.r.zrange(store.keys.queue(q), 0, -1)}
+        members = {as_str(m) for m in store.client.zrange(store.keys.queue(q), 0, -1)}
         for cid in sorted(members ^ queued.get(q, set())):
             fix = _fix_queue_member(store, q, cid, dry_run, cfg)
             if fix:
@@ -92,13 +89,13 @@ def reconcile(
 def _fix_index(store: RoutingStore, live: set[str], dry_run: bool) -> list[str]:
     """Make the open-contacts index hold exactly the open contacts a scan found."""
     key = store.keys.open_contacts
-    indexed = {_txt(m) for m in store.r.smembers(key)}
+    indexed = {as_str(m) for m in store.client.smembers(key)}
     missing, extra = sorted(live - indexed), sorted(indexed - live)
     if not dry_run:
         if missing:
-            store.r.sadd(key, *missing)
+            store.client.sadd(key, *missing)
         if extra:
-            store.r.srem(key, *extra)
+            store.client.srem(key, *extra)
     return [f"open contacts index: added {c}" for c in missing] + [
         f"open contacts index: removed {c}" for c in extra
     ]
@@ -113,12 +110,12 @@ def _fix_agent(
     dry_run: bool,
 ) -> None:
     akey, okey = store.keys.agent(agent_id), store.keys.agent_offers(agent_id)
-    with store.r.pipeline() as pipe:
+    with store.client.pipeline() as pipe:
         while True:
             try:
                 pipe.watch(akey, okey)
-                h = {_txt(k): _txt(v) for k, v in pipe.hgetall(akey).items()}
-                have_offers = {_txt(x) for x in pipe.smembers(okey)}
+                h = {as_str(k): as_str(v) for k, v in pipe.hgetall(akey).items()}
+                have_offers = {as_str(x) for x in pipe.smembers(okey)}
                 changes: dict[str, str] = {}
                 found: list[str] = []
                 channels = {k.split(":", 1)[1] for k in h if k.startswith("load:")} | set(load)
@@ -155,11 +152,11 @@ def _fix_queue_member(
 ) -> str | None:
     """Make queue membership match the contact's status, re-checked under WATCH of the contact."""
     ckey, qkey = store.keys.contact(contact_id), store.keys.queue(queue)
-    with store.r.pipeline() as pipe:
+    with store.client.pipeline() as pipe:
         while True:
             try:
                 pipe.watch(ckey, qkey)
-                h = {_txt(k): _txt(v) for k, v in pipe.hgetall(ckey).items()}
+                h = {as_str(k): as_str(v) for k, v in pipe.hgetall(ckey).items()}
                 should = h.get("status") == "queued" and (h.get("queue") or "general") == queue
                 score: Any = pipe.zscore(qkey, contact_id)
                 if should == (score is not None):

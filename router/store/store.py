@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import redis
 
@@ -16,6 +16,7 @@ from router.store.codec import (
     AgentRecord,
     ContactRecord,
     agent_from_hash,
+    as_str,
     contact_from_hash,
 )
 from router.store.keys import Keys
@@ -25,11 +26,25 @@ ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat 
 SERVED_WINDOW_MS = 15 * 60 * 1000
 
 
+# What a transition came to. A script answers one of the first four (router/store/scripts.py); the store
+# and the engine add the other three.
+OutcomeStatus = Literal[
+    "ok",  # applied
+    "dup",  # this event id was applied before: nothing written
+    "conflict",  # the state moved since it was read: re-read and retry
+    "err",  # refused, nothing written; the reason code is detail[0]
+    "deferred",  # queued for the next flush; the outcome goes to the defer callback (RoutingStore._run)
+    "stale",  # the engine decided on a batch-cached read: confirm it on a fresh read first
+    "blocked",  # not tried: an earlier deferred commit of the same contact did not apply (stream order)
+]
+SCRIPT_STATUSES = frozenset({"ok", "dup", "conflict", "err"})
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a transition script answered: status 'ok' | 'dup' | 'conflict' | 'err', and details."""
+    """What a transition came to: ``status`` (see OutcomeStatus) and the script's details."""
 
-    status: str
+    status: OutcomeStatus
     detail: tuple[str, ...] = ()
 
     @property
@@ -82,15 +97,16 @@ class OfferInfo:
     mot: bool
 
 
-def _txt(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 class RoutingStore:
-    """All Redis access of a routing domain. Thread-safe as far as redis-py's client is."""
+    """All Redis access of a routing domain. Thread-safe as far as redis-py's client is.
+
+    ``client`` is the plain Redis client, for what lies outside the transitions (the worker's stream
+    commands, the API's and the simulator's reads). Using it sends no deferred transition: the engine
+    sends them before the worker acknowledges a batch (``flush``), and every method of the store sends
+    them first."""
 
     def __init__(self, client: redis.Redis, domain: str, *, seen_ttl_s: int = 86_400) -> None:
-        self._client = client
+        self.client = client
         # redis-py's cluster pipeline refuses EVALSHA: on a cluster a deferred transition runs at once
         self._can_defer = not isinstance(client, redis.RedisCluster)
         # transitions sent later in one pipeline (see defer): (script, keys, args, who gets the outcome)
@@ -103,13 +119,12 @@ class RoutingStore:
         }
         self._prune_consumer = client.register_script(scripts.PRUNE_CONSUMER)
 
-    @property
-    def r(self) -> redis.Redis:
-        """The client. Deferred transitions are sent first, so whatever runs next sees their effects and
-        Redis applies everything in the order the worker issued it."""
+    def _flushed(self) -> redis.Redis:
+        """The client, after sending the deferred transitions: whatever the store runs next sees their
+        effects, and Redis applies everything in the order the worker issued it."""
         if self._deferred:
             self.flush()
-        return self._client
+        return self.client
 
     # ---- transitions -------------------------------------------------------------------------
     def discard_deferred(self) -> None:
@@ -122,7 +137,7 @@ class RoutingStore:
         if not self._deferred:
             return
         batch, self._deferred = self._deferred, []
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         for name, keys, args, _ in batch:
             # EVALSHA, not the Script object: a pipeline holding Script objects checks them with an extra
             # SCRIPT EXISTS round trip on every execute
@@ -374,14 +389,14 @@ class RoutingStore:
 
     # ---- reads ---------------------------------------------------------------------------------
     def load_contact(self, contact_id: str) -> ContactRecord | None:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         pipe.hgetall(self.keys.contact(contact_id))
         pipe.zrange(self.keys.declines(contact_id), 0, -1, withscores=True)
         h, declines = pipe.execute()
         return contact_from_hash(_decode_map(h), _declines(declines))
 
     def load_contacts(self, contact_ids: Sequence[str]) -> list[ContactRecord | None]:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for cid in contact_ids:
             pipe.hgetall(self.keys.contact(cid))
             pipe.zrange(self.keys.declines(cid), 0, -1, withscores=True)
@@ -397,7 +412,7 @@ class RoutingStore:
         uids = list(dict.fromkeys(customer_ids))
         if not cids and not uids:
             return BatchReads({}, {})
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for cid in cids:
             pipe.hgetall(self.keys.contact(cid))
             pipe.zrange(self.keys.declines(cid), 0, -1, withscores=True)
@@ -416,27 +431,27 @@ class RoutingStore:
         """Those of ``contact_ids`` with no contact (no contact.started applied), in one round trip."""
         if not contact_ids:
             return set()
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for cid in contact_ids:
             pipe.exists(self.keys.contact(cid))
         return {cid for cid, n in zip(contact_ids, pipe.execute(), strict=True) if not n}
 
     def customer(self, customer_id: str) -> dict[str, str]:
-        return _decode_map(self.r.hgetall(self.keys.customer(customer_id)))
+        return _decode_map(self._flushed().hgetall(self.keys.customer(customer_id)))
 
     def touch_customer(self, customer_id: str, fields: Mapping[str, str], ttl_s: int) -> None:
         key = self.keys.customer(customer_id)
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         pipe.hset(key, mapping={k: v for k, v in fields.items()})
         pipe.expire(key, max(1, ttl_s))
         pipe.execute()
 
     def agent_ids(self) -> list[str]:
-        return sorted(_txt(x) for x in self.r.smembers(self.keys.agents))
+        return sorted(as_str(x) for x in self._flushed().smembers(self.keys.agents))
 
     def load_agents(self, now_ms: int, fairness_window_ms: int) -> list[AgentRecord]:
         ids = self.agent_ids()
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         floor = now_ms - fairness_window_ms
         for aid in ids:
             pipe.hgetall(self.keys.agent(aid))
@@ -453,7 +468,7 @@ class RoutingStore:
         """Every agent and the domain's recent moments of truth: two round trips (ids, then the rest)."""
         ids = self.agent_ids()
         floor = now_ms - fairness_window_ms
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for aid in ids:
             pipe.hgetall(self.keys.agent(aid))
             pipe.zcount(self.keys.agent_mot(aid), floor, "+inf")
@@ -468,7 +483,7 @@ class RoutingStore:
 
     def agent_view(self, agent_id: str, now_ms: int, fairness_window_ms: int) -> AgentView | None:
         """One agent as ``agent_snapshot`` shows it (one round trip)."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         pipe.hgetall(self.keys.agent(agent_id))
         pipe.zcount(self.keys.agent_mot(agent_id), now_ms - fairness_window_ms, "+inf")
         h, mot_recent = pipe.execute()
@@ -476,23 +491,23 @@ class RoutingStore:
         return rec.view if rec is not None else None
 
     def load_agent(self, agent_id: str) -> AgentRecord | None:
-        return agent_from_hash(_decode_map(self.r.hgetall(self.keys.agent(agent_id))))
+        return agent_from_hash(_decode_map(self._flushed().hgetall(self.keys.agent(agent_id))))
 
     def agent_views(self, now_ms: int, fairness_window_ms: int) -> list[AgentView]:
         return [a.view for a in self.load_agents(now_ms, fairness_window_ms)]
 
     def mot_total_recent(self, now_ms: int, fairness_window_ms: int) -> int:
-        return int(self.r.zcount(self.keys.mot_offers, now_ms - fairness_window_ms, "+inf"))
+        return int(self._flushed().zcount(self.keys.mot_offers, now_ms - fairness_window_ms, "+inf"))
 
     def queue_head(self, queue: str, limit: int) -> list[str]:
-        return [_txt(x) for x in self.r.zrange(self.keys.queue(queue), 0, limit - 1)]
+        return [as_str(x) for x in self._flushed().zrange(self.keys.queue(queue), 0, limit - 1)]
 
     def queue_heads(self, queues: Sequence[str], limit: int) -> dict[str, list[str]]:
         """The first ``limit`` contact ids of each queue, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for q in queues:
             pipe.zrange(self.keys.queue(q), 0, limit - 1)
-        return {q: [_txt(x) for x in ids] for q, ids in zip(queues, pipe.execute(), strict=True)}
+        return {q: [as_str(x) for x in ids] for q, ids in zip(queues, pipe.execute(), strict=True)}
 
     def waiting_since(
         self, queues: Sequence[str], max_score: float, limit: int
@@ -501,23 +516,23 @@ class RoutingStore:
         callback ms or None), in queue order, at most ``limit`` per queue. A queue score is the enqueue time
         minus a head start (never negative), so every contact enqueued by ``max_score`` scores at or below
         it: the candidates are a prefix of each queue, read in two round trips."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for q in queues:
             pipe.zrangebyscore(self.keys.queue(q), "-inf", repr(max_score), start=0, num=limit)
-        ids = [_txt(x) for found in pipe.execute() for x in found]
+        ids = [as_str(x) for found in pipe.execute() for x in found]
         if not ids:
             return []
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for cid in ids:
             pipe.hmget(self.keys.contact(cid), ["enqueued_ms", "callback_ms"])
         out = []
         for cid, (enq, callback) in zip(ids, pipe.execute(), strict=True):
             if enq:
-                out.append((cid, int(float(_txt(enq))), int(float(_txt(callback))) if callback else None))
+                out.append((cid, int(float(as_str(enq))), int(float(as_str(callback))) if callback else None))
         return out
 
     def queue_position(self, queue: str, contact_id: str) -> int | None:
-        rank: Any = self.r.zrank(self.keys.queue(queue), contact_id)
+        rank: Any = self._flushed().zrank(self.keys.queue(queue), contact_id)
         return None if rank is None else int(rank)
 
     def queue_stats(self, queue: str, now_ms: int, free_agents: int) -> QueueStats:
@@ -528,7 +543,7 @@ class RoutingStore:
     ) -> tuple[int | None, QueueStats]:
         """The contact's position in ``queue`` (None: not in it, or no contact given) and the queue's
         stats for the wait estimate, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         pipe.zcard(self.keys.queue(queue))
         pipe.zcount(self.keys.served(queue), now_ms - SERVED_WINDOW_MS, "+inf")
         pipe.zrange(self.keys.served(queue), 0, 0, withscores=True)
@@ -549,21 +564,24 @@ class RoutingStore:
         )
 
     def queue_depths(self) -> dict[str, int]:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._flushed().pipeline(transaction=False)
         for q in QUEUES:
             pipe.zcard(self.keys.queue(q))
         return dict(zip(QUEUES, (int(x) for x in pipe.execute()), strict=True))
 
     def due_offers(self, now_ms: int, limit: int = 100) -> list[str]:
-        return [_txt(x) for x in self.r.zrangebyscore(self.keys.offers, "-inf", now_ms, start=0, num=limit)]
+        return [
+            as_str(x)
+            for x in self._flushed().zrangebyscore(self.keys.offers, "-inf", now_ms, start=0, num=limit)
+        ]
 
     def load_offer(self, offer_id: str) -> OfferInfo | None:
-        h = _decode_map(self.r.hgetall(self.keys.offer(offer_id)))
+        h = _decode_map(self._flushed().hgetall(self.keys.offer(offer_id)))
         return _offer_from_hash(h)
 
     def agent_pending_offers(self, agent_id: str) -> list[OfferInfo]:
-        ids = sorted(_txt(x) for x in self.r.smembers(self.keys.agent_offers(agent_id)))
-        pipe = self.r.pipeline(transaction=False)
+        ids = sorted(as_str(x) for x in self._flushed().smembers(self.keys.agent_offers(agent_id)))
+        pipe = self._flushed().pipeline(transaction=False)
         for oid in ids:
             pipe.hgetall(self.keys.offer(oid))
         out = []
@@ -575,20 +593,20 @@ class RoutingStore:
 
     # ---- workers -------------------------------------------------------------------------------
     def heartbeat(self, consumer: str, now_ms: int) -> None:
-        self.r.zadd(self.keys.workers, {consumer: now_ms})
+        self._flushed().zadd(self.keys.workers, {consumer: now_ms})
 
     def live_workers(self, since_ms: int) -> int:
         """Workers that heartbeat at ``since_ms`` or later."""
-        return int(self.r.zcount(self.keys.workers, since_ms, "+inf"))
+        return int(self._flushed().zcount(self.keys.workers, since_ms, "+inf"))
 
     def heartbeats(self) -> dict[str, int]:
-        rows: Any = self.r.zrange(self.keys.workers, 0, -1, withscores=True)
-        return {_txt(c): int(ms) for c, ms in rows}
+        rows: Any = self._flushed().zrange(self.keys.workers, 0, -1, withscores=True)
+        return {as_str(c): int(ms) for c, ms in rows}
 
     def consumers(self, group: str) -> list[tuple[str, int, int]]:
         """(name, pending, idle ms) of every consumer of the events group."""
-        rows: Any = self.r.xinfo_consumers(self.keys.events, group)
-        return [(_txt(c["name"]), int(c["pending"]), int(c["idle"])) for c in rows]
+        rows: Any = self._flushed().xinfo_consumers(self.keys.events, group)
+        return [(as_str(c["name"]), int(c["pending"]), int(c["idle"])) for c in rows]
 
     def prune_consumer(self, group: str, consumer: str, stale_before_ms: int) -> bool:
         """Delete the consumer when nothing is pending for it and it has no heartbeat since the cut-off."""
@@ -597,20 +615,22 @@ class RoutingStore:
 
     def forget_worker(self, consumer: str) -> None:
         """Drop a heartbeat whose consumer is gone from the group."""
-        self.r.zrem(self.keys.workers, consumer)
+        self._flushed().zrem(self.keys.workers, consumer)
 
     def stats(self) -> dict[str, int]:
-        return {k: int(v) for k, v in _decode_map(self.r.hgetall(self.keys.stats)).items()}
+        return {k: int(v) for k, v in _decode_map(self._flushed().hgetall(self.keys.stats)).items()}
 
     def history(self, contact_id: str) -> list[dict[str, Any]]:
-        return [json.loads(_txt(x)) for x in self.r.lrange(self.keys.history(contact_id), 0, -1)]
+        return [json.loads(as_str(x)) for x in self._flushed().lrange(self.keys.history(contact_id), 0, -1)]
 
 
 def _outcome(name: str, res: Any) -> Outcome:
     if isinstance(res, Exception):  # a script error inside a pipeline: nothing of it was written
         return Outcome("err", (f"script {name} failed: {res}",))
-    parts = tuple(_txt(x) for x in res)
-    return Outcome(parts[0], parts[1:])
+    parts = tuple(as_str(x) for x in res)
+    if parts[0] not in SCRIPT_STATUSES:
+        return Outcome("err", (f"script {name} answered {parts[0]!r}",))
+    return Outcome(cast(OutcomeStatus, parts[0]), parts[1:])
 
 
 def body_with_prelude(body: str) -> str:
@@ -621,12 +641,12 @@ def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:
     try:  # the worker's client answers bytes: decode without a type test per item (a hot path)
         return {k.decode(): v.decode() for k, v in h.items()}
     except AttributeError:  # a client made with decode_responses=True
-        return {_txt(k): _txt(v) for k, v in h.items()}
+        return {as_str(k): as_str(v) for k, v in h.items()}
 
 
 def _declines(rows: Sequence[tuple[Any, Any]]) -> dict[str, int]:
     """A declines sorted set read WITHSCORES: agent id -> decline time ms."""
-    return {_txt(agent): int(ms) for agent, ms in rows}
+    return {as_str(agent): int(ms) for agent, ms in rows}
 
 
 def _offer_from_hash(h: Mapping[str, str]) -> OfferInfo | None:

@@ -1,1 +1,6 @@
-"""Stream worker: consumes events, routes contacts, writes decisions."""
+"""Stream worker: consumes events (``Worker``), routes contacts (``Engine``), writes decisions."""
+
+from router.worker.consumer import Worker
+from router.worker.engine import Engine
+
+__all__ = ["Engine", "Worker"]

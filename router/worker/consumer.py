@@ -36,6 +36,7 @@ from router.events import (
 from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
+from router.store.codec import as_str
 from router.store.reconcile import reconcile
 from router.store.store import RoutingStore
 from router.worker.engine import Deferred, Engine, RetryLater
@@ -49,14 +50,6 @@ DELETED = "deleted_before_processing: the entry was removed from the stream whil
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
 # events that wait (pending, retried) while their contact has no contact.started yet
 WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
-
-
-def _txt(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _txt_lossless(v: Any) -> str:
-    return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -94,7 +87,7 @@ class Worker:
         supports_blocking: bool = True,
     ) -> None:
         self.store = store
-        self.r = store.r
+        self.r = store.client
         self.keys = store.keys
         self.scorer = scorer
         self.settings = settings
@@ -119,6 +112,16 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._score_lock = threading.Lock()  # reclaim and sweep batches score on the main thread
         self._languages_seen: dict[str, str] = {}  # contact id -> language, from contact.started events
+
+    @property
+    def score_ahead(self) -> bool:
+        """Whether the next batch is read and scored while the current one applies."""
+        return self._score_ahead
+
+    @property
+    def read_ahead(self) -> Future[Prepared] | None:
+        """The batch being read and scored ahead (pending, not yet applied), if any."""
+        return self._ahead
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -190,7 +193,7 @@ class Worker:
         peers = [
             c
             for c in self.r.xinfo_consumers(self.keys.events, self.group)
-            if _txt(c["name"]) != self.consumer
+            if as_str(c["name"]) != self.consumer
             and int(c.get("idle", now_ms)) < self.settings.claim_min_idle_ms
         ]
         report = reconcile(self.store, dry_run=bool(peers), cfg=self.engine.cfg)
@@ -249,7 +252,7 @@ class Worker:
         if not res:
             return []
         _, entries = res[0]
-        return [(_txt(eid), fields) for eid, fields in entries]
+        return [(as_str(eid), fields) for eid, fields in entries]
 
     def _reclaim(self) -> int:
         """Take over entries idle past claim_min_idle_ms (their consumer died or is stuck)."""
@@ -261,14 +264,14 @@ class Worker:
             start_id="0-0",
             count=self.settings.batch_size,
         )
-        claimed = [(_txt(eid), fields) for eid, fields in res[1] if fields is not None] if res else []
+        claimed = [(as_str(eid), fields) for eid, fields in res[1] if fields is not None] if res else []
         # entries deleted while pending come back as ids without fields; XAUTOCLAIM already dropped them
         # from the pending list, and the trimmer never trims past pending work, so this only follows manual
         # deletes: record them in the dead-letter stream so the loss is never silent
         deleted = res[2] if res and len(res) > 2 else []
         for eid in deleted:
-            log.error("pending entry %s was deleted from the stream before processing", _txt(eid))
-            self._deadletter(_txt(eid), {}, DELETED, 0)  # 0: its delivery count left with it
+            log.error("pending entry %s was deleted from the stream before processing", as_str(eid))
+            self._deadletter(as_str(eid), {}, DELETED, 0)  # 0: its delivery count left with it
         if claimed:
             self.stats.reclaimed += len(claimed)
             log.info("reclaimed %d idle entries", len(claimed))
@@ -441,7 +444,7 @@ class Worker:
             pipe = self.r.pipeline(transaction=False)
             for cid in missing:
                 pipe.hget(self.keys.contact(cid), "language")
-            known.update({c: _txt(x) if x else None for c, x in zip(missing, pipe.execute(), strict=True)})
+            known.update({c: as_str(x) if x else None for c, x in zip(missing, pipe.execute(), strict=True)})
         return [known[c] for c in contact_ids]
 
     def _count_fallbacks(self) -> None:
@@ -458,12 +461,12 @@ class Worker:
         pipe = self.r.pipeline(transaction=False)
         for eid, _ in entries:
             pipe.xpending_range(self.keys.events, self.group, min=eid, max=eid, count=1)
-        return {_txt(r["message_id"]): int(r["times_delivered"]) for rows in pipe.execute() for r in rows}
+        return {as_str(r["message_id"]): int(r["times_delivered"]) for rows in pipe.execute() for r in rows}
 
     def _deadletter(self, entry_id: str, fields: dict[bytes, bytes], error: str, deliveries: int) -> None:
         raw = fields.get(b"event")
         if raw is None:  # no 'event' field: keep whatever the entry had, so nothing of it is lost
-            kept = {_txt_lossless(k): _txt_lossless(v) for k, v in fields.items()}
+            kept = {as_str(k, "backslashreplace"): as_str(v, "backslashreplace") for k, v in fields.items()}
             payload = json.dumps(kept) if kept else ""
         else:
             payload = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else str(raw)
@@ -516,10 +519,10 @@ class Worker:
             return 0
         floor: str | None = None
         for g in groups:
-            name = _txt(g["name"])
-            last = _txt(g["last-delivered-id"])
+            name = as_str(g["name"])
+            last = as_str(g["last-delivered-id"])
             pend = self.r.xpending(self.keys.events, name)
-            oldest = _txt(pend["min"]) if pend and pend.get("pending") else None
+            oldest = as_str(pend["min"]) if pend and pend.get("pending") else None
             safe = oldest if oldest is not None else _next_id(last)
             if floor is None or _id_key(safe) < _id_key(floor):
                 floor = safe

@@ -167,7 +167,7 @@ def test_keys_are_stored_hashed_and_revocation_is_immediate(
     client: TestClient, admin_store: AdminStore, store: RoutingStore
 ) -> None:
     rec, token = admin_store.create_key("wall", ["routing:read:redacted"])
-    raw = store.r.hgetall(store.keys.api_keys)
+    raw = store.client.hgetall(store.keys.api_keys)
     dump = json.dumps({k.decode(): v.decode() for k, v in raw.items()})
     assert token not in dump and token.split("_", 2)[2] not in dump
     assert hash_token(token) in dump and rec.sha256 == hash_token(token)

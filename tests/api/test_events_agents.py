@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _events(store: RoutingStore) -> list[dict[str, object]]:
-    return [json.loads(f[b"event"]) for _, f in store.r.xrange(store.keys.events)]
+    return [json.loads(f[b"event"]) for _, f in store.client.xrange(store.keys.events)]
 
 
 # ---- events ---------------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def test_an_event_id_reused_with_other_content_is_refused(
     assert client.post("/v1/events", json=twice, headers=ADMIN).status_code == 409
     assert len(_events(store)) == 2  # nothing of the refused batches was written
     # an event_id the workers applied from the stream (not posted here) is checked too
-    store.r.xadd(store.keys.events, {"event": json.dumps(message("c1", "direct", seq=2, event_id="m3"))})
+    store.client.xadd(store.keys.events, {"event": json.dumps(message("c1", "direct", seq=2, event_id="m3"))})
     drain(worker)
     r = client.post("/v1/events", json=message("c1", "posted", seq=2, event_id="m3"), headers=ADMIN)
     assert r.status_code == 409
@@ -95,7 +95,7 @@ def test_invalid_events_are_422_and_nothing_is_written(
     r = client.post("/v1/events", json=body, headers=ADMIN)
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "invalid_request" and r.json()["errors"]
-    assert store.r.xlen(store.keys.events) == 0
+    assert store.client.xlen(store.keys.events) == 0
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_unbounded_seq_and_ts_are_422(client: TestClient, store: RoutingStore, r
     """Issue 14: seq 10^38 and ts Infinity or 1e400 were accepted."""
     r = client.post("/v1/events", content=raw, headers={**ADMIN, "Content-Type": "application/json"})
     assert r.status_code == 422, r.text
-    assert store.r.xlen(store.keys.events) == 0
+    assert store.client.xlen(store.keys.events) == 0
 
 
 def test_batch_errors_name_the_cause(make_app: Callable[..., FastAPI], store: RoutingStore) -> None:
@@ -136,7 +136,7 @@ def test_batch_errors_name_the_cause(make_app: Callable[..., FastAPI], store: Ro
             assert r.status_code == 422 and r.json()["detail"].startswith(detail), (body, r.json())
             if isinstance(body, list):
                 assert all("valid dictionary" not in e["msg"] for e in r.json()["errors"])
-    assert store.r.xlen(store.keys.events) == 0
+    assert store.client.xlen(store.keys.events) == 0
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -147,7 +147,7 @@ def test_a_body_that_is_not_json_is_415(client: TestClient, store: RoutingStore,
     assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
     r = client.post("/v1/agents", content=b'{"agent_id": "a9"}', headers=headers)
     assert r.status_code == 415
-    assert store.r.xlen(store.keys.events) == 0
+    assert store.client.xlen(store.keys.events) == 0
     assert client.post("/v1/deadletters/replay", headers=headers).status_code == 200  # takes no body
     assert "415" in client.get("/openapi.json").json()["paths"]["/v1/events"]["post"]["responses"]
 
@@ -176,7 +176,7 @@ def test_body_over_the_cap_is_413(make_app: Callable[..., FastAPI], store: Routi
         r = c.post("/v1/events", content=chunks(), headers={**ADMIN, "Content-Type": "application/json"})
         assert r.status_code == 413
         assert c.post("/v1/events", json=started("c1"), headers=ADMIN).status_code == 202
-    assert store.r.xlen(store.keys.events) == 1
+    assert store.client.xlen(store.keys.events) == 1
 
 
 def test_posted_events_are_routed_by_the_workers(

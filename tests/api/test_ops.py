@@ -39,7 +39,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def _poison(client: TestClient, store: RoutingStore, worker: Worker) -> list[str]:
     """Two dead letters: one still invalid, one whose payload is valid (it failed for another reason)."""
-    store.r.xadd(store.keys.events, {"event": b"{not json"})
+    store.client.xadd(store.keys.events, {"event": b"{not json"})
     drain(worker)
     valid = json.dumps(started("c-replay"))
     store.deadletter(
@@ -106,7 +106,7 @@ def test_replay_all_replays_what_was_there_once(
     those new dead letters too (two events six times each). It replays what was there at its start, once."""
     for agent in ("ghost1", "ghost2"):  # valid events the worker dead-letters: no such agent
         event = {"type": "agent.status", "agent_id": agent, "status": "available"}
-        store.r.xadd(store.keys.events, {"event": json.dumps(event)})
+        store.client.xadd(store.keys.events, {"event": json.dumps(event)})
     drain(worker)
     before = [e["id"] for e in client.get("/v1/deadletters", headers=ADMIN).json()["items"]]
     assert len(before) == 2
@@ -235,8 +235,8 @@ def test_readyz_and_the_dashboard_count_live_workers(
 ) -> None:
     """Issue 14: three consumers, two of them dead workers: "Workers 3" is wrong, one is alive."""
     for i, name in enumerate(("dead1", "dead2", "alive")):
-        store.r.xadd(store.keys.events, {"event": json.dumps(started(f"c{i}"))})
-        store.r.xreadgroup(worker.group, name, {store.keys.events: ">"}, count=1)
+        store.client.xadd(store.keys.events, {"event": json.dumps(started(f"c{i}"))})
+        store.client.xreadgroup(worker.group, name, {store.keys.events: ">"}, count=1)
     store.heartbeat("dead1", int(time.time() * 1000) - 3_600_000)  # silent for an hour
     store.heartbeat("alive", int(time.time() * 1000))
     assert client.get("/v1/overview", headers=ADMIN).json()["workers"] == 1
@@ -256,7 +256,7 @@ def test_metrics_export_store_decisions_latency_and_requests(
     seed_agent(store, "a1", eq=5, chat=1)
     post(client, [available("a1"), started("c1", event_id="s1"), message("c1", MOT_TEXT, event_id="m1")])
     post(client, [started("c2"), message("c2", MOT_TEXT)])  # no event_id: the stream id is the arrival time
-    store.r.xadd(store.keys.events, {"event": b"{bad"})
+    store.client.xadd(store.keys.events, {"event": b"{bad"})
     drain(worker)
     text = client.get("/metrics", headers=ADMIN).text
     samples = {}

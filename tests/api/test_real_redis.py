@@ -71,7 +71,7 @@ def test_flows_on_a_real_server(real: tuple[TestClient, RoutingStore, Worker]) -
     dup = post(client, [available("a1"), started("c1", event_id="s1"), started("c1", event_id="s1")])
     assert [x["duplicate"] for x in dup["results"]] == [False, False, True]
     post(client, [message("c1", MOT_TEXT)])
-    store.r.xadd(store.keys.events, {"event": b"{bad"})
+    store.client.xadd(store.keys.events, {"event": b"{bad"})
     drain(worker)
     assert client.get("/v1/contacts/c1", headers=ADMIN).json()["agent_id"] == "a1"
     assert client.delete("/v1/agents/a1", headers=ADMIN).status_code == 409
@@ -101,7 +101,7 @@ def test_flows_on_a_real_server(real: tuple[TestClient, RoutingStore, Worker]) -
         assert client.get(path, headers=ADMIN).status_code == 200, path
     assert client.put("/v1/agents/a1/status", json={"status": "away"}, headers=ADMIN).status_code == 202
     assert client.get("/v1/agents/a1/suggested-skills", headers=ADMIN).status_code == 200
-    store.r.xadd(store.keys.events, {"event": b"{bad"})
+    store.client.xadd(store.keys.events, {"event": b"{bad"})
     drain(worker)
     dl = client.get("/v1/deadletters", headers=ADMIN).json()
     assert client.get(f"/v1/deadletters/{dl['items'][0]['id']}", headers=ADMIN).status_code == 200

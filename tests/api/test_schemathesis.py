@@ -64,8 +64,8 @@ def served() -> Iterator[str]:
     for aid, eq in (("a01", 5), ("a42", 4)):
         seed_agent(store, aid, eq=eq)
     for ev in (available("a01"), available("a42"), started("c42"), message("c42", MOT_TEXT)):
-        store.r.xadd(store.keys.events, {"event": json.dumps(ev)})
-    store.r.xadd(store.keys.events, {"event": b"{not json"})
+        store.client.xadd(store.keys.events, {"event": json.dumps(ev)})
+    store.client.xadd(store.keys.events, {"event": b"{not json"})
     drain(worker)
     AdminStore(store).record_outcome(
         contact_id="c42", agent_id="a01", mot=True, csat=5, resolved=True, who="t"

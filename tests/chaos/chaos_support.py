@@ -244,7 +244,7 @@ def wait_drained(store: RoutingStore, group: str, sent: int, timeout_s: float) -
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
         stats = store.stats()
-        pending: Any = store.r.xpending(store.keys.events, group)
+        pending: Any = store.client.xpending(store.keys.events, group)
         if stats.get("processed", 0) + stats.get("dead_letters", 0) >= sent and int(pending["pending"]) == 0:
             return time.monotonic() - t0
         time.sleep(0.1)
@@ -253,7 +253,7 @@ def wait_drained(store: RoutingStore, group: str, sent: int, timeout_s: float) -
 
 def audit(store: RoutingStore, scenario: str, sent: int, group: str = "router") -> Figures:
     stats = store.stats()
-    pending: Any = store.r.xpending(store.keys.events, group)
+    pending: Any = store.client.xpending(store.keys.events, group)
     fig = Figures(
         scenario=scenario,
         sent=sent,
@@ -262,7 +262,7 @@ def audit(store: RoutingStore, scenario: str, sent: int, group: str = "router") 
         pending=int(pending["pending"]),
     )
     fig.lost = sent - fig.decided - fig.dead_lettered - fig.pending
-    decisions = [json.loads(f[b"decision"]) for _, f in store.r.xrange(store.keys.decisions)]
+    decisions = [json.loads(f[b"decision"]) for _, f in store.client.xrange(store.keys.decisions)]
     keys = Counter(
         (d["event_id"], d["contact_id"], d["action"]) for d in decisions if d["event_id"] not in ("", "sweep")
     )
@@ -271,7 +271,7 @@ def audit(store: RoutingStore, scenario: str, sent: int, group: str = "router") 
     fig.load_inconsistencies = len(reconcile(store, dry_run=True).fixes)
     fig.notes["decisions"] = len(decisions)
     reasons = Counter(
-        _txt(f.get(b"error", b"")).split(":")[0] for _, f in store.r.xrange(store.keys.deadletter)
+        _txt(f.get(b"error", b"")).split(":")[0] for _, f in store.client.xrange(store.keys.deadletter)
     )
     fig.notes["dead_letter_reasons"] = dict(reasons)
     return fig

@@ -53,13 +53,13 @@ def _setup(url: str, domain: str) -> tuple[redis.Redis, RoutingStore]:
 def _latencies_ms(store: RoutingStore) -> list[float]:
     """Decision time minus the event's stream-entry time, for decisions caused by a stream event."""
     entry_ms: dict[str, int] = {}
-    for entry_id, fields in store.r.xrange(store.keys.events):
+    for entry_id, fields in store.client.xrange(store.keys.events):
         try:
             entry_ms[json.loads(fields[b"event"])["event_id"]] = int(entry_id.split(b"-")[0])
         except (ValueError, KeyError, UnicodeDecodeError, RecursionError):
             continue
     out = []
-    for _, f in store.r.xrange(store.keys.decisions):
+    for _, f in store.client.xrange(store.keys.decisions):
         d = json.loads(f[b"decision"])
         if d["event_id"] in entry_ms:
             out.append(d["ts"] * 1000 - entry_ms[d["event_id"]])

@@ -103,18 +103,18 @@ def _timed_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
 
 def _present_event_ids(store: RoutingStore) -> set[str]:
     ids = set()
-    for _, fields in store.r.xrange(store.keys.events):
+    for _, fields in store.client.xrange(store.keys.events):
         try:
             ids.add(json.loads(fields[b"event"])["event_id"])
         except (KeyError, ValueError):
             continue
-    for key in store.r.scan_iter(match=store.keys.seen("*"), count=1000):
+    for key in store.client.scan_iter(match=store.keys.seen("*"), count=1000):
         ids.add(key.decode().rsplit(":", 1)[1])
     return ids
 
 
 def _applied(store: RoutingStore, events: list[dict[str, Any]]) -> int:
-    pipe = store.r.pipeline(transaction=False)
+    pipe = store.client.pipeline(transaction=False)
     for e in events:
         pipe.exists(store.keys.seen(e["event_id"]))
     return sum(pipe.execute())

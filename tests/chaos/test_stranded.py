@@ -36,7 +36,7 @@ def _setup(url: str, domain: str, agents: dict[str, list[str]]) -> tuple[redis.R
 
 
 def _decisions(store: RoutingStore) -> list[dict[str, Any]]:
-    return [json.loads(f[b"decision"]) for _, f in store.r.xrange(store.keys.decisions)]
+    return [json.loads(f[b"decision"]) for _, f in store.client.xrange(store.keys.decisions)]
 
 
 def _wait_for(

@@ -117,14 +117,14 @@ def new_id() -> str:
 
 def xadd(store: RoutingStore, event: Mapping[str, Any] | bytes, field: bytes = b"event") -> str:
     raw = event if isinstance(event, bytes) else json.dumps(dict(event)).encode()
-    eid = store.r.xadd(store.keys.events, {field: raw})
+    eid = store.client.xadd(store.keys.events, {field: raw})
     return eid.decode() if isinstance(eid, bytes) else str(eid)
 
 
 def read_group(
     store: RoutingStore, group: str, consumer: str, start: str = ">", count: int = 1000
 ) -> list[Entry]:
-    res = store.r.xreadgroup(group, consumer, {store.keys.events: start}, count=count)
+    res = store.client.xreadgroup(group, consumer, {store.keys.events: start}, count=count)
     if not res:
         return []
     return [(_txt(i), f) for i, f in res[0][1]]
@@ -162,7 +162,7 @@ def set_contact(
 ) -> None:
     """A contact written straight into the store (for store-level tests that need no engine)."""
     k = store.keys
-    store.r.hset(
+    store.client.hset(
         k.contact(cid),
         mapping={
             "contact_id": cid,
@@ -175,7 +175,7 @@ def set_contact(
         },
     )
     if status == "queued":
-        store.r.zadd(k.queue(queue), {cid: score})
+        store.client.zadd(k.queue(queue), {cid: score})
 
 
 def loads(store: RoutingStore, agent_id: str) -> dict[str, int]:
@@ -194,15 +194,17 @@ def offer_of(store: RoutingStore, offer_id: str) -> OfferInfo:
 
 
 def decisions(store: RoutingStore) -> list[Decision]:
-    return [Decision.model_validate_json(f[b"decision"]) for _, f in store.r.xrange(store.keys.decisions)]
+    return [
+        Decision.model_validate_json(f[b"decision"]) for _, f in store.client.xrange(store.keys.decisions)
+    ]
 
 
 def dead_letters(store: RoutingStore) -> list[dict[str, str]]:
-    return [{_txt(k): _txt(v) for k, v in f.items()} for _, f in store.r.xrange(store.keys.deadletter)]
+    return [{_txt(k): _txt(v) for k, v in f.items()} for _, f in store.client.xrange(store.keys.deadletter)]
 
 
 def pending_ids(store: RoutingStore, group: str) -> list[str]:
-    rows = store.r.xpending_range(store.keys.events, group, min="-", max="+", count=100_000)
+    rows = store.client.xpending_range(store.keys.events, group, min="-", max="+", count=100_000)
     return [_txt(r["message_id"]) for r in rows]
 
 

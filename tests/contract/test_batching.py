@@ -184,7 +184,7 @@ def test_a_refused_start_touches_no_customer(store: RoutingStore, engine: Engine
     touch = CustomerTouch("u1", 1, 60)
     out = store.apply_contact(Commit(event_id=new_id()), "c1", 0, {"status": "new"}, customer=touch)  # stale
     assert out.status == "conflict"
-    assert store.r.exists(store.keys.customer("u1")) == 0
+    assert store.client.exists(store.keys.customer("u1")) == 0
 
 
 # ------------------------------------------------------------------------------------ deferred commits

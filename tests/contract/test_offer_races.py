@@ -41,7 +41,7 @@ def test_answer_to_an_offer_revoked_under_it_is_marked_applied(
     monkeypatch.setattr(store, "load_offer", lambda oid: next(reads, None) or real(oid))
     event_id = new_id()
     engine.handle(parse(ev(answer, offer_id=offer_id)), event_id)  # no error: applied once as a late answer
-    assert store.r.exists(store.keys.seen(event_id))
+    assert store.client.exists(store.keys.seen(event_id))
     loads = store.load_agent("a1")
     assert loads is not None and loads.view.load.get("chat", 0) == 0
     assert replace(stale, status="revoked") == store.load_offer(offer_id)

@@ -193,7 +193,7 @@ def test_bad_input_is_dead_lettered_acked_and_the_worker_goes_on(
     fields, error = POISON[case]
     worker = make_worker()
     xadd(store, started("before"))
-    bad_id = store.r.xadd(store.keys.events, fields).decode()
+    bad_id = store.client.xadd(store.keys.events, fields).decode()
     xadd(store, started("after"))
     run(worker)
     assert pending_ids(store, worker.group) == []
@@ -332,7 +332,7 @@ def test_restart_reads_own_pending_once_then_moves_on(store: RoutingStore, make_
     assert dead_letters(store) == []
     assert pending_ids(store, first.group) == [early]
     assert [d.contact_id for d in decisions(store)] == ["c1"]
-    rows = store.r.xpending_range(store.keys.events, first.group, min="-", max="+", count=10)
+    rows = store.client.xpending_range(store.keys.events, first.group, min="-", max="+", count=10)
     assert rows[0]["times_delivered"] <= 2
 
 
@@ -400,7 +400,7 @@ def test_an_entry_deleted_while_pending_is_dead_lettered(
 
 
 def stream_ids(store: RoutingStore) -> list[str]:
-    return [i.decode() for i, _ in store.r.xrange(store.keys.events)]
+    return [i.decode() for i, _ in store.client.xrange(store.keys.events)]
 
 
 def test_trim_never_drops_unacknowledged_entries(

@@ -6,6 +6,7 @@ to one cluster slot."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from router.events import Decision
 from router.scoring.protocol import EmotionScore
 from router.settings import Settings
 from router.store import scripts
-from router.store.store import Commit, Outcome, RoutingStore
+from router.store.store import Commit, Outcome, RoutingStore, body_with_prelude
 from router.worker.decisions import make_decision
 from router.worker.engine import Engine
 from tests.contract.contract_helpers import (
@@ -97,11 +98,11 @@ def resolve(
 
 
 def contact_hash(store: RoutingStore, cid: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in store.r.hgetall(store.keys.contact(cid)).items()}
+    return {k.decode(): v.decode() for k, v in store.client.hgetall(store.keys.contact(cid)).items()}
 
 
 def queue_members(store: RoutingStore, queue: str) -> dict[str, float]:
-    return {m.decode(): s for m, s in store.r.zrange(store.keys.queue(queue), 0, -1, withscores=True)}
+    return {m.decode(): s for m, s in store.client.zrange(store.keys.queue(queue), 0, -1, withscores=True)}
 
 
 def assert_refused(
@@ -138,7 +139,7 @@ def test_offer_takes_capacity_and_records_everything(store: RoutingStore, admin:
     assert (c["status"], c["offer_id"], c["agent_id"], c["version"]) == ("offered", "o1", "a1", "2")
     assert queue_members(store, "general") == {}
     assert store.due_offers(NOW_MS + TIMEOUT_MS) == ["o1"]
-    assert store.r.smembers(k.agent_offers("a1")) == {b"o1"}
+    assert store.client.smembers(k.agent_offers("a1")) == {b"o1"}
     assert admin.pttl(k.offer("o1")) > 0  # bounded: the offer hash expires
     assert [d.contact_id for d in decisions(store)] == ["c1"]
     assert len(store.history("c1")) == 1
@@ -194,12 +195,12 @@ def _assigned_elsewhere(store: RoutingStore) -> None:
 
 
 def _ended(store: RoutingStore) -> None:
-    store.r.hset(store.keys.contact("c1"), "status", "ended")
-    store.r.zrem(store.keys.queue("general"), "c1")
+    store.client.hset(store.keys.contact("c1"), "status", "ended")
+    store.client.zrem(store.keys.queue("general"), "c1")
 
 
 def _gone(store: RoutingStore) -> None:
-    store.r.delete(store.keys.contact("c1"))  # an admin's store: no router role deletes keys
+    store.client.delete(store.keys.contact("c1"))  # an admin's store: no router role deletes keys
 
 
 REFUSALS: dict[str, tuple[Setup, dict[str, Any], str, str]] = {
@@ -238,7 +239,7 @@ def test_offer_refused_changes_nothing(
     )
     assert len(decisions(store)) == n_before
     assert store.load_offer("o-new") is None
-    assert not store.r.exists(store.keys.seen("ev-x"))  # refused: the event is not marked applied
+    assert not store.client.exists(store.keys.seen("ev-x"))  # refused: the event is not marked applied
 
 
 # ---------------------------------------------------------------------------------------------- resolve
@@ -254,8 +255,8 @@ def test_accept_assigns_and_keeps_the_load(store: RoutingStore) -> None:
     assert (c["status"], c["agent_id"], c["offer_id"]) == ("assigned", "a1", "o1")
     assert loads(store, "a1") == {"chat": 1}
     assert store.due_offers(NOW_MS + 10 * TIMEOUT_MS) == []
-    assert store.r.scard(store.keys.agent_offers("a1")) == 0
-    assert store.r.zcard(store.keys.served("general")) == 1  # feeds the wait estimate
+    assert store.client.scard(store.keys.agent_offers("a1")) == 0
+    assert store.client.zcard(store.keys.served("general")) == 1  # feeds the wait estimate
 
 
 @pytest.mark.parametrize("mode", ["declined", "timeout"])
@@ -272,7 +273,7 @@ def test_decline_or_timeout_frees_requeues_and_remembers(
     c = contact_hash(store, "c1")
     assert (c["status"], c["agent_id"], c["offer_id"]) == ("queued", "", "")
     assert queue_members(store, "mot") == {"c1": 42.0}
-    assert store.r.zrange(store.keys.declines("c1"), 0, -1, withscores=True) == [(b"a1", float(now))]
+    assert store.client.zrange(store.keys.declines("c1"), 0, -1, withscores=True) == [(b"a1", float(now))]
     assert 0 < admin.pttl(store.keys.declines("c1")) <= MEMORY_MS  # the memory expires
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.declined_ms == {"a1": now}
@@ -384,9 +385,9 @@ def test_agent_leaving_revokes_offers_and_requeues(status: str, store: RoutingSt
     assert queue_members(store, "general") == {"c2": 8.0}
     for cid in ("c1", "c2"):
         assert contact_hash(store, cid)["status"] == "queued"
-        assert store.r.zcard(store.keys.declines(cid)) == 0  # revoked is not declined: may come back
+        assert store.client.zcard(store.keys.declines(cid)) == 0  # revoked is not declined: may come back
     assert contact_hash(store, "c3")["status"] == "assigned"
-    assert store.r.scard(store.keys.agent_offers("a1")) == 0
+    assert store.client.scard(store.keys.agent_offers("a1")) == 0
     assert store.due_offers(NOW_MS * 2) == []
 
 
@@ -479,7 +480,7 @@ def test_release_of_an_offered_contact_revokes_the_offer(store: RoutingStore) ->
     assert loads(store, "a1") == {}
     assert offer_of(store, "o1").status == "revoked"
     assert store.due_offers(NOW_MS * 2) == []
-    assert store.r.scard(store.keys.agent_offers("a1")) == 0
+    assert store.client.scard(store.keys.agent_offers("a1")) == 0
     c = contact_hash(store, "c1")
     assert (c["status"], c["agent_id"], c["end_reason"]) == ("ended", "", "abandoned")
     # a late accept of the revoked offer changes nothing
@@ -578,25 +579,29 @@ def test_decisions_are_valid_records_in_stream_and_history(store: RoutingStore) 
 
 
 class ScriptSpy:
-    """Wraps every registered Script object of a store and records (script name, KEYS) per call."""
+    """Records (script name, KEYS) of every transition script the store's client sends (EVALSHA)."""
 
-    def __init__(self, store: RoutingStore) -> None:
+    def __init__(self, store: RoutingStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, list[str]]] = []
-        for name, script in list(store._scripts.items()):
-            store._scripts[name] = self._wrap(name, script)
+        names = {
+            hashlib.sha1(body_with_prelude(body).encode()).hexdigest(): name
+            for name, body in scripts.ALL.items()
+        }
+        send = store.client.execute_command
 
-    def _wrap(self, name: str, script: Any) -> Callable[..., Any]:
-        def call(keys: list[str], args: list[Any], client: Any = None) -> Any:
-            self.calls.append((name, list(keys)))
-            return script(keys=keys, args=args, client=client)
+        def execute_command(*args: Any, **options: Any) -> Any:
+            if args[:1] == ("EVALSHA",) and args[1] in names:
+                n = int(args[2])
+                self.calls.append((names[args[1]], [str(k) for k in args[3 : 3 + n]]))
+            return send(*args, **options)
 
-        return call
+        monkeypatch.setattr(store.client, "execute_command", execute_command)
 
 
 def test_every_script_call_keeps_to_one_cluster_slot(
-    store: RoutingStore, settings: Settings, clock: FakeClock, domain: str
+    store: RoutingStore, settings: Settings, clock: FakeClock, domain: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spy = ScriptSpy(store)
+    spy = ScriptSpy(store, monkeypatch)
     engine = Engine(store, settings, clock=clock)
     add_agent(store, "a1", eq=5, capacity={"chat": 2})
     add_agent(store, "a2", eq=4, capacity={"chat": 1})
@@ -658,7 +663,7 @@ def test_requeue_score_matches_policy_for_engine_timeouts(
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.status == "offered"
     # a1 went away unannounced (else, as the only agent, it would be offered c1 again at once: all declined)
-    store.r.hset(store.keys.agent("a1"), "status", "away")
+    store.client.hset(store.keys.agent("a1"), "status", "away")
     clock.advance(settings.offer_timeout_s + 1)
     assert engine.sweep() >= 1
     rec = store.load_contact("c1")

@@ -4,6 +4,7 @@ the current one applies. On a real server only (it needs blocking reads)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,7 +69,7 @@ def _setup(url: str, domain: str, events: list[dict[str, Any]]) -> RoutingStore:
             name=f"A{a}", eq=3, languages=["en", "it"], capacity={"chat": 2}, tags=[]
         )
         store.upsert_agent(f"a{a}", {**fields, "status": "available"})
-    pipe = store.r.pipeline(transaction=False)
+    pipe = store.client.pipeline(transaction=False)
     for e in events:
         pipe.xadd(store.keys.events, {"event": json.dumps(e)})
     pipe.execute()
@@ -76,7 +77,7 @@ def _setup(url: str, domain: str, events: list[dict[str, Any]]) -> RoutingStore:
 
 
 def _pending(store: RoutingStore, group: str) -> int:
-    info: Any = store.r.xpending(store.keys.events, group)
+    info: Any = store.client.xpending(store.keys.events, group)
     return int(info["pending"])
 
 
@@ -88,13 +89,14 @@ def test_read_ahead_batch_stays_pending_until_applied(real_redis_url: str, domai
     worker.ensure_group()
     worker.run_once()  # the own-pending pass (empty)
     assert worker.run_once() == 8
-    assert worker._ahead is not None
-    worker._ahead.result()  # read and scored, not applied: pending for this consumer, not acknowledged
+    assert worker.read_ahead is not None
+    worker.read_ahead.result()  # read and scored, not applied: pending for this consumer, not acknowledged
     assert store.stats().get("processed", 0) == 8
     assert _pending(store, settings.group) == 8
     worker.stop()
     worker.run()  # stops at once, applying the batch read ahead first
-    assert worker._ahead is None and worker._pool is None
+    assert worker.read_ahead is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("score-ahead")]  # the pool is shut
     assert store.stats().get("processed", 0) == 16
     assert _pending(store, settings.group) == 0
 
@@ -123,7 +125,7 @@ def test_off_reads_one_batch_at_a_time(real_redis_url: str, domain: str) -> None
     worker.ensure_group()
     worker.run_once()
     assert worker.run_once() == 4
-    assert worker._ahead is None
+    assert worker.read_ahead is None
     assert _pending(store, "router") == 0
 
 
@@ -131,12 +133,12 @@ def test_auto_is_off_for_the_lexicon(real_redis_url: str, domain: str) -> None:
     store = RoutingStore(redis.Redis.from_url(real_redis_url), domain)
     settings = Settings(domain=domain)
     assert settings.score_ahead == "auto"
-    assert not Worker(store, LexiconScorer(), settings)._score_ahead
-    assert Worker(store, LexiconScorer(), Settings(domain=domain, score_ahead="on"))._score_ahead
+    assert not Worker(store, LexiconScorer(), settings).score_ahead
+    assert Worker(store, LexiconScorer(), Settings(domain=domain, score_ahead="on")).score_ahead
     # without blocking reads (fakeredis, the in-process demo worker) it is always off
     assert not Worker(
         store, LexiconScorer(), settings.model_copy(update={"score_ahead": "on"}), supports_blocking=False
-    )._score_ahead
+    ).score_ahead
 
 
 @pytest.mark.model
@@ -147,4 +149,4 @@ def test_auto_is_on_for_the_transformer(real_redis_url: str, domain: str) -> Non
     scorer = build_scorer(settings)
     assert scorer.name == "transformer"
     worker = Worker(RoutingStore(redis.Redis.from_url(real_redis_url), domain), scorer, settings)
-    assert worker._score_ahead
+    assert worker.score_ahead

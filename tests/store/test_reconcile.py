@@ -36,18 +36,18 @@ def test_rebuilds_load_and_queue_after_a_bad_restore(store: RoutingStore) -> Non
     _contact(store, "c2", status="offered", agent_id="a1", offer_id="o2")
     _contact(store, "c3", status="queued", queue="mot", enqueued_ms="1000")
     # the restore lost the derived state: load 0, no offer index, an empty queue, a stale queue member
-    store.r.hset(store.keys.agent("a1"), "load:chat", "0")
-    store.r.zadd(store.keys.queue("general"), {"ghost": 1.0})
+    store.client.hset(store.keys.agent("a1"), "load:chat", "0")
+    store.client.zadd(store.keys.queue("general"), {"ghost": 1.0})
 
     dry = reconcile(store, dry_run=True)
     assert len(dry.fixes) == 4, dry.fixes
-    assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"0"  # dry run changed nothing
+    assert store.client.hget(store.keys.agent("a1"), "load:chat") == b"0"  # dry run changed nothing
 
     fixed = reconcile(store)
     assert sorted(fixed.fixes) == sorted(dry.fixes)
     agent = store.load_agent("a1")
     assert agent is not None and agent.view.load == {"chat": 2}
-    assert store.r.smembers(store.keys.agent_offers("a1")) == {b"o2"}
+    assert store.client.smembers(store.keys.agent_offers("a1")) == {b"o2"}
     assert store.queue_head("mot", 10) == ["c3"]
     assert store.queue_head("general", 10) == []
     assert reconcile(store).consistent
@@ -60,16 +60,16 @@ def test_worker_repairs_at_start_up_only_when_alone(store: RoutingStore, domain:
 
     _agent(store, "a1")
     _contact(store, "c1", status="assigned", agent_id="a1")
-    store.r.hset(store.keys.agent("a1"), "load:chat", "3")  # a restore left a wrong load
+    store.client.hset(store.keys.agent("a1"), "load:chat", "3")  # a restore left a wrong load
     settings = Settings(domain=domain)
     peer = Worker(store, LexiconScorer(), settings, consumer="peer", supports_blocking=False)
     peer.ensure_group()
-    store.r.xadd(store.keys.events, {"event": "{}"})
+    store.client.xadd(store.keys.events, {"event": "{}"})
     # an active peer (Redis 7.0 registers a consumer only when a read returns entries)
     peer.r.xreadgroup(settings.group, "peer", {store.keys.events: ">"}, count=1)
     me = Worker(store, LexiconScorer(), settings, consumer="me", supports_blocking=False)
     assert me.startup_check() == ["agent a1: load:chat 3 -> 1"]
-    assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"3"  # not repaired under a live peer
+    assert store.client.hget(store.keys.agent("a1"), "load:chat") == b"3"  # not repaired under a live peer
 
     alone = Worker(
         store, LexiconScorer(), settings.model_copy(update={"claim_min_idle_ms": 1}), consumer="me"
@@ -77,22 +77,22 @@ def test_worker_repairs_at_start_up_only_when_alone(store: RoutingStore, domain:
 
     time.sleep(0.01)
     assert alone.startup_check() == ["agent a1: load:chat 3 -> 1"]
-    assert store.r.hget(store.keys.agent("a1"), "load:chat") == b"1"
+    assert store.client.hget(store.keys.agent("a1"), "load:chat") == b"1"
     assert alone.startup_check() == []
 
 
 def test_the_open_contacts_index_follows_the_contacts(store: RoutingStore) -> None:
     _contact(store, "c1", status="queued", queue="general", enqueued_ms="1000")
     _contact(store, "c2", status="self_service")
-    assert store.r.smembers(store.keys.open_contacts) == {b"c1", b"c2"}
+    assert store.client.smembers(store.keys.open_contacts) == {b"c1", b"c2"}
     rec = store.load_contact("c2")
     assert rec is not None
     assert store.release(Commit(), rec, now_ms=1, fields={}, end_contact=True, affinity_ttl_s=60).ok
-    assert store.r.smembers(store.keys.open_contacts) == {b"c1"}
+    assert store.client.smembers(store.keys.open_contacts) == {b"c1"}
     rec = store.load_contact("c2")
     assert rec is not None  # a transcript line after the end leaves it ended, and out of the index
     assert store.apply_contact(Commit(), "c2", rec.version, {"transcript": "[]"}).ok
-    assert store.r.smembers(store.keys.open_contacts) == {b"c1"}
+    assert store.client.smembers(store.keys.open_contacts) == {b"c1"}
 
 
 def test_scan_finds_contacts_the_index_lacks(store: RoutingStore, admin: redis.Redis, domain: str) -> None:
@@ -104,4 +104,4 @@ def test_scan_finds_contacts_the_index_lacks(store: RoutingStore, admin: redis.R
     as_admin = RoutingStore(admin, domain)
     report = reconcile(as_admin, scan=True)
     assert sorted(report.fixes) == ["agent a1: load:chat 0 -> 1", "open contacts index: added old"]
-    assert reconcile(store).consistent and store.r.smembers(store.keys.open_contacts) == {b"old"}
+    assert reconcile(store).consistent and store.client.smembers(store.keys.open_contacts) == {b"old"}

@@ -29,6 +29,7 @@ from router.api.schemas import (
     SuggestionGroup,
 )
 from router.api.security import AGENTS_WRITE, READ, ROUTING_READ, Principal, requires
+from router.errors import ConflictError
 from router.events import CHANNELS, AgentStatusChanged, event_digest
 from router.store.admin import PostedEvent
 from router.store.codec import AgentRecord, agent_profile_fields
@@ -37,7 +38,6 @@ router = APIRouter(tags=["agents"])
 
 PathAgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="Agent id")]
 ETAG_HEADER = {"ETag": {"schema": {"type": "string"}, "description": "Quoted profile version"}}
-CONFLICT_RETRIES = 5
 
 
 def etag(version: int) -> str:
@@ -117,7 +117,7 @@ def _load(ctx: ApiContext, agent_id: str) -> AgentRecord:
 def _with_recent(ctx: ApiContext, rec: AgentRecord) -> AgentRecord:
     """The record with its recent moments-of-truth count (the fairness input)."""
     floor = int((ctx.clock() - ctx.settings.fairness_window_s) * 1000)
-    n = int(ctx.store.r.zcount(ctx.store.keys.agent_mot(rec.view.agent_id), floor, "+inf"))
+    n = int(ctx.store.client.zcount(ctx.store.keys.agent_mot(rec.view.agent_id), floor, "+inf"))
     return dataclasses.replace(rec, view=dataclasses.replace(rec.view, mot_recent=n))
 
 
@@ -268,7 +268,7 @@ def patch_skills(
     if if_match is None:
         raise ApiError(428, "precondition_required", "If-Match is required: send the ETag you read")
     wanted = parse_if_match(if_match)
-    for _ in range(CONFLICT_RETRIES):
+    for _ in range(ctx.settings.conflict_retries):
         rec = _load(ctx, agent_id)
         if wanted is not None and rec.version not in wanted:
             raise ApiError(
@@ -314,7 +314,7 @@ def patch_skills(
                 f"agent {agent_id} changed meanwhile (version {current.version}); re-read it",
                 {"ETag": etag(current.version)},
             )
-    raise ApiError(409, "conflict", f"agent {agent_id} kept changing; retry")
+    raise ConflictError(f"agent {agent_id} kept changing; retry")
 
 
 def _group(g: outcome_stats.GroupStats) -> SuggestionGroup:
