@@ -268,7 +268,7 @@ def evaluate(
     if not data.is_dir():
         console.print(f"[red]no data folder at {data}")
         raise typer.Exit(2)
-    run_evaluate(data, json_path)
+    run_evaluate(data, json_path, backend=load_settings().encoder_backend)
 
 
 @app.command()

@@ -753,7 +753,12 @@ def run_bench(
             def scorer_alone() -> dict[str, Any]:
                 # neither the naive baseline nor the torch-vs-ONNX comparison is a figure here: keep it short
                 return run_bench_scorer(
-                    None, n_messages=512, n_naive=32, threads=settings.torch_threads, compare_onnx=False
+                    None,
+                    n_messages=512,
+                    n_naive=32,
+                    threads=settings.torch_threads,
+                    compare_onnx=False,
+                    backend=settings.encoder_backend,
                 )
 
             # (d) just before and just after (c), averaged: c/d compares like with like on a machine whose

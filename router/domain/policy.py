@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from router.domain.model import QUEUES, AgentView, ContactView, QueueName, Reason
@@ -28,37 +28,31 @@ _WITH_AGENT = ("offered", "assigned")
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    mot_min_eq: int = 4
-    ladder_step1_s: float = 20.0
-    ladder_step1_min_eq: int = 3
-    ladder_step2_s: float = 60.0
-    seconds_per_priority_point: float = 30.0
-    fairness_window_s: float = 3_600.0
-    fairness_max_share: float = 0.5
-    fairness_min_sample: int = 4
-    affinity_timeout_s: float = 30.0
-    callback_threshold_s: float = 300.0
-    queue_scan_limit: int = 50
-    decline_memory_s: float = 180.0
-    stuck_after_s: float = 60.0
+    """The routing knobs of one process. Their defaults and meanings live in ``Settings`` (one field of the
+    same name each): ``from_settings`` for a process, ``defaults`` where no environment should count."""
+
+    mot_min_eq: int
+    ladder_step1_s: float
+    ladder_step1_min_eq: int
+    ladder_step2_s: float
+    seconds_per_priority_point: float
+    fairness_window_s: float
+    fairness_max_share: float
+    fairness_min_sample: int
+    affinity_timeout_s: float
+    callback_threshold_s: float
+    queue_scan_limit: int
+    decline_memory_s: float
+    stuck_after_s: float
 
     @classmethod
     def from_settings(cls, s: Settings) -> PolicyConfig:
-        return cls(
-            mot_min_eq=s.mot_min_eq,
-            ladder_step1_s=s.ladder_step1_s,
-            ladder_step1_min_eq=s.ladder_step1_min_eq,
-            ladder_step2_s=s.ladder_step2_s,
-            seconds_per_priority_point=s.seconds_per_priority_point,
-            fairness_window_s=s.fairness_window_s,
-            fairness_max_share=s.fairness_max_share,
-            fairness_min_sample=s.fairness_min_sample,
-            affinity_timeout_s=s.affinity_timeout_s,
-            callback_threshold_s=s.callback_threshold_s,
-            queue_scan_limit=s.queue_scan_limit,
-            decline_memory_s=s.decline_memory_s,
-            stuck_after_s=s.stuck_after_s,
-        )
+        return cls(**{f.name: getattr(s, f.name) for f in fields(cls)})
+
+    @classmethod
+    def defaults(cls) -> PolicyConfig:
+        """Settings' defaults, whatever the environment holds."""
+        return cls(**{f.name: Settings.model_fields[f.name].default for f in fields(cls)})
 
 
 @dataclass(frozen=True)

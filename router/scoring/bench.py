@@ -326,15 +326,17 @@ def run_bench_scorer(
     data_dir: Path | None = None,
     n_compare: int = 256,
     compare_onnx: bool = True,
+    backend: str = "auto",
 ) -> dict[str, Any]:
-    """Figures of the module docstring; ``compare_onnx=False`` skips timing the second backend."""
+    """Figures of the module docstring, on the ``backend`` encoder (Settings.encoder_backend);
+    ``compare_onnx=False`` skips timing the second backend."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from router.bench.cpu import StealMeter
     from router.scoring.transformer import TransformerScorer, find_onnx_model
 
     steal = StealMeter()
 
-    scorer = TransformerScorer(threads=threads, cache_size=4 * n_messages)
+    scorer = TransformerScorer(threads=threads, cache_size=4 * n_messages, backend=backend)
     enc = scorer.encoder
     msgs = bench_messages(n_messages + n_naive + BATCH, data_dir)
     warm, naive_msgs, msgs = msgs[:BATCH], msgs[BATCH : BATCH + n_naive], msgs[BATCH + n_naive :]

@@ -243,10 +243,10 @@ def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
 ScoreFn = Callable[[str, list[str], list[str | None] | None], list[EmotionScore]]
 
 
-def _ours(cache_dir: Path | None) -> tuple[ScoreFn, str]:
+def _ours(cache_dir: Path | None, backend: str) -> tuple[ScoreFn, str]:
     from router.scoring.transformer import TransformerScorer, embed_cached
 
-    scorer = TransformerScorer()
+    scorer = TransformerScorer(backend=backend)
 
     def fn(key: str, texts: list[str], langs: list[str | None] | None = None) -> list[EmotionScore]:
         emb = embed_cached(scorer.encoder, texts, cache_dir, f"eval_{key}")
@@ -265,9 +265,11 @@ def run_evaluate(
     cache_dir: Path | None = DEFAULT_CACHE,
     print_table: bool = True,
     corpus_dir: Path | None = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
+    """Every measure; ``backend`` is the encoder's (Settings.encoder_backend)."""
     t0 = time.perf_counter()
-    ours, ours_name = _ours(cache_dir)
+    ours, ours_name = _ours(cache_dir, backend)
     lex = LexiconScorer()
     res: dict[str, Any] = {
         "data_dir": str(data_dir),

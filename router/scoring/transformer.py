@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from router.errors import ConfigError
 from router.scoring.cache import LRUCache
 from router.scoring.heads import (
     FloatArray,
@@ -151,9 +152,9 @@ class Encoder:
 
     ``backend``: "torch" (AutoModel, fp32), "onnx" (ONNX Runtime on the int8 graph that
     ``scripts/export_onnx.py`` writes) or "auto" (the default): ONNX when the int8 file exists, onnxruntime
-    imports and the file's quality stamp passed for this encoder (and these heads), else torch. ``None``
-    reads ``ROUTER_ENCODER_BACKEND``. Tokenisation (with the encoder's prefix, e5's "query: "), truncation
-    and length bucketing are the same on both.
+    imports and the file's quality stamp passed for this encoder (and these heads), else torch. A process
+    takes it from ``Settings.encoder_backend`` (``ROUTER_ENCODER_BACKEND``). Tokenisation (with the
+    encoder's prefix, e5's "query: "), truncation and length bucketing are the same on both.
     """
 
     def __init__(
@@ -162,7 +163,7 @@ class Encoder:
         max_tokens: int = 128,
         threads: int = 0,
         max_bucket: int = DEFAULT_MAX_BUCKET,
-        backend: str | None = None,
+        backend: str = "auto",
         onnx_path: str | Path | None = None,
         heads_sha256: str | None = None,
     ) -> None:
@@ -172,9 +173,9 @@ class Encoder:
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-        requested = (backend or os.environ.get("ROUTER_ENCODER_BACKEND") or "auto").strip().lower()
+        requested = backend.strip().lower()
         if requested not in BACKENDS:
-            raise ValueError(f"encoder backend {requested!r}: expected one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"encoder backend {requested!r}: expected one of {', '.join(BACKENDS)}")
         self.model_dir = model_dir or default_encoder_dir()
         self.max_tokens = max_tokens
         self.max_bucket = max_bucket
@@ -341,7 +342,7 @@ class TransformerScorer:
         max_tokens: int = 128,
         cache_size: int = 4096,
         threads: int = 0,
-        backend: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.heads: Heads = load_heads(heads_dir)
         self._use_vader = self.heads.meta.get("intensity_features") == "embedding+vader4"

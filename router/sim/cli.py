@@ -193,7 +193,7 @@ def register(app: typer.Typer) -> None:
         """The scorer alone: naive pipeline one at a time vs our scorer vs the raw forward pass."""
         from router.scoring.bench import run_bench_scorer
 
-        res = run_bench_scorer(json_path, n_messages=messages)
+        res = run_bench_scorer(json_path, n_messages=messages, backend=load_settings().encoder_backend)
         table = Table(title="router bench scorer")
         table.add_column("figure")
         table.add_column("value", justify="right")

@@ -20,11 +20,10 @@ from typing import Any
 import redis
 
 from router.store.codec import as_str
-from router.store.store import RoutingStore
+from router.store.store import AUDIT_MAXLEN, RoutingStore
 
 OUTCOME_MARKER_TTL_S = 90 * 86_400
 INGEST_WINDOW_MS = 3_600_000
-AUDIT_MAXLEN = 100_000
 OUTCOMES_MAXLEN = 100_000
 OUTCOME_KINDS = ("mot", "routine")
 OUTCOME_FIELDS = ("n", "sum", "sumsq", "resolved")

@@ -68,7 +68,7 @@ def reconcile(
     """Repair derived state from the contacts. ``scan`` finds the contacts by listing keys (an admin's
     connection) instead of the open-contacts index, and repairs that index too: for data written before
     the index existed, or an index that lost entries."""
-    cfg = cfg or PolicyConfig()
+    cfg = cfg or PolicyConfig.defaults()
     report = ReconcileReport()
     ids = _contact_ids(store, scan)
     live, load, queued, offers = _open_work(store, ids)

@@ -5,7 +5,8 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   script keys from KEYS[4], and LAST the history list of each decision, in decision order.
   ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
   ARGV[3] seen ttl s, ARGV[4] the content digest of the stream event this commit completes ('' = none;
-  '*' = content unknown), ARGV[5] decisions stream maxlen, script arguments from ARGV[6].
+  '*' = content unknown), ARGV[5] the length caps as a JSON object (RoutingStore.limits: decisions stream,
+  decision history per contact, audit stream, dead-letter stream), script arguments from ARGV[6].
 The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
 either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had.
 Every script returns a table whose first element is 'ok', 'dup' (event already applied), 'conflict'
@@ -19,6 +20,7 @@ PRELUDE = r"""
 local EVENT_ID = ARGV[1]
 local DECISIONS = cjson.decode(ARGV[2])
 local DIGEST = ARGV[4]
+local LIMITS = cjson.decode(ARGV[5])
 if EVENT_ID ~= '' then
   local seen = redis.call('GET', KEYS[1])
   if seen then
@@ -31,10 +33,10 @@ end
 local function finish()
   local nd = #DECISIONS
   for i, raw in ipairs(DECISIONS) do
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'decision', raw)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', LIMITS.decisions, '*', 'decision', raw)
     local hk = KEYS[#KEYS - nd + i]
     redis.call('RPUSH', hk, raw)
-    redis.call('LTRIM', hk, -100, -1)
+    redis.call('LTRIM', hk, -LIMITS.history, -1)
   end
   if nd > 0 then redis.call('HINCRBY', KEYS[3], 'decisions', nd) end
   if EVENT_ID ~= '' then redis.call('SET', KEYS[1], DIGEST ~= '' and DIGEST or '*', 'EX', ARGV[3]) end
@@ -236,7 +238,7 @@ if not redis.call('HGET', KEYS[4], 'status') and fields['status'] == nil then fi
 local newver = num(ver) + 1
 redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', newver, 'agent_id', ARGV[6])))
 redis.call('SADD', KEYS[5], ARGV[6])
-if ARGV[9] ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'entry', ARGV[9]) end
+if ARGV[9] ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', LIMITS.audit, '*', 'entry', ARGV[9]) end
 finish()
 return {'ok', tostring(newver)}
 """
@@ -247,7 +249,7 @@ return {'ok', tostring(newver)}
 DEADLETTER = r"""
 local entry = {}
 for i = 8, #ARGV do entry[#entry + 1] = ARGV[i] end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', unpack(entry))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', LIMITS.deadletter, '*', unpack(entry))
 redis.call('XACK', KEYS[5], ARGV[6], ARGV[7])
 redis.call('HINCRBY', KEYS[3], 'dead_letters', 1)
 finish()

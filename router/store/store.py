@@ -21,7 +21,11 @@ from router.store.codec import (
 )
 from router.store.keys import Keys
 
+# Length caps the scripts apply (streams approximately, MAXLEN ~), handed to every script (ARGV[5])
 DECISIONS_MAXLEN = 200_000
+HISTORY_LEN = 100  # decisions kept per contact: its explanation (GET /v1/contacts/{id})
+AUDIT_MAXLEN = 100_000
+DEADLETTER_MAXLEN = 100_000
 ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 
@@ -114,6 +118,14 @@ class RoutingStore:
         self.keys = Keys(domain)
         self.domain = domain
         self.seen_ttl_s = seen_ttl_s
+        self.limits = json.dumps(
+            {
+                "decisions": DECISIONS_MAXLEN,
+                "history": HISTORY_LEN,
+                "audit": AUDIT_MAXLEN,
+                "deadletter": DEADLETTER_MAXLEN,
+            }
+        )
         self._scripts = {
             name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
         }
@@ -175,7 +187,7 @@ class RoutingStore:
             json.dumps([d for _, d in commit.decisions]),
             self.seen_ttl_s,
             (commit.digest or ANY_CONTENT) if commit.stream_event else "",
-            DECISIONS_MAXLEN,
+            self.limits,
             *args,
         ]
         if defer is not None and self._can_defer:

@@ -7,6 +7,7 @@ to one cluster slot."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -671,3 +672,12 @@ def test_requeue_score_matches_policy_for_engine_timeouts(
     expect = queue_score(rec.view.enqueued_ts, rec.view.priority, PolicyConfig.from_settings(settings))
     assert queue_members(store, "general")["c1"] == pytest.approx(expect, abs=1e-3)
     assert set(rec.view.declined_ms) == {"a1"}
+
+
+def test_scripts_keep_the_history_length_they_are_handed(store: RoutingStore) -> None:
+    """The caps live in Python and reach every script as an argument: a store handed a history of 3
+    keeps the last 3 decisions of a contact."""
+    store.limits = json.dumps({"decisions": 1_000, "history": 3, "audit": 1_000, "deadletter": 1_000})
+    for i in range(5):
+        assert store.mark(Commit(f"e{i}", decisions=(("c1", json.dumps({"n": i})),))).ok
+    assert [d["n"] for d in store.history("c1")] == [2, 3, 4]

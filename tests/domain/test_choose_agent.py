@@ -22,7 +22,7 @@ from router.domain.policy import (
 )
 from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
 
-CFG = PolicyConfig()
+CFG = PolicyConfig.defaults()
 NOW = 1_000.0
 
 

@@ -12,7 +12,7 @@ from router.domain.model import AgentView, ContactView, Reason
 from router.domain.policy import PolicyConfig, choose_contact, ineligible_reason
 from tests.domain.domain_strategies import PROPERTY, agents, contacts
 
-CFG = PolicyConfig()
+CFG = PolicyConfig.defaults()
 NOW = 1_000.0
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -43,7 +44,7 @@ def test_tiny_rate_is_capped_not_infinite() -> None:
 
 
 def test_callback_threshold() -> None:
-    cfg = PolicyConfig(callback_threshold_s=300.0)
+    cfg = replace(PolicyConfig.defaults(), callback_threshold_s=300.0)
     assert should_offer_callback(301.0, cfg)
     assert not should_offer_callback(300.0, cfg)
     assert not should_offer_callback(math.nan, cfg)
@@ -51,7 +52,7 @@ def test_callback_threshold() -> None:
 
 def test_callback_once_the_wait_reaches_the_threshold_whatever_the_estimate() -> None:
     # issue 14: a contact nobody takes had an estimate of 0 s and was never offered a callback
-    cfg = PolicyConfig(callback_threshold_s=300.0)
+    cfg = replace(PolicyConfig.defaults(), callback_threshold_s=300.0)
     assert callback_reason(0.0, 299.9, cfg) is None
     why = callback_reason(0.0, 300.0, cfg)
     assert why is not None and why.code == "callback_offered"

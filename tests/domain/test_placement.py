@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from router.domain.policy import MAX_PRIORITY, PolicyConfig, min_eq, place, prio
 from router.settings import Settings
 from tests.domain.domain_strategies import PROPERTY, TIERS, contacts, unit_floats
 
-CFG = PolicyConfig()
+CFG = PolicyConfig.defaults()
 MOT = MotVerdict(True, (Reason("mot_peak", "intensity 0.91 peak on turn 3"),))
 ROUTINE = MotVerdict(False, (Reason("routine", "routine: peak intensity 0.10 on turn 1"),))
 
@@ -27,9 +28,11 @@ def codes(reasons: tuple[Reason, ...]) -> list[str]:
     return [r.code for r in reasons]
 
 
-def test_defaults_equal_settings_defaults() -> None:
-    defaults = {f.name: Settings.model_fields[f.name].default for f in fields(PolicyConfig)}
-    assert PolicyConfig(**defaults) == CFG
+def test_defaults_are_the_settings_defaults_whatever_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_MOT_MIN_EQ", "2")
+    assert PolicyConfig.from_settings(Settings()).mot_min_eq == 2
+    assert CFG == PolicyConfig.defaults() == PolicyConfig.from_settings(Settings.model_construct())
+    assert CFG.mot_min_eq == Settings.model_fields["mot_min_eq"].default == 4
 
 
 def test_from_settings_copies_every_field() -> None:

@@ -13,7 +13,7 @@ from router.domain.policy import PolicyConfig, choose_agent
 from router.domain.stuck import WaitingState, stuck_reason, waiting_state
 from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
 
-CFG = PolicyConfig()  # stuck after 60 s, decline memory 180 s
+CFG = PolicyConfig.defaults()  # stuck after 60 s, decline memory 180 s
 NOW = 10_000.0
 
 

@@ -56,12 +56,18 @@ def test_auto_follows_the_quality_stamp() -> None:
     assert forced.session.get_session_options().intra_op_num_threads == forced.threads
 
 
-def test_env_and_bad_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    from router.scoring.transformer import Encoder
+def test_settings_choose_the_backend_and_a_bad_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.errors import ConfigError
+    from router.scoring.factory import build_scorer
+    from router.scoring.fallback import FallbackScorer
+    from router.scoring.transformer import Encoder, TransformerScorer
+    from router.settings import Settings
 
     monkeypatch.setenv("ROUTER_ENCODER_BACKEND", "torch")
-    assert Encoder().backend == "torch"
-    with pytest.raises(ValueError, match="encoder backend"):
+    scorer = build_scorer(Settings())
+    assert isinstance(scorer, FallbackScorer) and isinstance(scorer.primary, TransformerScorer)
+    assert scorer.primary.backend == "torch"
+    with pytest.raises(ConfigError, match="encoder backend"):
         Encoder(backend="tensorrt")
 
 
