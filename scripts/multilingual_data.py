@@ -28,6 +28,12 @@ def _xed_label(field: str) -> bool | None:
 
 
 def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
+    """(text, negative, source) rows of every multilingual training set present under ``data``."""
+    return [*_xed(data), *_brighter(data), *_red(data)]
+
+
+def _xed(data: Path) -> list[tuple[str, bool, str]]:
+    """XED projections, and the Finnish annotations outside the evaluation slice."""
     rows: list[tuple[str, bool, str]] = []
     for lang in XED_LANGS:
         p = data / f"xed/Projections/{lang}-projections.tsv"
@@ -47,6 +53,11 @@ def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
                 and stable_fraction(parts[0]) >= 0.2
             ):
                 rows.append((parts[0], y, "xed_fi_annotated"))
+    return rows
+
+
+def _brighter(data: Path) -> list[tuple[str, bool, str]]:
+    rows: list[tuple[str, bool, str]] = []
     brighter = ("deu", "esp", "ptbr", "rus", "ukr")
     for rel in (*(f"track_b/train/{lang}.csv" for lang in brighter), "track_a/train/ron.csv"):
         p = data / "brighter_semeval2025_task11" / rel
@@ -56,6 +67,11 @@ def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
             for r in csv.DictReader(f):
                 neg = any(float(r.get(k) or 0) > 0 for k in ("anger", "fear", "sadness", "disgust"))
                 rows.append((r["text"], neg, f"brighter_{Path(rel).stem}"))
+    return rows
+
+
+def _red(data: Path) -> list[tuple[str, bool, str]]:
+    rows: list[tuple[str, bool, str]] = []
     red = data / "red_romanian/REDv1/train.csv"
     if red.exists():
         with red.open(encoding="utf-8") as f:

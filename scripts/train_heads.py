@@ -212,7 +212,7 @@ def _backend_name(e: Encoder) -> str:
     return f"onnx int8 ({e.onnx_path.name})" if e.onnx_path is not None else "torch fp32"
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "models")
@@ -247,13 +247,13 @@ def main() -> int:
         default=100.0,
         help="weight of the torch-vs-int8 output difference in the intensity and topic heads' loss",
     )
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    rng = random.Random(SEED)
-    data: Path = args.data
-    # Heads learn from the backends the scorer runs on: the int8 ONNX graph (the default) and, when asked,
-    # torch fp32 too, so that quantisation noise is part of training and both backends give the same
-    # verdicts (the export's quality gate checks that).
+    return ap
+
+
+def _encoders(args: argparse.Namespace, ap: argparse.ArgumentParser) -> list[Encoder]:
+    """Heads learn from the backends the scorer runs on: the int8 ONNX graph (the default) and, when asked,
+    torch fp32 too, so that quantisation noise is part of training and both backends give the same
+    verdicts (the export's quality gate checks that)."""
     encoders: list[Encoder] = []
     if args.torch_only or args.with_torch:
         encoders.append(Encoder(threads=args.threads, backend="torch"))
@@ -262,6 +262,16 @@ def main() -> int:
         if None in onnx_paths:
             ap.error("no ONNX encoder: run scripts/export_onnx.py first, or pass --torch-only")
         encoders += [Encoder(threads=args.threads, backend="onnx", onnx_path=p) for p in onnx_paths]
+    return encoders
+
+
+def main() -> int:
+    ap = _parser()
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    rng = random.Random(SEED)
+    data: Path = args.data
+    encoders = _encoders(args, ap)
     enc = encoders[0]  # dev metrics are measured on this one
     copies = len(encoders)
     timings: dict[str, float] = {}

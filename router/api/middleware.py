@@ -188,63 +188,81 @@ class ApiGuard:
 
     async def _with_body_cap(self, scope: Scope, receive: Receive, send: Send) -> None:
         cap = self.ctx.settings.api_max_body_bytes
-        length = _header(scope, b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                declared = -1
-            if declared > cap:
-                await send_json(send, 413, _too_large(cap))
-                return
-        if scope.get("method") in ("POST", "PUT", "PATCH") and _is_json(scope):
-            # read the (capped) body here, so that JSON numbers can be normalised before validation
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > cap:
-                    await send_json(send, 413, _too_large(cap))
-                    return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError:
-                await send_json(
-                    send, 422, {"error": "invalid_request", "detail": "the body is not UTF-8 JSON"}
-                )
-                return
-            body = normalise_json(body)
-            sent = False
+        if _declared_length(scope) > cap:
+            await send_json(send, 413, _too_large(cap))
+        elif scope.get("method") in ("POST", "PUT", "PATCH") and _is_json(scope):
+            await self._json_body(scope, receive, send, cap)
+        else:
+            await self.app(scope, _capped(receive, cap), send)
 
-            async def replay_receive() -> Message:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay_receive, send)
+    async def _json_body(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        """Read the (capped) body here, so that JSON numbers can be normalised before validation."""
+        body = await _read_capped(receive, send, cap)
+        if body is None:
             return
-        received = 0
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            await send_json(send, 422, {"error": "invalid_request", "detail": "the body is not UTF-8 JSON"})
+            return
+        await self.app(scope, _replay(normalise_json(body), receive), send)
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > cap:
-                    raise BodyTooLarge(cap)
-            return message
 
-        await self.app(scope, limited_receive, send)
+def _declared_length(scope: Scope) -> int:
+    """The Content-Length header as a number; -1 when absent or not a number."""
+    length = _header(scope, b"content-length")
+    try:
+        return int(length) if length is not None else -1
+    except ValueError:
+        return -1
+
+
+async def _read_capped(receive: Receive, send: Send, cap: int) -> bytes | None:
+    """The whole body; None when the client left, or when the body ran past ``cap`` (answered 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            await send_json(send, 413, _too_large(cap))
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replay_receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay_receive
+
+
+def _capped(receive: Receive, cap: int) -> Receive:
+    """A receive that raises BodyTooLarge once the body streamed to the app passes ``cap``."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise BodyTooLarge(cap)
+        return message
+
+    return limited_receive
 
 
 def _params(route: BaseRoute) -> int:

@@ -101,6 +101,18 @@ def _mot_intents(data: Path) -> dict[str, dict[str, list[str]]]:
     return {k: v for k, v in raw.items() if isinstance(v, dict)}
 
 
+@dataclass
+class _Gathered:
+    """Lines gathered from the shared data so far, per pool, and how many lines each source gave."""
+
+    human: list[str]
+    routine: list[str] = field(default_factory=list)
+    mot: list[str] = field(default_factory=list)
+    storm: list[str] = field(default_factory=list)
+    turning: list[str] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
+
+
 def load_pools(data_dir: Path | None = None) -> TextPools:
     """Pools from the shared data where present (each dataset optional), the bundled corpus filling gaps."""
     data = data_dir if data_dir is not None else DEFAULT_DATA_DIR
@@ -108,93 +120,103 @@ def load_pools(data_dir: Path | None = None) -> TextPools:
     if not data.is_dir():
         return fallback
     intents = _mot_intents(data)
-    routine: list[str] = []
-    mot: list[str] = []
-    storm: list[str] = []
-    turning: list[str] = []
-    human: list[str] = list(fallback.human)
-    sources: dict[str, int] = {}
+    got = _Gathered(human=list(fallback.human))
+    _gather_airline(data, got)
+    _gather_banking(data, intents.get("banking77", {}), got)
+    _gather_clinc(data, intents.get("clinc150", {}), got)
+    _gather_bitext(data, intents.get("bitext_customer_support_20k", {}), got)
+    return TextPools(
+        routine=_pool(got.routine) or fallback.routine,
+        mot=_pool(got.mot) or fallback.mot,
+        storm=_pool(got.storm) or fallback.storm,
+        turning=_pool(got.turning) or fallback.turning,
+        human=_pool(got.human) or fallback.human,
+        source="shared-data" if got.sources else "bundled",
+        sources=got.sources or fallback.sources,
+    )
 
+
+def _gather_airline(data: Path, got: _Gathered) -> None:
+    """Neutral questions are routine; negative tweets of enough words are moments of truth (cancelled
+    flights also feed the storm) or turning lines, by the tweet's negative reason."""
     airline = data / "airline_tweets" / "Tweets.csv"
-    if airline.exists():
-        n0 = len(routine) + len(mot) + len(turning)
-        with airline.open(encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                text = clean_tweet(html.unescape(row.get("text", "")))
-                sentiment, reason = row.get("airline_sentiment", ""), row.get("negativereason", "")
-                if sentiment == "neutral" and "?" in text:
-                    routine.append(text)
-                elif sentiment != "negative" or len(text.split()) < _MIN_EMOTIONAL_WORDS:
-                    continue
-                elif reason in AIRLINE_MOT_REASONS:
-                    mot.append(text)
-                    if reason == "Cancelled Flight":
-                        storm.append(text)
-                elif reason in AIRLINE_TURNING_REASONS:
-                    turning.append(text)
-        sources["airline_tweets"] = len(routine) + len(mot) + len(turning) - n0
+    if not airline.exists():
+        return
+    n0 = len(got.routine) + len(got.mot) + len(got.turning)
+    with airline.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            text = clean_tweet(html.unescape(row.get("text", "")))
+            sentiment, reason = row.get("airline_sentiment", ""), row.get("negativereason", "")
+            if sentiment == "neutral" and "?" in text:
+                got.routine.append(text)
+            elif sentiment != "negative" or len(text.split()) < _MIN_EMOTIONAL_WORDS:
+                continue
+            elif reason in AIRLINE_MOT_REASONS:
+                got.mot.append(text)
+                if reason == "Cancelled Flight":
+                    got.storm.append(text)
+            elif reason in AIRLINE_TURNING_REASONS:
+                got.turning.append(text)
+    got.sources["airline_tweets"] = len(got.routine) + len(got.mot) + len(got.turning) - n0
 
+
+def _gather_banking(data: Path, intents: dict[str, list[str]], got: _Gathered) -> None:
+    """High-stakes intents are moments of truth, the medium ones are left out, the rest is routine."""
     banking = data / "banking77" / "test.csv"
-    b_high = set(intents.get("banking77", {}).get("high", []))
-    b_mid = set(intents.get("banking77", {}).get("medium", []))
-    if banking.exists() and b_high:
-        n = 0
-        with banking.open(encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                cat, text = row.get("category", ""), row.get("text", "")
-                if cat in b_high:
-                    mot.append(text)
-                elif cat not in b_mid:
-                    routine.append(text)
-                n += 1
-        sources["banking77_test"] = n
+    high, mid = set(intents.get("high", [])), set(intents.get("medium", []))
+    if not banking.exists() or not high:
+        return
+    n = 0
+    with banking.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            cat, text = row.get("category", ""), row.get("text", "")
+            if cat in high:
+                got.mot.append(text)
+            elif cat not in mid:
+                got.routine.append(text)
+            n += 1
+    got.sources["banking77_test"] = n
 
+
+def _gather_clinc(data: Path, intents: dict[str, list[str]], got: _Gathered) -> None:
+    """As banking, with routine lines only from the customer-service domains."""
     clinc = data / "clinc150" / "data_full.json"
-    c_high = set(intents.get("clinc150", {}).get("high", []))
-    c_mid = set(intents.get("clinc150", {}).get("medium", []))
-    if clinc.exists() and c_high:
-        domains_path = data / "clinc150" / "domains.json"
-        service = _service_intents(domains_path)
-        n = 0
-        for text, intent in json.loads(clinc.read_text(encoding="utf-8")).get("test", []):
-            if intent in c_high:
-                mot.append(text)
-            elif intent not in c_mid and (not service or intent in service):
-                routine.append(text)
+    high, mid = set(intents.get("high", [])), set(intents.get("medium", []))
+    if not clinc.exists() or not high:
+        return
+    service = _service_intents(data / "clinc150" / "domains.json")
+    n = 0
+    for text, intent in json.loads(clinc.read_text(encoding="utf-8")).get("test", []):
+        if intent in high:
+            got.mot.append(text)
+        elif intent not in mid and (not service or intent in service):
+            got.routine.append(text)
+        else:
+            continue
+        n += 1
+    got.sources["clinc150_test"] = n
+
+
+def _gather_bitext(data: Path, intents: dict[str, list[str]], got: _Gathered) -> None:
+    """Requests for a person, complaints (turning lines) and plain routine requests."""
+    bitext = data / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv"
+    if not bitext.exists():
+        return
+    not_routine = set(intents.get("high", [])) | set(intents.get("medium", []))
+    n = 0
+    with bitext.open(encoding="utf-8-sig") as f:
+        for row in csv.DictReader(f):
+            intent, text = row.get("intent", ""), row.get("utterance", "")
+            if intent == "contact_human_agent":
+                got.human.append(text)
+            elif intent == "complaint":
+                got.turning.append(text)
+            elif _routine_bitext(intent, text, row.get("flags", ""), not_routine):
+                got.routine.append(text)
             else:
                 continue
             n += 1
-        sources["clinc150_test"] = n
-
-    bitext = data / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv"
-    x_high = set(intents.get("bitext_customer_support_20k", {}).get("high", []))
-    x_mid = set(intents.get("bitext_customer_support_20k", {}).get("medium", []))
-    if bitext.exists():
-        n = 0
-        with bitext.open(encoding="utf-8-sig") as f:
-            for row in csv.DictReader(f):
-                intent, text = row.get("intent", ""), row.get("utterance", "")
-                if intent == "contact_human_agent":
-                    human.append(text)
-                elif intent == "complaint":
-                    turning.append(text)
-                elif _routine_bitext(intent, text, row.get("flags", ""), x_high | x_mid):
-                    routine.append(text)
-                else:
-                    continue
-                n += 1
-        sources["bitext"] = n
-
-    pools = TextPools(
-        routine=_pool(routine) or fallback.routine,
-        mot=_pool(mot) or fallback.mot,
-        storm=_pool(storm) or fallback.storm,
-        turning=_pool(turning) or fallback.turning,
-        human=_pool(human) or fallback.human,
-        source="shared-data" if sources else "bundled",
-        sources=sources or fallback.sources,
-    )
-    return pools
+    got.sources["bitext"] = n
 
 
 def _routine_bitext(intent: str, text: str, flags: str, not_routine: set[str]) -> bool:
