@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         if ctx.invoked_subcommand is not None:
             return
         logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR)
-        from router.bench.engine import run_bench
+        from router.bench.run import run_bench
 
         settings = load_settings()
         url = redis_url if redis_url is not None else (settings.redis_url or None)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from router.bench import cpu
-from router.bench.engine import BENCH_AGENTS, TURNS_PER_CONTACT, WINDOW, run_bench, workload
+from router.bench.run import run_bench
+from router.bench.workload import BENCH_AGENTS, TURNS_PER_CONTACT, WINDOW, workload
 from router.events import parse_event
 from router.settings import Settings
 
