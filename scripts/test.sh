@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-# Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test) and chromium
-# (browser tests, headless, via playwright-core with no browser download)
+# Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test), chromium
+# (browser tests, headless, via playwright-core with no browser download) and docker-compose (1.29: parses
+# and validates docker-compose.yml without a Docker engine)
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 if [ -n "$missing" ]; then
   as_root apt-get update -qq
   # shellcheck disable=SC2086
