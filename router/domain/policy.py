@@ -9,6 +9,7 @@ from typing import Literal
 
 from router.domain.model import QUEUES, AgentView, ContactView, QueueName, Reason
 from router.domain.mot import MotVerdict
+from router.domain.outcomes import OutcomeConfig
 from router.domain.trajectory import clamp01
 from router.settings import Settings
 
@@ -41,6 +42,8 @@ class PolicyConfig:
     queue_scan_limit: int = 50
     decline_memory_s: float = 180.0
     stuck_after_s: float = 60.0
+    # outcome-aware matching (router.domain.matching); None: the plain ladder
+    outcome: OutcomeConfig | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> PolicyConfig:
@@ -58,7 +61,29 @@ class PolicyConfig:
             queue_scan_limit=s.queue_scan_limit,
             decline_memory_s=s.decline_memory_s,
             stuck_after_s=s.stuck_after_s,
+            outcome=_outcome_config(s),
         )
+
+
+def _outcome_config(s: Settings) -> OutcomeConfig | None:
+    if not s.outcome_matching:
+        return None
+    return OutcomeConfig(
+        n0=s.outcome_prior_n,
+        mot_csat_at_eq3=s.outcome_prior_mot_csat_eq3,
+        mot_csat_per_eq=s.outcome_prior_mot_csat_per_eq,
+        routine_csat=s.outcome_prior_routine_csat,
+        mot_resolved_at_eq3=s.outcome_prior_mot_resolved_eq3,
+        mot_resolved_per_eq=s.outcome_prior_mot_resolved_per_eq,
+        routine_resolved=s.outcome_prior_routine_resolved,
+        fine_min_n=s.outcome_fine_min_n,
+        resolution_weight=s.outcome_resolution_weight,
+        mot_wait_cost_per_min=s.mot_wait_cost_per_min,
+        routine_wait_cost_per_min=s.routine_wait_cost_per_min,
+        expected_handle_s=s.expected_handle_s,
+        tie_margin=s.outcome_tie_margin,
+        reserve_max_hold_s=s.mot_reserve_max_hold_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -302,8 +327,8 @@ def choose_agent(
         if again is not None:
             return choice(again[0], *fallback, again[1], all_declined=True)
         return choice(None, *fallback, _no_eligible(checked, queue))
-    candidates, fairness = _apply_fairness(queue, eligible, mot_total_recent, cfg)
-    best = min(candidates, key=_preference(queue))
+    candidates, fairness = apply_fairness(queue, eligible, mot_total_recent, cfg)
+    best = min(candidates, key=preference(queue))
     return choice(best.agent_id, *fallback, *fairness, _chose(best, queue, now))
 
 
@@ -373,7 +398,7 @@ def _affinity(
     return "fallback", Reason("affinity_fallback", text)
 
 
-def _apply_fairness(
+def apply_fairness(
     queue: str, eligible: list[AgentView], mot_total_recent: int, cfg: PolicyConfig
 ) -> tuple[list[AgentView], tuple[Reason, ...]]:
     """Drop agents over their share of moments of truth, unless nobody else is eligible (never starve)."""
@@ -394,7 +419,7 @@ def _apply_fairness(
     )
 
 
-def _preference(queue: str) -> Callable[[AgentView], tuple[int, float, str]]:
+def preference(queue: str) -> Callable[[AgentView], tuple[int, float, str]]:
     """Sort key, smallest first. Moments of truth want the highest EQ; routine work the lowest, which keeps
     the few high-EQ agents free for the moments that need them. Then longest idle, then agent id."""
     sign = -1 if queue == "mot" else 1
@@ -436,6 +461,7 @@ def choose_contact(
     now: float,
     cfg: PolicyConfig,
     mot_total_recent: int,
+    reserved: frozenset[str] = frozenset(),
 ) -> tuple[ContactView | None, tuple[Reason, ...]]:
     """Agent pull when capacity frees. ``candidates`` are (contact, queue) best first, "mot" queue first.
 
@@ -464,6 +490,14 @@ def choose_contact(
             return routine[0], (skip, _pulled(agent, routine, now))
         fairness = (Reason("fairness_kept", "over the fairness cap, but only moments of truth are waiting"),)
     return eligible[0][0], (*fairness, _pulled(agent, eligible[0], now))
+
+
+def reserve_blocks(agent: AgentView, contact: ContactView, queue: str, now: float, cfg: PolicyConfig) -> bool:
+    """Whether the high-EQ reserve keeps ``agent`` from a routine ``contact`` (its hold not over yet); the
+    caller has decided that the reserve holds on the contact's channel (``matching.high_eq_reserve``)."""
+    if cfg.outcome is None or queue == "mot" or contact.moment_of_truth or agent.eq < cfg.mot_min_eq:
+        return False
+    return queued_for_s(contact, now) < cfg.outcome.reserve_max_hold_s
 
 
 def _may_take(agent: AgentView, contact: ContactView, queue: str, now: float, cfg: PolicyConfig) -> bool:
