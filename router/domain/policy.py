@@ -470,10 +470,17 @@ def choose_contact(
     the agent is over its fairness share, the first eligible non-"mot" contact; (3) the first eligible one,
     so an over-cap agent still takes a moment of truth rather than leave it waiting. A contact the agent
     declined is not pulled: whether everyone else has declined it too needs the whole floor, so the
-    all-declined re-offer is ``choose_agent``'s (the periodic sweep runs it).
+    all-declined re-offer is ``choose_agent``'s (the periodic sweep runs it). ``reserved``: the channels
+    whose free high-EQ slots the reserve keeps for moments of truth (``matching.reserved_channels``); a
+    high-EQ agent takes no routine contact of them before its hold ends.
     """
     scanned = candidates[: cfg.queue_scan_limit]
-    eligible = [(c, q) for c, q in scanned if _may_take(agent, c, q, now, cfg)]
+    eligible = [
+        (c, q)
+        for c, q in scanned
+        if _may_take(agent, c, q, now, cfg)
+        and not (c.channel in reserved and reserve_blocks(agent, c, q, now, cfg))
+    ]
     if not eligible:
         text = f"agent {agent.agent_id} is eligible for none of {len(scanned)} waiting contacts"
         return None, (Reason("no_eligible_contact", text),)
