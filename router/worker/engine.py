@@ -698,7 +698,7 @@ class Engine:
         )
         reasons = (*route, *choice.reasons, wait, *((callback,) if callback else ()))
         action = "callback_offer" if callback else "queued"
-        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s)
+        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s, ewt_sd_s=sd_s)
         fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
         if callback:
             fields["callback_ms"] = str(int(now * 1000))
@@ -893,6 +893,7 @@ class Engine:
         queue: str | None = None,
         offer_id: str | None = None,
         ewt_s: float | None = None,
+        ewt_sd_s: float | None = None,
     ) -> Decision:
         self.counters.decisions += 1
         return make_decision(
@@ -908,6 +909,7 @@ class Engine:
             moment_of_truth=v.moment_of_truth,
             intensity=v.trajectory.peak,
             estimated_wait_s=ewt_s,
+            estimated_wait_sd_s=ewt_sd_s,
             mot_prob=self._mot_prob(v),
         )
 
