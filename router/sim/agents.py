@@ -159,6 +159,18 @@ def deal_languages(
     return [(BASE_LANGUAGE, *langs) for langs in extra]
 
 
+def _high_eq_in_each_profile(pairs: list[tuple[int, str]]) -> None:
+    """Give each profile an agent of eq >= HIGH_EQ where the other profile has two or more to spare."""
+    for profile in ("voice", "digital"):
+        own = [i for i, (_, p) in enumerate(pairs) if p == profile]
+        donors = [i for i, (eq, p) in enumerate(pairs) if p != profile and eq >= HIGH_EQ]
+        if not own or any(pairs[i][0] >= HIGH_EQ for i in own) or len(donors) < 2:
+            continue
+        top = max(own, key=lambda i: pairs[i][0])
+        give = donors[-1]
+        pairs[top], pairs[give] = (pairs[give][0], profile), (pairs[top][0], pairs[give][1])
+
+
 def build_floor(
     n_voice: int,
     n_digital: int,
@@ -173,6 +185,7 @@ def build_floor(
     pairs = [
         (eq, "voice" if (i + 1) * n_voice // n > i * n_voice // n else "digital") for i, eq in enumerate(eqs)
     ]
+    _high_eq_in_each_profile(pairs)
     rng.shuffle(pairs)  # agent ids say nothing about EQ
     spoken = deal_languages(pairs, languages, rng)
     agents: list[FloorAgent] = []

@@ -34,6 +34,12 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _legend(ax: Any, **kw: Any) -> None:
+    """A legend only where something is labelled (an empty chart of a quiet day draws none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def latency_cdf(latencies_ms: Sequence[float], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = sorted(latencies_ms)
@@ -75,7 +81,7 @@ def queues_over_time(samples: Sequence[Mapping[str, Any]], open_h: int, path: Pa
     ax3.set_xlabel("time of day (h)")
     for ax in (ax1, ax2, ax3):
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        _legend(ax, loc="upper right", fontsize=8)
     ax1.set_title(title)
     return _save(fig, path)
 
@@ -150,6 +156,7 @@ def compare_chart(reports: Mapping[str, Mapping[str, Any]], path: Path, title: s
 
 # ---- supervisor charts ----------------------------------------------------------------------------------
 
+
 INTERVAL_S = 900.0  # 15-minute intervals, as floor reports usually count
 
 
@@ -186,7 +193,7 @@ def waits_over_time(series: Mapping[str, Any], path: Path, title: str) -> Path:
     ax2.set_xlabel("time of day (h)")
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        _legend(ax, loc="upper right", fontsize=8)
     ax1.set_title(title)
     return _save(fig, path)
 
@@ -217,7 +224,7 @@ def mot_per_interval(series: Mapping[str, Any], path: Path, title: str) -> Path:
     ax.set_ylabel("moments of truth per 15 min")
     ax.set_xlabel("time of day (h)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    _legend(ax, loc="upper right", fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -256,7 +263,7 @@ def agent_csat(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> Pat
     ax.set_xlim(1, 5.2)
     ax.set_ylim(1, 5.2)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, title="\u2191\u2193 EQ suggestion", title_fontsize=8)
+    _legend(ax, loc="lower right", fontsize=8, title="\u2191\u2193 EQ suggestion", title_fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -293,7 +300,7 @@ def announced_vs_actual(series: Mapping[str, Any], report: Mapping[str, Any], pa
     ax.set_xlabel("announced wait (s)")
     ax.set_ylabel("actual wait until an agent accepted (s)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _legend(ax, loc="lower right", fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
 

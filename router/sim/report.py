@@ -4,6 +4,7 @@ the engine's decisions stream, and the store's counters."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -13,6 +14,8 @@ from router.sim.floor import ContactTrack, SimFloor
 from router.store.admin import AdminStore
 
 HIGH_EQ = 4
+LEARNED_CODES = ("chose_best_expected", "waiting_for_better")
+LEARNED = re.compile(r"\(n=[1-9]")
 
 
 def pct(values: Sequence[float], p: float) -> float | None:
@@ -226,6 +229,12 @@ def build_report(
         "ewt_accuracy": ewt_accuracy(tracks),
         "kpis_by_class": kpis_by_class(tracks),
         "outcomes_posted": floor.outcomes_posted,
+        # decisions whose choice quotes an agent's own posted outcomes, not the EQ prior alone
+        "learned_choices": sum(
+            1
+            for d in floor.log.decisions
+            if any(r.code in LEARNED_CODES and LEARNED.search(r.text) for r in d.reasons)
+        ),
         "mot_high_skill_share": _share(
             sum(1 for t in mot_served if floor.agents[t.agent_id or ""].a.skill >= HIGH_EQ - 0.5),
             len(mot_served),
