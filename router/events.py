@@ -150,6 +150,8 @@ class Decision(_Strict):
     # the detector's probability that the contact is a moment of truth (None before any customer turn)
     mot_prob: float | None = Field(default=None, ge=0, le=1)
     estimated_wait_s: float | None = None
+    # its uncertainty (sd, s): the announced band is estimated_wait_s +- this
+    estimated_wait_sd_s: float | None = None
     reasons: tuple[Reason, ...] = ()
     ts: float
 

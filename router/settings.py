@@ -70,6 +70,28 @@ class Settings(BaseSettings):
     # (GET /v1/queues, the dashboard): agents are free, yet none takes it
     stuck_after_s: float = Field(default=60.0, gt=0)
 
+    # Outcome-aware matching (router/domain/matching.py, docs/routing.md): each agent's posted outcomes per
+    # class of contact, shrunk to a prior from the agent's EQ; off, the plain ladder decides. The prior is a
+    # stated belief (a supervisor's EQ tag), worth outcome_prior_n outcomes.
+    outcome_matching: bool = True
+    outcome_prior_n: float = Field(default=8.0, gt=0)
+    outcome_prior_mot_csat_eq3: float = Field(default=3.6, ge=1, le=5)
+    outcome_prior_mot_csat_per_eq: float = Field(default=0.3, ge=0, le=1)
+    outcome_prior_routine_csat: float = Field(default=4.0, ge=1, le=5)
+    outcome_prior_mot_resolved_eq3: float = Field(default=0.7, ge=0, le=1)
+    outcome_prior_mot_resolved_per_eq: float = Field(default=0.05, ge=0, le=0.25)
+    outcome_prior_routine_resolved: float = Field(default=0.85, ge=0, le=1)
+    outcome_fine_min_n: int = Field(default=5, ge=1)
+    outcome_resolution_weight: float = Field(default=1.0, ge=0)
+    outcome_tie_margin: float = Field(default=0.1, ge=0)
+    # CSAT points one more minute of waiting costs, and a busy slot's expected time to free (for the wait
+    # for a better agent)
+    mot_wait_cost_per_min: float = Field(default=0.5, ge=0)
+    routine_wait_cost_per_min: float = Field(default=0.1, ge=0)
+    expected_handle_s: float = Field(default=420.0, gt=0)
+    # the longest a routine contact waits while the high-EQ reserve keeps the free eq>=mot_min_eq slots
+    mot_reserve_max_hold_s: float = Field(default=30.0, ge=0)
+
     # Offers
     offer_timeout_s: float = Field(default=15.0, gt=0)
     # how long a decline or a missed offer keeps the agent from being offered that contact again (like other

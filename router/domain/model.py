@@ -83,6 +83,15 @@ class ContactView:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeTally:
+    """Posted outcomes of one agent on one class of contact (router.domain.outcomes)."""
+
+    n: int = 0
+    csat_sum: float = 0.0
+    resolved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AgentView:
     agent_id: str
     eq: int
@@ -94,6 +103,8 @@ class AgentView:
     name: str = ""
     tags: frozenset[str] = frozenset()
     mot_recent: int = 0  # moments of truth offered to this agent in the fairness window
+    # class key ("mot", "mot|language=de", ...) -> the agent's posted outcomes on that class
+    outcomes: Mapping[str, OutcomeTally] = field(default_factory=dict)
 
     def free(self, channel: str) -> int:
         return self.capacity.get(channel, 0) - self.load.get(channel, 0)

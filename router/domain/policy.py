@@ -9,6 +9,7 @@ from typing import Literal
 
 from router.domain.model import QUEUES, AgentView, ContactView, QueueName, Reason
 from router.domain.mot import MotVerdict
+from router.domain.outcomes import OutcomeConfig
 from router.domain.trajectory import clamp01
 from router.settings import Settings
 
@@ -44,15 +45,40 @@ class PolicyConfig:
     queue_scan_limit: int
     decline_memory_s: float
     stuck_after_s: float
+    # outcome-aware matching (router.domain.matching); None: the plain ladder
+    outcome: OutcomeConfig | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> PolicyConfig:
-        return cls(**{f.name: getattr(s, f.name) for f in fields(cls)})
+        knobs = {f.name: getattr(s, f.name) for f in fields(cls) if f.name != "outcome"}
+        return cls(**knobs, outcome=_outcome_config(s))
 
     @classmethod
-    def defaults(cls) -> PolicyConfig:
-        """Settings' defaults, whatever the environment holds."""
-        return cls(**{f.name: Settings.model_fields[f.name].default for f in fields(cls)})
+    def defaults(cls, outcome: OutcomeConfig | None = None) -> PolicyConfig:
+        """Settings' defaults, whatever the environment holds (the plain ladder unless given ``outcome``)."""
+        knobs = {f.name: Settings.model_fields[f.name].default for f in fields(cls) if f.name != "outcome"}
+        return cls(**knobs, outcome=outcome)
+
+
+def _outcome_config(s: Settings) -> OutcomeConfig | None:
+    if not s.outcome_matching:
+        return None
+    return OutcomeConfig(
+        n0=s.outcome_prior_n,
+        mot_csat_at_eq3=s.outcome_prior_mot_csat_eq3,
+        mot_csat_per_eq=s.outcome_prior_mot_csat_per_eq,
+        routine_csat=s.outcome_prior_routine_csat,
+        mot_resolved_at_eq3=s.outcome_prior_mot_resolved_eq3,
+        mot_resolved_per_eq=s.outcome_prior_mot_resolved_per_eq,
+        routine_resolved=s.outcome_prior_routine_resolved,
+        fine_min_n=s.outcome_fine_min_n,
+        resolution_weight=s.outcome_resolution_weight,
+        mot_wait_cost_per_min=s.mot_wait_cost_per_min,
+        routine_wait_cost_per_min=s.routine_wait_cost_per_min,
+        expected_handle_s=s.expected_handle_s,
+        tie_margin=s.outcome_tie_margin,
+        reserve_max_hold_s=s.mot_reserve_max_hold_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -296,8 +322,8 @@ def choose_agent(
         if again is not None:
             return choice(again[0], *fallback, again[1], all_declined=True)
         return choice(None, *fallback, _no_eligible(checked, queue))
-    candidates, fairness = _apply_fairness(queue, eligible, mot_total_recent, cfg)
-    best = min(candidates, key=_preference(queue))
+    candidates, fairness = apply_fairness(queue, eligible, mot_total_recent, cfg)
+    best = min(candidates, key=preference(queue))
     return choice(best.agent_id, *fallback, *fairness, _chose(best, queue, now))
 
 
@@ -367,7 +393,7 @@ def _affinity(
     return "fallback", Reason("affinity_fallback", text)
 
 
-def _apply_fairness(
+def apply_fairness(
     queue: str, eligible: list[AgentView], mot_total_recent: int, cfg: PolicyConfig
 ) -> tuple[list[AgentView], tuple[Reason, ...]]:
     """Drop agents over their share of moments of truth, unless nobody else is eligible (never starve)."""
@@ -388,7 +414,7 @@ def _apply_fairness(
     )
 
 
-def _preference(queue: str) -> Callable[[AgentView], tuple[int, float, str]]:
+def preference(queue: str) -> Callable[[AgentView], tuple[int, float, str]]:
     """Sort key, smallest first. Moments of truth want the highest EQ; routine work the lowest, which keeps
     the few high-EQ agents free for the moments that need them. Then longest idle, then agent id."""
     sign = -1 if queue == "mot" else 1
@@ -430,6 +456,7 @@ def choose_contact(
     now: float,
     cfg: PolicyConfig,
     mot_total_recent: int,
+    reserved: frozenset[str] = frozenset(),
 ) -> tuple[ContactView | None, tuple[Reason, ...]]:
     """Agent pull when capacity frees. ``candidates`` are (contact, queue) best first, "mot" queue first.
 
@@ -438,10 +465,17 @@ def choose_contact(
     the agent is over its fairness share, the first eligible non-"mot" contact; (3) the first eligible one,
     so an over-cap agent still takes a moment of truth rather than leave it waiting. A contact the agent
     declined is not pulled: whether everyone else has declined it too needs the whole floor, so the
-    all-declined re-offer is ``choose_agent``'s (the periodic sweep runs it).
+    all-declined re-offer is ``choose_agent``'s (the periodic sweep runs it). ``reserved``: the channels
+    whose free high-EQ slots the reserve keeps for moments of truth (``matching.reserved_channels``); a
+    high-EQ agent takes no routine contact of them before its hold ends.
     """
     scanned = candidates[: cfg.queue_scan_limit]
-    eligible = [(c, q) for c, q in scanned if _may_take(agent, c, q, now, cfg)]
+    eligible = [
+        (c, q)
+        for c, q in scanned
+        if _may_take(agent, c, q, now, cfg)
+        and not (c.channel in reserved and reserve_blocks(agent, c, q, now, cfg))
+    ]
     if not eligible:
         text = f"agent {agent.agent_id} is eligible for none of {len(scanned)} waiting contacts"
         return None, (Reason("no_eligible_contact", text),)
@@ -458,6 +492,14 @@ def choose_contact(
             return routine[0], (skip, _pulled(agent, routine, now))
         fairness = (Reason("fairness_kept", "over the fairness cap, but only moments of truth are waiting"),)
     return eligible[0][0], (*fairness, _pulled(agent, eligible[0], now))
+
+
+def reserve_blocks(agent: AgentView, contact: ContactView, queue: str, now: float, cfg: PolicyConfig) -> bool:
+    """Whether the high-EQ reserve keeps ``agent`` from a routine ``contact`` (its hold not over yet); the
+    caller has decided that the reserve holds on the contact's channel (``matching.high_eq_reserve``)."""
+    if cfg.outcome is None or queue == "mot" or contact.moment_of_truth or agent.eq < cfg.mot_min_eq:
+        return False
+    return queued_for_s(contact, now) < cfg.outcome.reserve_max_hold_s
 
 
 def _may_take(agent: AgentView, contact: ContactView, queue: str, now: float, cfg: PolicyConfig) -> bool:

@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from router.sim.arrivals import Scenario
 from router.sim.journeys import SimJourney
 
-# Share of the floor at each EQ (5 = best at empathy). High-EQ agents are the scarce resource.
-EQ_MIX: tuple[tuple[int, float], ...] = ((5, 0.10), (4, 0.20), (3, 0.30), (2, 0.25), (1, 0.15))
+# Share of the floor at each EQ tag (5 = best at empathy): about a quarter at eq >= 4. High-EQ agents
+# are the scarce resource (docs/simulation.md, "Agents").
+EQ_MIX: tuple[tuple[int, float], ...] = ((5, 0.10), (4, 0.15), (3, 0.35), (2, 0.25), (1, 0.15))
+# An agent's EQ tag is a supervisor's judgment; the agent's true empathy (``FloorAgent.skill``, which
+# only the outcome model reads) differs from it by a normal error of this sd, in EQ points. The router
+# never sees the skill: it sees the tag, and the outcomes the simulator posts through the API.
+TAG_ERROR_SD = 0.75
 VOICE_CAPACITY: dict[str, int] = {"voice": 1}
 DIGITAL_CAPACITY: dict[str, int] = {"chat": 3, "email": 3, "social": 2, "sms": 2}
 BASE_LANGUAGE = "en"  # every agent speaks it
@@ -62,6 +67,7 @@ class FloorAgent:
     decline_p: float
     miss_p: float
     breaks: tuple[tuple[float, float], ...]  # (start, duration) in seconds since opening
+    skill: float = 0.0  # true empathy, 1-5: the outcome model's, never registered with the router
 
     @property
     def profile(self) -> str:
@@ -83,10 +89,10 @@ def eq_for(n: int) -> list[int]:
     return [eq for eq, _ in EQ_MIX for _ in range(counts[eq])]
 
 
-def handle_time_s(journey: SimJourney, agent_eq: int, rng: random.Random) -> float:
+def handle_time_s(journey: SimJourney, agent_skill: float, rng: random.Random) -> float:
     factor = KIND_HANDLE_FACTOR[journey.kind]
     if journey.truth_mot:
-        factor *= 1.2 - 0.08 * agent_eq  # eq 1: 1.12, eq 3: 0.96, eq 5: 0.80
+        factor *= 1.2 - 0.08 * agent_skill  # skill 1: 1.12, 3: 0.96, 5: 0.80
     median = HANDLE_MEDIAN_S[journey.channel] * factor
     return max(30.0, median * math.exp(rng.gauss(0.0, HANDLE_SIGMA)))
 
@@ -153,6 +159,18 @@ def deal_languages(
     return [(BASE_LANGUAGE, *langs) for langs in extra]
 
 
+def _high_eq_in_each_profile(pairs: list[tuple[int, str]]) -> None:
+    """Give each profile an agent of eq >= HIGH_EQ where the other profile has two or more to spare."""
+    for profile in ("voice", "digital"):
+        own = [i for i, (_, p) in enumerate(pairs) if p == profile]
+        donors = [i for i, (eq, p) in enumerate(pairs) if p != profile and eq >= HIGH_EQ]
+        if not own or any(pairs[i][0] >= HIGH_EQ for i in own) or len(donors) < 2:
+            continue
+        top = max(own, key=lambda i: pairs[i][0])
+        give = donors[-1]
+        pairs[top], pairs[give] = (pairs[give][0], profile), (pairs[top][0], pairs[give][1])
+
+
 def build_floor(
     n_voice: int,
     n_digital: int,
@@ -167,9 +185,11 @@ def build_floor(
     pairs = [
         (eq, "voice" if (i + 1) * n_voice // n > i * n_voice // n else "digital") for i, eq in enumerate(eqs)
     ]
+    _high_eq_in_each_profile(pairs)
     rng.shuffle(pairs)  # agent ids say nothing about EQ
     spoken = deal_languages(pairs, languages, rng)
     agents: list[FloorAgent] = []
+    skills = [min(5.0, max(1.0, eq + rng.gauss(0.0, TAG_ERROR_SD))) for eq, _ in pairs]
     for i, (eq, profile) in enumerate(pairs):
         agents.append(
             FloorAgent(
@@ -181,6 +201,7 @@ def build_floor(
                 decline_p=DECLINE_P,
                 miss_p=MISS_P,
                 breaks=_breaks(i, n, rng, scenario),
+                skill=round(skills[i], 2),
             )
         )
     return agents

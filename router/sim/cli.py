@@ -62,6 +62,9 @@ SUMMARY_KEYS = (
     "self_service_containment",
     "csat_mean",
     "csat_by_class",
+    "ewt_accuracy.mae_share_of_mean",
+    "ewt_accuracy.inside_band",
+    "outcomes_posted",
     "occupancy_by_eq",
 )
 
@@ -87,8 +90,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901
             str, typer.Option(help="day | burst (a storm cancels flights mid-morning)")
         ] = "day",
         compare: Annotated[
-            bool, typer.Option("--compare", help="Also run skills-only routing on the same day; report both")
+            bool,
+            typer.Option(
+                "--compare",
+                help="Also run the fixed ladder (no outcome learning) and skills-only routing: all three",
+            ),
         ] = False,
+        mot_share: Annotated[
+            float,
+            typer.Option(
+                min=0.0, max=0.8, help="Share of an ordinary day's contacts that are moments of truth"
+            ),
+        ] = 0.10,
         workers: Annotated[
             int, typer.Option(min=0, max=64, help="Engine worker processes (0: one in-process worker)")
         ] = 0,
@@ -119,7 +132,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         ] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
-        """Simulate a contact-centre day through the engine in accelerated time (--compare: both modes)."""
+        """Simulate a contact-centre day through the engine in accelerated time (--compare: three modes)."""
         logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR)
         from router.errors import RouterError
         from router.sim.simulate import run_simulate
@@ -150,6 +163,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                         contacts=contacts,
                         seed=seed,
                         compare=compare,
+                        mot_share=mot_share,
                         scenario=scenario,
                         workers=workers,
                         json_path=json_path,
@@ -163,7 +177,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                     console.print(f"[red]{exc}")
                     raise typer.Exit(2) from exc
         reports = (
-            {"emotion_routing": result["emotion_routing"], "skills_only": result["skills_only"]}
+            {name: result[name] for name in ("emotion_routing", "fixed_ladder", "skills_only")}
             if compare
             else {"emotion_routing": result}
         )

@@ -8,7 +8,9 @@ lets customers and agents react to them, which schedules what they do next. A pe
 simulated time, times out offers and widens the escalation ladder.
 
 Everything the floor does is the customer's or the agent's behaviour; every routing choice is the engine's,
-read back from the decisions stream.
+read back from the decisions stream. What the router learns about agents comes only from the outcomes the
+floor posts through the public API (``post_outcome``: ``POST /v1/outcomes``) when a served contact ends;
+the agents' true empathy (``FloorAgent.skill``) stays here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from router.events import Decision
 from router.sim.agents import FloorAgent, handle_time_s
 from router.sim.journeys import SimJourney
-from router.sim.outcome import Outcome, expected_csat, sample_csat
+from router.sim.outcome import Outcome, expected_csat, resolved_probability, sample_csat
 from router.sim.workers import Pump
 from router.store.codec import agent_profile_fields
 from router.store.store import RoutingStore
@@ -63,6 +65,9 @@ class ContactTrack:
     token: int = 0
     csat: int | None = None
     csat_expected: float | None = None
+    resolved: bool | None = None
+    # the first wait the engine announced: (when, estimate, its sd), simulated seconds
+    announced: tuple[float, float, float] | None = None
 
     @property
     def wait_from_s(self) -> float | None:
@@ -129,6 +134,7 @@ class SimFloor:
         offer_timeout_s: float = 15.0,
         sample_every_s: float = 60.0,
         poison: tuple[bytes, ...] = (),
+        post_outcome: Callable[[str, str, int, bool], bool] | None = None,
     ) -> None:
         self.store = store
         self.r = store.client
@@ -146,6 +152,10 @@ class SimFloor:
         self.sample_every_s = sample_every_s
         self.register_eq = register_eq
         self.poison = poison
+        self.post_outcome = post_outcome
+        self._posts: list[tuple[str, str, int, bool]] = []  # served contacts ended this tick
+        self.outcomes_posted = 0
+        self.outcomes_refused = 0
         self.contacts = {j.contact_id: ContactTrack(j, random.Random(j.seed)) for j in journeys}
         self.agents = {a.agent_id: AgentTrack(a) for a in agents}
         self.log = FloorLog()
@@ -231,6 +241,7 @@ class SimFloor:
             self._do(action, arg, now)
         self.clock.set(now)
         self._flush()
+        self._post_outcomes()
         self.log.ticks += 1
         self._read_decisions()
         if sweep and self._active:
@@ -273,6 +284,17 @@ class SimFloor:
         self.log.sent += len(self._out)
         self._out = []
         self.log.drain_s += self.pump.drain(self._last_sent)
+
+    def _post_outcomes(self) -> None:
+        """Survey answers of the contacts that ended this tick, posted once their events are applied."""
+        posts, self._posts = self._posts, []
+        if self.post_outcome is None:
+            return
+        for cid, agent_id, csat, resolved in posts:
+            if self.post_outcome(cid, agent_id, csat, resolved):
+                self.outcomes_posted += 1
+            else:
+                self.outcomes_refused += 1
 
     def _emit(self, event: dict[str, Any]) -> None:
         eid = f"e{next(self._ids)}"
@@ -342,6 +364,9 @@ class SimFloor:
     def _end(self, tr: ContactTrack, now: float, reason: str, outcome: Outcome) -> None:
         tr.csat_expected = expected_csat(outcome)
         tr.csat = sample_csat(tr.csat_expected, tr.rng)
+        tr.resolved = tr.rng.random() < resolved_probability(outcome)
+        if tr.agent_id is not None and reason == "resolved":
+            self._posts.append((tr.j.contact_id, tr.agent_id, tr.csat, tr.resolved))
         self._status(tr, "ended")
         tr.ended_ts = now
         tr.end_reason = reason
@@ -364,7 +389,7 @@ class SimFloor:
         tr.agent_id = agent_id
         tr.token += 1
         agent.change(+1, now)
-        self.at(now + handle_time_s(tr.j, agent.a.eq, tr.rng), "complete", (cid, agent_id, tr.token))
+        self.at(now + handle_time_s(tr.j, agent.a.skill, tr.rng), "complete", (cid, agent_id, tr.token))
 
     def _complete(self, now: float, cid: str, agent_id: str, token: int) -> None:
         tr = self.contacts[cid]
@@ -375,7 +400,9 @@ class SimFloor:
         agent.handled += 1
         agent.handled_mot += int(tr.j.truth_mot)
         self._emit({"type": "work.completed", "agent_id": agent_id, "contact_id": cid})
-        outcome = Outcome(tr.j.truth_mot, handled_eq=agent.a.eq, wait_s=tr.wait_s, detoured=tr.pressed_button)
+        outcome = Outcome(
+            tr.j.truth_mot, handled_skill=agent.a.skill, wait_s=tr.wait_s, detoured=tr.pressed_button
+        )
         self._end(tr, now, "resolved", outcome)
 
     # ---- the engine's decisions -----------------------------------------------------------------
@@ -422,6 +449,8 @@ class SimFloor:
                 tr.callback_offered = True
             if d.estimated_wait_s is not None and d.queue:
                 self._ewt[d.queue].append(d.estimated_wait_s)
+                if tr.announced is None and d.action == "queued":
+                    tr.announced = (d.ts, d.estimated_wait_s, d.estimated_wait_sd_s or 0.0)
             if d.action == "offer" and d.agent_id and d.offer_id:
                 self._status(tr, "offered")
                 tr.live_offer, tr.live_agent = d.offer_id, d.agent_id

@@ -1,7 +1,8 @@
 """Customer journeys: who arrives, on which channel, in which language, saying what, and when they need a
 human (ground truth).
 
-Each arrival brings one story: ``routine`` (62%), ``routine_human`` (12%) or a moment of truth (26%); in
+Each arrival brings one story: a moment of truth (``mot_share``, 10% by default: docs/simulation.md says
+why), ``routine_human`` (12%) or ``routine`` (the rest); in
 the burst scenario's surge, a storm moment of truth (85%) or a routine one. A ``LineSource`` writes the
 story's script (``router.sim.corpus_lines``: the project's corpus, held-out splits by default; the bundled
 English lines without one), and the script fixes the journey's ground truth, never read back from the
@@ -31,7 +32,8 @@ from router.sim.arrivals import Arrival, Scenario, arrival_times
 from router.sim.script import Kind, LineSource, Story
 
 DAY_STORIES: tuple[Story, ...] = ("routine", "routine_human", "moment")
-STORY_WEIGHTS: tuple[float, ...] = (62, 12, 26)
+DEFAULT_MOT_SHARE = 0.10
+ROUTINE_HUMAN_SHARE = 0.12
 CHANNELS: tuple[str, ...] = ("chat", "voice", "email", "social", "sms")
 CHANNEL_WEIGHTS: tuple[float, ...] = (45, 35, 8, 6, 6)
 # English the majority, every other language of the corpus 5 each (one in twenty contacts)
@@ -107,10 +109,17 @@ class SimJourney:
         return self.turn_offsets_s[-1]
 
 
-def _story(rng: random.Random, arrival: Arrival, scenario: Scenario) -> Story:
+def story_weights(mot_share: float) -> tuple[float, float, float]:
+    """Weights of DAY_STORIES for a day where ``mot_share`` of the stories are moments of truth."""
+    if not 0.0 <= mot_share <= 1.0 - ROUTINE_HUMAN_SHARE:
+        raise ValueError(f"mot_share {mot_share} outside 0..{1.0 - ROUTINE_HUMAN_SHARE:.2f}")
+    return (1.0 - ROUTINE_HUMAN_SHARE - mot_share, ROUTINE_HUMAN_SHARE, mot_share)
+
+
+def _story(rng: random.Random, arrival: Arrival, scenario: Scenario, weights: tuple[float, ...]) -> Story:
     if arrival.burst and scenario.burst is not None:
         return "storm" if rng.random() < scenario.burst.mot_share else "routine"
-    return rng.choices(DAY_STORIES, weights=STORY_WEIGHTS)[0]
+    return rng.choices(DAY_STORIES, weights=weights)[0]
 
 
 def _language(rng: random.Random, languages: tuple[str, ...]) -> str:
@@ -135,8 +144,16 @@ def _offsets(rng: random.Random, channel: str, n: int) -> tuple[float, ...]:
     return tuple(offsets)
 
 
-def build_journeys(n: int, rng: random.Random, lines: LineSource, scenario: Scenario) -> list[SimJourney]:
-    """``n`` journeys in arrival order; everything drawn from ``rng`` (same seed, same journeys)."""
+def build_journeys(
+    n: int,
+    rng: random.Random,
+    lines: LineSource,
+    scenario: Scenario,
+    mot_share: float = DEFAULT_MOT_SHARE,
+) -> list[SimJourney]:
+    """``n`` journeys in arrival order; everything drawn from ``rng`` (same seed, same journeys).
+    ``mot_share``: the share of an ordinary day's stories that are moments of truth."""
+    weights = story_weights(mot_share)
     day = day_languages(lines)
     if not day:
         raise ValueError(f"the {lines.name} lines have no language with every story of a day")
@@ -145,7 +162,7 @@ def build_journeys(n: int, rng: random.Random, lines: LineSource, scenario: Scen
     starts: list[float] = []
     customers = 0
     for i, arrival in enumerate(arrival_times(n, rng, scenario)):
-        story = _story(rng, arrival, scenario)
+        story = _story(rng, arrival, scenario, weights)
         earlier = bisect.bisect_right(starts, arrival.t_s - RETURN_AFTER_S)  # out is in arrival order
         returning = earlier > 0 and not arrival.burst and rng.random() < RETURNING_SHARE
         if returning:

@@ -4,13 +4,18 @@ the engine's decisions stream, and the store's counters."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from router.api import outcome_stats
 from router.sim.floor import ContactTrack, SimFloor
+from router.store.admin import AdminStore
 
 HIGH_EQ = 4
+LEARNED_CODES = ("chose_best_expected", "waiting_for_better")
+LEARNED = re.compile(r"\(n=[1-9]")
 
 
 def pct(values: Sequence[float], p: float) -> float | None:
@@ -71,6 +76,58 @@ def _recall_by_language(truth: Iterable[ContactTrack]) -> dict[str, float | None
 def _logged_in_s(breaks: Iterable[tuple[float, float]], end_s: float) -> float:
     away = sum(max(0.0, min(s + d, end_s) - s) for s, d in breaks if s < end_s)
     return max(1.0, end_s - away)
+
+
+def ewt_accuracy(tracks: Iterable[ContactTrack]) -> dict[str, Any]:
+    """Announced against actual waits: for each contact the engine queued with a wait estimate (its first
+    'queued' decision) that an agent then accepted, the actual wait from that decision to the acceptance.
+    Contacts that abandoned or went to a callback are left out: their wait is unknown (censored)."""
+    pairs = [
+        (ewt, sd, t.accepted_ts - at)
+        for t in tracks
+        if t.announced is not None and t.accepted_ts is not None
+        for at, ewt, sd in (t.announced,)
+    ]
+    if not pairs:
+        return {"n": 0, "mae_s": None, "mean_actual_s": None, "mae_share_of_mean": None, "inside_band": None}
+    mae = sum(abs(ewt - actual) for ewt, _, actual in pairs) / len(pairs)
+    mean_actual = sum(actual for _, _, actual in pairs) / len(pairs)
+    inside = sum(1 for ewt, sd, actual in pairs if ewt - sd <= actual <= ewt + sd)
+    return {
+        "n": len(pairs),
+        "mae_s": _r(mae, 1),
+        "mean_actual_s": _r(mean_actual, 1),
+        "mean_announced_s": _r(sum(ewt for ewt, _, _ in pairs) / len(pairs), 1),
+        "mae_share_of_mean": _r(mae / mean_actual, 3) if mean_actual > 0 else None,
+        "inside_band": _share(inside, len(pairs)),
+    }
+
+
+def kpis_by_class(tracks: Sequence[ContactTrack]) -> dict[str, dict[str, Any]]:
+    """The seeds' KPIs per class (ground truth: moment of truth or routine), over contacts that needed or
+    were sent to a human: CSAT (survey answers), first-contact resolution, repeat-contact rate (a later
+    contact of the same customer the same day), hand-offs per contact (offers that went to an agent and
+    came back: declined, missed, revoked), abandonment."""
+    later: Counter[str] = Counter()
+    for t in tracks:
+        if t.j.returning:
+            later[t.j.customer_id] += 1
+    out: dict[str, dict[str, Any]] = {}
+    for name, is_mot in (("mot", True), ("routine", False)):
+        human = [t for t in tracks if t.j.needs_human or t.routed_ts is not None]
+        group = [t for t in human if t.j.truth_mot == is_mot]
+        served = [t for t in group if t.agent_id is not None and t.end_reason == "resolved"]
+        csats = [t.csat for t in served if t.csat is not None]
+        first = [t for t in group if not t.j.returning]
+        out[name] = {
+            "contacts": len(group),
+            "csat": _r(sum(csats) / len(csats), 3) if csats else None,
+            "first_contact_resolution": _share(sum(1 for t in served if t.resolved), len(served)),
+            "repeat_contact_rate": _share(sum(1 for t in first if later[t.j.customer_id] > 0), len(first)),
+            "handoffs_per_contact": _r(sum(t.lost_offers for t in group) / len(group), 3) if group else None,
+            "abandonment": _share(sum(1 for t in group if t.end_reason == "abandoned"), len(group)),
+        }
+    return out
 
 
 def build_report(
@@ -169,6 +226,19 @@ def build_report(
         "offers_lost": sum(t.lost_offers for t in tracks),
         "csat_mean": _r(sum(csats) / len(csats), 3) if csats else None,
         "csat_expected_mean": _r(sum(expected) / len(expected), 3) if expected else None,
+        "ewt_accuracy": ewt_accuracy(tracks),
+        "kpis_by_class": kpis_by_class(tracks),
+        "outcomes_posted": floor.outcomes_posted,
+        # decisions whose choice quotes an agent's own posted outcomes, not the EQ prior alone
+        "learned_choices": sum(
+            1
+            for d in floor.log.decisions
+            if any(r.code in LEARNED_CODES and LEARNED.search(r.text) for r in d.reasons)
+        ),
+        "mot_high_skill_share": _share(
+            sum(1 for t in mot_served if floor.agents[t.agent_id or ""].a.skill >= HIGH_EQ - 0.5),
+            len(mot_served),
+        ),
         "csat_by_class": {
             "mot": csat_of(lambda t: t.j.truth_mot),
             "routine_human": csat_of(lambda t: t.j.kind == "routine_human"),
@@ -225,11 +295,46 @@ def get_path(report: Mapping[str, Any], path: str) -> Any:
     return cur
 
 
-def deltas(emotion: Mapping[str, Any], skills: Mapping[str, Any]) -> dict[str, Any]:
-    """emotion_routing minus skills_only for each compared figure (None where either side is undefined)."""
+def deltas(
+    emotion: Mapping[str, Any], other: Mapping[str, Any], *, other_name: str = "skills_only"
+) -> dict[str, Any]:
+    """emotion_routing minus the other mode for each compared figure (None where either is undefined)."""
     out: dict[str, Any] = {}
     for key, better in COMPARE_KEYS:
-        a, b = get_path(emotion, key), get_path(skills, key)
+        a, b = get_path(emotion, key), get_path(other, key)
         d = round(a - b, 4) if isinstance(a, int | float) and isinstance(b, int | float) else None
-        out[key] = {"emotion_routing": a, "skills_only": b, "delta": d, "better": better}
+        out[key] = {"emotion_routing": a, other_name: b, "delta": d, "better": better}
     return out
+
+
+def agent_outcomes(floor: SimFloor) -> list[dict[str, Any]]:
+    """Each agent's posted outcomes as the API holds them (``GET /v1/agents/{id}/suggested-skills``): CSAT
+    on moments of truth and on routine contacts with 95% intervals, and the EQ suggestion; beside the EQ
+    tag, the simulator's hidden skill (for judging the router, never shown to it)."""
+    admin = AdminStore(floor.store)
+    rows = []
+    for agent_id, track in sorted(floor.agents.items()):
+        mine, total = admin.outcome_aggregates(agent_id)
+        mot = outcome_stats.compare(mine["mot"], total["mot"].minus(mine["mot"]))
+        routine = outcome_stats.group_stats(mine["routine"])
+        suggested, why = outcome_stats.suggest(track.a.eq, mot)
+        rows.append(
+            {
+                "agent_id": agent_id,
+                "eq": track.a.eq,
+                "skill": track.a.skill,
+                "mot": _group(mot.agent),
+                "routine": _group(routine),
+                "suggested_eq": suggested,
+                "suggestion": why,
+            }
+        )
+    return rows
+
+
+def _group(g: outcome_stats.GroupStats) -> dict[str, Any]:
+    ci = None
+    if g.n >= 2 and g.mean_csat is not None and g.sd_csat is not None:
+        half = outcome_stats.t_quantile(0.975, g.n - 1) * g.sd_csat / math.sqrt(g.n)
+        ci = [round(g.mean_csat - half, 3), round(g.mean_csat + half, 3)]
+    return {"n": g.n, "csat": _r(g.mean_csat, 3), "ci95": ci, "resolved": _r(g.resolved_rate, 3)}

@@ -2,10 +2,12 @@
 
 One run: generate the day (arrivals, journeys replaying the project's moment-of-truth corpus, the floor),
 register the agents, then let the discrete-event floor (``router.sim.floor``) drive customers and agents
-while the engine, in this process or in N worker processes, routes in simulated seconds. ``--compare``
-plays the same seed twice: with emotion-aware routing, and with plain skills-based routing (no emotion
-scoring, agents' EQ unknown to the router, longest-idle agent with the language and channel), and reports
-both with the deltas.
+while the engine, in this process or in N worker processes, routes in simulated seconds. Served contacts'
+outcomes go to the router through ``POST /v1/outcomes`` (``router.sim.api_outcomes``), the only way it
+learns who serves whom well. ``--compare`` plays the same seed three times: emotion-aware routing with
+outcome-aware matching, the fixed EQ ladder without outcome learning, and plain skills-based routing (no
+emotion scoring, agents' EQ unknown to the router, longest-idle agent with the language and channel), and
+reports all three with the deltas.
 
 The outcome model and every assumption behind it: docs/simulation.md.
 """
@@ -24,13 +26,14 @@ from typing import Any
 from router.errors import ConfigError
 from router.settings import Settings
 from router.sim.agents import FloorAgent, build_floor, size_floor
+from router.sim.api_outcomes import ApiOutcomes
 from router.sim.arrivals import SCENARIOS, Scenario
 from router.sim.corpus_lines import SPLITS, CorpusSplit, load_lines
 from router.sim.demo import POISON
 from router.sim.floor import SimFloor
-from router.sim.journeys import SimJourney, build_journeys
+from router.sim.journeys import DEFAULT_MOT_SHARE, SimJourney, build_journeys
 from router.sim.plots import compare_chart, write_plots
-from router.sim.report import build_report, deltas
+from router.sim.report import agent_outcomes, build_report, deltas
 from router.sim.workers import (
     InProcessPump,
     ManualClock,
@@ -48,7 +51,12 @@ from router.worker.engine import Engine
 SIM_DATE = datetime(2026, 3, 2, tzinfo=UTC)
 # Skills-only routing does not know the agents' EQ: every agent is registered with this one.
 SKILLS_ONLY_EQ = 3
-MODE_NAMES: dict[Mode, str] = {"emotion": "emotion_routing", "skills_only": "skills_only"}
+MODE_NAMES: dict[Mode, str] = {
+    "emotion": "emotion_routing",
+    "ladder": "fixed_ladder",
+    "skills_only": "skills_only",
+}
+COMPARED: tuple[Mode, ...] = ("emotion", "ladder", "skills_only")
 
 Progress = Callable[[int, int, str], None]
 
@@ -60,13 +68,14 @@ def plan_day(
     corpus_dir: Path | None = None,
     agents: int | None = None,
     corpus_split: CorpusSplit = "heldout",
+    mot_share: float = DEFAULT_MOT_SHARE,
 ) -> tuple[list[SimJourney], list[FloorAgent], dict[str, Any]]:
     """The day's journeys and floor, all from ``seed``; the floor sized for the usual day unless given,
     and speaking every language of the day. The journeys replay ``corpus_split`` of the corpus in
     ``corpus_dir`` (default ``models/corpus``; the bundled English lines without one)."""
     rng = random.Random(seed)
     lines = load_lines(corpus_dir, corpus_split)
-    journeys = build_journeys(contacts, rng, lines, scenario)
+    journeys = build_journeys(contacts, rng, lines, scenario, mot_share)
     n_voice, n_digital = size_floor(journeys, scenario)
     if agents is not None:
         share = n_voice / (n_voice + n_digital)
@@ -101,7 +110,9 @@ def run_mode(
     """Play the day once with ``mode``; returns (report, series for the plots)."""
     domain = f"sim-{seed}-{MODE_NAMES[mode]}-{uuid.uuid4().hex[:6]}"
     in_process = workers <= 0 or handle.url is None
-    s = worker_settings(settings.model_copy(update={"domain": domain}), 1 if in_process else workers)
+    # only emotion routing learns from outcomes; the others are posted all the same (the charts read them)
+    update = {"domain": domain, "outcome_matching": mode == "emotion"}
+    s = worker_settings(settings.model_copy(update=update), 1 if in_process else workers)
     store = RoutingStore(handle.client(), domain, seen_ttl_s=s.seen_ttl_s)
     store.client.xgroup_create(store.keys.events, s.group, id="0", mkstream=True)
     t0 = SIM_DATE.timestamp() + scenario.open_h * 3600.0
@@ -116,6 +127,7 @@ def run_mode(
         pump = ProcessPump(workers, handle.url, store, s, mode, t0 - 120.0)
         scorer_name = ""
     sweeper = Engine(store, s, clock=pump.clock)
+    surveys = ApiOutcomes(s, handle, pump.clock)
     floor = SimFloor(
         store,
         pump,
@@ -126,9 +138,15 @@ def run_mode(
         span_s=scenario.span_s,
         seed=seed,
         register_eq=(lambda a: a.eq) if mode == "emotion" else (lambda a: SKILLS_ONLY_EQ),
-        sweep_after_route_s=(s.ladder_step1_s, s.ladder_step2_s, s.affinity_timeout_s),
+        sweep_after_route_s=(
+            s.ladder_step1_s,
+            s.ladder_step2_s,
+            s.affinity_timeout_s,
+            s.mot_reserve_max_hold_s,
+        ),
         offer_timeout_s=s.offer_timeout_s,
         poison=POISON,
+        post_outcome=surveys.post,
     )
     floor.setup()
     label = MODE_NAMES[mode]
@@ -137,6 +155,7 @@ def run_mode(
         floor.run(on_progress=(lambda done, total: on_progress(done, total, label)) if on_progress else None)
     finally:
         pump_stats = pump.close()
+        surveys.close()
     wall = time.perf_counter() - started
     report = build_report(
         floor,
@@ -151,10 +170,24 @@ def run_mode(
         group=s.group,
         pump_stats=pump_stats,
     )
+    report["outcomes_refused"] = {str(k): v for k, v in sorted(surveys.refused.items())}
+    report["agent_outcomes"] = agent_outcomes(floor)
     series = {
         "open_h": scenario.open_h,
         "latencies_ms": floor.log.latencies_ms,
         "samples": floor.log.samples,
+        "accepted": [
+            (t.accepted_ts - floor.t0, w, t.j.truth_mot)
+            for t in floor.contacts.values()
+            if t.accepted_ts is not None and (w := t.wait_s) is not None
+        ],
+        "arrivals": [(t.start_ts - floor.t0, t.j.truth_mot, t.detected_mot) for t in floor.contacts.values()],
+        "announced": [
+            (ewt, sd, t.accepted_ts - at, t.j.truth_mot)
+            for t in floor.contacts.values()
+            if t.announced is not None and t.accepted_ts is not None
+            for at, ewt, sd in (t.announced,)
+        ],
         "waits": {
             "mot": [w for t in floor.contacts.values() if t.j.truth_mot and (w := t.wait_s) is not None],
             "routine": [
@@ -189,25 +222,30 @@ def run_simulate(
     corpus_split: str = "heldout",
     agents: int | None = None,
     on_progress: Progress | None = None,
+    mot_share: float = DEFAULT_MOT_SHARE,
 ) -> dict[str, Any]:
     """Simulate ``contacts`` contacts of ``scenario`` ("day" or "burst"). ``workers`` worker processes on a
     real server (0: one in-process worker, the only choice on fakeredis). Returns the report; with
-    ``compare`` the two reports under ``emotion_routing`` and ``skills_only`` plus ``deltas``. Journeys
-    replay the corpus in ``corpus_dir`` (default ``models/corpus``), its held-out splits unless
-    ``corpus_split`` is ``all``."""
+    ``compare`` the three reports under ``emotion_routing``, ``fixed_ladder`` and ``skills_only``, plus
+    ``deltas`` (emotion routing minus skills-only) and ``deltas_vs_ladder``. Journeys replay the corpus in
+    ``corpus_dir`` (default ``models/corpus``), its held-out splits unless ``corpus_split`` is ``all``;
+    ``mot_share`` of an ordinary day's stories are moments of truth."""
+    if not 0.0 <= mot_share <= 0.8:
+        raise ConfigError(f"mot_share {mot_share} outside 0..0.8")
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
     split = _corpus_split(corpus_split)
     sc = SCENARIOS[scenario]
-    journeys, floor_agents, texts = plan_day(contacts, seed, sc, corpus_dir, agents, split)
+    journeys, floor_agents, texts = plan_day(contacts, seed, sc, corpus_dir, agents, split, mot_share)
     meta = {
         "scenario": scenario,
         "seed": seed,
+        "mot_share": mot_share,
         "store": handle.url or "fakeredis (in-process)",
         "texts": texts,
         "simulated_day": (SIM_DATE.replace(hour=sc.open_h)).isoformat(),
     }
-    modes: tuple[Mode, ...] = ("emotion", "skills_only") if compare else ("emotion",)
+    modes: tuple[Mode, ...] = COMPARED if compare else ("emotion",)
     reports: dict[str, dict[str, Any]] = {}
     all_series: dict[str, dict[str, Any]] = {}
     for mode in modes:
@@ -227,14 +265,14 @@ def run_simulate(
         all_series[MODE_NAMES[mode]] = ser
     result: dict[str, Any]
     if compare:
-        emo, sk = reports["emotion_routing"], reports["skills_only"]
+        emo, sk, lad = reports["emotion_routing"], reports["skills_only"], reports["fixed_ladder"]
         result = {
             "scenario": scenario,
             "seed": seed,
             "contacts": contacts,
-            "emotion_routing": emo,
-            "skills_only": sk,
+            **reports,
             "deltas": deltas(emo, sk),
+            "deltas_vs_ladder": deltas(emo, lad, other_name="fixed_ladder"),
         }
     else:
         result = reports["emotion_routing"]
@@ -244,16 +282,8 @@ def run_simulate(
             prefix = f"{name}_" if compare else ""
             files += [str(p) for p in write_plots(plots_dir, all_series[name], rep, prefix)]
         if compare:
-            title = (
-                f"Emotion-aware vs skills-only routing: {scenario} scenario, {contacts} contacts, seed {seed}"
-            )
-            files.append(
-                str(
-                    compare_chart(
-                        reports["emotion_routing"], reports["skills_only"], plots_dir / "compare.png", title
-                    )
-                )
-            )
+            title = f"Three routing modes: {scenario} scenario, {contacts} contacts, seed {seed}"
+            files.append(str(compare_chart(reports, plots_dir / "compare.png", title)))
         result["plots"] = files
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

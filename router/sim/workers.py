@@ -36,7 +36,9 @@ from router.worker.consumer import Worker
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["emotion", "skills_only"]
+# emotion: emotion scoring and outcome-aware matching; ladder: emotion scoring and the fixed EQ ladder, no
+# outcome learning; skills_only: no emotion scoring, EQ unknown to the router
+Mode = Literal["emotion", "ladder", "skills_only"]
 DRAIN_TIMEOUT_S = 60.0
 
 

@@ -117,17 +117,21 @@ return {'ok', sid}
 
 # Record one outcome per (contact, agent) and fold it into the agent's and the domain's aggregates.
 # KEYS: 1 marker, 2 outcomes stream, 3 agent aggregates, 4 domain aggregates
-# ARGV: 1 entry JSON, 2 kind (mot|routine), 3 csat, 4 resolved 1|0, 5 marker ttl s, 6 outcomes maxlen
+# ARGV: 1 entry JSON, 2 kind (mot|routine), 3 csat, 4 resolved 1|0, 5 marker ttl s, 6 outcomes maxlen,
+# 7.. the finer classes of the contact (router.domain.outcomes: 'mot|language=de', ...), agent's hash only
 _OUTCOME = r"""
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return {'dup'} end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'outcome', ARGV[1])
 local csat = tonumber(ARGV[3])
-for i = 3, 4 do
-  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':n', 1)
-  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':sum', csat)
-  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':sumsq', csat * csat)
-  redis.call('HINCRBY', KEYS[i], ARGV[2] .. ':resolved', tonumber(ARGV[4]))
+local function fold(key, class)
+  redis.call('HINCRBY', key, class .. ':n', 1)
+  redis.call('HINCRBY', key, class .. ':sum', csat)
+  redis.call('HINCRBY', key, class .. ':sumsq', csat * csat)
+  redis.call('HINCRBY', key, class .. ':resolved', tonumber(ARGV[4]))
 end
+fold(KEYS[3], ARGV[2])
+fold(KEYS[4], ARGV[2])
+for i = 7, #ARGV do fold(KEYS[3], ARGV[i]) end
 return {'ok', id}
 """
 
@@ -405,9 +409,19 @@ class AdminStore:
 
     # ---- outcomes ------------------------------------------------------------------------------
     def record_outcome(
-        self, *, contact_id: str, agent_id: str, mot: bool, csat: int, resolved: bool, who: str
+        self,
+        *,
+        contact_id: str,
+        agent_id: str,
+        mot: bool,
+        csat: int,
+        resolved: bool,
+        who: str,
+        classes: Sequence[str] = (),
     ) -> str | None:
-        """The outcome's stream id, or None when this (contact, agent) already has one."""
+        """The outcome's stream id, or None when this (contact, agent) already has one. ``classes``: the
+        contact's finer classes (``ContactClass.fine_keys``), folded into the agent's tallies too, which
+        outcome-aware matching reads."""
         k = self.keys
         entry = {
             "contact_id": contact_id,
@@ -432,6 +446,7 @@ class AdminStore:
                 "1" if resolved else "0",
                 OUTCOME_MARKER_TTL_S,
                 OUTCOMES_MAXLEN,
+                *classes,
             ],
         )
         parts = [as_str(x) for x in res]

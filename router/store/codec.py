@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from router.domain.model import AgentView, ContactStatus, ContactView, Trajectory
+from router.domain.model import AgentView, ContactStatus, ContactView, OutcomeTally, Trajectory
 from router.events import CHANNELS
 
 
@@ -140,7 +140,27 @@ class AgentRecord:
     raw: Mapping[str, str] = field(default_factory=dict)
 
 
-def agent_from_hash(h: Mapping[str, str], mot_recent: int = 0) -> AgentRecord | None:
+def outcome_tallies(h: Mapping[str, str]) -> dict[str, OutcomeTally]:
+    """An agent's outcome hash (``<class>:<n|sum|sumsq|resolved>``, keys.outcome_agent) as tallies per
+    class; a field that is not a number counts as 0."""
+    parts: dict[str, dict[str, float]] = {}
+    for name, raw in h.items():
+        cls, _, stat = name.rpartition(":")
+        if cls and stat in ("n", "sum", "resolved"):
+            try:
+                parts.setdefault(cls, {})[stat] = float(raw)
+            except ValueError:
+                continue
+    return {
+        cls: OutcomeTally(int(v.get("n", 0)), v.get("sum", 0.0), int(v.get("resolved", 0)))
+        for cls, v in parts.items()
+        if v.get("n", 0) > 0
+    }
+
+
+def agent_from_hash(
+    h: Mapping[str, str], mot_recent: int = 0, outcomes: Mapping[str, OutcomeTally] | None = None
+) -> AgentRecord | None:
     if not h or "agent_id" not in h:
         return None
     caps = {ch: int(_f(h, f"cap:{ch}")) for ch in CHANNELS if f"cap:{ch}" in h}
@@ -157,6 +177,7 @@ def agent_from_hash(h: Mapping[str, str], mot_recent: int = 0) -> AgentRecord | 
         name=_s(h, "name"),
         tags=frozenset(x for x in _s(h, "tags").split(",") if x),
         mot_recent=mot_recent,
+        outcomes=outcomes or {},
     )
     return AgentRecord(view=view, version=int(_f(h, "version")), raw=dict(h))
 

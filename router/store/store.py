@@ -18,6 +18,7 @@ from router.store.codec import (
     agent_from_hash,
     as_str,
     contact_from_hash,
+    outcome_tallies,
 )
 from router.store.keys import Keys
 
@@ -476,31 +477,39 @@ class RoutingStore:
                 out.append(rec)
         return out
 
-    def agent_snapshot(self, now_ms: int, fairness_window_ms: int) -> tuple[list[AgentView], int]:
-        """Every agent and the domain's recent moments of truth: two round trips (ids, then the rest)."""
+    def agent_snapshot(
+        self, now_ms: int, fairness_window_ms: int, *, outcomes: bool = False
+    ) -> tuple[list[AgentView], int]:
+        """Every agent and the domain's recent moments of truth: two round trips (ids, then the rest).
+        ``outcomes``: with each agent's posted-outcome tallies (outcome-aware matching reads them)."""
         ids = self.agent_ids()
         floor = now_ms - fairness_window_ms
         pipe = self._flushed().pipeline(transaction=False)
         for aid in ids:
-            pipe.hgetall(self.keys.agent(aid))
-            pipe.zcount(self.keys.agent_mot(aid), floor, "+inf")
+            self._queue_agent_reads(pipe, aid, floor, outcomes)
         pipe.zcount(self.keys.mot_offers, floor, "+inf")
         res = pipe.execute()
+        step = 3 if outcomes else 2
         views = []
         for i in range(len(ids)):
-            rec = agent_from_hash(_decode_map(res[2 * i]), int(res[2 * i + 1]))
-            if rec is not None:
-                views.append(rec.view)
+            view = _agent_view(res[step * i : step * (i + 1)])
+            if view is not None:
+                views.append(view)
         return views, int(res[-1])
 
-    def agent_view(self, agent_id: str, now_ms: int, fairness_window_ms: int) -> AgentView | None:
+    def _queue_agent_reads(self, pipe: Any, agent_id: str, floor_ms: int, outcomes: bool) -> None:
+        pipe.hgetall(self.keys.agent(agent_id))
+        pipe.zcount(self.keys.agent_mot(agent_id), floor_ms, "+inf")
+        if outcomes:
+            pipe.hgetall(self.keys.outcome_agent(agent_id))
+
+    def agent_view(
+        self, agent_id: str, now_ms: int, fairness_window_ms: int, *, outcomes: bool = False
+    ) -> AgentView | None:
         """One agent as ``agent_snapshot`` shows it (one round trip)."""
         pipe = self._flushed().pipeline(transaction=False)
-        pipe.hgetall(self.keys.agent(agent_id))
-        pipe.zcount(self.keys.agent_mot(agent_id), now_ms - fairness_window_ms, "+inf")
-        h, mot_recent = pipe.execute()
-        rec = agent_from_hash(_decode_map(h), int(mot_recent))
-        return rec.view if rec is not None else None
+        self._queue_agent_reads(pipe, agent_id, now_ms - fairness_window_ms, outcomes)
+        return _agent_view(pipe.execute())
 
     def load_agent(self, agent_id: str) -> AgentRecord | None:
         return agent_from_hash(_decode_map(self._flushed().hgetall(self.keys.agent(agent_id))))
@@ -647,6 +656,14 @@ def _outcome(name: str, res: Any) -> Outcome:
 
 def body_with_prelude(body: str) -> str:
     return scripts.PRELUDE + body
+
+
+def _agent_view(res: Sequence[Any]) -> AgentView | None:
+    """An agent from its reads (``RoutingStore._queue_agent_reads``): hash, recent moments of truth and,
+    when read, its outcome tallies."""
+    tallies = outcome_tallies(_decode_map(res[2])) if len(res) > 2 else None
+    rec = agent_from_hash(_decode_map(res[0]), int(res[1]), tallies)
+    return rec.view if rec is not None else None
 
 
 def _decode_map(h: Mapping[Any, Any]) -> dict[str, str]:

@@ -24,6 +24,7 @@ def make_decision(
     moment_of_truth: bool = False,
     intensity: float = 0.0,
     estimated_wait_s: float | None = None,
+    estimated_wait_sd_s: float | None = None,
     mot_prob: float | None = None,
 ) -> Decision:
     return Decision(
@@ -38,6 +39,7 @@ def make_decision(
         moment_of_truth=moment_of_truth,
         intensity=round(min(1.0, max(0.0, intensity)), 4),
         estimated_wait_s=None if estimated_wait_s is None else round(estimated_wait_s, 1),
+        estimated_wait_sd_s=None if estimated_wait_sd_s is None else round(estimated_wait_sd_s, 1),
         mot_prob=None if mot_prob is None else round(min(1.0, max(0.0, mot_prob)), 4),
         reasons=tuple(WireReason(code=r.code, text=r.text) for r in reasons),
         ts=now_s,

@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from router.domain.ewt import callback_reason, estimate_wait
+from router.domain.matching import choose_by_outcome, reserved_channels
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
 from router.domain.mot import MotModel, MotThresholds, detect, model_probability, observe_turn
 from router.domain.policy import (
     AgentChoice,
     PolicyConfig,
-    choose_agent,
     choose_contact,
     place,
     queue_score,
@@ -60,6 +60,8 @@ CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, 
 # contacts per queue the sweep checks for a due callback. Not queue_scan_limit: a callback is owed to
 # everyone who has waited long, also behind the heads that matching looks at.
 CALLBACK_SCAN = 1_000
+# moments of truth matched over the whole floor when an agent frees a slot (outcome-aware matching only)
+MOT_PULL_SCAN = 5
 
 
 class RetryLater(Exception):
@@ -576,7 +578,9 @@ class Engine:
         offers. A stale snapshot is safe: the offer script re-checks status, capacity and declines, and a
         refused offer drops the snapshot, so the retry decides on fresh state."""
         if self._snapshot is None:
-            self._snapshot = self.store.agent_snapshot(int(now * 1000), self._fair_ms)
+            self._snapshot = self.store.agent_snapshot(
+                int(now * 1000), self._fair_ms, outcomes=self.cfg.outcome is not None
+            )
         return self._snapshot
 
     def refresh_agents(self) -> None:
@@ -589,7 +593,9 @@ class Engine:
         if self._snapshot is None:
             return
         agents, mot_total = self._snapshot
-        fresh = self.store.agent_view(agent_id, self._now_ms(), self._fair_ms)
+        fresh = self.store.agent_view(
+            agent_id, self._now_ms(), self._fair_ms, outcomes=self.cfg.outcome is not None
+        )
         rest = [a for a in agents if a.agent_id != agent_id]
         if fresh is not None:  # the snapshot stays in agent id order, as read
             rest = sorted([*rest, fresh], key=_agent_key)
@@ -638,7 +644,9 @@ class Engine:
             now = self.clock()
             agents, mot_total = self._agents(now)
             queue = rec.view.queue or "general"
-            choice = choose_agent(rec.view, queue, agents, now, self.cfg, mot_total)
+            choice = choose_by_outcome(
+                rec.view, queue, agents, now, self.cfg, mot_total, self._ahead(queue, contact_id)
+            )
             route = _reasons_from_json(rec.raw.get("route_reasons", ""))
             if self._callback_due(rec, now) and (choice.agent_id is None or choice.all_declined):
                 # the callback is owed before anyone rings again: were the re-offer first, every worker's
@@ -658,6 +666,13 @@ class Engine:
             if out.status != "conflict":
                 return "queued"
         return None
+
+    def _ahead(self, queue: str, contact_id: str) -> int:
+        """Contacts before this one in its moment-of-truth queue, who want the better agents too (only
+        outcome-aware matching weighs it; one round trip)."""
+        if self.cfg.outcome is None or queue != "mot":
+            return 0
+        return self.store.queue_position(queue, contact_id) or 0
 
     def _announce_wait(
         self,
@@ -683,7 +698,7 @@ class Engine:
         )
         reasons = (*route, *choice.reasons, wait, *((callback,) if callback else ()))
         action = "callback_offer" if callback else "queued"
-        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s)
+        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s, ewt_sd_s=sd_s)
         fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
         if callback:
             fields["callback_ms"] = str(int(now * 1000))
@@ -733,7 +748,7 @@ class Engine:
 
     def pull_for_agent(self, agent_id: str, cause: str = "") -> int:
         """Capacity freed: offer the agent the best waiting contacts it can take. Returns offers made."""
-        made = 0
+        made = self._match_mot_for(agent_id, cause) if self.cfg.outcome is not None else 0
         for _ in range(self._retries):
             now = self.clock()
             agents, mot_total = self._agents(now)
@@ -745,13 +760,31 @@ class Engine:
             ):
                 return made
             candidates, records = self._queued_candidates()
-            contact, reasons = choose_contact(agent, candidates, now, self.cfg, mot_total)
+            reserved = reserved_channels(agents, mot_total, self.cfg)
+            contact, reasons = choose_contact(agent, candidates, now, self.cfg, mot_total, reserved)
             if contact is None:
                 return made
             rec = records[contact.contact_id]
             pull = Reason("agent_pull", f"agent {agent_id} had free capacity")
             route = _reasons_from_json(rec.raw.get("route_reasons", ""))
             if self._offer(rec, rec.view.queue or "general", agent_id, (*route, pull, *reasons), now, cause):
+                made += 1
+        return made
+
+    def _match_mot_for(self, agent_id: str, cause: str) -> int:
+        """Outcome-aware matching: a freed slot may be the best expected result for a waiting moment of
+        truth that the ladder holds back from this agent (its EQ is below the ladder's step), so the first
+        ``MOT_PULL_SCAN`` moments of truth this agent could take are matched over the whole floor first."""
+        made = tried = 0
+        candidates, _ = self._queued_candidates()
+        for view, queue in candidates:
+            agent = next((a for a in self._agents(self.clock())[0] if a.agent_id == agent_id), None)
+            if agent is None or agent.status != "available" or tried >= MOT_PULL_SCAN:
+                break
+            if queue != "mot" or view.language not in agent.languages or agent.free(view.channel) <= 0:
+                continue
+            tried += 1
+            if self.match_contact(view.contact_id, announce=False, cause=cause) == "offer":
                 made += 1
         return made
 
@@ -860,6 +893,7 @@ class Engine:
         queue: str | None = None,
         offer_id: str | None = None,
         ewt_s: float | None = None,
+        ewt_sd_s: float | None = None,
     ) -> Decision:
         self.counters.decisions += 1
         return make_decision(
@@ -875,6 +909,7 @@ class Engine:
             moment_of_truth=v.moment_of_truth,
             intensity=v.trajectory.peak,
             estimated_wait_s=ewt_s,
+            estimated_wait_sd_s=ewt_sd_s,
             mot_prob=self._mot_prob(v),
         )
 

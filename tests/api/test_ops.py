@@ -205,6 +205,39 @@ def test_suggested_skills_up_down_and_insufficient(
     assert client.get("/v1/agents/nobody/suggested-skills", headers=ADMIN).status_code == 404
 
 
+def _post_outcome(client: TestClient, cid: str, agent_id: str, csat: int) -> None:
+    body = {"contact_id": cid, "agent_id": agent_id, "csat": csat, "resolved": csat >= 4}
+    r = client.post("/v1/outcomes", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+
+
+def test_posted_outcomes_teach_the_router_who_serves_moments_of_truth_best(
+    client: TestClient, store: RoutingStore, worker: Worker
+) -> None:
+    """Outcomes posted through the API, and nothing else, move outcome-aware matching off the EQ tags: the
+    eq 5 agent whose moments of truth end badly loses them to the eq 4 agent whose end well."""
+    seed_agent(store, "tag5", eq=5, chat=1)
+    seed_agent(store, "good4", eq=4, chat=1)
+    post(client, [available("tag5"), available("good4")])
+    served: dict[str, int] = {"tag5": 0, "good4": 0}
+    for i in range(12):
+        cid = f"m{i}"
+        agent = _served(client, store, worker, cid)
+        served[agent] += 1
+        _post_outcome(client, cid, agent, 1 if agent == "tag5" else 5)
+        post(client, [{"type": "work.completed", "agent_id": agent, "contact_id": cid}])
+        drain(worker)
+    snapshot, _ = store.agent_snapshot(int(time.time() * 1000), 3_600_000, outcomes=True)
+    tallies = {a.agent_id: a.outcomes for a in snapshot}
+    assert tallies["tag5"]["mot"].n == served["tag5"] >= 1
+    assert tallies["good4"]["mot|channel=chat"].n == served["good4"]
+    assert tallies["good4"]["mot"].csat_sum == 5 * served["good4"]
+    # the tag first, then the record: the last moments of truth all went to good4
+    assert _served(client, store, worker, "first-after") == "good4"
+    offer = [d for d in store.history("first-after") if d["action"] == "offer"][-1]
+    assert any("chose good4: expected CSAT" in r["text"] for r in offer["reasons"])
+
+
 def test_outcome_statistics_match_reference_values() -> None:
     # two-sided p of t=2.0 with 5 df is 0.10194 (tables); Wilson 7/10 is (0.3968, 0.8922)
     assert t_two_sided_p(2.0, 5) == pytest.approx(0.10194, abs=1e-5)

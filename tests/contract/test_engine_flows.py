@@ -1,4 +1,7 @@
-"""End-to-end routing flows through Engine.handle / Worker.process with real events and a scripted scorer."""
+"""End-to-end routing flows through Engine.handle / Worker.process with real events and a scripted scorer.
+
+These pin the fixed ladder (``ROUTER_OUTCOME_MATCHING=false``), which outcome-aware matching keeps as its
+worst case; test_outcome_matching.py pins what outcome-aware matching adds."""
 
 from __future__ import annotations
 
@@ -25,6 +28,11 @@ from tests.contract.contract_helpers import (
     started,
     xadd,
 )
+
+
+@pytest.fixture
+def settings(domain: str) -> Settings:
+    return Settings(domain=domain, redis_url="", outcome_matching=False)
 
 
 class Floor:

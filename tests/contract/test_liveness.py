@@ -7,7 +7,9 @@ with the periodic sweep. After every sweep:
   language and channel, the EQ ladder) has been free for longer than the decline memory plus a sweep,
   counted from when the contact started waiting;
 * stronger, and what the engine does: no contact is left waiting that a free agent could take now, even
-  one every such agent has declined (it is offered again, to the earliest decliner);
+  one every such agent has declined (it is offered again, to the earliest decliner), except a routine
+  contact the high-EQ reserve holds back from the last free eq>=4 slots, for at most its hold
+  (outcome-aware matching, docs/routing.md);
 * every contact that has waited ``callback_threshold_s`` has been offered a callback, whatever kept it.
 """
 
@@ -28,8 +30,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from router.domain.matching import high_eq_reserve
 from router.domain.model import AgentView
-from router.domain.policy import PolicyConfig, min_eq
+from router.domain.policy import PolicyConfig, min_eq, reserve_blocks
 from router.settings import Settings
 from router.store.codec import ContactRecord
 from router.store.store import RoutingStore
@@ -211,9 +214,17 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
                     waited_for_a_s = now - eligible_since(a, rec, free_since, self.cfg)
                     assert waited_for_a_s <= window_s, (rec.view.contact_id, a.agent_id, waited_for_a_s)
 
+        def reserved(self, a: AgentView, rec: ContactRecord) -> bool:
+            """The high-EQ reserve keeps this free agent from this routine contact (for a bounded hold)."""
+            now = self.clock()
+            if not reserve_blocks(a, rec.view, rec.view.queue or "general", now, self.cfg):
+                return False
+            mot_total = self.store.mot_total_recent(self.clock.ms, FAIR_MS)
+            return high_eq_reserve(list(self.agents.values()), rec.view.channel, mot_total, self.cfg).holds
+
         def the_sweep_leaves_nobody_a_free_agent_could_take(self) -> None:
             for rec in self.waiting():
-                free = [a.agent_id for a in self.free_agents_for(rec)]
+                free = [a.agent_id for a in self.free_agents_for(rec) if not self.reserved(a, rec)]
                 assert not free, (
                     rec.view.contact_id,
                     rec.view.declined_ms,

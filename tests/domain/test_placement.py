@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from router.domain.model import ContactView, Reason, Trajectory
 from router.domain.mot import MotThresholds, MotVerdict, detect
+from router.domain.outcomes import OutcomeConfig
 from router.domain.policy import MAX_PRIORITY, PolicyConfig, min_eq, place, priority, queue_score
 from router.settings import Settings
 from tests.domain.domain_strategies import PROPERTY, TIERS, contacts, unit_floats
@@ -31,14 +32,32 @@ def codes(reasons: tuple[Reason, ...]) -> list[str]:
 def test_defaults_are_the_settings_defaults_whatever_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_MOT_MIN_EQ", "2")
     assert PolicyConfig.from_settings(Settings()).mot_min_eq == 2
-    assert CFG == PolicyConfig.defaults() == PolicyConfig.from_settings(Settings.model_construct())
+    assert (
+        CFG
+        == PolicyConfig.defaults()
+        == replace(PolicyConfig.from_settings(Settings.model_construct()), outcome=None)
+    )
     assert CFG.mot_min_eq == Settings.model_fields["mot_min_eq"].default == 4
 
 
+LADDER_FIELDS = [f.name for f in fields(PolicyConfig) if f.name != "outcome"]
+
+
+def test_outcome_matching_is_on_by_default() -> None:
+    # with the prior and costs OutcomeConfig states
+    assert PolicyConfig.from_settings(Settings.model_construct()).outcome == OutcomeConfig()
+    assert PolicyConfig.from_settings(Settings.model_construct(outcome_matching=False)).outcome is None
+
+
 def test_from_settings_copies_every_field() -> None:
-    values = {f.name: Settings.model_fields[f.name].default for f in fields(PolicyConfig)}
+    values: dict[str, Any] = {name: Settings.model_fields[name].default for name in LADDER_FIELDS}
     values.update(mot_min_eq=5, ladder_step1_s=7.0, queue_scan_limit=9, fairness_max_share=0.3)
-    assert PolicyConfig.from_settings(Settings.model_construct(**values)) == PolicyConfig(**values)
+    s = Settings.model_construct(**values, outcome_matching=False)
+    assert PolicyConfig.from_settings(s) == PolicyConfig(**values)
+    tuned = Settings(outcome_prior_n=3.0, mot_wait_cost_per_min=0.9, mot_reserve_max_hold_s=12.0)
+    outcome = PolicyConfig.from_settings(tuned).outcome
+    assert outcome is not None
+    assert (outcome.n0, outcome.mot_wait_cost_per_min, outcome.reserve_max_hold_s) == (3.0, 0.9, 12.0)
 
 
 def test_routine_goes_to_self_service() -> None:

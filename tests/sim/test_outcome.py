@@ -19,24 +19,24 @@ from router.sim.report import deltas, pct
 
 
 def test_moment_of_truth_csat_rises_with_eq() -> None:
-    values = [expected_csat(Outcome(True, handled_eq=eq, wait_s=10.0)) for eq in range(1, 6)]
+    values = [expected_csat(Outcome(True, handled_skill=eq, wait_s=10.0)) for eq in range(1, 6)]
     assert values == sorted(values) and len(set(values)) == 5
     assert values[0] == pytest.approx(2.45)
     assert values[-1] == 5.0  # clipped
 
 
 def test_waiting_costs_moments_of_truth_more_than_routine_contacts() -> None:
-    mot = [expected_csat(Outcome(True, handled_eq=4, wait_s=w)) for w in (0, 30, 90, 150, 600)]
+    mot = [expected_csat(Outcome(True, handled_skill=4, wait_s=w)) for w in (0, 30, 90, 150, 600)]
     assert mot[0] == mot[1] > mot[2] > mot[3] > mot[4]
     assert mot[1] - mot[4] == pytest.approx(2.5)  # the penalty is capped
-    routine = [expected_csat(Outcome(False, handled_eq=4, wait_s=w)) for w in (0, 120, 180)]
+    routine = [expected_csat(Outcome(False, handled_skill=4, wait_s=w)) for w in (0, 120, 180)]
     assert routine[0] == routine[1] > routine[2]
     assert mot[2] - mot[3] > routine[1] - routine[2] - 1e-9
 
 
 def test_detour_abandon_and_containment() -> None:
-    served = Outcome(True, handled_eq=3, wait_s=20.0)
-    detour = Outcome(True, handled_eq=3, wait_s=20.0, detoured=True)
+    served = Outcome(True, handled_skill=3, wait_s=20.0)
+    detour = Outcome(True, handled_skill=3, wait_s=20.0, detoured=True)
     assert expected_csat(served) - expected_csat(detour) == pytest.approx(DETOUR_PENALTY)
     assert expected_csat(Outcome(True, abandoned=True)) == ABANDONED_MOT
     assert expected_csat(Outcome(False, abandoned=True)) == ABANDONED_ROUTINE

@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from router.settings import Settings
+from router.sim.arrivals import SCENARIOS
 from router.sim.simulate import run_simulate
-from router.store.connect import open_store
+from router.store.connect import StoreHandle, open_store
+from router.store.keys import Keys
 
 REQUIRED = {"events", "lost", "decision_latency_ms", "mot_recall", "mot_precision", "mot_high_eq_share"}
 REQUIRED |= {"wait_s", "csat_mean", "abandonment", "occupancy_by_eq", "self_service_containment"}
@@ -38,9 +41,16 @@ def test_compare_on_fakeredis_writes_both_reports_and_plots(tmp_path: Path) -> N
             corpus_dir=tmp_path / "no-corpus",  # the bundled English lines: unmistakable moments of truth
         )
     assert json.loads((tmp_path / "r.json").read_text()) == out
-    assert set(out) >= {"emotion_routing", "skills_only", "deltas", "plots"}
-    emo, sk = out["emotion_routing"], out["skills_only"]
-    for rep in (emo, sk):
+    assert set(out) >= {
+        "emotion_routing",
+        "fixed_ladder",
+        "skills_only",
+        "deltas",
+        "deltas_vs_ladder",
+        "plots",
+    }
+    emo, sk, lad = out["emotion_routing"], out["skills_only"], out["fixed_ladder"]
+    for rep in (emo, sk, lad):
         assert set(rep) >= REQUIRED
         assert set(rep["decision_latency_ms"]) >= {"p50", "p95", "p99"}
         assert set(rep["wait_s"]) == {"mot", "routine"}
@@ -50,14 +60,71 @@ def test_compare_on_fakeredis_writes_both_reports_and_plots(tmp_path: Path) -> N
         assert rep["dead_letters"] == 3  # the three poison entries, on purpose
         assert rep["burst_contacts"] == 18
         assert rep["texts"]["source"] == "bundled"
+        assert rep["outcomes_posted"] > 0 and rep["outcomes_refused"] == {}
+        assert set(rep["ewt_accuracy"]) >= {"n", "mae_s", "inside_band"}
+        assert set(rep["kpis_by_class"]) == {"mot", "routine"}
     assert emo["mot_recall"] > 0.5  # the bundled moments of truth are unmistakable
     assert sk["mot_recall"] == 0.0 and sk["mot_precision"] is None  # skills-only never scores
     assert sk["detour_share_mot"] > emo["detour_share_mot"]
     assert out["deltas"]["mot_high_eq_share"]["skills_only"] == sk["mot_high_eq_share"]
+    assert out["deltas_vs_ladder"]["csat_by_class.mot"]["fixed_ladder"] == lad["csat_by_class"]["mot"]
     names = {Path(p).name for p in out["plots"]}
     assert "compare.png" in names and "emotion_routing_latency_cdf.png" in names
-    assert len(names) == 9
+    assert {"fixed_ladder_agent_csat.png", "emotion_routing_ewt_accuracy.png"} <= names
+    assert len(names) == 3 * 9 + 1
     assert all(_png(Path(p)) for p in out["plots"])
+
+
+def _learned(rep: dict[str, object]) -> bool:
+    """Whether any decision's reasons quote an agent's own outcomes (n=...) rather than the EQ prior."""
+    return bool(rep["learned_choices"])
+
+
+@pytest.mark.slow
+def test_the_router_learns_only_from_outcomes_posted_through_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated agents' true empathy never reaches the router: it sees their EQ tags, and the outcomes
+    the simulator posts through POST /v1/outcomes. Without those posts it never leaves the EQ prior."""
+    from router.sim import simulate
+    from router.sim.api_outcomes import ApiOutcomes
+
+    def day(handle: StoreHandle) -> tuple[dict[str, Any], dict[str, Any]]:
+        journeys, agents, texts = simulate.plan_day(
+            120, 4, SCENARIOS["day"], tmp_path / "none", mot_share=0.3
+        )
+        return simulate.run_mode(
+            Settings(scorer="lexicon"),
+            handle,
+            "emotion",
+            journeys,
+            agents,
+            SCENARIOS["day"],
+            seed=4,
+            workers=0,
+            meta={"texts": texts},
+            keep_keys=True,
+        )
+
+    with open_store("", "fakeredis") as handle:
+        rep, _ = day(handle)
+        r = handle.client()
+        keys = Keys(rep["domain"])
+        posted = [json.loads(f[b"outcome"]) for _, f in r.xrange(keys.outcomes)]
+        for row in rep["agent_outcomes"]:
+            profile = {k.decode(): v.decode() for k, v in r.hgetall(keys.agent(row["agent_id"])).items()}
+            assert profile["eq"] == str(row["eq"])  # the tag, and nothing of the hidden skill
+            assert not {f for f in profile if "skill" in f}
+            mine = [p for p in posted if p["agent_id"] == row["agent_id"]]
+            assert row["mot"]["n"] + row["routine"]["n"] == len(mine)
+        # every outcome came through the API, under the simulator's key
+        assert len(posted) == rep["outcomes_posted"] > 0 and {p["who"] for p in posted} == {"admin"}
+        assert _learned(rep)
+
+    monkeypatch.setattr(ApiOutcomes, "post", lambda self, *a: False)  # the surveys never reach the API
+    with open_store("", "fakeredis") as handle:
+        silent, _ = day(handle)
+        assert silent["outcomes_posted"] == 0 and not _learned(silent)
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from router.api.context import ApiContext, get_ctx, get_principal
 from router.api.errors import ApiError, responses
 from router.api.schemas import OutcomeIn, OutcomeOut
 from router.api.security import EVENTS_WRITE, Principal, requires
+from router.domain.outcomes import contact_class
 
 router = APIRouter(tags=["outcomes"])
 
@@ -52,6 +53,7 @@ def post_outcome(
         )
     mot = rec.view.moment_of_truth
     oid = ctx.admin.record_outcome(
+        classes=contact_class(rec.view).fine_keys(),
         contact_id=body.contact_id,
         agent_id=body.agent_id,
         mot=mot,
