@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from router.domain.model import QUEUES
 from router.store.admin import stream_id_ms
+from router.store.store import STORE_OUTAGES
 
 if TYPE_CHECKING:
     from router.api.context import ApiContext
@@ -92,7 +93,7 @@ class ApiMetrics:
     def render(self, ctx: ApiContext) -> bytes:
         try:
             self.poll_decisions(ctx)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except STORE_OUTAGES as exc:
             log.warning("metrics: decisions tail skipped: %s", type(exc).__name__)
         out: bytes = generate_latest(self.registry)
         return out

@@ -147,7 +147,7 @@ def _refused_by_both(mine: Keys, other: Keys) -> list[tuple[str, ...]]:
         ("PUBLISH", "router", "x"),
         ("PUBSUB", "CHANNELS"),
         ("MODULE", "LIST"),
-        ("WAIT", "0", "0"),
+        ("FAILOVER",),
         ("CLUSTER", "RESET"),
         ("LATENCY", "LATEST"),
     ]
