@@ -109,7 +109,7 @@ def _fix_offer_deadline(
     that no contact waits on is dropped. Re-checked under WATCH of the offer and its contact."""
     k = store.keys
     okey = k.offer(offer_id)
-    with store.r.pipeline() as pipe:
+    with store.r.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(okey, *([k.contact(contact_id)] if contact_id else []))
@@ -164,7 +164,7 @@ def _fix_agent(
     dry_run: bool,
 ) -> None:
     akey, okey = store.keys.agent(agent_id), store.keys.agent_offers(agent_id)
-    with store.r.pipeline() as pipe:
+    with store.r.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(akey, okey)
@@ -206,7 +206,7 @@ def _fix_queue_member(
 ) -> str | None:
     """Make queue membership match the contact's status, re-checked under WATCH of the contact."""
     ckey, qkey = store.keys.contact(contact_id), store.keys.queue(queue)
-    with store.r.pipeline() as pipe:
+    with store.r.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(ckey, qkey)

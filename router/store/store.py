@@ -627,15 +627,21 @@ class RoutingStore:
 
     def primary_state(self) -> tuple[bool, str, int]:
         """Whether the node holding this domain takes writes (a primary), a line saying so, and how many
-        replicas follow it (/readyz; no addresses: the probe needs no key)."""
+        replicas follow it, in sync (/readyz; no addresses: the probe needs no key)."""
         try:
             info: Any = self._domain_node().info("replication")
         except redis.exceptions.ResponseError:  # a server without INFO (fakeredis)
             return True, "replication role not reported by this server", 0
-        role, replicas = str(info.get("role", "master")), int(info.get("connected_slaves", 0))
+        role = str(info.get("role", "master"))
         if role != "master":
             return False, f"the node reached is a {role} now (a failover): writes are refused", 0
-        return True, f"primary, {replicas} replicas connected", replicas
+        # a replica still loading its first copy is connected but confirms nothing yet: online ones only
+        replicas = sum(
+            1
+            for k, v in info.items()
+            if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+        )
+        return True, f"primary, {replicas} replicas online", replicas
 
     # ---- workers -------------------------------------------------------------------------------
     def heartbeat(self, consumer: str, now_ms: int) -> None:

@@ -39,10 +39,10 @@ def _model_check(ctx: ApiContext) -> ReadyCheck:
 def _replication_check(settings: Settings, replicas: int) -> ReadyCheck:
     """With the replication wait on, too few replicas means every ingest answers 503: not ready."""
     if settings.replication_wait == "off":
-        return ReadyCheck(ok=True, detail=f"replication wait off; {replicas} replicas connected")
+        return ReadyCheck(ok=True, detail=f"replication wait off; {replicas} replicas online")
     wanted = settings.replica_wait_count
     ok = replicas >= wanted
-    detail = f"{settings.replication_wait} for {wanted} replicas; {replicas} connected"
+    detail = f"{settings.replication_wait} for {wanted} replicas; {replicas} online"
     return ReadyCheck(ok=ok, detail=detail if ok else f"{detail}: ingests answer 503 until one is back")
 
 
