@@ -52,6 +52,7 @@ WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
 # the worker backs off and retries on these, its entries left pending: Redis is unavailable, or its
 # replicas did not confirm a batch (the replication wait)
 WAIT_AND_RETRY: tuple[type[Exception], ...] = (*STORE_OUTAGES, ReplicationError)
+LONG_OUTAGE_S = 1.0  # after an outage this long (a failover, a restart) the start-up check runs again
 
 
 def _txt(v: Any) -> str:
@@ -150,6 +151,7 @@ class Worker:
         self.startup_check()
         idle_since = time.monotonic()
         outage_s = 0.0  # the current back-off; 0 while Redis answers
+        outage_since = 0.0
         while not self._stop.is_set():
             try:
                 if self._unconfirmed:
@@ -160,8 +162,11 @@ class Worker:
                 n = self.run_once()
                 if outage_s:
                     outage_s = 0.0
-                    self._after_outage()
+                    # a blip (a dropped connection) changes nothing; a failover takes seconds
+                    if time.monotonic() - outage_since >= LONG_OUTAGE_S:
+                        self._after_outage()
             except WAIT_AND_RETRY as exc:
+                outage_since = outage_since if outage_s else time.monotonic()
                 outage_s = min(self.settings.reconnect_backoff_max_s, max(0.1, outage_s * 2))
                 self._during_outage(exc, outage_s)
                 self._stop.wait(outage_s)
@@ -177,18 +182,19 @@ class Worker:
 
     def _during_outage(self, exc: Exception, backoff_s: float) -> None:
         """Redis is gone, read-only (a failover) or its replicas did not confirm a batch: what this worker
-        holds stays pending (never acknowledged), and is read again from the pending list once Redis
-        answers, whichever node is the primary then."""
+        holds stays pending (never acknowledged) and is reclaimed after claim_min_idle_ms, whichever node
+        is the primary then. A batch the replicas did not confirm is read again from this worker's pending
+        list once they do (once: every read counts as a delivery, towards max_deliveries)."""
         if isinstance(exc, ReplicationError):
             self.stats.replication_unconfirmed += 1
             self._unconfirmed = True
+            self._own_pending_done = False
+            self._own_cursor = "0"
             log.warning("batch not acknowledged: %s; retrying in %.1f s", exc, backoff_s)
         else:
             log.warning("redis unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, backoff_s)
         self.store.discard_deferred()
-        self._ahead = None  # read from a node that may be gone; its entries are pending, read again below
-        self._own_pending_done = False
-        self._own_cursor = "0"
+        self._ahead = None  # read from a node that may be gone; its entries stay pending (reclaimed)
 
     def _confirm_replicated(self) -> None:
         s = self.settings

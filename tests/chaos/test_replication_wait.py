@@ -63,15 +63,15 @@ def test_worker_acknowledges_only_what_the_replica_holds(
 
     replica.stop()
     store.r.xadd(store.keys.events, {"event": json.dumps(event_mix(1, seed=2, prefix="late")[0])})
-    with pytest.raises(ReplicationError, match="0 of 1 replicas"):
-        worker.process(worker._read(">"))
+    with pytest.raises(ReplicationError, match="0 of 1 replicas") as unconfirmed:
+        worker.run_once()
     assert int(store.r.xpending(store.keys.events, "router")["pending"]) == 1  # applied, not acknowledged
+    worker._during_outage(unconfirmed.value, 0.0)  # what run() does with it
 
     replica.start()
     _wait_online(primary)
-    worker._own_pending_done = False  # what run() does after an outage: read its own pending again
-    worker._own_cursor = "0"
-    worker.run_once()
+    worker._confirm_replicated()
+    worker.run_once()  # reads its own pending entry again
     assert worker.stats.processed == 21  # the late event was a duplicate this time: nothing applied twice
     assert int(store.r.xpending(store.keys.events, "router")["pending"]) == 0
 
