@@ -179,7 +179,7 @@ def run_failover(
             admin_key="chaos-admin",
             api_rate_per_s=100_000,
             api_rate_burst=100_000,
-            replication_wait=wait,  # type: ignore[arg-type]
+            replication_wait=wait,
             replica_wait_timeout_ms=WAIT_TIMEOUT_MS,
         )
         with open_store(topo.api_url) as api_handle:
