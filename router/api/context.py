@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 import redis
 from fastapi import Request
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from router.api.metrics import ApiMetrics
 from router.domain.policy import PolicyConfig
@@ -26,17 +24,11 @@ if TYPE_CHECKING:
 
 def api_client(handle: StoreHandle, settings: Settings) -> redis.Redis:
     """A client that fails fast: short socket timeouts and no retries, so an unreachable store is a quick
-    503 rather than a hung request (the worker's clients keep their patient defaults)."""
-    if handle.url is None:
-        return handle.client()
+    503 rather than a hung request (the worker's clients keep their patient defaults). A replication wait
+    (Settings.replication_wait) may hold an ingest for its own time-out on top."""
     t = settings.api_redis_timeout_s
-    return redis.Redis.from_url(
-        handle.url,
-        socket_connect_timeout=t,
-        socket_timeout=t,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=10,
-    )
+    wait_s = settings.replica_wait_timeout_ms / 1000 if settings.replication_wait != "off" else 0.0
+    return handle.client(socket_timeout_s=t + wait_s, connect_timeout_s=t, fail_fast=True)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.api.schemas import ErrorBody
-from router.errors import ConflictError, RouterError
+from router.errors import ConflictError, ReplicationError, RouterError
 from router.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ DESCRIPTIONS = {
     422: "The request does not validate",
     428: "If-Match is required",
     429: "Rate limit exceeded (see Retry-After)",
-    503: "The store is unreachable",
+    503: "The store is unreachable or failing over, or its replicas did not confirm an ingest in time "
+    "(with the replication wait on); retry (with the same event_id)",
 }
 _CODES = {
     400: "bad_request",
@@ -162,6 +163,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(redis.ConnectionError)
     @app.exception_handler(redis.TimeoutError)
+    @app.exception_handler(redis.exceptions.ReadOnlyError)  # the node is a replica now: a failover
+    @app.exception_handler(redis.exceptions.ClusterError)  # the cluster is re-electing a master
     async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("store unreachable: %s", type(exc).__name__)
         return JSONResponse(_body(503, "store_unavailable", "the store is unreachable; retry later"), 503)
+
+    @app.exception_handler(ReplicationError)
+    async def _unconfirmed(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("ingest not confirmed by replicas: %s", exc)
+        detail = (
+            f"written to the primary, but {exc}: a failover could lose it. Retry with the same event_id "
+            "(or Idempotency-Key): a write that survived answers as a duplicate"
+        )
+        return JSONResponse(_body(503, "replication_unconfirmed", detail), 503, headers={"Retry-After": "1"})

@@ -31,6 +31,7 @@ from router.domain.model import QUEUES
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
 from router.store.admin import AdminStore, stream_id_ms
+from router.store.store import STORE_OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class ApiMetrics:
     def render(self, admin: AdminStore) -> bytes:
         try:
             self.poll_decisions(admin)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except STORE_OUTAGES as exc:
             log.warning("metrics: decisions tail skipped: %s", type(exc).__name__)
         out: bytes = generate_latest(self.registry)
         return out

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio.to_thread
-import redis
 from fastapi import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.context import ApiContext
 from router.api.security import SCOPE_FIELD, Principal, admin_matches, admin_principal
+from router.store.store import STORE_OUTAGES
 
 log = logging.getLogger("router.api.access")
 
@@ -164,7 +164,7 @@ class ApiGuard:
             else:
                 try:
                     rec = await anyio.to_thread.run_sync(ctx.admin.verify_key, token)
-                except (redis.ConnectionError, redis.TimeoutError):
+                except STORE_OUTAGES:
                     return 503, {"error": "store_unavailable", "detail": "the store is unreachable"}, {}
                 if rec is not None:
                     principal = Principal(rec.key_id, rec.name, frozenset(rec.scopes))

@@ -10,6 +10,8 @@ sends, on the keys of one domain (``router:{d}:*``; the default domain ``*`` sta
   cannot delete, trim, expire, overwrite or regroup the events stream, and writes no contact, queue or
   offer: routing changes go through events.
 
+Both may WAIT (and, when asked for, WAITAOF): the replication wait.
+
 Neither role may list keys (SCAN, KEYS, RANDOMKEY, DBSIZE), switch databases (SELECT, SWAPDB, MOVE),
 administer scripts or functions (SCRIPT FLUSH/KILL, FUNCTION, FCALL), publish or subscribe, or run any
 server administration. EVAL and EVALSHA stay: since Redis 7 every command a script calls is checked
@@ -46,7 +48,12 @@ COMMON_COMMANDS: tuple[str, ...] = (
     "evalsha",
     "script|load",
     "script|exists",
+    # the replication wait (Settings.replication_wait): the worker before its XACK, the API before 202
+    "wait",
 )
+# WAITAOF (replication_wait=waitaof) exists from Redis 7.2 / Valkey 8 on; an older server refuses an ACL
+# that names it, so it is granted only when asked for (``router acl --waitaof``)
+WAITAOF = "waitaof"
 # reads the transition scripts and the store make, and the worker's stream bookkeeping
 WORKER_READS: tuple[str, ...] = (
     "get",
@@ -161,9 +168,9 @@ def _selector(patterns: tuple[str, ...], command: str) -> str:
     return "(" + " ".join([*(f"~{p}" for p in patterns), "resetchannels", "-@all", f"+{command}"]) + ")"
 
 
-def worker_rules(domain: str = ALL_DOMAINS) -> tuple[str, ...]:
+def worker_rules(domain: str = ALL_DOMAINS, *, waitaof: bool = False) -> tuple[str, ...]:
     k = Keys(domain)
-    commands = (*COMMON_COMMANDS, *WORKER_READS, *WORKER_WRITES)
+    commands = (*COMMON_COMMANDS, *((WAITAOF,) if waitaof else ()), *WORKER_READS, *WORKER_WRITES)
     return (
         "resetkeys",
         f"~{k.prefix}:*",
@@ -177,9 +184,9 @@ def worker_rules(domain: str = ALL_DOMAINS) -> tuple[str, ...]:
     )
 
 
-def api_rules(domain: str = ALL_DOMAINS) -> tuple[str, ...]:
+def api_rules(domain: str = ALL_DOMAINS, *, waitaof: bool = False) -> tuple[str, ...]:
     k = Keys(domain)
-    commands = (*COMMON_COMMANDS, *API_READS, *API_WRITES)
+    commands = (*COMMON_COMMANDS, *((WAITAOF,) if waitaof else ()), *API_READS, *API_WRITES)
     return (
         "resetkeys",
         f"%R~{k.prefix}:*",
@@ -195,12 +202,16 @@ def api_rules(domain: str = ALL_DOMAINS) -> tuple[str, ...]:
     )
 
 
-def rules(role: Role, domain: str = ALL_DOMAINS) -> tuple[str, ...]:
+def rules(role: Role, domain: str = ALL_DOMAINS, *, waitaof: bool = False) -> tuple[str, ...]:
     if not DOMAIN_PATTERN.match(domain):
         raise ValueError(f"domain {domain!r}: a routing domain name, or '*' for every domain")
-    return worker_rules(domain) if role == "worker" else api_rules(domain)
+    make = worker_rules if role == "worker" else api_rules
+    return make(domain, waitaof=waitaof)
 
 
-def setuser_command(role: Role, username: str, password: str, domain: str = ALL_DOMAINS) -> list[str]:
-    """The ``ACL SETUSER`` arguments that create (or reset) ``username`` for ``role`` on ``domain``."""
-    return ["ACL", "SETUSER", username, "reset", "on", f">{password}", *rules(role, domain)]
+def setuser_command(
+    role: Role, username: str, password: str, domain: str = ALL_DOMAINS, *, waitaof: bool = False
+) -> list[str]:
+    """The ``ACL SETUSER`` arguments that create (or reset) ``username`` for ``role`` on ``domain``. ACL
+    rules are not replicated: run it on every node (primary, replicas, every cluster node)."""
+    return ["ACL", "SETUSER", username, "reset", "on", f">{password}", *rules(role, domain, waitaof=waitaof)]

@@ -39,27 +39,33 @@ def _contact_ids(store: RoutingStore, scan: bool) -> list[str]:
     return sorted(as_str(k)[len(prefix) :] for k in store.client.scan_iter(match=f"{prefix}*", count=1000))
 
 
-def _open_work(
-    store: RoutingStore, contact_ids: list[str]
-) -> tuple[set[str], dict[str, dict[str, int]], dict[str, set[str]], dict[str, set[str]]]:
-    """Read the contacts: which are open (not ended), per agent and channel the open work, per queue the
-    queued contacts, per agent the pending offers."""
-    load: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    queued: dict[str, set[str]] = defaultdict(set)
-    offers: dict[str, set[str]] = defaultdict(set)
-    live: set[str] = set()
+@dataclass
+class OpenWork:
+    """What the contacts say: which are open (not ended), per agent and channel the open work, per queue
+    the queued contacts, per agent the pending offers, and each pending offer's contact."""
+
+    live: set[str] = field(default_factory=set)
+    load: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    queued: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    offers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    offered: dict[str, str] = field(default_factory=dict)  # offer id -> contact id
+
+
+def _open_work(store: RoutingStore, contact_ids: list[str]) -> OpenWork:
+    work = OpenWork()
     for cid in contact_ids:
         h = {as_str(k): as_str(v) for k, v in store.client.hgetall(store.keys.contact(cid)).items()}
         status, agent = h.get("status", ""), h.get("agent_id", "")
         if h and status != "ended":
-            live.add(cid)
+            work.live.add(cid)
         if status in ("offered", "assigned") and agent:
-            load[agent][h.get("channel", "chat")] += 1
+            work.load[agent][h.get("channel", "chat")] += 1
             if status == "offered" and h.get("offer_id"):
-                offers[agent].add(h["offer_id"])
+                work.offers[agent].add(h["offer_id"])
+                work.offered[h["offer_id"]] = cid
         elif status == "queued":
-            queued[h.get("queue") or "general"].add(cid)
-    return live, load, queued, offers
+            work.queued[h.get("queue") or "general"].add(cid)
+    return work
 
 
 def reconcile(
@@ -71,19 +77,66 @@ def reconcile(
     cfg = cfg or PolicyConfig.defaults()
     report = ReconcileReport()
     ids = _contact_ids(store, scan)
-    live, load, queued, offers = _open_work(store, ids)
+    work = _open_work(store, ids)
     report.contacts_scanned = len(ids)
     if scan:
-        report.fixes += _fix_index(store, live, dry_run)
+        report.fixes += _fix_index(store, work.live, dry_run)
     for agent_id in store.agent_ids():
-        _fix_agent(store, agent_id, load.get(agent_id, {}), offers.get(agent_id, set()), report, dry_run)
+        load, offers = work.load.get(agent_id, {}), work.offers.get(agent_id, set())
+        _fix_agent(store, agent_id, load, offers, report, dry_run)
     for q in QUEUES:
         members = {as_str(m) for m in store.client.zrange(store.keys.queue(q), 0, -1)}
-        for cid in sorted(members ^ queued.get(q, set())):
+        for cid in sorted(members ^ work.queued.get(q, set())):
             fix = _fix_queue_member(store, q, cid, dry_run, cfg)
             if fix:
                 report.fixes.append(fix)
+    indexed = {as_str(m) for m in store.client.zrange(store.keys.offers, 0, -1)}
+    for offer_id in sorted(indexed ^ set(work.offered)):
+        fix = _fix_offer_deadline(store, offer_id, work.offered.get(offer_id), dry_run)
+        if fix:
+            report.fixes.append(fix)
     return report
+
+
+def _fix_offer_deadline(
+    store: RoutingStore, offer_id: str, contact_id: str | None, dry_run: bool
+) -> str | None:
+    """Make the offers-by-deadline index hold exactly the pending offers their contacts wait on: one
+    missing there never times out (the contact waits for good on an agent who may never answer); one
+    that no contact waits on is dropped. Re-checked under WATCH of the offer and its contact."""
+    k = store.keys
+    okey = k.offer(offer_id)
+    with store.client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(okey, *([k.contact(contact_id)] if contact_id else []))
+                offer = {as_str(a): as_str(b) for a, b in pipe.hgetall(okey).items()}
+                cid = contact_id or offer.get("contact_id", "")
+                contact = (
+                    {as_str(a): as_str(b) for a, b in pipe.hgetall(k.contact(cid)).items()} if cid else {}
+                )
+                should = (
+                    offer.get("status") == "pending"
+                    and contact.get("status") == "offered"
+                    and contact.get("offer_id") == offer_id
+                )
+                indexed = pipe.zscore(k.offers, offer_id) is not None
+                if should == indexed:
+                    pipe.unwatch()
+                    return None
+                if should and not dry_run:
+                    pipe.multi()
+                    pipe.zadd(k.offers, {offer_id: int(float(offer.get("deadline_ms", "0") or 0))})
+                    pipe.execute()
+                elif not dry_run:
+                    pipe.multi()
+                    pipe.zrem(k.offers, offer_id)
+                    pipe.execute()
+                else:
+                    pipe.unwatch()
+                return f"offers index: {'re-added' if should else 'removed'} {offer_id}"
+            except redis.WatchError:
+                continue
 
 
 def _fix_index(store: RoutingStore, live: set[str], dry_run: bool) -> list[str]:
@@ -110,7 +163,7 @@ def _fix_agent(
     dry_run: bool,
 ) -> None:
     akey, okey = store.keys.agent(agent_id), store.keys.agent_offers(agent_id)
-    with store.client.pipeline() as pipe:
+    with store.client.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(akey, okey)
@@ -152,7 +205,7 @@ def _fix_queue_member(
 ) -> str | None:
     """Make queue membership match the contact's status, re-checked under WATCH of the contact."""
     ckey, qkey = store.keys.contact(contact_id), store.keys.queue(queue)
-    with store.client.pipeline() as pipe:
+    with store.client.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(ckey, qkey)

@@ -8,7 +8,9 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   '*' = content unknown), ARGV[5] the length caps as a JSON object (RoutingStore.limits: decisions stream,
   decision history per contact, audit stream, dead-letter stream), script arguments from ARGV[6].
 The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
-either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had.
+either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had. A stream
+event with no marker whose commit carries decisions answers 'dup' too when a decision of that event is among
+the last DECIDED_LOOKBACK of its contact's history (the marker was lost, the decision was not).
 Every script returns a table whose first element is 'ok', 'dup' (event already applied), 'conflict'
 (state moved since it was read; re-read and retry) or 'err' with a reason code second.
 All writes happen after all checks, so a refused transition changes nothing.
@@ -16,7 +18,12 @@ All writes happen after all checks, so a refused transition changes nothing.
 
 from __future__ import annotations
 
+# how many of a contact's latest decisions (its history list) the prelude searches for an event whose seen
+# marker is gone
+DECIDED_LOOKBACK = 20
+
 PRELUDE = r"""
+local DECIDED_LOOKBACK = @DECIDED_LOOKBACK@
 local EVENT_ID = ARGV[1]
 local DECISIONS = cjson.decode(ARGV[2])
 local DIGEST = ARGV[4]
@@ -28,6 +35,20 @@ if EVENT_ID ~= '' then
     local unknown = seen == '1' or seen == '*' or DIGEST == '' or DIGEST == '*'
     if unknown or seen == DIGEST then return {'dup'} end
     return {'err', 'conflicting_duplicate', seen}
+  end
+  -- no marker, yet a decision of this event in its contact's recent history: the marker went (its TTL,
+  -- eviction under a volatile-* maxmemory policy) while the decision stayed. Applied already: no second
+  -- decision; the marker is written again
+  if DIGEST ~= '' and #DECISIONS > 0 then
+    local needle = '"event_id":' .. cjson.encode(EVENT_ID) .. ','
+    for i = 1, #DECISIONS do
+      for _, raw in ipairs(redis.call('LRANGE', KEYS[#KEYS - #DECISIONS + i], -DECIDED_LOOKBACK, -1)) do
+        if string.find(raw, needle, 1, true) then
+          redis.call('SET', KEYS[1], DIGEST, 'EX', ARGV[3])
+          return {'dup'}
+        end
+      end
+    end
   end
 end
 local function finish()
@@ -51,7 +72,7 @@ local function flat_pairs(fields, ...)
   for _, x in ipairs({...}) do flat[#flat + 1] = x end
   return flat
 end
-"""
+""".replace("@DECIDED_LOOKBACK@", str(DECIDED_LOOKBACK))
 
 # Contact state update (started, message, human request, re-placement). Optimistic: refused when the
 # contact's version moved since the worker read it.

@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 import redis
 
 from router.domain.model import QUEUES, AgentView, QueueStats
-from router.errors import StoreError
+from router.errors import ConfigError, ReplicationError, StoreError
 from router.store import scripts
 from router.store.codec import (
     AgentRecord,
@@ -29,6 +29,14 @@ AUDIT_MAXLEN = 100_000
 DEADLETTER_MAXLEN = 100_000
 ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
+# what a failover or a restart looks like to a client: the primary is gone, or the node it reaches is a
+# replica now, or the cluster is re-electing; a worker backs off and retries, the API answers 503
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterError,
+)
 
 
 # What a transition came to. A script answers one of the first four (router/store/scripts.py); the store
@@ -156,6 +164,9 @@ class RoutingStore:
             # SCRIPT EXISTS round trip on every execute
             pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
         results = pipe.execute(raise_on_error=False)
+        for res in results:
+            if isinstance(res, redis.exceptions.ReadOnlyError):  # a demoted primary: reconnect, retry
+                raise res
         for (name, keys, args, done), res in zip(batch, results, strict=True):
             if isinstance(res, redis.exceptions.NoScriptError):  # the server lost its scripts (restart)
                 res = self._call(name, keys, args)
@@ -164,6 +175,8 @@ class RoutingStore:
     def _call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
             return self._scripts[name](keys=keys, args=args)
+        except redis.exceptions.ReadOnlyError:
+            raise  # not the script's fault: the node is a replica now (a failover); the caller reconnects
         except redis.ResponseError as exc:
             return exc
 
@@ -611,6 +624,64 @@ class RoutingStore:
             # an offer hash that expired still has to leave the set; the script skips non-pending ones
             out.append(info or OfferInfo(oid, agent_id, "-", "chat", "missing", 0, "general", False))
         return out
+
+    # ---- replication -----------------------------------------------------------------------------
+    def _domain_node(self) -> redis.Redis:
+        """A client of the node that holds this domain: on a cluster, the master of the domain's slot."""
+        client: Any = self._flushed()
+        if isinstance(client, redis.RedisCluster):
+            node = client.get_node_from_key(self.keys.events)
+            return client.get_redis_connection(node)
+        return cast(redis.Redis, client)
+
+    def confirm_replicated(self, mode: str, count: int, timeout_ms: int) -> None:
+        """The replication wait (Settings.replication_wait: 'off', 'wait' or 'waitaof'): raise
+        ReplicationError when fewer than ``count`` replicas confirm every write so far."""
+        if mode == "off":
+            return
+        confirmed = self.replicate(count, timeout_ms, aof=mode == "waitaof")
+        if confirmed < count:
+            raise ReplicationError(confirmed, count, timeout_ms)
+
+    def replicate(self, count: int, timeout_ms: int, *, aof: bool = False) -> int:
+        """Block until ``count`` replicas have every write this process has completed (``aof``: written to
+        their AOF and fsynced, and to this node's own), or ``timeout_ms``; returns how many confirmed.
+        WAIT covers the writes of its own connection only, so one connection sends a write of its own
+        first: the replication stream is in order, so once that write is replicated, so is every write
+        any connection completed before it."""
+        pipe = self._domain_node().pipeline(transaction=False)
+        pipe.hincrby(self.keys.stats, "replication_waits", 1)
+        if aof:
+            pipe.execute_command("WAITAOF", 1, count, timeout_ms)
+        else:
+            pipe.execute_command("WAIT", count, timeout_ms)
+        try:
+            _, confirmed = pipe.execute()
+        except redis.exceptions.ResponseError as exc:
+            if "unknown command" in str(exc).lower():
+                raise ConfigError(
+                    "replication_wait=waitaof needs WAITAOF (Redis >= 7.2, Valkey >= 8); use 'wait'"
+                ) from exc
+            raise
+        return int(confirmed[1]) if aof else int(confirmed)
+
+    def primary_state(self) -> tuple[bool, str, int]:
+        """Whether the node holding this domain takes writes (a primary), a line saying so, and how many
+        replicas follow it, in sync (/readyz; no addresses: the probe needs no key)."""
+        try:
+            info: Any = self._domain_node().info("replication")
+        except redis.exceptions.ResponseError:  # a server without INFO (fakeredis)
+            return True, "replication role not reported by this server", 0
+        role = str(info.get("role", "master"))
+        if role != "master":
+            return False, f"the node reached is a {role} now (a failover): writes are refused", 0
+        # a replica still loading its first copy is connected but confirms nothing yet: online ones only
+        replicas = sum(
+            1
+            for k, v in info.items()
+            if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+        )
+        return True, f"primary, {replicas} replicas online", replicas
 
     # ---- workers -------------------------------------------------------------------------------
     def heartbeat(self, consumer: str, now_ms: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from router.errors import EventError, RouterError
+from router.errors import EventError, ReplicationError, RouterError
 from router.events import (
     ContactEnded,
     ContactMessage,
@@ -38,7 +38,7 @@ from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.codec import as_str
 from router.store.reconcile import reconcile
-from router.store.store import RoutingStore
+from router.store.store import STORE_OUTAGES, RoutingStore
 from router.worker.engine import Deferred, Engine, RetryLater
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ DELETED = "deleted_before_processing: the entry was removed from the stream whil
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
 # events that wait (pending, retried) while their contact has no contact.started yet
 WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
+# the worker backs off and retries on these, its entries left pending: Redis is unavailable, or its
+# replicas did not confirm a batch (the replication wait)
+WAIT_AND_RETRY: tuple[type[Exception], ...] = (*STORE_OUTAGES, ReplicationError)
+LONG_OUTAGE_S = 1.0  # after an outage this long (a failover, a restart) the start-up check runs again
 
 
 @dataclass
@@ -73,6 +77,7 @@ class ConsumerStats:
     reclaimed: int = 0
     batches: int = 0
     scorer_fallbacks: int = 0
+    replication_unconfirmed: int = 0
     decision_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -104,6 +109,7 @@ class Worker:
         self._next_heartbeat = 0.0
         self._own_pending_done = False
         self._own_cursor = "0"
+        self._unconfirmed = False  # the replicas did not confirm the last batch (the replication wait)
         # score ahead: the next batch is read and scored on one helper thread while this one applies (see
         # Settings.score_ahead). Off without blocking reads (fakeredis, in-process demo workers).
         wanted = settings.score_ahead == "on" or (settings.score_ahead == "auto" and scorer.name != "lexicon")
@@ -147,12 +153,26 @@ class Worker:
         self.ensure_group()
         self.startup_check()
         idle_since = time.monotonic()
+        outage_s = 0.0  # the current back-off; 0 while Redis answers
+        outage_since = 0.0
         while not self._stop.is_set():
             try:
+                if self._unconfirmed:
+                    # no new reads (each re-read counts as a delivery, towards max_deliveries) until the
+                    # replicas confirm again
+                    self._confirm_replicated()
+                    self._unconfirmed = False
                 n = self.run_once()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unreachable (%s); retrying in 0.5 s", exc)
-                self._stop.wait(0.5)
+                if outage_s:
+                    outage_s = 0.0
+                    # a blip (a dropped connection) changes nothing; a failover takes seconds
+                    if time.monotonic() - outage_since >= LONG_OUTAGE_S:
+                        self._after_outage()
+            except WAIT_AND_RETRY as exc:
+                outage_since = outage_since if outage_s else time.monotonic()
+                outage_s = min(self.settings.reconnect_backoff_max_s, max(0.1, outage_s * 2))
+                self._during_outage(exc, outage_s)
+                self._stop.wait(outage_s)
                 continue
             if n:
                 idle_since = time.monotonic()
@@ -163,12 +183,41 @@ class Worker:
         self._finish_ahead()
         self._leave()
 
+    def _during_outage(self, exc: Exception, backoff_s: float) -> None:
+        """Redis is gone, read-only (a failover) or its replicas did not confirm a batch: what this worker
+        holds stays pending (never acknowledged) and is reclaimed after claim_min_idle_ms, whichever node
+        is the primary then. A batch the replicas did not confirm is read again from this worker's pending
+        list once they do (once: every read counts as a delivery, towards max_deliveries)."""
+        if isinstance(exc, ReplicationError):
+            self.stats.replication_unconfirmed += 1
+            self._unconfirmed = True
+            self._own_pending_done = False
+            self._own_cursor = "0"
+            log.warning("batch not acknowledged: %s; retrying in %.1f s", exc, backoff_s)
+        else:
+            log.warning("redis unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, backoff_s)
+        self.store.discard_deferred()
+        self._ahead = None  # read from a node that may be gone; its entries stay pending (reclaimed)
+
+    def _confirm_replicated(self) -> None:
+        s = self.settings
+        self.store.confirm_replicated(s.replication_wait, s.replica_wait_count, s.replica_wait_timeout_ms)
+
+    def _after_outage(self) -> None:
+        """Back after an outage, perhaps on a promoted replica that lacks the old primary's last writes:
+        check derived state against the contacts again (the start-up check)."""
+        log.warning("redis answers again")
+        try:
+            self.startup_check()
+        except WAIT_AND_RETRY as exc:
+            log.warning("check after the outage skipped: %s", exc)
+
     def _leave(self) -> None:
         """A worker that stops cleanly takes its consumer out of the group (when nothing is pending for it),
         so the dashboard does not count it until the housekeeping would."""
         try:
             self.store.prune_consumer(self.group, self.consumer, int(time.time() * 1000) + 1)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except STORE_OUTAGES as exc:
             log.warning("consumer %s left in the group (%s); the housekeeping deletes it", self.consumer, exc)
 
     def _finish_ahead(self) -> None:
@@ -178,7 +227,7 @@ class Worker:
         try:
             if ahead is not None:
                 self.apply(ahead.result())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except WAIT_AND_RETRY as exc:
             log.warning("batch read ahead not applied (%s); it stays pending for redelivery", exc)
         finally:
             if self._pool is not None:
@@ -352,6 +401,9 @@ class Worker:
         finally:
             self.engine.end_batch()
         if acks:
+            # with the replication wait on, the batch's effects are on enough replicas before the XACK: a
+            # failover then keeps them, or keeps the entries pending (ReplicationError: no XACK)
+            self._confirm_replicated()
             # one XACK for the batch, only after every acknowledged entry's script committed
             self.r.xack(self.keys.events, self.group, *acks)
             self.stats.processed += len(acks)
@@ -404,7 +456,7 @@ class Worker:
         except RetryLater as exc:
             self.stats.retried += 1
             log.info("entry %s left pending: %s", entry_id, exc)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except STORE_OUTAGES:
             raise
         except RouterError as exc:
             log.warning("entry %s not applied (%s); it stays pending for redelivery", entry_id, exc)

@@ -52,14 +52,17 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process we may SIGKILL and restart on the same port and data dir."""
 
-    def __init__(self, workdir: Path, *, aof: bool) -> None:
+    def __init__(
+        self, workdir: Path, *, aof: bool, port: int | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("needs Debian's redis-server (scripts/test.sh installs it)")
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.aof = aof
+        self.extra = extra  # more server options (replicaof, cluster mode)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -80,6 +83,7 @@ class RedisServer:
             "",
         ]
         args += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof else ["--appendonly", "no"]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 20

@@ -19,7 +19,7 @@ from router.events import AgentStatusChanged, event_digest
 from router.scoring.lexicon import LexiconScorer
 from router.settings import Settings
 from router.sim.demo import run_demo
-from router.store.acl import ROLES, Role, setuser_command
+from router.store.acl import ROLES, Role, rules, setuser_command
 from router.store.admin import AdminStore, PostedEvent
 from router.store.connect import open_store
 from router.store.keys import Keys
@@ -147,7 +147,7 @@ def _refused_by_both(mine: Keys, other: Keys) -> list[tuple[str, ...]]:
         ("PUBLISH", "router", "x"),
         ("PUBSUB", "CHANNELS"),
         ("MODULE", "LIST"),
-        ("WAIT", "0", "0"),
+        ("FAILOVER",),
         ("CLUSTER", "RESET"),
         ("LATENCY", "LATEST"),
     ]
@@ -271,3 +271,15 @@ def test_demo_runs_as_the_worker_user(make_user: MakeUser, domain: str) -> None:
         report = run_demo(handle, settings, LexiconScorer(), contacts=40, seed=2, max_runtime_s=120)
     out = report.as_json()
     assert out["lost"] == 0 and out["over_capacity_max"] == 0, out
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_both_roles_may_run_the_replication_wait(role: Role, make_user: MakeUser, domain: str) -> None:
+    """WAIT after a write of their own (RoutingStore.replicate); WAITAOF only when granted (Redis >= 7.2 knows
+    it: an older server refuses an ACL that names it)."""
+    user = make_user(role, domain)
+    client = redis.Redis.from_url(user.url)
+    assert RoutingStore(client, domain).replicate(0, 10) == 0  # no replica here: none confirms
+    client.close()
+    assert "+waitaof" not in " ".join(rules(role, domain))
+    assert "+waitaof" in rules(role, domain, waitaof=True)

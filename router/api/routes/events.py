@@ -44,7 +44,9 @@ def build_router(settings: Settings) -> APIRouter:
             "its first stream id; with other content (or one the workers applied with other content) the "
             "request is refused with 409 `conflicting_duplicate` and nothing is written. "
             "`Idempotency-Key` supplies event_ids for events that have none: the key itself for a single "
-            "event, `<key>.<index>` in a batch."
+            "event, `<key>.<index>` in a batch. With the replication wait on (`ROUTER_REPLICATION_WAIT`), "
+            "202 means enough replicas hold the events; 503 `replication_unconfirmed` means the primary has "
+            "them but a failover could lose them: retry with the same event_ids."
         ),
         openapi_extra=requires(EVENTS_WRITE),
         responses=responses(409, 413, 422),
@@ -63,6 +65,9 @@ def build_router(settings: Settings) -> APIRouter:
         ]
         # an event_id twice in one batch: the second is a duplicate of the first, like a retry
         posted = ctx.admin.post_events(items, ctx.settings.api_idempotency_ttl_s)
+        # with the replication wait on, 202 only once enough replicas hold the events (else 503: retry)
+        s = ctx.settings
+        ctx.store.confirm_replicated(s.replication_wait, s.replica_wait_count, s.replica_wait_timeout_ms)
         if posted.conflict is not None:
             index, eid = posted.conflict
             raise ApiError(

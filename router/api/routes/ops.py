@@ -15,6 +15,7 @@ from router.api.schemas import Health, Overview, Ready, ReadyCheck, WhoAmI
 from router.api.security import ANY_KEY, READ, Principal, requires
 from router.domain.model import QUEUES
 from router.scoring.fallback import DegradedScorer
+from router.settings import Settings
 
 router = APIRouter(tags=["operations"])
 
@@ -35,11 +36,23 @@ def _model_check(ctx: ApiContext) -> ReadyCheck:
     return ReadyCheck(ok=True, detail=f"scorer {scorer.name} loaded")
 
 
+def _replication_check(settings: Settings, replicas: int) -> ReadyCheck:
+    """With the replication wait on, too few replicas means every ingest answers 503: not ready."""
+    if settings.replication_wait == "off":
+        return ReadyCheck(ok=True, detail=f"replication wait off; {replicas} replicas online")
+    wanted = settings.replica_wait_count
+    ok = replicas >= wanted
+    detail = f"{settings.replication_wait} for {wanted} replicas; {replicas} online"
+    return ReadyCheck(ok=ok, detail=detail if ok else f"{detail}: ingests answer 503 until one is back")
+
+
 def _ready(ctx: ApiContext) -> Ready:
     checks: dict[str, ReadyCheck] = {}
     try:
         ctx.client.ping()
-        checks["redis"] = ReadyCheck(ok=True, detail="reachable")
+        writable, where, replicas = ctx.store.primary_state()
+        checks["redis"] = ReadyCheck(ok=writable, detail=f"reachable: {where}")
+        checks["replication"] = _replication_check(ctx.settings, replicas)
         group = ctx.admin.group_info(ctx.settings.group)
         live = ctx.admin.live_workers(ctx.settings.worker_dead_after_s)
         checks["group"] = (
@@ -51,7 +64,8 @@ def _ready(ctx: ApiContext) -> Ready:
             else ReadyCheck(ok=False, detail=f"consumer group {ctx.settings.group} does not exist yet")
         )
     except redis.RedisError as exc:
-        checks["redis"] = ReadyCheck(ok=False, detail=f"unreachable: {type(exc).__name__}")
+        # a failover shows here: the old primary gone (ConnectionError), or the node reached is a replica
+        checks["redis"] = ReadyCheck(ok=False, detail=f"no writable primary: {type(exc).__name__}")
         checks["group"] = ReadyCheck(ok=False, detail="not checked: store unreachable")
     checks["model"] = _model_check(ctx)
     ok = all(c.ok for c in checks.values())
@@ -61,7 +75,8 @@ def _ready(ctx: ApiContext) -> Ready:
 @router.get(
     "/readyz",
     response_model=Ready,
-    summary="Readiness: store reachable, workers' consumer group exists, scorer loaded",
+    summary="Readiness: a writable primary, enough replicas for the replication wait, the workers' consumer "
+    "group, the scorer",
     responses={503: {"model": Ready, "description": "Not ready"}},
 )
 async def readyz(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> JSONResponse:
