@@ -27,7 +27,7 @@ WEIGHTS: Mapping[str, float] = {"pitch": 0.35, "loudness": 0.35, "spread": 0.15,
 # speaking than how), and each deviation counted half. ITU-T P.56's nominal active speech level is -26 dBov.
 NORM_LOUDNESS_DBFS = -26.0
 NORM_SPREAD_ST = 6.0
-NORM_RATE = 4.0
+NORM_RATE = 4.5
 FIRST_TURN_WEIGHT = 0.5
 # The baseline follows the caller's calmer turns: a mean over the first BASELINE_TURNS, then a moving
 # average; a turn at or above BASELINE_MAX_AROUSAL does not move it (a caller who grows angry stays angry
@@ -44,7 +44,7 @@ class VoiceFeatures:
     pitch_hz: median fundamental frequency of the voiced frames.
     pitch_spread_st: range of the pitch (10th to 90th percentile), semitones.
     loudness_dbfs: RMS level of the active speech, dB re full scale.
-    speech_rate: syllable nuclei per second of active speech.
+    speech_rate: syllabic rate, Hz (about syllables per second).
     speech_s: seconds of active speech the features come from (0: unknown).
     """
 
