@@ -208,12 +208,12 @@ _DEVIATION_TEXT = {
 
 def acoustic_reason(arousal: Arousal, before: float, after: float, seq: int) -> Reason:
     """The ``acoustic_arousal`` reason of a turn whose voice raised its intensity."""
-    if arousal.source != "audio":
-        basis = f"from {arousal.source}"
-    else:
+    parts = [f"from {arousal.source}"] if arousal.source != "audio" else []
+    if arousal.deviations:
         ref = "the caller's earlier turns" if arousal.relative else "typical speech (first voice turn)"
         devs = ", ".join(_DEVIATION_TEXT[k].format(v) for k, v in arousal.deviations.items())
-        basis = f"vs {ref}" + (f" ({devs})" if devs else "")
+        parts.append(f"vs {ref} ({devs})")
+    basis = " ".join(parts)
     return Reason(
         "acoustic_arousal",
         f"voice arousal {arousal.value:.2f} on turn seq {seq} {basis}: intensity {before:.2f} -> {after:.2f}",
