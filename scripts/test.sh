@@ -6,11 +6,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-# Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test) and chromium
-# (browser tests, headless, via playwright-core with no browser download)
+# Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test), chromium
+# (browser tests, headless, via playwright-core with no browser download), espeak-ng and sox (speech)
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# voice tests synthesise speech (tests/scoring/test_acoustic.py, tests/contract/test_voice.py)
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
+command -v sox >/dev/null 2>&1 || missing="$missing sox"
 if [ -n "$missing" ]; then
   as_root apt-get update -qq
   # shellcheck disable=SC2086

@@ -1,0 +1,55 @@
+"""Voice through the API (docs/voice.md): a platform posts cues or audio with its events; bad audio is a
+422 that names the cause; the contact's transcript shows each voice turn's arousal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from api_helpers import ADMIN, drain, message, post, started
+from fastapi.testclient import TestClient
+
+from router.audio import encode_wav
+from router.scoring.voice_clips import synthetic_wav
+from router.store.store import RoutingStore
+from router.worker.consumer import Worker
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def audio(contact_id: str, seq: int, b64: str) -> dict[str, object]:
+    return {"type": "contact.audio", "contact_id": contact_id, "seq": seq, "audio": b64}
+
+
+@pytest.mark.parametrize(
+    ("b64", "cause"),
+    [
+        ("bm90IGF1ZGlv", "bad_audio: not a WAV file"),
+        (encode_wav(np.zeros((800,)), 22_050), "bad_audio: sample rate 22050 Hz; 8000 or 16000 Hz expected"),
+    ],
+)
+def test_bad_audio_is_422_naming_the_cause(
+    client: TestClient, store: RoutingStore, b64: str, cause: str
+) -> None:
+    r = client.post("/v1/events", json=audio("c1", 0, b64), headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert cause in r.text
+    assert store.r.xlen(store.keys.events) == 0
+
+
+def test_transcript_shows_each_voice_turns_arousal(client: TestClient, worker: Worker) -> None:
+    cues = {"arousal": 0.9, "valence": -0.4, "source": "acme"}
+    post(
+        client,
+        [
+            started("c1", "voice"),
+            audio("c1", 0, synthetic_wav(3.0, 120.0)),
+            message("c1", "hello, it is about my bill"),
+            message("c1", "you charged me twice", seq=1, acoustic=cues),
+        ],
+    )
+    drain(worker)
+    c = client.get("/v1/contacts/c1", headers=ADMIN).json()
+    first, second = c["transcript"]
+    assert first["voice"] == "audio" and 0 <= first["arousal"] <= 1
+    assert second["voice"] == "acme" and second["arousal"] == 0.9
+    assert second["text_intensity"] is not None and second["intensity"] > second["text_intensity"]
