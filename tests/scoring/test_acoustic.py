@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.audio import HEADER_B64_CHARS, decode_wav, encode_wav
+from router.audio import decode_wav, encode_wav
 from router.domain.voice import VoiceBaseline, VoiceFeatures, estimate_arousal, update_baseline
 from router.errors import EventError
 from router.events import parse_event
@@ -90,34 +90,31 @@ def test_the_synthetic_voice_has_the_pitch_it_was_made_with() -> None:
 
 # ---------------------------------------------------------------------------------------------- bad audio
 
-CONTAINER_CASES = {
-    "@@@@not base64@@@@": "bad_audio: not base64",
-    base64.b64encode(b"hello world, not audio").decode(): "bad_audio: not a WAV file",
-    wav_b64(b"\x00\x00" * 1000, channels=2): "bad_audio: 2 channels",
-    wav_b64(b"\x80" * 1000, width=1): "bad_audio: 8-bit samples",
-    wav_b64(b"\x00\x00" * 1000, rate=44_100): "bad_audio: sample rate 44100 Hz",
-    wav_b64(b""): "bad_audio: no samples",
-    non_pcm_wav(3): "bad_audio: unreadable WAV",
-    non_pcm_wav(7): "bad_audio: unreadable WAV",
-    encode_wav(np.zeros(8_000 * 61), 8_000): "bad_audio: 61.0 s long; the limit is 60 s",
-    encode_wav(np.zeros(16_000 * 61), 16_000): "String should have at most 2561368 characters",
-}
 
-
-@pytest.mark.parametrize(("b64", "reason"), list(CONTAINER_CASES.items()))
-def test_the_contract_refuses_what_is_not_a_short_mono_pcm_wav(b64: str, reason: str) -> None:
-    with pytest.raises(EventError) as err:
-        parse_event(audio_event(b64))
-    assert err.value.reason.startswith("invalid_event: contact.audio.audio")
-    assert reason in err.value.reason
-
-
-def test_empty_audio_is_refused() -> None:
-    with pytest.raises(EventError, match="audio: String should have at least 1 character"):
-        parse_event(audio_event(""))
+def test_the_contract_takes_any_base64_up_to_its_cap_and_nothing_else() -> None:
+    """The wire model checks only what its JSON Schema says (so the API accepts whatever the published
+    schema allows); the worker checks the audio itself (below)."""
+    parse_event(audio_event("AAAA"))
+    cases = {
+        "@@@@not base64@@@@": "String should match pattern",
+        "": "String should have at least 4 characters",
+        encode_wav(np.zeros(16_000 * 61), 16_000): "String should have at most 2561368 characters",
+    }
+    for b64, reason in cases.items():
+        with pytest.raises(EventError) as err:
+            parse_event(audio_event(b64))
+        assert err.value.reason.startswith("invalid_event: contact.audio.audio: " + reason)
 
 
 CONTENT_CASES = {
+    "bad padding": ("AAAAA", "bad_audio: not base64"),
+    "not a wav": (base64.b64encode(b"hello world, not audio").decode(), "bad_audio: not a WAV file"),
+    "stereo": (wav_b64(b"\x00\x00" * 1000, channels=2), "bad_audio: 2 channels"),
+    "8-bit": (wav_b64(b"\x80" * 1000, width=1), "bad_audio: 8-bit samples"),
+    "44.1 kHz": (wav_b64(b"\x00\x00" * 1000, rate=44_100), "bad_audio: sample rate 44100 Hz"),
+    "no samples": (wav_b64(b""), "bad_audio: no samples"),
+    "float": (non_pcm_wav(3), "bad_audio: unreadable WAV"),
+    "mu-law": (non_pcm_wav(7), "bad_audio: unreadable WAV"),
     "silence": (encode_wav(np.zeros(16_000), 8_000), "bad_audio: 0.00 s of speech above -55 dBFS"),
     "clipped": (
         encode_wav(np.sign(np.sin(2 * np.pi * 150 * np.arange(16_000) / 8_000)), 8_000),
@@ -136,21 +133,12 @@ CONTENT_CASES = {
 
 
 @pytest.mark.parametrize("case", list(CONTENT_CASES))
-def test_the_worker_refuses_audio_with_no_voice_to_measure(case: str) -> None:
+def test_the_worker_refuses_audio_it_cannot_measure(case: str) -> None:
     b64, reason = CONTENT_CASES[case]
-    parse_event(audio_event(b64))  # a well-formed container: the API takes it, the worker dead-letters it
+    parse_event(audio_event(b64))  # the API takes it; the worker dead-letters it
     with pytest.raises(EventError) as err:
         features_from_wav(b64, 20.0)
     assert err.value.reason.startswith(reason)
-
-
-def test_damage_after_the_header_is_found_by_the_worker() -> None:
-    good = encode_wav(harmonic(150, 8_000, 3.0), 8_000)
-    assert len(good) > HEADER_B64_CHARS + 8
-    damaged = good[: HEADER_B64_CHARS + 4] + "!!!!" + good[HEADER_B64_CHARS + 8 :]
-    parse_event(audio_event(damaged))
-    with pytest.raises(EventError, match="bad_audio: not base64"):
-        features_from_wav(damaged, 20.0)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,11 +158,12 @@ def test_any_pcm_bytes_give_features_or_a_bad_audio_reason(frames: bytes, rate: 
 @given(
     st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -", max_size=300)
 )
-def test_any_string_is_parsed_or_refused_with_a_reason(text: str) -> None:
+def test_any_string_is_refused_with_a_reason_never_a_crash(text: str) -> None:
     try:
         parse_event(audio_event(text))
+        features_from_wav(text, 20.0)
     except EventError as exc:
-        assert exc.reason.startswith("invalid_event: contact.audio.audio")
+        assert exc.reason.startswith(("invalid_event: contact.audio.audio", "bad_audio: "))
 
 
 # ---------------------------------------------------------------------------------------------- real speech
