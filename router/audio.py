@@ -1,8 +1,8 @@
 """The audio of a ``contact.audio`` event: base64 of a mono 16-bit PCM WAV at 8 or 16 kHz, and the reasons a
 payload is refused.
 
-The wire model (router.events) checks only what its JSON Schema can say (the base64 alphabet, a length
-cap), so that every payload the published schema allows is accepted by ``POST /v1/events``. The worker
+The wire model (router.events) checks only what its JSON Schema can say (a string, a length cap), so that
+every payload the published schema allows is accepted by ``POST /v1/events``. The worker
 checks the rest when it extracts the voice features (router.scoring.acoustic): base64, RIFF/WAVE, PCM, one
 channel, 16 bits, 8 or 16 kHz, samples, at most ``audio_max_s``, then silence and clipping. Every refusal
 is an ``EventError`` whose reason starts with ``bad_audio:``, and the worker dead-letters the event.
@@ -27,7 +27,6 @@ WAV_HEADER_BYTES = 44
 # base64 characters of the longest payload the contract allows (16 kHz, 16 bits, MAX_AUDIO_S, a header)
 MAX_AUDIO_B64_CHARS = 4 * -(-(int(MAX_AUDIO_S * 16_000 * 2) + 1_024) // 3)
 BAD_AUDIO = "bad_audio"
-BASE64_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
 
 
 @dataclass(frozen=True, slots=True)

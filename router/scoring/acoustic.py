@@ -136,9 +136,11 @@ def _cmnd(seg: Floats, w: int, tau_max: int) -> Floats:
     spec_all = np.fft.rfft(seg, size, axis=1)
     spec_win = np.fft.rfft(seg[:, :w], size, axis=1)
     r = np.fft.irfft(spec_all * np.conj(spec_win), size, axis=1)[:, : tau_max + 1]
-    sq = np.concatenate([np.zeros((seg.shape[0], 1)), np.cumsum(seg * seg, axis=1)], axis=1)
+    sq = np.empty((seg.shape[0], seg.shape[1] + 1))
+    sq[:, 0] = 0.0
+    np.cumsum(seg * seg, axis=1, out=sq[:, 1:])
+    energy = sq[:, w : w + tau_max + 1] - sq[:, : tau_max + 1]  # E(tau): the window's energy shifted by tau
     taus = np.arange(tau_max + 1)
-    energy = sq[:, taus + w] - sq[:, taus]  # E(tau): the window's energy shifted by tau
     d = np.maximum(energy[:, :1] + energy - 2.0 * r, 0.0)
     cum = np.cumsum(d[:, 1:], axis=1)
     out: Floats = np.ones_like(d)
@@ -153,14 +155,11 @@ def _first_dip(cmnd: Floats, tau_min: int) -> tuple[Floats, Floats]:
     under = body < YIN_THRESHOLD
     first = np.where(under.any(axis=1), under.argmax(axis=1), body.argmin(axis=1))
     rows = np.arange(len(body))
-    # walk down to the bottom of the dip that starts there (a few steps at most)
-    for _ in range(16):
-        nxt = np.minimum(first + 1, body.shape[1] - 1)
-        step = body[rows, nxt] < body[rows, first]
-        if not step.any():
-            break
-        first = np.where(step, nxt, first)
-    t = first + tau_min
+    # the bottom of the dip that starts there: the first lag from it where d' stops falling
+    lags = np.arange(body.shape[1] - 1)
+    rising = (body[:, 1:] >= body[:, :-1]) & (lags[None, :] >= first[:, None])
+    bottom = np.where(rising.any(axis=1), rising.argmax(axis=1), body.shape[1] - 1)
+    t = bottom + tau_min
     a, b, c = cmnd[rows, t - 1], cmnd[rows, t], cmnd[rows, t + 1]
     den = a - 2.0 * b + c
     shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1.0, den), 0.0)

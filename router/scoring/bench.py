@@ -309,33 +309,48 @@ def _voice_clips(texts: Sequence[str]) -> tuple[list[str], str]:
 
 
 def _acoustic_step(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
-    """(e): the acoustic step beside the scorer, batch by batch (the scorer's cache emptied first: (b)
-    scored these very batches)."""
-    from router.audio import decode_wav
-    from router.scoring.acoustic import voice_features
+    """(e): per voice turn, the acoustic step (decode + features) and the rest of what the audio event
+    costs a worker (its parse and content digest), beside the scorer, batch by batch (the scorer's cache
+    emptied first: (b) scored these very batches)."""
+    from router.events import ContactAudio, event_digest, parse_event
+    from router.scoring.acoustic import features_from_wav
 
     clips, source = _voice_clips([t for b in batches for t in b])
+    raws = [json.dumps({"type": "contact.audio", "contact_id": "c", "seq": 1, "audio": c}) for c in clips]
     scorer.cache.clear()
-    text_s = acoustic_s = audio_s = 0.0
+    text_s = acoustic_s = event_s = 0.0
     n = 0
     for b in batches:
         t0 = time.perf_counter()
         scorer.score(b)
         t1 = time.perf_counter()
-        for i in range(len(b)):
-            pcm = decode_wav(clips[(n + i) % len(clips)])
-            voice_features(pcm)
-            audio_s += pcm.duration_s
-        acoustic_s += time.perf_counter() - t1
         text_s += t1 - t0
+        for i in range(len(b)):
+            t2 = time.perf_counter()
+            ev = parse_event(raws[(n + i) % len(raws)])
+            event_digest(ev)
+            t3 = time.perf_counter()
+            assert isinstance(ev, ContactAudio)
+            features_from_wav(ev.audio, 60.0)
+            acoustic_s += time.perf_counter() - t3
+            event_s += t3 - t2
         n += len(b)
+    seconds = sum(_clip_seconds(c) for c in clips) / len(clips)
     return {
         "acoustic_ms_per_turn": round(1000 * acoustic_s / n, 3),
+        "audio_event_ms_per_turn": round(1000 * event_s / n, 3),
         "scorer_ms_per_turn": round(1000 * text_s / n, 3),
         "acoustic_share": round(acoustic_s / text_s, 3),
-        "acoustic_audio_s_per_turn": round(audio_s / n, 2),
+        "acoustic_and_event_share": round((acoustic_s + event_s) / text_s, 3),
+        "acoustic_audio_s_per_turn": round(seconds, 2),
         "acoustic_clips": f"{len(clips)} from {source}, 8 kHz",
     }
+
+
+def _clip_seconds(b64: str) -> float:
+    from router.audio import decode_wav
+
+    return decode_wav(b64).duration_s
 
 
 MINILM_ONNX = "minilm-int8.onnx"
