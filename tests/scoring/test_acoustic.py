@@ -183,11 +183,12 @@ SENTENCES = {
         "mi tarjeta fue rechazada otra vez",
     ],
 }
-# espeak-ng voices: three per language, male and female variants; alternating telephone rates
+# espeak-ng voices: three per language, male and female; alternating telephone rates. (espeak-ng ignores
+# a variant on en-gb: en-gb+f3 is en-gb.)
 VOICES = [
     ("en-us", "en"),
-    ("en-gb+f3", "en"),
-    ("en-us+m3", "en"),
+    ("en-us+f3", "en"),
+    ("en-gb", "en"),
     ("es", "es"),
     ("es+f4", "es"),
     ("es-419+m2", "es"),
