@@ -12,9 +12,9 @@
   about 4 and 6.3 Hz. Counting syllable nuclei (peaks of the loudness contour) missed a third of the
   syllables of fast speech, whose dips are shallow.
 
-Not librosa: its ``yin`` measured ~1.3 ms on a 4.8 s turn at 8 kHz (this module: about a quarter of that,
-``router bench scorer``), and its first call compiles numba code for ~19 s, which a worker would spend
-inside a batch.
+Not librosa: its ``yin`` alone took ~1.3 ms on a 4.8 s turn at 8 kHz where this whole module takes about
+half that (docs/voice.md has the bench), and its first call compiles numba code for ~19 s, which a worker
+would spend inside a batch.
 """
 
 from __future__ import annotations
