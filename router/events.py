@@ -230,7 +230,7 @@ def event_digest(event: InboundEvent) -> str:
     reused for other content has another (kept with the seen marker, compared on every repeat)."""
     data = event.model_dump(mode="json")
     if isinstance(event, ContactAudio):  # escaping 100 KB of base64 into the JSON costs more than hashing it
-        data["audio"] = "sha256:" + hashlib.sha256(event.audio.encode("ascii")).hexdigest()
+        data["audio"] = "sha256:" + hashlib.sha256(event.audio.encode("utf-8", "surrogatepass")).hexdigest()
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 

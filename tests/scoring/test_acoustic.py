@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from router.audio import decode_wav, encode_wav
 from router.domain.voice import VoiceBaseline, VoiceFeatures, estimate_arousal, update_baseline
 from router.errors import EventError
-from router.events import parse_event
+from router.events import event_digest, parse_event
 from router.scoring.acoustic import features_from_wav, voice_features
 from router.scoring.voice_clips import Manner, espeak_wav, have_espeak, synthetic_wav
 
@@ -109,6 +109,7 @@ def test_the_contract_takes_any_base64_up_to_its_cap_and_nothing_else() -> None:
 CONTENT_CASES = {
     "bad padding": ("AAAAA", "bad_audio: not base64"),
     "not base64": ("@@@@not base64@@@@", "bad_audio: not base64"),
+    "not ascii": ("\u00a9\u00e7\ud959\ude67AAAA", "bad_audio: not base64"),
     "not a wav": (base64.b64encode(b"hello world, not audio").decode(), "bad_audio: not a WAV file"),
     "stereo": (wav_b64(b"\x00\x00" * 1000, channels=2), "bad_audio: 2 channels"),
     "8-bit": (wav_b64(b"\x80" * 1000, width=1), "bad_audio: 8-bit samples"),
@@ -136,7 +137,7 @@ CONTENT_CASES = {
 @pytest.mark.parametrize("case", list(CONTENT_CASES))
 def test_the_worker_refuses_audio_it_cannot_measure(case: str) -> None:
     b64, reason = CONTENT_CASES[case]
-    parse_event(audio_event(b64))  # the API takes it; the worker dead-letters it
+    event_digest(parse_event(audio_event(b64)))  # the API takes it; the worker dead-letters it
     with pytest.raises(EventError) as err:
         features_from_wav(b64, 20.0)
     assert err.value.reason.startswith(reason)
