@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     # models/, else torch fp32.
     encoder_backend: Literal["auto", "torch", "onnx"] = "auto"
 
+    # Voice (docs/voice.md): contact.audio longer than audio_max_s is dead-lettered (the contract's ceiling
+    # is 60 s; 20 s of 16 kHz audio is ~850 KB of base64, under api_max_body_bytes). A turn's vocal arousal
+    # a above 0.5 lifts its intensity and moment-of-truth probability by acoustic_gain * 2 * (a - 0.5).
+    audio_max_s: float = Field(default=20.0, gt=0, le=60)
+    acoustic_gain: float = Field(default=0.3, ge=0, le=1)
+
     # Supervisor API (router/api)
     admin_key: SecretStr = SecretStr("")  # ROUTER_ADMIN_KEY: every scope; empty disables it
     api_max_body_bytes: int = Field(default=1_048_576, ge=1_024)  # larger request bodies get 413

@@ -7,12 +7,14 @@ bash scripts/setup.sh
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages the suite drives for real: redis-server (+ redis-cli for the cluster test), chromium
-# (browser tests, headless, via playwright-core with no browser download) and docker-compose (1.29: parses
-# and validates docker-compose.yml without a Docker engine)
+# (browser tests, headless, via playwright-core with no browser download), docker-compose (1.29: parses
+# and validates docker-compose.yml without a Docker engine), espeak-ng and sox (the voice tests synthesise speech)
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
+command -v sox >/dev/null 2>&1 || missing="$missing sox"
 if [ -n "$missing" ]; then
   as_root apt-get update -qq
   # shellcheck disable=SC2086

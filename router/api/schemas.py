@@ -256,6 +256,15 @@ class TranscriptTurn(BaseModel):
     speaker: str
     text: str | None = Field(description="Null for keys with routing:read:redacted")
     intensity: float | None = None
+    arousal: float | None = Field(
+        default=None, description="Vocal arousal of a voice turn, 0-1 (docs/voice.md)"
+    )
+    voice: str | None = Field(
+        default=None, description="Where the arousal came from: 'audio' or the platform"
+    )
+    text_intensity: float | None = Field(
+        default=None, description="The words' intensity, when the voice raised `intensity` above it"
+    )
 
 
 class DecisionItem(Decision):

@@ -18,6 +18,11 @@ their outputs are compared on the same messages (embedding cosine, intensity dif
 with that encoder swapped in (same heads, so the same work after the encoder) is timed interleaved with (b)
 on the same batches: ``minilm_msgs_per_s`` and ``multilingual_vs_minilm``, the price of reading eleven
 languages instead of one.
+
+(e) acoustic: the voice features of one turn's audio (router.scoring.acoustic), timed interleaved with (b)
+on the same batches, one clip per message: ``acoustic_ms_per_turn`` against ``scorer_ms_per_turn`` and
+their ratio ``acoustic_share`` (what the acoustic step adds to a voice turn). The clips are the bench's
+messages read by espeak-ng at 8 kHz (calm, neutral and agitated in turn), or a synthetic voice without it.
 """
 
 from __future__ import annotations
@@ -285,6 +290,69 @@ def compare_backends(torch_scorer: Any, onnx_scorer: Any, texts: Sequence[str]) 
     }
 
 
+ACOUSTIC_CLIPS = 32
+
+
+def _voice_clips(texts: Sequence[str]) -> tuple[list[str], str]:
+    from router.scoring.voice_clips import espeak_wav, have_espeak, synthetic_wav
+
+    if not have_espeak():
+        clips = [synthetic_wav(2.5 + i % 4, 100.0 + 10 * i, seed=i) for i in range(ACOUSTIC_CLIPS)]
+        return clips, "synthetic"
+    manners = ("calm", "neutral", "agitated")
+    voices = ("en-us", "en-gb", "en-us+f3", "en-us+m3")
+    clips = [
+        espeak_wav(" ".join(t.split()[:20]) or "hello", voices[i % 4], manners[i % 3])  # type: ignore[arg-type]
+        for i, t in enumerate(texts[:ACOUSTIC_CLIPS])
+    ]
+    return clips, "espeak-ng"
+
+
+def _acoustic_step(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
+    """(e): per voice turn, the acoustic step (decode + features) and the rest of what the audio event
+    costs a worker (its parse and content digest), beside the scorer, batch by batch (the scorer's cache
+    emptied first: (b) scored these very batches)."""
+    from router.events import ContactAudio, event_digest, parse_event
+    from router.scoring.acoustic import features_from_wav
+
+    clips, source = _voice_clips([t for b in batches for t in b])
+    raws = [json.dumps({"type": "contact.audio", "contact_id": "c", "seq": 1, "audio": c}) for c in clips]
+    scorer.cache.clear()
+    text_s = acoustic_s = event_s = 0.0
+    n = 0
+    for b in batches:
+        t0 = time.perf_counter()
+        scorer.score(b)
+        t1 = time.perf_counter()
+        text_s += t1 - t0
+        for i in range(len(b)):
+            t2 = time.perf_counter()
+            ev = parse_event(raws[(n + i) % len(raws)])
+            event_digest(ev)
+            t3 = time.perf_counter()
+            assert isinstance(ev, ContactAudio)
+            features_from_wav(ev.audio, 60.0)
+            acoustic_s += time.perf_counter() - t3
+            event_s += t3 - t2
+        n += len(b)
+    seconds = sum(_clip_seconds(c) for c in clips) / len(clips)
+    return {
+        "acoustic_ms_per_turn": round(1000 * acoustic_s / n, 3),
+        "audio_event_ms_per_turn": round(1000 * event_s / n, 3),
+        "scorer_ms_per_turn": round(1000 * text_s / n, 3),
+        "acoustic_share": round(acoustic_s / text_s, 3),
+        "acoustic_and_event_share": round((acoustic_s + event_s) / text_s, 3),
+        "acoustic_audio_s_per_turn": round(seconds, 2),
+        "acoustic_clips": f"{len(clips)} from {source}, 8 kHz",
+    }
+
+
+def _clip_seconds(b64: str) -> float:
+    from router.audio import decode_wav
+
+    return decode_wav(b64).duration_s
+
+
 MINILM_ONNX = "minilm-int8.onnx"
 
 
@@ -398,6 +466,7 @@ def run_bench_scorer(
         # percent stolen say more about the neighbours than about the code
         "cpu_steal_share": steal_share,
     }
+    res.update(_acoustic_step(scorer, batches))
     res.update(_compare_minilm(scorer, batches))
     if compare_onnx and find_onnx_model() is not None:
         other = "torch" if scorer.backend == "onnx" else "onnx"

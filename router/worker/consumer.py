@@ -23,8 +23,10 @@ from typing import Any
 
 import redis
 
+from router.domain.voice import VoiceFeatures
 from router.errors import EventError, ReplicationError, RouterError
 from router.events import (
+    ContactAudio,
     ContactEnded,
     ContactMessage,
     ContactStarted,
@@ -33,6 +35,7 @@ from router.events import (
     WorkCompleted,
     parse_event,
 )
+from router.scoring.acoustic import features_from_wav
 from router.scoring.detector import mot_model_for
 from router.scoring.protocol import EmotionScore, EmotionScorer
 from router.settings import Settings
@@ -49,11 +52,15 @@ MAX_DEADLETTER_PAYLOAD = 4_000_000
 DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
 # events that wait (pending, retried) while their contact has no contact.started yet
-WAITS_FOR_START = (ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
+WAITS_FOR_START = (ContactMessage, ContactAudio, HumanRequested, ContactEnded, WorkCompleted)
 # the worker backs off and retries on these, its entries left pending: Redis is unavailable, or its
 # replicas did not confirm a batch (the replication wait)
 WAIT_AND_RETRY: tuple[type[Exception], ...] = (*STORE_OUTAGES, ReplicationError)
 LONG_OUTAGE_S = 1.0  # after an outage this long (a failover, a restart) the start-up check runs again
+
+
+def _txt_lossless(v: Any) -> str:
+    return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class Prepared:
     parsed: list[tuple[str, InboundEvent]]
     rejected: list[tuple[str, dict[bytes, bytes], str]]  # (entry id, fields, dead-letter reason)
     scores: dict[str, EmotionScore]
+    voices: dict[str, VoiceFeatures] = field(default_factory=dict)  # contact.audio entry id -> features
 
 
 @dataclass
@@ -356,7 +364,33 @@ class Worker:
                 parsed.append((entry_id, ev))
                 if isinstance(ev, ContactStarted):
                     self._remember_language(ev.contact_id, ev.customer.language)
-        return Prepared(entries, deliveries, parsed, rejected, self._score(parsed))
+        voices = self._voices(entries, parsed, rejected)
+        if len(voices) < sum(isinstance(ev, ContactAudio) for _, ev in parsed):
+            parsed = [(eid, ev) for eid, ev in parsed if not isinstance(ev, ContactAudio) or eid in voices]
+        return Prepared(entries, deliveries, parsed, rejected, self._score(parsed), voices)
+
+    def _voices(
+        self,
+        entries: Sequence[Entry],
+        parsed: Sequence[tuple[str, InboundEvent]],
+        rejected: list[tuple[str, dict[bytes, bytes], str]],
+    ) -> dict[str, VoiceFeatures]:
+        """The voice features of the batch's contact.audio events, beside the text scores. Audio that gives
+        none (silence, clipping, too long) is dead-lettered; its transcript is routed on its words."""
+        voices: dict[str, VoiceFeatures] = {}
+        for entry_id, ev in parsed:
+            if not isinstance(ev, ContactAudio):
+                continue
+            try:
+                voices[entry_id] = features_from_wav(ev.audio, self.settings.audio_max_s)
+                continue
+            except EventError as exc:
+                reason = exc.reason
+            except Exception as exc:  # a bug in the analysis must not stop the batch
+                log.exception("audio of entry %s could not be analysed", entry_id)
+                reason = f"bad_audio: analysis failed ({type(exc).__name__}: {exc})"
+            rejected.append((entry_id, entries_map(entries)[entry_id], reason))
+        return voices
 
     def _over_delivered(
         self, over: Sequence[Entry], deliveries: dict[str, int]
@@ -397,7 +431,7 @@ class Worker:
         # after scoring, so the batch's reads are as fresh as they can be when the events apply
         self.engine.begin_batch([ev for _, ev in batch.parsed], defer=True)
         try:
-            acks = self._apply_all(batch.entries, batch.parsed, batch.scores, batch.deliveries)
+            acks = self._apply_all(batch)
         finally:
             self.engine.end_batch()
         if acks:
@@ -409,20 +443,14 @@ class Worker:
             self.stats.processed += len(acks)
         return len(batch.entries)
 
-    def _apply_all(
-        self,
-        entries: Sequence[Entry],
-        parsed: Sequence[tuple[str, InboundEvent]],
-        scores: dict[str, EmotionScore],
-        deliveries: dict[str, int],
-    ) -> list[str]:
+    def _apply_all(self, batch: Prepared) -> list[str]:
         """Apply the batch's events in stream order; returns the entry ids whose effects committed. Commits
         nothing waits on are deferred and sent in one pipeline (engine.settle); one that did not apply
         (and any later event of its contact) is applied again here, in stream order, before its ack."""
         acks: list[str] = []
         waiting: list[tuple[str, InboundEvent, Deferred]] = []
-        for entry_id, ev in parsed:
-            d = self._handle_one(entry_id, ev, scores, entries, deliveries, acks)
+        for entry_id, ev in batch.parsed:
+            d = self._handle_one(entry_id, ev, batch, acks)
             if d is not None:
                 waiting.append((entry_id, ev, d))
         self.engine.settle()
@@ -430,29 +458,23 @@ class Worker:
             if d.outcome is not None and d.outcome.status in ("ok", "dup"):
                 acks.append(entry_id)
             else:
-                self._handle_one(entry_id, ev, scores, entries, deliveries, acks)
+                self._handle_one(entry_id, ev, batch, acks)
         return acks
 
     def _handle_one(
-        self,
-        entry_id: str,
-        ev: InboundEvent,
-        scores: dict[str, EmotionScore],
-        entries: Sequence[Entry],
-        deliveries: dict[str, int],
-        acks: list[str],
+        self, entry_id: str, ev: InboundEvent, batch: Prepared, acks: list[str]
     ) -> Deferred | None:
         """Apply one event: acked when applied, dead-lettered when bad, left pending when it fails, or
         returned when its commit was deferred."""
         event_id = ev.event_id or entry_id
         try:
-            d = self.engine.handle(ev, event_id, scores.get(entry_id))
+            d = self.engine.handle(ev, event_id, batch.scores.get(entry_id), batch.voices.get(entry_id))
             if d is not None:
                 return d
             acks.append(entry_id)
         except EventError as exc:
-            fields = dict(entries_map(entries)[entry_id])
-            self._deadletter(entry_id, fields, exc.reason, deliveries.get(entry_id, 1))
+            fields = dict(entries_map(batch.entries)[entry_id])
+            self._deadletter(entry_id, fields, exc.reason, batch.deliveries.get(entry_id, 1))
         except RetryLater as exc:
             self.stats.retried += 1
             log.info("entry %s left pending: %s", entry_id, exc)

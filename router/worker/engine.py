@@ -29,10 +29,12 @@ from router.domain.policy import (
     queued_for_s,
 )
 from router.domain.turns import classify_turn
+from router.domain.voice import VoiceFeatures
 from router.errors import EventError, StoreError
 from router.events import (
     CONFLICTING_DUPLICATE,
     AgentStatusChanged,
+    ContactAudio,
     ContactEnded,
     ContactMessage,
     ContactStarted,
@@ -50,13 +52,14 @@ from router.settings import Settings
 from router.store.codec import ContactRecord, contact_fields, contact_from_hash
 from router.store.store import BatchReads, Commit, CustomerTouch, OfferInfo, Outcome, RoutingStore
 from router.worker.decisions import make_decision
+from router.worker.voice import VOICE_BASELINE, VOICE_PENDING, voice_on_audio, voice_on_message
 
 log = logging.getLogger(__name__)
 
 
 TRANSCRIPT_TEXT_CHARS = 500  # characters of each turn's text kept in the contact's transcript tail
 # events that name a contact: their contacts are read for the whole batch in one round trip
-CONTACT_EVENTS = (ContactStarted, ContactMessage, HumanRequested, ContactEnded, WorkCompleted)
+CONTACT_EVENTS = (ContactStarted, ContactMessage, ContactAudio, HumanRequested, ContactEnded, WorkCompleted)
 # contacts per queue the sweep checks for a due callback. Not queue_scan_limit: a callback is owed to
 # everyone who has waited long, also behind the heads that matching looks at.
 CALLBACK_SCAN = 1_000
@@ -250,18 +253,23 @@ class Engine:
 
     # ---- entry point ----------------------------------------------------------------------------
     def handle(
-        self, event: InboundEvent, event_id: str, score: EmotionScore | None = None
+        self,
+        event: InboundEvent,
+        event_id: str,
+        score: EmotionScore | None = None,
+        voice: VoiceFeatures | None = None,
     ) -> Deferred | None:
-        """Apply one event exactly once (a redelivery finds its seen marker and is a no-op). Inside a
-        worker batch the commit may be deferred: the Deferred then says, after ``settle``, whether it
-        applied. An event id applied before with other content raises ``EventError``
-        ('conflicting_duplicate'): the worker dead-letters it."""
+        """Apply one event exactly once (a redelivery finds its seen marker and is a no-op). ``score``: a
+        customer message's text score; ``voice``: a contact.audio's features. Inside a worker batch the
+        commit may be deferred: the Deferred then says, after ``settle``, whether it applied. An event id
+        applied before with other content raises ``EventError`` ('conflicting_duplicate'): the worker
+        dead-letters it."""
         self._digest = event_digest(event)
         for _ in range(self._retries):
             self._used_cache = False
             self._pending = None
             try:
-                outcome = self._dispatch(event, event_id, score)
+                outcome = self._dispatch(event, event_id, score, voice)
             except _Blocked:
                 return Deferred(Outcome("blocked"))
             if outcome is not None and outcome.status == "deferred":
@@ -281,11 +289,15 @@ class Engine:
             raise StoreError(f"{event.type} {event_id}: {outcome.status} {outcome.detail}")
         raise StoreError(f"{event.type} {event_id}: still conflicting after {self._retries} tries")
 
-    def _dispatch(self, ev: InboundEvent, eid: str, score: EmotionScore | None) -> Outcome | None:
+    def _dispatch(
+        self, ev: InboundEvent, eid: str, score: EmotionScore | None, voice: VoiceFeatures | None
+    ) -> Outcome | None:
         if isinstance(ev, ContactStarted):
             return self._started(ev, eid)
         if isinstance(ev, ContactMessage):
             return self._message(ev, eid, score)
+        if isinstance(ev, ContactAudio):
+            return self._audio(ev, eid, voice)
         if isinstance(ev, HumanRequested):
             return self._human_requested(ev, eid)
         if isinstance(ev, ContactEnded):
@@ -339,8 +351,9 @@ class Engine:
             else None,
         )
         touch = CustomerTouch(ev.customer.id, int(now * 1000), int(self.settings.affinity_ttl_s))
-        # a restarted contact starts afresh: no transcript, and a callback may be offered again
-        return self._place(eid, view, rec, {"transcript": "[]", "callback_ms": ""}, (), customer=touch)
+        # a restarted contact starts afresh: no transcript or voice, and a callback may be offered again
+        fresh = {"transcript": "[]", "callback_ms": "", VOICE_BASELINE: "", VOICE_PENDING: ""}
+        return self._place(eid, view, rec, fresh, (), customer=touch)
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
@@ -355,18 +368,38 @@ class Engine:
         text = ev.text[:TRANSCRIPT_TEXT_CHARS]
         entry: dict[str, object] = {"seq": ev.seq, "speaker": ev.speaker, "text": text}
         trigger: tuple[Reason, ...] = ()
+        extra: dict[str, str] = {}
         if ev.speaker == "customer" and score is not None and view.status != "ended":
-            view, asked = observe_turn(view, score.turn(ev.seq), self.th)
+            turn = score.turn(ev.seq)
+            voice = voice_on_message(ev, rec, turn, self.settings.acoustic_gain)
+            if voice is not None:
+                turn, trigger = voice.turn, voice.reasons
+                extra.update(voice.fields)
+                entry.update(voice.entry)
+            view, asked = observe_turn(view, turn, self.th)
             if asked:
-                turn = view.trajectory.turns
-                trigger = (Reason("human_requested_in_text", f"customer asked for a person on turn {turn}"),)
-            entry["intensity"] = round(score.intensity, 3)
-            entry["mot_prob"] = round(score.mot_prob, 3)
+                n = view.trajectory.turns
+                trigger += (Reason("human_requested_in_text", f"customer asked for a person on turn {n}"),)
+            entry["intensity"] = round(turn.intensity, 3)
+            entry["mot_prob"] = round(turn.mot_prob, 3)
         tail = [*rec.transcript, entry][-self.settings.transcript_tail :]
-        extra = {"transcript": json.dumps(tail)}
+        extra["transcript"] = json.dumps(tail)
         if ev.speaker != "customer" or view.status == "ended":
             return self._apply(self._commit(eid), rec, ev.contact_id, extra, final=True)
         return self._place(eid, view, rec, extra, trigger)
+
+    def _audio(self, ev: ContactAudio, eid: str, voice: VoiceFeatures | None) -> Outcome | None:
+        """A voice turn's audio features (extracted by the worker): kept until its transcript comes, or
+        applied to the transcript's turn (router/worker/voice.py)."""
+        rec = self._need_contact(ev.contact_id)
+        step = None
+        if voice is not None and rec.view.status != "ended":
+            step = voice_on_audio(ev.seq, rec, voice, self.settings.acoustic_gain)
+        if step is None:
+            return self._mark(eid)
+        if step.view is None:
+            return self._apply(self._commit(eid), rec, ev.contact_id, step.fields, final=True)
+        return self._place(eid, step.view, rec, step.fields, step.reasons)
 
     def _human_requested(self, ev: HumanRequested, eid: str) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)

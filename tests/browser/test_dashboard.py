@@ -291,3 +291,61 @@ def test_dashboard_long_ids_refused_edits_invisible_characters_and_dead_letters(
         finally:
             browser.close()
     assert errors == []
+
+
+def test_dashboard_shows_a_voice_turns_arousal(demo: str) -> None:
+    """Issue 16: a voice turn's arousal (here the platform's own cue) raised its intensity; the live feed
+    names ``acoustic_arousal`` and the transcript shows the voice beside the words' own intensity."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
+    errors: list[str] = []
+    auth = {"Authorization": f"Bearer {KEY}"}
+    cid = f"browser-voice-{int(time.time())}"
+    cues = {"arousal": 0.95, "valence": -0.5, "source": "acme"}
+    events = [
+        {"type": "contact.started", "contact_id": cid, "channel": "voice", "customer": {"id": f"u-{cid}"}},
+        {"type": "contact.message", "contact_id": cid, "seq": 0, "speaker": "customer", "text": "hello"},
+        {
+            "type": "contact.message",
+            "contact_id": cid,
+            "seq": 1,
+            "speaker": "customer",
+            "text": "you charged me twice for the same thing",
+            "acoustic": cues,
+        },
+    ]
+    with (
+        httpx.Client(base_url=demo.rstrip("/"), headers=auth, timeout=10) as api,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(demo)
+            page.locator("#key").fill(KEY)
+            page.keyboard.press("Enter")
+            page.locator("#agents tbody tr").first.wait_for(timeout=20_000)
+            assert api.post("/v1/events", json=events).status_code == 202
+            page.wait_for_function(
+                f"() => fetch('/v1/contacts/{cid}', {{headers: {{Authorization: 'Bearer {KEY}'}}}})"
+                ".then(r => r.ok ? r.json() : null).then(c => c && c.transcript.length === 2)",
+                timeout=20_000,
+            )
+            c = api.get(f"/v1/contacts/{cid}").json()
+            assert c["moment_of_truth"]
+            item = page.locator(f'#feed > li[data-contact="{cid}"]').first
+            item.wait_for(timeout=30_000)
+            assert "acoustic_arousal" in item.inner_text()
+            page.evaluate(f"showContact('{cid}')")
+            chip = page.locator("#contact-body .transcript .voice")
+            chip.wait_for(timeout=10_000)
+            assert chip.count() == 1
+            words = c["transcript"][1]["text_intensity"]
+            assert chip.inner_text().strip() == f"· voice 0.95 (words {words})"
+            assert chip.get_attribute("title") == "vocal arousal from acme"
+            page.keyboard.press("Escape")
+        finally:
+            browser.close()
+    assert errors == []

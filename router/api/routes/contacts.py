@@ -20,14 +20,22 @@ PathContactId = Annotated[
 ]
 
 
+def _number(t: dict[str, Any], key: str) -> float | None:
+    value = t.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _turn(t: dict[str, Any], redacted: bool) -> TranscriptTurn:
     seq = t.get("seq")
-    intensity = t.get("intensity")
+    voice = t.get("voice")
     return TranscriptTurn(
         seq=seq if isinstance(seq, int) else None,
         speaker=str(t.get("speaker", "")),
         text=None if redacted else str(t.get("text", "")),
-        intensity=float(intensity) if isinstance(intensity, int | float) else None,
+        intensity=_number(t, "intensity"),
+        arousal=_number(t, "arousal"),
+        voice=str(voice) if voice is not None else None,
+        text_intensity=_number(t, "text_intensity"),
     )
 
 

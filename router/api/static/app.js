@@ -432,6 +432,13 @@ async function drawSpark(contactId, svg, fallback) {
 }
 
 // ---- contact detail --------------------------------------------------------------------------------------
+// a voice turn's arousal (docs/voice.md): where it came from, and the words' own intensity when it raised it
+function voiceChip(t) {
+  if (t.arousal === null || t.arousal === undefined) return null;
+  const raised = t.text_intensity === null || t.text_intensity === undefined ? "" : ` (words ${t.text_intensity})`;
+  return el("span", { class: "voice", title: `vocal arousal from ${t.voice || "audio"}`, text: ` · voice ${t.arousal}${raised}` });
+}
+
 async function showContact(contactId) {
   const dlg = $("#contact");
   const body = $("#contact-body");
@@ -450,7 +457,8 @@ async function showContact(contactId) {
       ...c.transcript.map((t) => el("li", {},
         el("span", { class: "speaker", text: t.speaker }),
         el("span", { class: "said", text: t.text === null ? "(text hidden for this key)" : visible(t.text) }),
-        t.intensity === null || t.intensity === undefined ? null : el("span", { class: "muted", text: ` · ${t.intensity}` }))),
+        t.intensity === null || t.intensity === undefined ? null : el("span", { class: "muted", text: ` · ${t.intensity}` }),
+        voiceChip(t))),
     );
     const decisions = el("ol", {},
       ...c.decisions.map((d) => el("li", {},
