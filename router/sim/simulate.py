@@ -137,7 +137,7 @@ def run_mode(
         t0=t0,
         span_s=scenario.span_s,
         seed=seed,
-        register_eq=(lambda a: a.eq) if mode == "emotion" else (lambda a: SKILLS_ONLY_EQ),
+        register_eq=(lambda a: SKILLS_ONLY_EQ) if mode == "skills_only" else (lambda a: a.eq),
         sweep_after_route_s=(
             s.ladder_step1_s,
             s.ladder_step2_s,
