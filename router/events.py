@@ -192,8 +192,11 @@ class Decision(_Strict):
     # the detector's probability that the contact is a moment of truth (None before any customer turn)
     mot_prob: float | None = Field(default=None, ge=0, le=1)
     estimated_wait_s: float | None = None
-    # its uncertainty (sd, s): the announced band is estimated_wait_s +- this
+    # its uncertainty (sd, s)
     estimated_wait_sd_s: float | None = None
+    # the announced band (s): the 10th and 90th percentiles of the wait (router/domain/wait_forecast.py)
+    estimated_wait_low_s: float | None = None
+    estimated_wait_high_s: float | None = None
     reasons: tuple[Reason, ...] = ()
     ts: float
 

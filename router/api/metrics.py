@@ -45,6 +45,23 @@ STAT_COUNTERS = {
     "replayed": ("router_deadletters_replayed", "Dead letters replayed through the API (stats hash)"),
     "scorer_fallbacks": ("router_scorer_fallbacks", "Batches the fallback scorer answered (stats hash)"),
 }
+# Announced against actual waits, counted by the offer script at each acceptance of a contact that was
+# announced a wait: divide (error or inside) by checked for the mean absolute error and the share inside
+# the band, and the error by the actual for the error as a share of the mean wait.
+EWT_COUNTERS = {
+    "ewt_checked": ("router_ewt_checked", "Accepted contacts that had been announced a wait", 1.0),
+    "ewt_abs_error_ms": (
+        "router_ewt_abs_error_seconds",
+        "Sum of |announced - actual| wait over them (seconds)",
+        0.001,
+    ),
+    "ewt_actual_ms": ("router_ewt_actual_wait_seconds", "Sum of their actual waits (seconds)", 0.001),
+    "ewt_inside_band": (
+        "router_ewt_inside_band",
+        "Of them, actual waits inside the announced band (10th-90th percentile)",
+        1.0,
+    ),
+}
 OFFER_LOST_CODES = {"offer_declined": "declined", "offer_timeout": "timeout"}
 
 
@@ -195,6 +212,10 @@ class StoreCollector(Collector):
         for field, (name, doc) in STAT_COUNTERS.items():
             c = CounterMetricFamily(name, doc)
             c.add_metric([], float(stats.get(field, 0) + local.get(field, 0)))
+            yield c
+        for field, (name, doc, scale) in EWT_COUNTERS.items():
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], stats.get(field, 0) * scale)
             yield c
         g = GaugeMetricFamily("router_queue_depth", "Contacts waiting per queue", labels=["queue"])
         for q, n in depths.items():

@@ -3,6 +3,9 @@ long they take, and when they step away.
 
 The floor is staffed for the *usual* day: its size comes from the offered load of the non-burst
 contacts at the busiest hour, so a storm's surge finds the floor as a real one would, under-staffed.
+Each profile (voice, digital) gets the agents Erlang C asks for to answer 80% of its contacts within
+20 s, and at least four times the high-EQ agents its moments of truth need for the same target, since
+a quarter of any floor is eq >= 4 (``size_floor``).
 
 Everyone speaks English; each other language of the day is dealt, within each profile (voice, digital),
 to ``SPEAKER_SHARE`` of the agents (at least ``MIN_SPEAKERS``), first to a high-EQ agent (up to a fair
@@ -49,8 +52,15 @@ HANDLE_SIGMA = 0.4
 KIND_HANDLE_FACTOR: dict[str, float] = {"routine": 0.6, "routine_human": 0.8, "mot": 1.5, "turning": 1.3}
 # Contacts one agent effectively works at once per channel, for sizing (capacity is the hard limit).
 EFFECTIVE_CONCURRENCY: dict[str, float] = {"voice": 1.0, "chat": 2.0, "email": 2.5, "social": 2.0, "sms": 2.0}
-TARGET_OCCUPANCY = 0.8
+# The service level the floor is sized for (Erlang C): this share of contacts answered within this
+# wait. 20 s is also the escalation ladder's first step, so it is what a moment of truth may wait for
+# an eq >= 4 agent before the ladder widens.
+SERVICE_SHARE = 0.8
+SERVICE_WITHIN_S = 20.0
+HIGH_EQ_SHARE = sum(share for eq, share in EQ_MIX if eq >= 4)  # a quarter
+BREAK_SHARE = 1 / 8  # breaks take about one agent in eight off the floor at any time
 MIN_AGENTS = 8
+MIN_PER_PROFILE = 2
 
 ACCEPT_DELAY_S = (2.0, 8.0)
 DECLINE_P = 0.03
@@ -97,31 +107,95 @@ def handle_time_s(journey: SimJourney, agent_skill: float, rng: random.Random) -
     return max(30.0, median * math.exp(rng.gauss(0.0, HANDLE_SIGMA)))
 
 
-def offered_erlangs(journeys: Sequence[SimJourney], scenario: Scenario) -> dict[str, float]:
-    """Agent-seconds of work per second at the busiest hour, split voice / digital, burst excluded."""
+def _work_s(j: SimJourney) -> float:
+    """Agent-seconds one contact is expected to take (mean handle time over effective concurrency)."""
+    work = HANDLE_MEDIAN_S[j.channel] * KIND_HANDLE_FACTOR[j.kind] * math.exp(HANDLE_SIGMA**2 / 2)
+    return work / EFFECTIVE_CONCURRENCY[j.channel]
+
+
+@dataclass(frozen=True)
+class Load:
+    """Offered load of one profile at the busiest hour: agent-erlangs and the mean agent-seconds each."""
+
+    erlangs: float
+    work_s: float
+
+
+def peak_loads(
+    journeys: Sequence[SimJourney], scenario: Scenario, *, mot_only: bool = False
+) -> dict[str, Load]:
+    """Per profile, the load of the non-burst contacts that need a human at the busiest hour of all of
+    them (``mot_only``: of the moments of truth among them, at that same hour)."""
     hours = max(1, scenario.close_h - scenario.open_h)
-    voice = [0.0] * hours
-    digital = [0.0] * hours
+    work: dict[str, list[list[float]]] = {
+        "voice": [[] for _ in range(hours)],
+        "digital": [[] for _ in range(hours)],
+    }
+    mot: dict[str, list[list[float]]] = {
+        "voice": [[] for _ in range(hours)],
+        "digital": [[] for _ in range(hours)],
+    }
     for j in journeys:
         if j.burst or not j.needs_human:
             continue
         h = min(hours - 1, int(j.start_s // 3600))
-        work = HANDLE_MEDIAN_S[j.channel] * KIND_HANDLE_FACTOR[j.kind] * math.exp(HANDLE_SIGMA**2 / 2)
-        work /= EFFECTIVE_CONCURRENCY[j.channel]
-        (voice if j.channel == "voice" else digital)[h] += work / 3600.0
-    peak = max(range(hours), key=lambda h: voice[h] + digital[h])
-    return {"voice": voice[peak], "digital": digital[peak]}
+        profile = "voice" if j.channel == "voice" else "digital"
+        work[profile][h].append(_work_s(j))
+        if j.truth_mot:
+            mot[profile][h].append(_work_s(j))
+    peak = max(range(hours), key=lambda h: sum(work["voice"][h]) + sum(work["digital"][h]))
+    chosen = mot if mot_only else work
+    out = {}
+    for profile, by_hour in chosen.items():
+        xs = by_hour[peak]
+        out[profile] = Load(sum(xs) / 3600.0, sum(xs) / len(xs) if xs else 0.0)
+    return out
+
+
+def offered_erlangs(journeys: Sequence[SimJourney], scenario: Scenario) -> dict[str, float]:
+    """Agent-seconds of work per second at the busiest hour, split voice / digital, burst excluded."""
+    return {profile: load.erlangs for profile, load in peak_loads(journeys, scenario).items()}
+
+
+def erlang_c(agents: int, erlangs: float) -> float:
+    """P(a contact waits at all) with ``agents`` servers and ``erlangs`` offered (1 when overloaded)."""
+    if erlangs <= 0:
+        return 0.0
+    if agents <= erlangs:
+        return 1.0
+    term, total = 1.0, 1.0  # a^k / k!, summed for k < agents
+    for k in range(1, agents):
+        term *= erlangs / k
+        total += term
+    last = term * erlangs / agents * agents / (agents - erlangs)
+    return last / (total + last)
+
+
+def agents_for(load: Load, share: float = SERVICE_SHARE, within_s: float = SERVICE_WITHIN_S) -> int:
+    """The fewest agents that answer ``share`` of the contacts within ``within_s`` (Erlang C)."""
+    if load.erlangs <= 0 or load.work_s <= 0:
+        return 0
+    n = max(1, math.ceil(load.erlangs))
+    while True:
+        answered = 1.0 - erlang_c(n, load.erlangs) * math.exp(-(n - load.erlangs) * within_s / load.work_s)
+        if answered >= share:
+            return n
+        n += 1
 
 
 def size_floor(journeys: Sequence[SimJourney], scenario: Scenario) -> tuple[int, int]:
-    """(voice agents, digital agents) for TARGET_OCCUPANCY at the usual day's busiest hour."""
-    load = offered_erlangs(journeys, scenario)
-    # breaks take about one agent in eight off the floor at any time
-    voice = max(2, math.ceil(load["voice"] / TARGET_OCCUPANCY * 8 / 7))
-    digital = max(2, math.ceil(load["digital"] / TARGET_OCCUPANCY * 8 / 7))
-    total = voice + digital
-    if total < MIN_AGENTS:
-        digital += MIN_AGENTS - total
+    """(voice agents, digital agents) for the usual day's busiest hour: per profile the more of Erlang C
+    for all its contacts and four times (``1 / HIGH_EQ_SHARE``) Erlang C for its moments of truth alone,
+    plus breaks; at least ``MIN_PER_PROFILE`` each and ``MIN_AGENTS`` in all."""
+    load = peak_loads(journeys, scenario)
+    mot = peak_loads(journeys, scenario, mot_only=True)
+    sized = {}
+    for profile in ("voice", "digital"):
+        need = max(agents_for(load[profile]), math.ceil(agents_for(mot[profile]) / HIGH_EQ_SHARE))
+        sized[profile] = max(MIN_PER_PROFILE, math.ceil(need / (1 - BREAK_SHARE)))
+    voice, digital = sized["voice"], sized["digital"]
+    if voice + digital < MIN_AGENTS:
+        digital += MIN_AGENTS - voice - digital
     return voice, digital
 
 

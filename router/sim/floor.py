@@ -66,8 +66,8 @@ class ContactTrack:
     csat: int | None = None
     csat_expected: float | None = None
     resolved: bool | None = None
-    # the first wait the engine announced: (when, estimate, its sd), simulated seconds
-    announced: tuple[float, float, float] | None = None
+    # the first wait the engine announced: (when, estimate, its band's low and high ends), simulated seconds
+    announced: tuple[float, float, float, float] | None = None
 
     @property
     def wait_from_s(self) -> float | None:
@@ -450,7 +450,11 @@ class SimFloor:
             if d.estimated_wait_s is not None and d.queue:
                 self._ewt[d.queue].append(d.estimated_wait_s)
                 if tr.announced is None and d.action == "queued":
-                    tr.announced = (d.ts, d.estimated_wait_s, d.estimated_wait_sd_s or 0.0)
+                    low = d.estimated_wait_low_s if d.estimated_wait_low_s is not None else d.estimated_wait_s
+                    high = (
+                        d.estimated_wait_high_s if d.estimated_wait_high_s is not None else d.estimated_wait_s
+                    )
+                    tr.announced = (d.ts, d.estimated_wait_s, low, high)
             if d.action == "offer" and d.agent_id and d.offer_id:
                 self._status(tr, "offered")
                 tr.live_offer, tr.live_agent = d.offer_id, d.agent_id

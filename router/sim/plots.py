@@ -272,7 +272,7 @@ def announced_vs_actual(series: Mapping[str, Any], report: Mapping[str, Any], pa
     pairs = series.get("announced", [])
     fig, ax = plt.subplots(figsize=(7, 6))
     for is_mot, label in ((True, "moments of truth"), (False, "routine")):
-        pts = [(ewt, actual) for ewt, _, actual, mot in pairs if mot == is_mot]
+        pts = [(ewt, actual) for ewt, _, _, actual, mot in pairs if mot == is_mot]
         if pts:
             ax.scatter(
                 [p[0] for p in pts],
@@ -282,7 +282,7 @@ def announced_vs_actual(series: Mapping[str, Any], report: Mapping[str, Any], pa
                 color=COLORS["mot" if is_mot else "routine"],
                 label=label,
             )
-    top = max([1.0] + [max(ewt + sd, actual) for ewt, sd, actual, _ in pairs])
+    top = max([1.0] + [max(high, actual) for _, _, high, actual, _ in pairs])
     ax.plot([0, top], [0, top], color="#555555", lw=1, label="actual = announced")
     acc = report.get("ewt_accuracy", {})
     if acc.get("n"):
@@ -291,7 +291,7 @@ def announced_vs_actual(series: Mapping[str, Any], report: Mapping[str, Any], pa
             0.97,
             f"n={acc['n']}, mean absolute error {acc['mae_s']} s "
             f"({(acc['mae_share_of_mean'] or 0):.0%} of the mean wait {acc['mean_actual_s']} s)\n"
-            f"inside the announced band (estimate \u00b1 sd): "
+            f"inside the announced band (its 10th-90th percentiles): "
             f"{(acc['inside_band'] or 0):.0%}",
             transform=ax.transAxes,
             va="top",

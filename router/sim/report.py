@@ -81,18 +81,19 @@ def _logged_in_s(breaks: Iterable[tuple[float, float]], end_s: float) -> float:
 def ewt_accuracy(tracks: Iterable[ContactTrack]) -> dict[str, Any]:
     """Announced against actual waits: for each contact the engine queued with a wait estimate (its first
     'queued' decision) that an agent then accepted, the actual wait from that decision to the acceptance.
-    Contacts that abandoned or went to a callback are left out: their wait is unknown (censored)."""
+    Contacts that abandoned or went to a callback are left out: their wait is unknown (censored). Inside
+    the band: between its announced 10th and 90th percentiles."""
     pairs = [
-        (ewt, sd, t.accepted_ts - at)
+        (ewt, (low, high), t.accepted_ts - at)
         for t in tracks
         if t.announced is not None and t.accepted_ts is not None
-        for at, ewt, sd in (t.announced,)
+        for at, ewt, low, high in (t.announced,)
     ]
     if not pairs:
         return {"n": 0, "mae_s": None, "mean_actual_s": None, "mae_share_of_mean": None, "inside_band": None}
     mae = sum(abs(ewt - actual) for ewt, _, actual in pairs) / len(pairs)
     mean_actual = sum(actual for _, _, actual in pairs) / len(pairs)
-    inside = sum(1 for ewt, sd, actual in pairs if ewt - sd <= actual <= ewt + sd)
+    inside = sum(1 for _, (low, high), actual in pairs if low <= actual <= high)
     return {
         "n": len(pairs),
         "mae_s": _r(mae, 1),

@@ -137,7 +137,7 @@ def run_mode(
         t0=t0,
         span_s=scenario.span_s,
         seed=seed,
-        register_eq=(lambda a: a.eq) if mode == "emotion" else (lambda a: SKILLS_ONLY_EQ),
+        register_eq=(lambda a: SKILLS_ONLY_EQ) if mode == "skills_only" else (lambda a: a.eq),
         sweep_after_route_s=(
             s.ladder_step1_s,
             s.ladder_step2_s,
@@ -183,10 +183,10 @@ def run_mode(
         ],
         "arrivals": [(t.start_ts - floor.t0, t.j.truth_mot, t.detected_mot) for t in floor.contacts.values()],
         "announced": [
-            (ewt, sd, t.accepted_ts - at, t.j.truth_mot)
+            (ewt, low, high, t.accepted_ts - at, t.j.truth_mot)
             for t in floor.contacts.values()
             if t.announced is not None and t.accepted_ts is not None
-            for at, ewt, sd in (t.announced,)
+            for at, ewt, low, high in (t.announced,)
         ],
         "waits": {
             "mot": [w for t in floor.contacts.values() if t.j.truth_mot and (w := t.wait_s) is not None],

@@ -95,6 +95,17 @@ class Keys:
     def served(self, queue: str) -> str:
         return f"{self.prefix}:served:{queue}"
 
+    @property
+    def service(self) -> str:
+        """Hash: measured service times (answer time, handle time per channel: mean, variance, count)."""
+        return f"{self.prefix}:service"
+
+    @property
+    def waits(self) -> str:
+        """List, newest first, capped: one JSON line per accepted offer, the wait lived and the one
+        announced (for the dashboard's charts)."""
+        return f"{self.prefix}:waits"
+
     def offer(self, offer_id: str) -> str:
         return f"{self.prefix}:offer:{offer_id}"
 

@@ -6,7 +6,7 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
   ARGV[3] seen ttl s, ARGV[4] the content digest of the stream event this commit completes ('' = none;
   '*' = content unknown), ARGV[5] the length caps as a JSON object (RoutingStore.limits: decisions stream,
-  decision history per contact, audit stream, dead-letter stream), script arguments from ARGV[6].
+  decision history per contact, audit stream, dead-letter stream, waits log), script arguments from ARGV[6].
 The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
 either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had. A stream
 event with no marker whose commit carries decisions answers 'dup' too when a decision of that event is among
@@ -64,6 +64,17 @@ local function finish()
   if DIGEST ~= '' then redis.call('HINCRBY', KEYS[3], 'processed', 1) end
 end
 local function num(v) return tonumber(v) or 0 end
+-- a running mean and variance of one measure in the hash KEYS[ki] (fields NAME, NAME:var, NAME:n): the mean
+-- over the first 1 / SERVICE_WEIGHT samples, then exponentially weighted, so it follows the day
+local SERVICE_WEIGHT = 0.02
+local function ewma(ki, name, x)
+  local got = redis.call('HMGET', KEYS[ki], name, name .. ':var', name .. ':n')
+  local m, v, n = num(got[1]), num(got[2]), num(got[3])
+  local w = math.max(1 / (n + 1), SERVICE_WEIGHT)
+  local d = x - m
+  redis.call('HSET', KEYS[ki], name, tostring(m + w * d), name .. ':var', tostring((1 - w) * (v + w * d * d)),
+    name .. ':n', n + 1)
+end
 -- the field/value pairs of a decoded JSON object, then the extra pairs (which win a name clash, as a later
 -- HSET would), for one HSET instead of one per field
 local function flat_pairs(fields, ...)
@@ -141,9 +152,12 @@ finish()
 return {'ok'}
 """
 
-# Resolve a pending offer: accepted, declined, timeout or revoked (agent left).
+# Resolve a pending offer: accepted, declined, timeout or revoked (agent left). An acceptance also
+# measures: the answer time (service hash), the wait the customer lived, against the wait announced to it
+# if any (the waits log, and the ewt_* counters of the stats hash), and stamps the contact 'assigned_ms'
+# for the handle time that RELEASE measures.
 # KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declines (agent -> ms), 9 queue,
-#       10 agent's pending offers, 11 queue's served set
+#       10 agent's pending offers, 11 queue's served set, 12 service hash, 13 waits log
 # ARGV: 6 offer id, 7 mode, 8 now ms, 9 queue score on requeue, 10 served window ms, 11 contact id,
 #       12 agent id, 13 decline memory ms
 RESOLVE_OFFER = r"""
@@ -158,9 +172,29 @@ redis.call('ZREM', KEYS[5], ARGV[6])
 redis.call('SREM', KEYS[10], ARGV[6])
 local ver = num(redis.call('HGET', KEYS[6], 'version')) + 1
 if mode == 'accepted' then
-  redis.call('HSET', KEYS[6], 'status', 'assigned', 'version', ver)
+  local now = num(ARGV[8])
+  local c = redis.call('HMGET', KEYS[6], 'enqueued_ms', 'announced_ms', 'ewt_s', 'ewt_low_s', 'ewt_high_s',
+    'mot', 'channel', 'ewt_checked')
+  redis.call('HSET', KEYS[6], 'status', 'assigned', 'version', ver, 'assigned_ms', ARGV[8])
   redis.call('ZADD', KEYS[11], ARGV[8], ARGV[6])
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', num(ARGV[8]) - num(ARGV[10]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - num(ARGV[10]))
+  local created = num(redis.call('HGET', KEYS[4], 'created_ms'))
+  if created > 0 and now >= created then ewma(12, 'answer_s', (now - created) / 1000) end
+  local entry = {t_ms = now, queue = redis.call('HGET', KEYS[4], 'queue') or '', mot = c[6] == '1',
+    channel = c[7] or ''}
+  if c[1] then entry['waited_s'] = math.max(0, now - num(c[1])) / 1000 end
+  if c[2] and c[3] and c[8] ~= '1' then
+    local actual = math.max(0, now - num(c[2])) / 1000
+    local ewt, low, high = num(c[3]), num(c[4]), num(c[5])
+    entry['announced_s'] = ewt; entry['low_s'] = low; entry['high_s'] = high; entry['actual_s'] = actual
+    redis.call('HINCRBY', KEYS[3], 'ewt_checked', 1)
+    redis.call('HINCRBY', KEYS[3], 'ewt_abs_error_ms', math.floor(math.abs(actual - ewt) * 1000 + 0.5))
+    redis.call('HINCRBY', KEYS[3], 'ewt_actual_ms', math.floor(actual * 1000 + 0.5))
+    if low <= actual and actual <= high then redis.call('HINCRBY', KEYS[3], 'ewt_inside_band', 1) end
+    redis.call('HSET', KEYS[6], 'ewt_checked', '1')
+  end
+  redis.call('LPUSH', KEYS[13], cjson.encode(entry))
+  redis.call('LTRIM', KEYS[13], 0, LIMITS.waits - 1)
 else
   local ch = redis.call('HGET', KEYS[4], 'channel')
   if num(redis.call('HGET', KEYS[7], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[7], 'load:' .. ch, -1) end
@@ -178,9 +212,10 @@ finish()
 return {'ok', mode}
 """
 
-# Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was.
+# Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was. Work
+# an agent had accepted measures the channel's handle time (service hash, 'handle_s:<channel>').
 # KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
-#       9 offers by deadline, 10 agent's pending offers, 11 open contacts
+#       9 offers by deadline, 10 agent's pending offers, 11 open contacts, 12 service hash
 # ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
 #       11 affinity ttl s
 RELEASE = r"""
@@ -201,6 +236,10 @@ if (st == 'offered' or st == 'assigned') and agent ~= '' then
   redis.call('HSET', KEYS[6], 'last_agent_id', agent, 'last_agent_ms', ARGV[8])
   redis.call('EXPIRE', KEYS[6], ARGV[11])
   freed = agent
+  local assigned = num(redis.call('HGET', KEYS[4], 'assigned_ms'))
+  if st == 'assigned' and assigned > 0 and num(ARGV[8]) >= assigned then
+    ewma(12, 'handle_s:' .. ch, (num(ARGV[8]) - assigned) / 1000)
+  end
 elseif st == 'queued' then
   redis.call('ZREM', KEYS[7], ARGV[6])
 end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -10,6 +11,7 @@ from typing import Any, Literal, cast
 import redis
 
 from router.domain.model import QUEUES, AgentView, QueueStats
+from router.domain.wait_forecast import ServiceTimes
 from router.errors import ConfigError, ReplicationError, StoreError
 from router.store import scripts
 from router.store.codec import (
@@ -27,6 +29,7 @@ DECISIONS_MAXLEN = 200_000
 HISTORY_LEN = 100  # decisions kept per contact: its explanation (GET /v1/contacts/{id})
 AUDIT_MAXLEN = 100_000
 DEADLETTER_MAXLEN = 100_000
+WAITS_LEN = 5_000  # accepted offers kept in the waits log: the dashboard's last hour on a busy floor
 ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 # what a failover or a restart looks like to a client: the primary is gone, or the node it reaches is a
@@ -37,6 +40,7 @@ STORE_OUTAGES: tuple[type[Exception], ...] = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterError,
 )
+WAIT_SCAN = 500  # contacts read per queue for a wait forecast (the ones ahead compete for the same slots)
 
 
 # What a transition came to. A script answers one of the first four (router/store/scripts.py); the store
@@ -133,6 +137,7 @@ class RoutingStore:
                 "history": HISTORY_LEN,
                 "audit": AUDIT_MAXLEN,
                 "deadletter": DEADLETTER_MAXLEN,
+                "waits": WAITS_LEN,
             }
         )
         self._scripts = {
@@ -322,6 +327,8 @@ class RoutingStore:
             k.queue(offer.queue or "general"),
             k.agent_offers(offer.agent_id),
             k.served(offer.queue or "general"),
+            k.service,
+            k.waits,
         ]
         args = [
             offer.offer_id,
@@ -357,6 +364,7 @@ class RoutingStore:
             k.offers,
             k.agent_offers(c.agent_id) if c.agent_id else k.none,
             k.open_contacts,
+            k.service,
         ]
         args = [
             c.contact_id,
@@ -569,6 +577,30 @@ class RoutingStore:
         rank: Any = self._flushed().zrank(self.keys.queue(queue), contact_id)
         return None if rank is None else int(rank)
 
+    def wait_inputs(
+        self, queue: str, contact_id: str, before: Sequence[str] = ()
+    ) -> tuple[list[tuple[str, str]], ServiceTimes]:
+        """For a wait forecast: (channel, language) of each contact ahead of ``contact_id`` in ``queue``
+        and of every contact in the ``before`` queues (served first), at most WAIT_SCAN per queue; and the
+        measured service times. Two round trips."""
+        pipe = self._flushed().pipeline(transaction=False)
+        for q in (queue, *before):
+            pipe.zrange(self.keys.queue(q), 0, WAIT_SCAN - 1)
+        pipe.hgetall(self.keys.service)
+        *heads, service = pipe.execute()
+        own = [as_str(x) for x in heads[0]]
+        ahead = own[: own.index(contact_id)] if contact_id in own else own
+        ahead += [as_str(x) for head in heads[1:] for x in head]
+        pipe = self._flushed().pipeline(transaction=False)
+        for cid in ahead:
+            pipe.hmget(self.keys.contact(cid), ["channel", "language"])
+        rows = pipe.execute() if ahead else []
+        found = [(as_str(ch), as_str(lang)) for ch, lang in rows if ch and lang]
+        return found, service_times(_decode_map(service))
+
+    def service_times(self) -> ServiceTimes:
+        return service_times(_decode_map(self._flushed().hgetall(self.keys.service)))
+
     def queue_stats(self, queue: str, now_ms: int, free_agents: int) -> QueueStats:
         return self.queue_wait_inputs(queue, None, now_ms, free_agents)[1]
 
@@ -714,6 +746,25 @@ class RoutingStore:
 
     def history(self, contact_id: str) -> list[dict[str, Any]]:
         return [json.loads(as_str(x)) for x in self._flushed().lrange(self.keys.history(contact_id), 0, -1)]
+
+
+def service_times(h: Mapping[str, str]) -> ServiceTimes:
+    """The service hash (fields written by the scripts' ``ewma``) as measured service times."""
+
+    def num(name: str) -> float:
+        try:
+            value = float(h.get(name, "0"))
+        except ValueError:
+            return 0.0
+        return value if math.isfinite(value) and value > 0 else 0.0
+
+    prefix = "handle_s:"
+    handle = {
+        name[len(prefix) :]: (num(name), math.sqrt(num(f"{name}:var")))
+        for name in h
+        if name.startswith(prefix) and name.count(":") == 1
+    }
+    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle)
 
 
 def _outcome(name: str, res: Any) -> Outcome:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 
 from router.domain.model import Reason
+from router.domain.wait_forecast import WaitForecast
 from router.events import Action, Decision
 from router.events import Reason as WireReason
 
@@ -23,8 +24,7 @@ def make_decision(
     priority: float = 0.0,
     moment_of_truth: bool = False,
     intensity: float = 0.0,
-    estimated_wait_s: float | None = None,
-    estimated_wait_sd_s: float | None = None,
+    wait: WaitForecast | None = None,
     mot_prob: float | None = None,
 ) -> Decision:
     return Decision(
@@ -38,8 +38,10 @@ def make_decision(
         priority=round(priority, 3),
         moment_of_truth=moment_of_truth,
         intensity=round(min(1.0, max(0.0, intensity)), 4),
-        estimated_wait_s=None if estimated_wait_s is None else round(estimated_wait_s, 1),
-        estimated_wait_sd_s=None if estimated_wait_sd_s is None else round(estimated_wait_sd_s, 1),
+        estimated_wait_s=None if wait is None else round(wait.mean_s, 1),
+        estimated_wait_sd_s=None if wait is None else round(wait.sd_s, 1),
+        estimated_wait_low_s=None if wait is None else round(wait.low_s, 1),
+        estimated_wait_high_s=None if wait is None else round(wait.high_s, 1),
         mot_prob=None if mot_prob is None else round(min(1.0, max(0.0, mot_prob)), 4),
         reasons=tuple(WireReason(code=r.code, text=r.text) for r in reasons),
         ts=now_s,

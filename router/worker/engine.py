@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from router.domain.ewt import callback_reason, estimate_wait
+from router.domain.ewt import callback_reason
 from router.domain.matching import choose_by_outcome, reserved_channels
 from router.domain.model import QUEUES, AgentView, ContactView, Reason
 from router.domain.mot import MotModel, MotThresholds, detect, model_probability, observe_turn
@@ -30,6 +30,7 @@ from router.domain.policy import (
 )
 from router.domain.turns import classify_turn
 from router.domain.voice import VoiceFeatures
+from router.domain.wait_forecast import WaitForecast, competing_ahead, forecast, stages
 from router.errors import EventError, StoreError
 from router.events import (
     CONFLICTING_DUPLICATE,
@@ -91,6 +92,10 @@ class EngineCounters:
     conflicts: int = 0
     offers: int = 0
     timeouts: int = 0
+
+
+def _wait_text(w: WaitForecast) -> str:
+    return f"estimated wait {w.mean_s:.0f} s (80% within {w.low_s:.0f}-{w.high_s:.0f} s)"
 
 
 def _reasons_from_json(raw: str) -> tuple[Reason, ...]:
@@ -718,25 +723,47 @@ class Engine:
     ) -> Outcome:
         """A 'queued' decision with the wait estimate, or a 'callback_offer' when the estimate or the wait
         so far reaches the callback threshold (remembered in ``callback_ms``: one callback offer each)."""
-        # only agents who may take this contact serve it: counting every free agent would show a contact
-        # that free agents pass by (another language, all declined) as served at once, "0 s"
-        free = choice.free_count
-        at, stats = self.store.queue_wait_inputs(queue, rec.view.contact_id, int(now * 1000), free)
-        position = at or 0
-        ewt_s, sd_s = estimate_wait(position, stats)
+        ahead, wait = self._forecast(rec.view, queue, choice, now)
         waited_s = queued_for_s(rec.view, now)
+        ewt_s = wait.mean_s
         callback = callback_reason(ewt_s, waited_s, self.cfg, offered_before=bool(rec.raw.get("callback_ms")))
-        wait = Reason(
-            "ewt", f"position {position + 1} in {queue}; estimated wait {ewt_s:.0f} s ± {sd_s:.0f} s"
-        )
-        reasons = (*route, *choice.reasons, wait, *((callback,) if callback else ()))
+        why = Reason("ewt", f"{ahead} ahead in {queue} for these agents; {_wait_text(wait)}")
+        reasons = (*route, *choice.reasons, why, *((callback,) if callback else ()))
         action = "callback_offer" if callback else "queued"
-        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, ewt_s=ewt_s, ewt_sd_s=sd_s)
-        fields = {"ewt_s": f"{ewt_s:.1f}", "ewt_sd_s": f"{sd_s:.1f}"}
+        d = self._decision(cause, rec.view, action, now, reasons, queue=queue, wait=wait)
+        fields: dict[str, str] = {}
+        if not rec.raw.get("announced_ms"):  # the first announcement is the one checked at acceptance
+            fields = {
+                "announced_ms": str(int(now * 1000)),
+                "ewt_s": f"{ewt_s:.1f}",
+                "ewt_low_s": f"{wait.low_s:.1f}",
+                "ewt_high_s": f"{wait.high_s:.1f}",
+            }
         if callback:
             fields["callback_ms"] = str(int(now * 1000))
         commit = Commit(decisions=((rec.view.contact_id, d.model_dump_json()),))
         return self._apply(commit, rec, rec.view.contact_id, fields)
+
+    def _forecast(
+        self, contact: ContactView, queue: str, choice: AgentChoice, now: float
+    ) -> tuple[int, WaitForecast]:
+        """The contact's wait from the agents who may serve it and the contacts ahead that compete for
+        them (router/domain/wait_forecast.py), with the handle and answer times the store measured."""
+        agents, _ = self._agents(now)
+        waited_s = queued_for_s(contact, now)
+        codes = {r.code for r in choice.reasons}
+        hold_s = (
+            self.cfg.outcome.reserve_max_hold_s - waited_s
+            if self.cfg.outcome and "mot_reserve" in codes
+            else 0.0
+        )
+        affinity_s = self.cfg.affinity_timeout_s - waited_s if choice.wait_for_affinity else 0.0
+        before = ("mot",) if queue != "mot" else ()
+        rows, times = self.store.wait_inputs(queue, contact.contact_id, before)
+        ahead = competing_ahead(contact, rows, agents)
+        pools = stages(contact, queue, agents, now, self.cfg, hold_s=hold_s, affinity_s=affinity_s)
+        service = times.for_channel(contact.channel, self.settings.expected_handle_s)
+        return ahead, forecast(pools, ahead, service)
 
     def _offer(
         self,
@@ -925,8 +952,7 @@ class Engine:
         agent_id: str | None = None,
         queue: str | None = None,
         offer_id: str | None = None,
-        ewt_s: float | None = None,
-        ewt_sd_s: float | None = None,
+        wait: WaitForecast | None = None,
     ) -> Decision:
         self.counters.decisions += 1
         return make_decision(
@@ -941,8 +967,7 @@ class Engine:
             priority=v.priority,
             moment_of_truth=v.moment_of_truth,
             intensity=v.trajectory.peak,
-            estimated_wait_s=ewt_s,
-            estimated_wait_sd_s=ewt_sd_s,
+            wait=wait,
             mot_prob=self._mot_prob(v),
         )
 

@@ -307,9 +307,20 @@ def test_metrics_export_store_decisions_latency_and_requests(
     assert samples["router_decision_latency_seconds_count"] >= 3
     assert samples['router_agents{status="available"}'] == 1 and samples["router_worker_consumers"] == 1
     assert any(k.startswith("router_api_requests_total{") for k in samples)
+    assert samples["router_ewt_checked_total"] == 0  # nobody announced a wait was accepted yet
     # incremental: a second scrape counts only new decisions
     again = client.get("/metrics", headers=ADMIN).text
     assert 'router_decisions_observed_total{action="offer"} 1.0' in again
+
+
+def test_metrics_give_announced_against_actual_waits(client: TestClient, store: RoutingStore) -> None:
+    """The offer script's counters (tests/contract: test_an_acceptance_measures_...) in seconds."""
+    counters = {"ewt_checked": 4, "ewt_abs_error_ms": 30_500, "ewt_actual_ms": 122_000, "ewt_inside_band": 3}
+    store.client.hset(store.keys.stats, mapping=counters)
+    text = client.get("/metrics", headers=ADMIN).text
+    for line in ("router_ewt_checked_total 4.0", "router_ewt_abs_error_seconds_total 30.5"):
+        assert line in text
+    assert "router_ewt_actual_wait_seconds_total 122.0" in text and "router_ewt_inside_band_total 3.0" in text
 
 
 def test_metrics_need_a_read_key_unless_public(make_app: Callable[..., object], client: TestClient) -> None:

@@ -5,6 +5,7 @@ worst case; test_outcome_matching.py pins what outcome-aware matching adds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -500,3 +501,35 @@ def test_worker_scores_a_batch_in_one_call_and_routes_it(
     }
     assert by[("c2", "offer")].agent_id == "a5" and by[("c3", "offer")].agent_id == "a1"
     assert store.stats()["processed"] == len(events)
+
+
+def test_an_acceptance_measures_the_answer_the_wait_against_the_one_announced_and_the_handle_time(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """The store measures what the wait forecast needs and what /metrics reports: the answer time, the
+    handle time per channel, and each announced wait against the one lived (the waits log, ewt_* stats)."""
+    team(store, {"a1": 3})
+    floor.start("c1")
+    first = only(floor.human("c1"), "offer")
+    clock.advance(4)
+    floor.accept(first)
+    floor.start("c2")
+    queued = only(floor.human("c2"), "queued")
+    assert queued.estimated_wait_low_s is not None and queued.estimated_wait_high_s is not None
+    assert queued.estimated_wait_low_s <= queued.estimated_wait_s <= queued.estimated_wait_high_s  # type: ignore[operator]
+    clock.advance(100)
+    released, offer = floor.send({"type": "work.completed", "agent_id": "a1", "contact_id": "c1"})
+    assert (released.action, offer.action, offer.contact_id) == ("released", "offer", "c2")
+    clock.advance(6)
+    floor.accept(offer)
+    times = store.service_times()
+    assert times.answer_s == pytest.approx(5.0) and times.answer_sd_s > 0  # 4 s, then 6 s
+    assert times.handle_s["chat"][0] == pytest.approx(100.0)
+    stats = store.stats()
+    assert stats["ewt_checked"] == 1 and stats["ewt_actual_ms"] == 106_000
+    assert stats["ewt_abs_error_ms"] == round(abs(106.0 - queued.estimated_wait_s) * 1000)  # type: ignore[operator]
+    inside = queued.estimated_wait_low_s <= 106.0 <= queued.estimated_wait_high_s
+    assert stats.get("ewt_inside_band", 0) == int(inside)
+    waits = [json.loads(x) for x in store.client.lrange(store.keys.waits, 0, -1)]
+    assert [w["channel"] for w in waits] == ["chat", "chat"] and waits[0]["actual_s"] == pytest.approx(106.0)
+    assert waits[0]["announced_s"] == queued.estimated_wait_s and "announced_s" not in waits[1]

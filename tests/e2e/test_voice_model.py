@@ -42,15 +42,15 @@ def worker(real_redis_url: str, domain: str, scorer: EmotionScorer) -> Iterator[
     w.ensure_group()
     assert w.engine.th.model is not None  # the learned detector decides, not the hand rules
     yield w
-    store.r.close()
+    store.client.close()
 
 
 def send(w: Worker, events: list[dict[str, Any]]) -> list[Decision]:
     for e in events:
-        w.store.r.xadd(w.keys.events, {"event": json.dumps(e)})
+        w.store.client.xadd(w.keys.events, {"event": json.dumps(e)})
     for _ in range(3):
         w.run_once()
-    return [Decision.model_validate_json(f[b"decision"]) for _, f in w.store.r.xrange(w.keys.decisions)]
+    return [Decision.model_validate_json(f[b"decision"]) for _, f in w.store.client.xrange(w.keys.decisions)]
 
 
 def voice_call(audio: str | None, cues: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -11,10 +11,14 @@ import pytest
 
 from router.sim.agents import (
     EQ_MIX,
+    Load,
+    agents_for,
     build_floor,
     eq_for,
+    erlang_c,
     handle_time_s,
     offered_erlangs,
+    peak_loads,
     size_floor,
 )
 from router.sim.arrivals import SCENARIOS, Burst, Scenario, arrival_times, hourly_weights
@@ -173,3 +177,23 @@ def test_handle_time_is_seeded_and_empathy_shortens_moments_of_truth() -> None:
     assert handle_time_s(mot, 5, random.Random(1)) < handle_time_s(mot, 1, random.Random(1))
     routine = next(j for j in js if j.kind == "routine" and j.channel == "chat")
     assert handle_time_s(routine, 5, random.Random(1)) == handle_time_s(routine, 1, random.Random(1))
+
+
+def test_erlang_c_and_the_agents_it_asks_for() -> None:
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)  # textbook value
+    assert erlang_c(1, 0.5) == pytest.approx(0.5) and erlang_c(3, 3.0) == 1.0 and erlang_c(4, 0.0) == 0.0
+    load = Load(erlangs=1.0, work_s=300.0)
+    n = agents_for(load)
+    assert n == 3  # two answer only 69% within 20 s
+    assert agents_for(load, share=0.95) > n and agents_for(Load(0.0, 0.0)) == 0
+
+
+def test_the_floor_has_the_high_eq_agents_its_moments_of_truth_need() -> None:
+    js = build_journeys(2_000, random.Random(8), PoolLines(bundled_pools()), DAY)
+    n_voice, n_digital = size_floor(js, DAY)
+    mot = peak_loads(js, DAY, mot_only=True)
+    floor = build_floor(n_voice, n_digital, random.Random(9), DAY)
+    for profile, n in (("voice", n_voice), ("digital", n_digital)):
+        high = sum(1 for a in floor if a.profile == profile and a.eq >= 4)
+        assert n >= agents_for(peak_loads(js, DAY)[profile])
+        assert high >= agents_for(mot[profile]) - 1  # a quarter of the profile, dealt by largest remainder

@@ -217,3 +217,34 @@ def test_worker_processes_on_a_real_server(real_redis_admin_url: str, tmp_path: 
     assert procs["run"]["processed"] == procs["events"] - procs["dead_letters"]
     assert procs["events"] == inproc["events"]
     assert procs["mot_recall"] == inproc["mot_recall"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "tags"), [("ladder", True), ("skills_only", False)])
+def test_the_fixed_ladder_knows_the_eq_tags_and_skills_only_does_not(
+    tmp_path: Path, mode: str, tags: bool
+) -> None:
+    """The fixed ladder differs from emotion routing only by not learning from outcomes: it routes on the
+    same EQ tags. Skills-only routing registers everyone with one EQ."""
+    from router.sim import simulate
+
+    journeys, agents, texts = simulate.plan_day(30, 4, SCENARIOS["day"], tmp_path / "none")
+    with open_store("", "fakeredis") as handle:
+        rep, _ = simulate.run_mode(
+            Settings(scorer="lexicon"),
+            handle,
+            mode,  # type: ignore[arg-type]
+            journeys,
+            agents,
+            SCENARIOS["day"],
+            seed=4,
+            workers=0,
+            meta={"texts": texts},
+            keep_keys=True,
+        )
+        r = handle.client()
+        keys = Keys(rep["domain"])
+        registered = {a.agent_id: int(r.hget(keys.agent(a.agent_id), "eq") or 0) for a in agents}
+    expected = {a.agent_id: (a.eq if tags else simulate.SKILLS_ONLY_EQ) for a in agents}
+    assert registered == expected
+    assert len({a.eq for a in agents}) > 1

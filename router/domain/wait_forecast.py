@@ -1,0 +1,310 @@
+"""How long a queued contact will wait, from the agents who may serve it. Pure.
+
+A contact leaves its queue when a slot it may take is there for it: a free one, or a busy one that frees.
+The contacts ahead of it that compete for the same slots (``competing_ahead``) take theirs first, so it
+needs the ``ahead + 1``-th. Who may serve it changes while it waits, at known moments: the escalation
+ladder widens the EQ floor (20 s, 60 s), the high-EQ reserve's hold on a routine contact ends, the wait
+for a returning customer's last agent runs out, a remembered decline expires. ``stages`` lists the pool
+at each of those moments: its free slots and its busy slots on the contact's channel.
+
+**The wait.** Busy slots free at ``busy / (handle_s x residual_share)`` per second, a Poisson process;
+the free slots of a stage are there from its start. ``handle_s`` is the mean time a slot stays busy on
+the channel, measured by the store as work completes, with its coefficient of variation ``cv``. A slot
+found busy is part-way through its work: its remaining time averages ``(1 + cv^2) / 2`` of a whole one
+(the renewal residual; 1 for exponential handle times, 0.58 for the simulator's cv 0.4), so the first of
+``b`` busy slots frees sooner than ``handle_s / b``. ``residual_share`` goes from that value for one slot
+to 1 for many (the minimum of many residuals is set by their density near 0, which is ``1 / handle_s``
+whatever the shape): ``1 - (1 - (1 + cv^2) / 2) / sqrt(b)``, an interpolation between the two exact ends
+that matches the simulated handle times within 5% (docs/routing.md). The wait T is the first time the
+``P(T > t) = P(Poisson(L(t)) < ahead + 1 - free(t))``, with ``L`` the integrated rate. Its mean, its sd
+and its 10th and 90th percentiles come in closed form per stage (Poisson sums), plus the time an agent
+takes to accept an offer (``answer_s``, measured too).
+
+**Why not the queue's departures.** A queue's observed departures per second are its arrivals, not how
+fast it could be served: a queue that is usually empty sees few departures and so announced minutes when
+a slot was about to free (2,000 contacts: 155 s announced against 30 s lived, docs/simulation.md).
+
+**Nobody to serve it.** When no agent logged in can ever take the contact (no slot in the last stage),
+one who can is assumed to turn up every ``PRIOR_S_PER_DEPARTURE`` seconds (router/domain/ewt.py): the
+estimate errs long, never infinite, and the callback follows from it.
+
+**The band.** ``low_s``-``high_s`` is the 10th-90th percentile: eight waits in ten should land inside
+when the model holds; the sim and ``/metrics`` count how many do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from router.domain.ewt import PRIOR_S_PER_DEPARTURE
+from router.domain.model import AgentView, ContactView
+from router.domain.policy import PolicyConfig, min_eq, queued_for_s, remembered_decline_ms
+
+MAX_WAIT_S = 86_400.0  # a wait nobody can serve is announced as this (JSON and Redis cannot hold inf)
+BAND = (0.10, 0.90)  # the announced band: these quantiles of the wait
+Z_90 = 1.2816  # the standard normal's 90th percentile
+MAX_AHEAD = 2_000
+# Before the store has measured a channel's handle times: their spread assumed, as a coefficient of
+# variation. Handle times are skewed but not memoryless (the simulator's mixture measures 0.45-0.55); the
+# first completed contact on the channel replaces it.
+UNMEASURED_HANDLE_CV = 0.5  # contacts ahead counted at most (the Poisson sums are linear in it)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """From ``after_s`` seconds from now on, the slots on the contact's channel that may serve it."""
+
+    after_s: float
+    free_slots: int
+    busy_slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """How slots free and offers are answered on one channel."""
+
+    handle_s: float  # mean time a busy slot stays busy
+    handle_cv: float = 1.0  # its coefficient of variation (1: memoryless, exponential)
+    answer_s: float = 0.0  # mean time from an offer to its acceptance
+    answer_sd_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTimes:
+    """What the store measured (``router:{d}:service``): from an offer to its acceptance, and how long
+    accepted work lasts per channel, (mean, sd). Empty before anything was measured."""
+
+    answer_s: float = 0.0
+    answer_sd_s: float = 0.0
+    handle_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def for_channel(self, channel: str, default_handle_s: float) -> Service:
+        """The channel's service as measured; before any measure ``default_handle_s`` with a spread of
+        ``UNMEASURED_HANDLE_CV``."""
+        mean, sd = self.handle_s.get(channel, (0.0, 0.0))
+        if not (mean > 0 and math.isfinite(mean) and math.isfinite(sd)):
+            return Service(default_handle_s, UNMEASURED_HANDLE_CV, self.answer_s, self.answer_sd_s)
+        return Service(mean, max(0.0, sd) / mean, self.answer_s, self.answer_sd_s)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitForecast:
+    mean_s: float
+    sd_s: float
+    low_s: float  # 10th percentile
+    high_s: float  # 90th percentile
+
+
+def stages(
+    contact: ContactView,
+    queue: str,
+    agents: Sequence[AgentView],
+    now: float,
+    cfg: PolicyConfig,
+    *,
+    hold_s: float = 0.0,
+    affinity_s: float = 0.0,
+) -> tuple[Stage, ...]:
+    """The pool at each moment it changes. ``hold_s``: seconds the high-EQ reserve still keeps agents of
+    eq >= ``cfg.mot_min_eq`` from this (routine) contact; ``affinity_s``: seconds it still waits for its
+    last agent alone. Outcome-aware matching (``cfg.outcome``) weighs every agent the fully widened
+    ladder allows, so then the ladder's steps do not narrow the pool."""
+    waited_s = queued_for_s(contact, now)
+    if cfg.outcome is not None:
+        waited_s = max(waited_s, cfg.ladder_step2_s)
+    moments = {0.0, hold_s, affinity_s}
+    if queue == "mot":
+        moments |= {cfg.ladder_step1_s - waited_s, cfg.ladder_step2_s - waited_s}
+    for at_ms in contact.declined_ms.values():
+        moments.add(at_ms / 1000 + cfg.decline_memory_s - now)
+    out: list[Stage] = []
+    for after in sorted(m for m in moments if 0.0 <= m < MAX_WAIT_S):
+        pool = [
+            a for a in agents if _serves(a, contact, queue, now, after, waited_s, cfg, hold_s, affinity_s)
+        ]
+        free = sum(max(0, a.free(contact.channel)) for a in pool)
+        busy = sum(_busy(a, contact.channel) for a in pool)
+        if not out or (free, busy) != (out[-1].free_slots, out[-1].busy_slots):
+            out.append(Stage(after, free, busy))
+    return tuple(out)
+
+
+def _busy(agent: AgentView, channel: str) -> int:
+    return max(0, min(agent.load.get(channel, 0), agent.capacity.get(channel, 0)))
+
+
+def _serves(
+    a: AgentView,
+    contact: ContactView,
+    queue: str,
+    now: float,
+    after: float,
+    waited_s: float,
+    cfg: PolicyConfig,
+    hold_s: float,
+    affinity_s: float,
+) -> bool:
+    if a.status != "available" or contact.language not in a.languages:
+        return False
+    if a.capacity.get(contact.channel, 0) <= 0 or a.eq < min_eq(queue, waited_s + after, cfg):
+        return False
+    if after < hold_s and a.eq >= cfg.mot_min_eq:
+        return False
+    if after < affinity_s and a.agent_id != contact.last_agent_id:
+        return False
+    return remembered_decline_ms(a.agent_id, contact, now + after, cfg) is None
+
+
+def competing_ahead(
+    contact: ContactView, ahead: Iterable[tuple[str, str]], agents: Sequence[AgentView]
+) -> int:
+    """Of the contacts ahead, given as (channel, language), those competing for this contact's slots: the
+    same channel, in a language that some agent who could serve this one speaks."""
+    speakers = [
+        a.languages
+        for a in agents
+        if contact.language in a.languages and a.capacity.get(contact.channel, 0) > 0
+    ]
+    spoken = frozenset().union(*speakers) if speakers else frozenset()
+    return sum(1 for channel, language in ahead if channel == contact.channel and language in spoken)
+
+
+def forecast(pools: Sequence[Stage], ahead: int, service: Service) -> WaitForecast:
+    """The wait of a contact with ``ahead`` competing contacts before it (module docstring). The answer
+    time adds to the wait, its spread to the sd and to the band (its own 10th-90th percentiles, as a
+    normal's, added to the ends: a band a little wider, never narrower, than the sum's)."""
+    k = min(max(0, ahead), MAX_AHEAD) + 1
+    segs = _segments(pools, service)
+    if not segs:
+        return _unbounded()
+    mean = 0.0
+    second = 0.0  # E[T^2] / 2
+    for seg in segs:
+        part = seg.moments(k)
+        if part is None:
+            return _unbounded()
+        mean += part[0]
+        second += part[1]
+    answer_s, answer_sd_s = max(0.0, service.answer_s), max(0.0, service.answer_sd_s)
+    sd = math.sqrt(max(0.0, 2.0 * second - mean * mean) + answer_sd_s**2)
+    low, high = (_quantile(segs, k, q) for q in BAND)
+    spread = Z_90 * answer_sd_s
+    return WaitForecast(
+        _capped(mean + answer_s),
+        _capped(sd),
+        _capped(low + max(0.0, answer_s - spread)),
+        _capped(high + answer_s + spread),
+    )
+
+
+def _capped(seconds: float) -> float:
+    return min(seconds, MAX_WAIT_S)
+
+
+def _unbounded() -> WaitForecast:
+    return WaitForecast(MAX_WAIT_S, MAX_WAIT_S, MAX_WAIT_S, MAX_WAIT_S)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    start_s: float
+    end_s: float  # inf for the last
+    rate_per_s: float
+    free: int
+    base: float  # integrated rate at the start
+
+    def survival(self, k: int, t: float) -> float:
+        need = k - self.free
+        if need <= 0:
+            return 0.0
+        return _poisson_cdf(need - 1, self.base + self.rate_per_s * (t - self.start_s))
+
+    def moments(self, k: int) -> tuple[float, float] | None:
+        """(integral of P(T > t), integral of t P(T > t)) over the segment; None when it never ends."""
+        need = k - self.free
+        if need <= 0:
+            return 0.0, 0.0
+        s, e, r, a = self.start_s, self.end_s, self.rate_per_s, self.base
+        if r <= 0.0:
+            c = _poisson_cdf(need - 1, a)
+            if math.isinf(e):
+                return None if c > 1e-12 else (0.0, 0.0)
+            return c * (e - s), c * (e * e - s * s) / 2.0
+        b = math.inf if math.isinf(e) else a + r * (e - s)
+        ca, cb = _poisson_cdfs(need, a), _poisson_cdfs(need, b)
+        i0 = sum(ca[j] - cb[j] for j in range(need))
+        i1 = sum((j + 1) * (ca[j + 1] - cb[j + 1]) for j in range(need))
+        return i0 / r, ((s - a / r) * i0 + i1 / r) / r
+
+
+def residual_share(busy: int, cv: float) -> float:
+    """Mean time to the first of ``busy`` slots freeing, as a share of ``handle_s / busy`` (docstring)."""
+    one = (1.0 + min(max(cv, 0.0), 1.0) ** 2) / 2.0
+    return 1.0 - (1.0 - one) / math.sqrt(max(1, busy))
+
+
+def _segments(pools: Sequence[Stage], service: Service) -> list[_Segment]:
+    ordered = sorted(pools, key=lambda p: p.after_s)
+    handle_s = service.handle_s
+    if not ordered or handle_s <= 0 or not math.isfinite(handle_s):
+        return []
+    out: list[_Segment] = []
+    base = 0.0
+    for i, p in enumerate(ordered):
+        start = 0.0 if i == 0 else max(0.0, p.after_s)
+        end = ordered[i + 1].after_s if i + 1 < len(ordered) else math.inf
+        busy = max(0, p.busy_slots)
+        rate = busy / (handle_s * residual_share(busy, service.handle_cv))
+        if i + 1 == len(ordered) and busy == 0 and p.free_slots <= 0:
+            rate = 1.0 / PRIOR_S_PER_DEPARTURE  # nobody logged in can serve it (module docstring)
+        out.append(_Segment(start, max(start, end), rate, max(0, p.free_slots), base))
+        if math.isfinite(end):
+            base += rate * (max(start, end) - start)
+    return out
+
+
+def _survival(segs: Sequence[_Segment], k: int, t: float) -> float:
+    seg = next((s for s in reversed(segs) if s.start_s <= t), segs[0])
+    return seg.survival(k, t)
+
+
+def _quantile(segs: Sequence[_Segment], k: int, q: float) -> float:
+    """The smallest t with P(T <= t) >= q, to 0.1 s."""
+    target = 1.0 - q
+    if _survival(segs, k, 0.0) <= target:
+        return 0.0
+    hi = 1.0
+    while _survival(segs, k, hi) > target:
+        hi *= 2.0
+        if hi >= MAX_WAIT_S:
+            return MAX_WAIT_S
+    lo = 0.0
+    while hi - lo > 0.1:
+        mid = (lo + hi) / 2.0
+        if _survival(segs, k, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _poisson_cdf(j: int, mean: float) -> float:
+    """P(Poisson(mean) <= j); 0 for an infinite mean."""
+    return _poisson_cdfs(j, mean)[j] if j >= 0 else 0.0
+
+
+def _poisson_cdfs(n: int, mean: float) -> list[float]:
+    """P(Poisson(mean) <= j) for j = 0..n, in one pass (terms in log space: no underflow to a wrong 0)."""
+    if math.isinf(mean):
+        return [0.0] * (n + 1)
+    if mean <= 0.0:
+        return [1.0] * (n + 1)
+    log_mean = math.log(mean)
+    out: list[float] = []
+    total = 0.0
+    for i in range(n + 1):
+        total += math.exp(-mean + i * log_mean - math.lgamma(i + 1))
+        out.append(min(1.0, total))
+    return out

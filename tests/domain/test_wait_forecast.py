@@ -1,0 +1,193 @@
+"""The wait forecast: closed forms against known answers and a seeded simulation of the same model; the
+pool at each moment the ladder, the reserve or affinity changes it."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.domain.ewt import PRIOR_S_PER_DEPARTURE
+from router.domain.model import AgentView, ContactView
+from router.domain.outcomes import OutcomeConfig
+from router.domain.policy import PolicyConfig
+from router.domain.wait_forecast import (
+    MAX_WAIT_S,
+    UNMEASURED_HANDLE_CV,
+    Service,
+    ServiceTimes,
+    Stage,
+    competing_ahead,
+    forecast,
+    residual_share,
+    stages,
+)
+from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
+
+NOW = 1_000.0
+MEMORYLESS = Service(handle_s=300.0, handle_cv=1.0)
+
+
+def test_one_busy_memoryless_slot_is_an_exponential_wait() -> None:
+    f = forecast([Stage(0.0, 0, 1)], 0, MEMORYLESS)
+    assert f.mean_s == pytest.approx(300.0) and f.sd_s == pytest.approx(300.0)
+    assert f.low_s == pytest.approx(-300.0 * math.log(0.9), abs=0.1)
+    assert f.high_s == pytest.approx(-300.0 * math.log(0.1), abs=0.1)
+
+
+def test_contacts_ahead_make_it_an_erlang_wait() -> None:
+    f = forecast([Stage(0.0, 0, 3)], 4, MEMORYLESS)  # the 5th slot to free, 3 slots at 1/300 s each
+    assert f.mean_s == pytest.approx(5 * 100.0) and f.sd_s == pytest.approx(math.sqrt(5) * 100.0)
+
+
+def test_a_free_slot_at_a_known_moment_bounds_the_wait() -> None:
+    """The ladder widens at 20 s onto a free agent: the wait is the first of a slot freeing and 20 s."""
+    f = forecast([Stage(0.0, 0, 1), Stage(20.0, 1, 1)], 0, MEMORYLESS)
+    assert f.mean_s == pytest.approx(300.0 * (1 - math.exp(-20 / 300)))
+    assert f.high_s == pytest.approx(20.0, abs=0.1)
+    assert forecast([Stage(0.0, 0, 0), Stage(30.0, 1, 0)], 0, MEMORYLESS).mean_s == pytest.approx(30.0)
+
+
+def test_answer_time_shifts_the_wait_and_widens_the_band() -> None:
+    answered = replace(MEMORYLESS, answer_s=5.0, answer_sd_s=2.0)
+    base, f = (
+        forecast([Stage(0.0, 0, 0), Stage(30.0, 1, 0)], 0, MEMORYLESS),
+        forecast([Stage(0.0, 0, 0), Stage(30.0, 1, 0)], 0, answered),
+    )
+    assert f.mean_s == pytest.approx(base.mean_s + 5.0) and f.sd_s == pytest.approx(2.0)
+    assert f.low_s < 35.0 < f.high_s
+
+
+def test_nobody_who_can_serve_it_falls_back_to_the_prior_not_to_infinity() -> None:
+    f = forecast([Stage(0.0, 0, 0)], 1, MEMORYLESS)
+    assert f.mean_s == pytest.approx(2 * PRIOR_S_PER_DEPARTURE)
+
+
+def test_residual_share_runs_from_the_renewal_residual_to_one() -> None:
+    assert residual_share(1, 1.0) == pytest.approx(1.0)
+    assert residual_share(1, 0.4) == pytest.approx(0.58)
+    assert residual_share(4, 0.4) < residual_share(16, 0.4) < 1.0
+
+
+def _simulated(pools: list[Stage], ahead: int, service: Service, n: int = 20_000) -> list[float]:
+    """The model itself, sampled: slots free as a Poisson process of the stage's rate."""
+    rng = random.Random(5)
+    out = []
+    for _ in range(n):
+        t, seen, i = 0.0, 0, 0
+        while True:
+            p = pools[i]
+            end = pools[i + 1].after_s if i + 1 < len(pools) else math.inf
+            if p.free_slots + seen > ahead:
+                out.append(max(t, p.after_s))
+                break
+            rate = p.busy_slots / (service.handle_s * residual_share(p.busy_slots, service.handle_cv))
+            dt = rng.expovariate(rate) if rate > 0 else math.inf
+            if t + dt < end:
+                t, seen = t + dt, seen + 1
+            else:
+                t, i = end, i + 1
+    return sorted(out)
+
+
+@pytest.mark.parametrize(
+    ("pools", "ahead"),
+    [
+        ([Stage(0.0, 0, 1), Stage(20.0, 0, 3), Stage(60.0, 1, 5)], 2),
+        ([Stage(0.0, 0, 2), Stage(30.0, 1, 2)], 1),
+        ([Stage(0.0, 0, 4)], 6),
+    ],
+)
+def test_closed_forms_agree_with_the_model_sampled(pools: list[Stage], ahead: int) -> None:
+    service = Service(handle_s=240.0, handle_cv=0.45)
+    f = forecast(pools, ahead, service)
+    waits = _simulated(pools, ahead, service)
+    mean = sum(waits) / len(waits)
+    sd = math.sqrt(sum((w - mean) ** 2 for w in waits) / len(waits))
+    assert f.mean_s == pytest.approx(mean, rel=0.03)
+    assert f.sd_s == pytest.approx(sd, rel=0.05)
+    assert f.low_s == pytest.approx(waits[len(waits) // 10], rel=0.08, abs=0.5)
+    assert f.high_s == pytest.approx(waits[len(waits) * 9 // 10], rel=0.05, abs=0.5)
+
+
+stage_lists = st.lists(
+    st.builds(Stage, st.floats(0, 200), st.integers(-1, 4), st.integers(-1, 6)), min_size=1, max_size=4
+)
+
+
+@PROPERTY
+@given(stage_lists, st.integers(-3, 40), st.integers(-3, 40), st.floats(1, 2_000), st.floats(0, 2))
+def test_the_wait_is_finite_ordered_and_grows_with_the_contacts_ahead(
+    pools: list[Stage], a1: int, a2: int, handle_s: float, cv: float
+) -> None:
+    service = Service(handle_s, cv, answer_s=3.0, answer_sd_s=1.0)
+    near, far = (forecast(pools, a, service) for a in sorted((a1, a2)))
+    for f in (near, far):
+        for value in (f.mean_s, f.sd_s, f.low_s, f.high_s):
+            assert math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S
+        assert f.low_s <= f.high_s
+    assert near.mean_s <= far.mean_s + 1e-6 and near.high_s <= far.high_s + 0.2
+
+
+def _agent(aid: str, eq: int, load: int = 1, cap: int = 1, **kw: object) -> AgentView:
+    return AgentView(aid, eq, frozenset({"en"}), {"chat": cap}, {"chat": load}, **kw)  # type: ignore[arg-type]
+
+
+def test_stages_follow_the_ladder_for_a_moment_of_truth() -> None:
+    cfg = PolicyConfig.defaults()
+    floor = [_agent("a5", 5), _agent("a3", 3, load=0), _agent("a1", 1, load=0)]
+    mot = ContactView("c1", "chat", enqueued_ts=NOW - 5.0, moment_of_truth=True)
+    assert stages(mot, "mot", floor, NOW, cfg) == (
+        Stage(0.0, 0, 1),
+        Stage(cfg.ladder_step1_s - 5.0, 1, 1),  # eq >= 3 joins: one free slot
+        Stage(cfg.ladder_step2_s - 5.0, 2, 1),
+    )
+    # outcome-aware matching weighs every agent the widest ladder allows, from now on
+    widened = stages(mot, "mot", floor, NOW, replace(cfg, outcome=OutcomeConfig()))
+    assert widened == (Stage(0.0, 2, 1),)
+
+
+def test_stages_keep_the_reserve_and_the_last_agent_until_their_time() -> None:
+    cfg = PolicyConfig.defaults(outcome=OutcomeConfig())
+    floor = [_agent("a5", 5, load=0), _agent("a2", 2)]
+    routine = ContactView("c1", "chat", enqueued_ts=NOW, last_agent_id="a2")
+    assert stages(routine, "general", floor, NOW, cfg, hold_s=30.0) == (Stage(0.0, 0, 1), Stage(30.0, 1, 1))
+    assert stages(routine, "general", floor, NOW, cfg, affinity_s=12.0) == (
+        Stage(0.0, 0, 1),
+        Stage(12.0, 1, 1),
+    )
+
+
+def test_contacts_ahead_compete_only_on_the_channel_in_a_language_the_pool_speaks() -> None:
+    floor = [
+        AgentView("a1", 3, frozenset({"en", "de"}), {"chat": 2}),
+        AgentView("a2", 3, frozenset({"fr"}), {"chat": 1}),
+    ]
+    me = ContactView("c9", "chat", language="en")
+    ahead = [("chat", "en"), ("chat", "de"), ("chat", "fr"), ("voice", "en")]
+    assert competing_ahead(me, ahead, floor) == 2
+
+
+def test_measured_service_times_replace_the_assumed_ones() -> None:
+    times = ServiceTimes(answer_s=4.0, answer_sd_s=1.5, handle_s={"voice": (280.0, 140.0)})
+    assert times.for_channel("voice", 420.0) == Service(280.0, 0.5, 4.0, 1.5)
+    assert times.for_channel("chat", 420.0) == Service(420.0, UNMEASURED_HANDLE_CV, 4.0, 1.5)
+
+
+@PROPERTY
+@given(
+    contacts(now=NOW), agent_lists(), st.sampled_from(("mot", "general")), st.floats(0, 60), st.floats(0, 60)
+)
+def test_stages_start_now_in_time_order_and_count_no_slot_twice(
+    contact: ContactView, floor: list[AgentView], queue: str, hold_s: float, affinity_s: float
+) -> None:
+    cfg = PolicyConfig.defaults()
+    got = stages(contact, queue, floor, NOW, cfg, hold_s=hold_s, affinity_s=affinity_s)
+    assert got and got[0].after_s == 0.0
+    assert [s.after_s for s in got] == sorted(s.after_s for s in got)
+    slots = sum(a.capacity.get(contact.channel, 0) for a in floor)
+    assert all(s.free_slots >= 0 and s.busy_slots >= 0 and s.free_slots + s.busy_slots <= slots for s in got)
