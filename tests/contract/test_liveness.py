@@ -222,9 +222,20 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
             mot_total = self.store.mot_total_recent(self.clock.ms, FAIR_MS)
             return high_eq_reserve(list(self.agents.values()), rec.view.channel, mot_total, self.cfg).holds
 
+        def declined(self, a: AgentView, rec: ContactRecord) -> bool:
+            """The agent declined or missed the contact within the decline memory."""
+            at_ms = rec.view.declined_ms.get(a.agent_id)
+            return at_ms is not None and self.clock.ms - at_ms < self.settings.decline_memory_s * 1000
+
         def the_sweep_leaves_nobody_a_free_agent_could_take(self) -> None:
             for rec in self.waiting():
-                free = [a.agent_id for a in self.free_agents_for(rec) if not self.reserved(a, rec)]
+                eligible = self.free_agents_for(rec)
+                free = [a for a in eligible if not self.reserved(a, rec)]
+                if any(self.reserved(a, rec) and not self.declined(a, rec) for a in eligible):
+                    # an agent the reserve holds back (a bounded hold) has not declined it: the ladder
+                    # waits for that agent rather than ring again one who declined or missed it
+                    free = [a for a in free if not self.declined(a, rec)]
+                free = [a.agent_id for a in free]
                 assert not free, (
                     rec.view.contact_id,
                     rec.view.declined_ms,
