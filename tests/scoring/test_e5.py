@@ -124,3 +124,38 @@ def test_dequantise_q4_block_layout() -> None:
     out = e5.dequantise_q4(scale + qs, 32)
     assert list(out[:16]) == [(j - 8) * 0.5 for j in range(16)]
     assert list(out[16:]) == [(15 - j - 8) * 0.5 for j in range(16)]
+
+
+def test_tuned_top_layers_replace_exactly_their_tensors(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    base = e5.ensure_e5()
+    key = "encoder.layer.11.output.LayerNorm.bias"
+    top = tmp_path / "top.safetensors"
+    save_file({key: np.full(384, 0.25, dtype=np.float16)}, str(top))
+    out = e5.ensure_tuned_e5(tmp_path / "tuned", top)
+    tuned, packaged = load_file(str(out / "model.safetensors")), load_file(str(base / "model.safetensors"))
+    assert np.allclose(tuned[key], 0.25) and not np.allclose(packaged[key], 0.25)
+    assert all(np.array_equal(tuned[k], v) for k, v in packaged.items() if k != key)
+    meta = e5.encoder_meta_of(out)
+    sha = e5.top_layers_sha256(top)
+    assert meta["top_sha256"] == sha and sha[:12] in meta["id"] and meta["prefix"] == e5.E5_PREFIX
+    # the same layers again: nothing rebuilt; other layers: rebuilt under another id
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert e5.ensure_tuned_e5(tmp_path / "tuned", top) == out
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    save_file({key: np.full(384, 0.5, dtype=np.float16)}, str(top))
+    assert e5.encoder_meta_of(e5.ensure_tuned_e5(tmp_path / "tuned", top))["id"] != meta["id"]
+
+
+def test_tuned_layers_the_encoder_lacks_are_refused(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    top = tmp_path / "top.safetensors"
+    save_file({"encoder.layer.12.output.dense.bias": np.zeros(384, dtype=np.float16)}, str(top))
+    with pytest.raises(e5.E5ConvertError, match="tensors the encoder does not have"):
+        e5.ensure_tuned_e5(tmp_path / "tuned", top)
+
+
+def test_without_tuned_layers_the_packaged_encoder_is_used(tmp_path: Path) -> None:
+    assert e5.ensure_tuned_e5(tmp_path / "tuned", tmp_path / "absent.safetensors") == e5.ensure_e5()
