@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from router.domain.voice import VoiceFeatures
-from router.errors import EventError, ReplicationError, RouterError
+from router.errors import EventError, ReplicationError, RetryLater, RouterError
 from router.events import (
     ContactAudio,
     ContactEnded,
@@ -42,7 +42,8 @@ from router.settings import Settings
 from router.store.codec import as_str
 from router.store.reconcile import reconcile
 from router.store.store import STORE_OUTAGES, RoutingStore
-from router.worker.engine import Deferred, Engine, RetryLater
+from router.worker.engine import Engine
+from router.worker.state import Deferred
 
 log = logging.getLogger(__name__)
 

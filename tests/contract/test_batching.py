@@ -11,6 +11,7 @@ import redis
 from router.store.store import Commit, CustomerTouch, RoutingStore
 from router.worker.consumer import Worker
 from router.worker.engine import Engine
+from router.worker.state import BatchState
 from tests.contract.contract_helpers import (
     NoAck,
     ScriptedScorer,
@@ -358,4 +359,4 @@ def test_a_sweep_reads_the_queue_heads_once(store: RoutingStore, engine: Engine,
     many, one = _count_loads(store, monkeypatch)
     assert engine.sweep() == 0
     assert sorted(many) == ["w1", "w2", "w3"] and one == []
-    assert engine._queued is None  # nothing cached past the sweep
+    assert engine.batch_state == BatchState()  # nothing cached past the sweep

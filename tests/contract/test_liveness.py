@@ -36,7 +36,7 @@ from router.domain.policy import PolicyConfig, min_eq, reserve_blocks
 from router.settings import Settings
 from router.store.codec import ContactRecord
 from router.store.store import RoutingStore
-from router.worker import engine as engine_module
+from router.worker import matching as matching_module
 from router.worker.engine import Engine
 from tests.contract.contract_helpers import (
     Connect,
@@ -101,8 +101,8 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
             self.settings = Settings(domain=self.domain, redis_url="")
             self.cfg = PolicyConfig.from_settings(self.settings)
             self.engine = Engine(self.store, self.settings, clock=self.clock)
-            self._real_uuid = engine_module.uuid
-            engine_module.uuid = CountingIds()  # type: ignore[assignment]
+            self._real_uuid = matching_module.uuid
+            matching_module.uuid = CountingIds()  # type: ignore[assignment]
             self.scorer = ScriptedScorer()
             self.contacts: list[str] = []
             self.agents: dict[str, AgentView] = {}
@@ -254,7 +254,7 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
             self.observe()
 
         def teardown(self) -> None:
-            engine_module.uuid = self._real_uuid
+            matching_module.uuid = self._real_uuid
             keys = list(self.admin.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
             if keys:
                 self.admin.delete(*keys)

@@ -36,7 +36,7 @@ from router.scoring.protocol import EmotionScore
 from router.settings import Settings
 from router.store.codec import ContactRecord
 from router.store.store import Commit, OfferInfo, RoutingStore
-from router.worker import engine as engine_module
+from router.worker import matching as matching_module
 from router.worker.decisions import make_decision
 from router.worker.engine import Engine
 from tests.contract.contract_helpers import (
@@ -86,8 +86,8 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
             self.clock = FakeClock()
             self.settings = Settings(domain=self.domain, redis_url="")
             self.engine = Engine(self.store, self.settings, clock=self.clock)
-            self._real_uuid = engine_module.uuid
-            engine_module.uuid = CountingIds()  # type: ignore[assignment]
+            self._real_uuid = matching_module.uuid
+            matching_module.uuid = CountingIds()  # type: ignore[assignment]
             self.scorer = ScriptedScorer()
             self.contacts: list[str] = []
             # (contact, agent) -> when (ms) the agent last declined or missed the contact
@@ -317,7 +317,7 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
                 )
 
         def teardown(self) -> None:
-            engine_module.uuid = self._real_uuid
+            matching_module.uuid = self._real_uuid
             keys = list(self.admin.scan_iter(match=f"router:{{{self.domain}}}:*", count=1000))
             if keys:
                 self.admin.delete(*keys)
