@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 
+from router.errors import ConflictError, StoreError
 from router.store.store import Commit, CustomerTouch, RoutingStore
 from router.worker.consumer import Worker
 from router.worker.engine import Engine
@@ -116,6 +118,23 @@ def test_a_contact_changed_after_the_batch_read_is_decided_on_fresh_state(
     engine.end_batch()
     assert sorted(transcript_seqs(store, "c1")) == [0, 1]
     assert engine.counters.conflicts == 1
+
+
+def test_an_event_that_loses_every_retry_raises_a_conflict_error(
+    store: RoutingStore, engine: Engine, scorer: ScriptedScorer
+) -> None:
+    """With one try allowed, a decision on a batch read that another worker made stale has no retry left:
+    ``ConflictError`` (a ``StoreError``), and the event changed nothing."""
+    engine.handle(parse(started("c1")), new_id())
+    once = Engine(store, engine.settings.model_copy(update={"conflict_retries": 1}), clock=engine.clock)
+    ev = parse(message("c1", 0, "hello"))
+    once.begin_batch([ev])
+    Engine(store, engine.settings, clock=engine.clock).handle(parse(message("c1", 1, "other")), new_id())
+    with pytest.raises(ConflictError, match="still conflicting after 1 tries"):
+        once.handle(ev, new_id(), scorer.one("hello"))
+    once.end_batch()
+    assert transcript_seqs(store, "c1") == [1]
+    assert isinstance(ConflictError("x"), StoreError)
 
 
 def test_a_contact_started_after_the_batch_read_is_found(
