@@ -1,4 +1,5 @@
-"""Rebuild derived state from open work: agent load, queue membership, pending-offer indexes.
+"""Rebuild derived state from open work: agent load, queue membership, pending-offer indexes, and
+offered contacts whose offer is gone.
 
 After a restore from an older snapshot, or a bug, the derived counters can disagree with the contacts
 they summarise. The contacts (status, agent, offer) are the source of truth; every fix is reported.
@@ -8,6 +9,7 @@ the repair start over instead of overwriting fresh state.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +51,28 @@ class OpenWork:
     queued: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     offers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     offered: dict[str, str] = field(default_factory=dict)  # offer id -> contact id
+    waiting: dict[str, dict[str, str]] = field(default_factory=dict)  # offered contact id -> its hash
+
+    def requeued(self, contact_id: str) -> None:
+        """The picture once an offered contact went back to its queue: what it held is free."""
+        h = self.waiting.pop(contact_id)
+        agent, offer_id = h.get("agent_id", ""), h.get("offer_id", "")
+        if agent:
+            self.load[agent][h.get("channel", "chat")] -= 1
+            self.offers[agent].discard(offer_id)
+        if self.offered.get(offer_id) == contact_id:
+            del self.offered[offer_id]
+        self.queued[h.get("queue") or "general"].add(contact_id)
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    return {as_str(k): as_str(v) for k, v in raw.items()}
 
 
 def _open_work(store: RoutingStore, contact_ids: list[str]) -> OpenWork:
     work = OpenWork()
     for cid in contact_ids:
-        h = {as_str(k): as_str(v) for k, v in store.client.hgetall(store.keys.contact(cid)).items()}
+        h = _hash(store.client.hgetall(store.keys.contact(cid)))
         status, agent = h.get("status", ""), h.get("agent_id", "")
         if h and status != "ended":
             work.live.add(cid)
@@ -65,6 +83,8 @@ def _open_work(store: RoutingStore, contact_ids: list[str]) -> OpenWork:
                 work.offered[h["offer_id"]] = cid
         elif status == "queued":
             work.queued[h.get("queue") or "general"].add(cid)
+        if status == "offered":
+            work.waiting[cid] = h
     return work
 
 
@@ -81,6 +101,12 @@ def reconcile(
     report.contacts_scanned = len(ids)
     if scan:
         report.fixes += _fix_index(store, work.live, dry_run)
+    # first, so that the agents, queues and deadline index below are compared with the requeued contacts
+    for cid in sorted(work.waiting):
+        fix = _requeue_stranded(store, cid, dry_run, cfg)
+        if fix:
+            report.fixes.append(fix)
+            work.requeued(cid)
     for agent_id in store.agent_ids():
         load, offers = work.load.get(agent_id, {}), work.offers.get(agent_id, set())
         _fix_agent(store, agent_id, load, offers, report, dry_run)
@@ -96,6 +122,65 @@ def reconcile(
         if fix:
             report.fixes.append(fix)
     return report
+
+
+def _requeue_score(contact: dict[str, str], cfg: PolicyConfig) -> float:
+    """The score the engine requeues a contact with (matching's _give_back): its enqueue time, now when
+    unknown, and its priority."""
+    enq_ms = contact.get("enqueued_ms", "")
+    enq_s = float(enq_ms) / 1000 if enq_ms else time.time()
+    return queue_score(enq_s, float(contact.get("priority", "0") or 0), cfg)
+
+
+def _offer_problem(offer: dict[str, str], contact_id: str) -> str | None:
+    """Why an offered contact's offer cannot settle it (None: it can)."""
+    if not offer:
+        return "is missing"
+    if offer.get("status") != "pending":
+        return f"is {offer.get('status') or 'without status'}"
+    if offer.get("contact_id") != contact_id:
+        return f"is for contact {offer.get('contact_id')}"
+    return None
+
+
+def _requeue_stranded(store: RoutingStore, contact_id: str, dry_run: bool, cfg: PolicyConfig) -> str | None:
+    """An offered contact whose offer hash is gone (a rollback or restore that kept the contact, or an
+    eviction: the offer hash is the only one of the pair with a TTL) or is not pending for it waits for
+    good: no answer can resolve that offer and no sweep times it out. It goes back to its queue at the
+    place the engine's requeue gives it, like a timed-out offer, under WATCH of the contact and the offer.
+    The agent's load and pending offers, and the deadline index, follow from the contacts in the later
+    steps of reconcile. Only ``offered``: an assigned contact holds no pending offer (its offer hash
+    expires a day after its deadline by design, store.offer), and its release frees the agent without one."""
+    k = store.keys
+    ckey = k.contact(contact_id)
+    with store.client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(ckey)
+                contact = _hash(pipe.hgetall(ckey))
+                offer_id = contact.get("offer_id", "")
+                pipe.watch(k.offer(offer_id))
+                problem = _offer_problem(_hash(pipe.hgetall(k.offer(offer_id))), contact_id)
+                if contact.get("status") != "offered" or problem is None:
+                    pipe.unwatch()
+                    return None
+                queue = contact.get("queue") or "general"
+                if dry_run:
+                    pipe.unwatch()
+                else:
+                    pipe.multi()
+                    version = int(contact.get("version", "0") or 0) + 1
+                    pipe.hset(
+                        ckey, mapping={"status": "queued", "offer_id": "", "agent_id": "", "version": version}
+                    )
+                    pipe.zadd(k.queue(queue), {contact_id: _requeue_score(contact, cfg)})
+                    pipe.execute()
+                return (
+                    f"contact {contact_id}: offer {offer_id or '(none)'} of agent "
+                    f"{contact.get('agent_id') or '(none)'} {problem}; re-queued in {queue}"
+                )
+            except redis.WatchError:
+                continue
 
 
 def _fix_offer_deadline(
@@ -209,7 +294,7 @@ def _fix_queue_member(
         while True:
             try:
                 pipe.watch(ckey, qkey)
-                h = {as_str(k): as_str(v) for k, v in pipe.hgetall(ckey).items()}
+                h = _hash(pipe.hgetall(ckey))
                 should = h.get("status") == "queued" and (h.get("queue") or "general") == queue
                 score: Any = pipe.zscore(qkey, contact_id)
                 if should == (score is not None):
@@ -219,8 +304,7 @@ def _fix_queue_member(
                     pipe.unwatch()
                 elif should:
                     pipe.multi()
-                    enq_s = float(h.get("enqueued_ms", "0") or 0) / 1000
-                    pipe.zadd(qkey, {contact_id: queue_score(enq_s, float(h.get("priority", "0") or 0), cfg)})
+                    pipe.zadd(qkey, {contact_id: _requeue_score(h, cfg)})
                     pipe.execute()
                 else:
                     pipe.multi()

@@ -7,6 +7,7 @@ import time
 import redis
 
 from router.domain.model import ContactView
+from router.domain.policy import PolicyConfig, queue_score
 from router.store.codec import agent_profile_fields, contact_fields
 from router.store.reconcile import reconcile
 from router.store.store import Commit, RoutingStore
@@ -35,12 +36,20 @@ def test_rebuilds_load_and_queue_after_a_bad_restore(store: RoutingStore) -> Non
     _contact(store, "c1", status="assigned", agent_id="a1")
     _contact(store, "c2", status="offered", agent_id="a1", offer_id="o2")
     _contact(store, "c3", status="queued", queue="mot", enqueued_ms="1000")
-    # the restore lost the derived state: load 0, no offer index, an empty queue, a stale queue member
+    offer = {
+        "status": "pending",
+        "contact_id": "c2",
+        "agent_id": "a1",
+        "channel": "chat",
+        "deadline_ms": "5000",
+    }
+    store.client.hset(store.keys.offer("o2"), mapping=offer)
+    # the restore lost the derived state: load 0, no offer indexes, an empty queue, a stale queue member
     store.client.hset(store.keys.agent("a1"), "load:chat", "0")
     store.client.zadd(store.keys.queue("general"), {"ghost": 1.0})
 
     dry = reconcile(store, dry_run=True)
-    assert len(dry.fixes) == 4, dry.fixes
+    assert len(dry.fixes) == 5, dry.fixes
     assert store.client.hget(store.keys.agent("a1"), "load:chat") == b"0"  # dry run changed nothing
 
     fixed = reconcile(store)
@@ -48,6 +57,7 @@ def test_rebuilds_load_and_queue_after_a_bad_restore(store: RoutingStore) -> Non
     agent = store.load_agent("a1")
     assert agent is not None and agent.view.load == {"chat": 2}
     assert store.client.smembers(store.keys.agent_offers("a1")) == {b"o2"}
+    assert store.client.zscore(store.keys.offers, "o2") == 5000
     assert store.queue_head("mot", 10) == ["c3"]
     assert store.queue_head("general", 10) == []
     assert reconcile(store).consistent
@@ -105,3 +115,95 @@ def test_scan_finds_contacts_the_index_lacks(store: RoutingStore, admin: redis.R
     report = reconcile(as_admin, scan=True)
     assert sorted(report.fixes) == ["agent a1: load:chat 0 -> 1", "open contacts index: added old"]
     assert reconcile(store).consistent and store.client.smembers(store.keys.open_contacts) == {b"old"}
+
+
+def _stranded(store: RoutingStore, admin: redis.Redis, clock_ms: int) -> None:
+    """c1 then c2 waiting in general; c1 offered to a1 (its only seat), then its offer hash lost."""
+    fields = agent_profile_fields(name="a1", eq=5, languages=["en"], capacity={"chat": 1}, tags=[])
+    store.upsert_agent("a1", {**fields, "status": "available"})
+    for i, cid in enumerate(("c1", "c2")):
+        enq = str(clock_ms - 60_000 + i * 1000)
+        score = queue_score((clock_ms - 60_000 + i * 1000) / 1000, 0.0, PolicyConfig.defaults())
+        over = {"status": "queued", "queue": "general", "enqueued_ms": enq}
+        fields = {**contact_fields(ContactView(contact_id=cid, channel="chat")), **over}
+        assert store.apply_contact(Commit(), cid, 0, fields, join_queue="general", join_score=score).ok
+    out = store.offer(
+        Commit(),
+        offer_id="o1",
+        agent_id="a1",
+        contact_id="c1",
+        channel="chat",
+        queue="general",
+        now_ms=clock_ms,
+        timeout_ms=20_000,
+        mot=False,
+        expected_version=None,
+        fairness_window_ms=60_000,
+        decline_memory_ms=60_000,
+    )
+    assert out.ok
+    assert store.queue_head("general", 10) == ["c2"]
+    admin.delete(store.keys.offer("o1"))  # the rollback (or an eviction) kept the contact, not its offer
+
+
+def test_an_offered_contact_whose_offer_is_gone_goes_back_to_its_place(
+    store: RoutingStore, admin: redis.Redis, domain: str
+) -> None:
+    from router.settings import Settings
+    from router.worker.engine import Engine
+    from tests.contract.contract_helpers import FakeClock
+
+    clock = FakeClock()
+    _stranded(store, admin, clock.ms)
+    engine = Engine(store, Settings(domain=domain, redis_url=""), clock=clock)
+    clock.advance(30)  # past the lost offer's deadline: still no sweep can time it out
+    assert engine.sweep() == 0
+    before = store.client.hgetall(store.keys.contact("c1"))
+    assert before[b"status"] == b"offered"
+
+    dry = reconcile(store, dry_run=True)
+    assert sorted(dry.fixes) == [
+        "agent a1: load:chat 1 -> 0",
+        "agent a1: pending offers ['o1'] -> []",
+        "contact c1: offer o1 of agent a1 is missing; re-queued in general",
+        "offers index: removed o1",
+    ]
+    assert store.client.hgetall(store.keys.contact("c1")) == before  # the dry run changed nothing
+    assert store.queue_head("general", 10) == ["c2"]
+    assert store.client.hget(store.keys.agent("a1"), "load:chat") == b"1"
+
+    fixed = reconcile(store)
+    assert fixed.fixes == dry.fixes
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "queued" and rec.view.agent_id in (None, "")
+    assert store.queue_head("general", 10) == ["c1", "c2"]  # its old place: ahead of c2
+    agent = store.load_agent("a1")
+    assert agent is not None and agent.view.load == {"chat": 0}
+    assert store.client.smembers(store.keys.agent_offers("a1")) == set()
+    assert reconcile(store).consistent
+
+    assert engine.sweep() == 1
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "offered" and rec.view.agent_id == "a1"
+    assert store.queue_head("general", 10) == ["c2"]
+    assert reconcile(store).consistent
+
+
+def test_an_offer_that_is_no_longer_pending_strands_its_contact_too(
+    store: RoutingStore, admin: redis.Redis
+) -> None:
+    _stranded(store, admin, 1_700_000_000_000)
+    store.client.hset(store.keys.offer("o1"), mapping={"status": "accepted", "contact_id": "c1"})
+    report = reconcile(store)
+    assert "contact c1: offer o1 of agent a1 is accepted; re-queued in general" in report.fixes
+    assert store.queue_head("general", 10) == ["c1", "c2"]
+
+
+def test_an_assigned_contact_without_its_offer_hash_stays_assigned(store: RoutingStore) -> None:
+    """The offer hash of accepted work expires by design; the contact is not stranded."""
+    _agent(store, "a1")
+    _contact(store, "c1", status="assigned", agent_id="a1", offer_id="gone")
+    store.client.hset(store.keys.agent("a1"), "load:chat", "1")
+    assert reconcile(store).consistent
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "assigned"
