@@ -17,6 +17,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,16 @@ from router.scoring.corpus import DEFAULT_CORPUS_DIR, Corpus, CorpusTurn, load_c
 NEAR_DUPLICATE_COSINE = 0.95
 MIN_TURNS, MIN_CONVERSATIONS = 3000, 400
 MIN_TURNS_PER_LANGUAGE, MIN_CONVERSATIONS_PER_LANGUAGE = 150, 25
+
+
+def packaged_encoder() -> Any:
+    """The packaged e5, not the scorer's tuned one: tuning on the corpus pulls its paraphrases together on
+    purpose, so "near-duplicate" is measured where text is embedded as a general encoder sees it (torch,
+    as the int8 graph is the tuned encoder's)."""
+    from router.scoring.e5 import ensure_e5
+    from router.scoring.transformer import Encoder
+
+    return Encoder(model_dir=str(ensure_e5()), backend="torch")
 
 
 def near_duplicates(turns: list[CorpusTurn], emb: np.ndarray) -> list[tuple[CorpusTurn, CorpusTurn, float]]:
@@ -89,11 +100,10 @@ def main() -> int:
     ap.add_argument("--fix", action="store_true", help="remove the later line of each near-duplicate pair")
     ap.add_argument("--json", type=Path, default=None, help="write the counts here")
     args = ap.parse_args()
-    from router.scoring.transformer import Encoder
 
     corpus = load_corpus(args.corpus)
     turns = list(corpus.turns)
-    emb = Encoder().embed([t.text for t in turns])
+    emb = packaged_encoder().embed([t.text for t in turns])
     pairs = near_duplicates(turns, emb)
     for kept, dup, cos in pairs:
         print(f"near-duplicate ({cos:.3f}): {dup.id} {dup.text!r} ~ {kept.id} {kept.text!r}")

@@ -44,7 +44,8 @@ ODD_IDS = [0, 41, 1294, 12, 64111, 85483, 38409, 113014, 6506, 2]
 def encoder():  # type: ignore[no-untyped-def]
     from router.scoring.transformer import Encoder
 
-    return Encoder(backend="torch")
+    # the packaged weights: the scorer's own encoder swaps in the tuned top layers (tested below)
+    return Encoder(model_dir=str(e5.ensure_e5()), backend="torch")
 
 
 def test_known_text_token_ids(encoder) -> None:  # type: ignore[no-untyped-def]
