@@ -134,9 +134,9 @@ ACCEPTANCE_TEXTS = [
 # probability (one of the detector's inputs and the reason's wording) within 0.04 on average, and the same
 # verdict on at least 95% of them (an acceptance text whose detector probability is within 0.02 of the
 # threshold on both backends may cross it: GATE_NEAR_THRESHOLD). Not per-text identity everywhere: dynamic
-# int8 quantisation scales activations per batch, so a text sitting on a threshold can cross it with its batch-mates, as a retrained
-# head would move it; `router evaluate` on both backends is the dataset-level check (MODEL_CARD). The
-# embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
+# int8 quantisation scales activations per batch, so a text sitting on a threshold can cross it with its
+# batch-mates, as a retrained head would move it; `router evaluate` on both backends is the dataset-level
+# check (MODEL_CARD). The embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
 GATE_MIN_COSINE = 0.95
 GATE_MEAN_COSINE = 0.99
 GATE_MAX_INTENSITY_DIFF = 0.05
