@@ -136,7 +136,8 @@ ACCEPTANCE_TEXTS = [
 # threshold on both backends may cross it: GATE_NEAR_THRESHOLD). Not per-text identity everywhere: dynamic
 # int8 quantisation scales activations per batch, so a text sitting on a threshold can cross it with its
 # batch-mates, as a retrained head would move it; `router evaluate` on both backends is the dataset-level
-# check (MODEL_CARD). The embedding cosine only catches a broken export (int8 moves "ok thanks" a few percent, no verdict).
+# check (MODEL_CARD). The embedding cosine only catches a broken export (int8 moves "ok thanks" a few
+# percent, no verdict).
 GATE_MIN_COSINE = 0.95
 GATE_MEAN_COSINE = 0.99
 GATE_MAX_INTENSITY_DIFF = 0.05
