@@ -91,6 +91,7 @@ WORKER_WRITES: tuple[str, ...] = (
     "zrem",
     "zremrangebyscore",
     "rpush",
+    "lpush",  # the waits log (accepted offers against the wait announced)
     "ltrim",
     "xadd",
     "xreadgroup",
