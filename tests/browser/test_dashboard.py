@@ -7,6 +7,7 @@ artifacts/dashboard.png for CI to keep.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -94,7 +95,7 @@ def demo() -> Iterator[str]:
 
 
 def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = importlib.import_module("playwright.sync_api")  # a test dependency: missing is a failure
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -192,7 +193,7 @@ def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
 def test_dashboard_long_ids_refused_edits_invisible_characters_and_dead_letters(demo: str) -> None:
     """Issue 14: a 64-character agent id broke the layout; a refused (412) edit looked saved; bidi overrides
     in a transcript were applied; the dead-letter list could not be browsed."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = importlib.import_module("playwright.sync_api")  # a test dependency: missing is a failure
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
     errors: list[str] = []
@@ -296,7 +297,7 @@ def test_dashboard_long_ids_refused_edits_invisible_characters_and_dead_letters(
 def test_dashboard_shows_a_voice_turns_arousal(demo: str) -> None:
     """Issue 16: a voice turn's arousal (here the platform's own cue) raised its intensity; the live feed
     names ``acoustic_arousal`` and the transcript shows the voice beside the words' own intensity."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = importlib.import_module("playwright.sync_api")  # a test dependency: missing is a failure
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
     errors: list[str] = []

@@ -198,7 +198,7 @@ class ClusterTopology:
     def __init__(self, workdir: Path) -> None:
         cli = shutil.which("redis-cli")
         if cli is None:
-            pytest.skip("needs Debian's redis-cli (scripts/test.sh installs it)")
+            pytest.fail("needs Debian's redis-cli (scripts/test.sh installs it)")
         self.workdir = workdir
         self.nodes = {port: self._node(port) for port in cluster_ports(6)}
         subprocess.run(
@@ -282,7 +282,8 @@ class ClusterTopology:
 
 
 def cluster_ports(n: int) -> list[int]:
-    """Ports whose cluster-bus twin (port + 10000) is free too."""
+    """Ports whose cluster-bus twin (port + 10000) is free too: an ephemeral port above 55535 has no valid
+    twin, and redis-server refuses to start in cluster mode there."""
     rng = random.Random()
     ports: list[int] = []
     while len(ports) < n:

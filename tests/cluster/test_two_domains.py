@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,35 +18,17 @@ from router.settings import Settings
 from router.sim.demo import run_demo
 from router.store.connect import open_store
 from router.store.keys import Keys
+from tests.chaos.ha_support import cluster_ports
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-def _free_ports(n: int) -> list[int]:
-    """Ports whose cluster-bus twin (port + 10000) is free too: an ephemeral port above 55535 has no valid
-    twin, and redis-server refuses to start in cluster mode there."""
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < n:
-        port = rng.randrange(20_000, 30_000)
-        if port in ports:
-            continue
-        try:
-            for p in (port, port + 10_000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        ports.append(port)
-    return ports
 
 
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if not server or not cli:
-        pytest.skip("needs Debian's redis-server and redis-cli (scripts/test.sh installs them)")
-    ports = _free_ports(3)
+        pytest.fail("needs Debian's redis-server and redis-cli (scripts/test.sh installs them)")
+    ports = cluster_ports(3)
     procs = []
     for port in ports:
         workdir: Path = tmp_path_factory.mktemp(f"node{port}")
