@@ -99,6 +99,8 @@ class AgentChoice:
     # the chosen agent declined the contact within the decline memory, and so did every other agent who
     # could take it now: the offer overrides the memory ("all_declined")
     all_declined: bool = False
+    # outcome-aware matching passed the free agents by to wait for these busy, better ones (their ids)
+    waiting_for: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------------------------------------- placement
@@ -374,15 +376,21 @@ def _affinity(
     """Last-agent affinity for a returning customer; None when there is no last agent logged in.
 
     Affinity beats the fairness cap and the EQ preference: an agent who knows the case spares the customer
-    from repeating it. It never beats eligibility, and the wait for a busy last agent is bounded.
+    from repeating it. It never beats eligibility, and the wait for a busy last agent is bounded. Only a
+    last agent who takes the contact's channel is waited for: one who served the customer on another
+    channel (a chat agent, the customer now calling) never frees a slot for it, and the wait would only
+    end in the fallback ``affinity_timeout_s`` later.
     """
     last = contact.last_agent_id
-    found = [why for agent, why in checked if agent.agent_id == last]
+    found = [(agent, why) for agent, why in checked if agent.agent_id == last]
     if last is None or not found:
         return None
-    why = found[0]
+    agent, why = found[0]
     if why is None:
         return "choose", Reason("affinity", f"returning customer: chose last agent {last} (affinity)")
+    if why.code == "no_capacity" and agent.capacity.get(contact.channel, 0) <= 0:
+        text = f"last agent {last} does not take {contact.channel} contacts: routing to others"
+        return "fallback", Reason("affinity_fallback", text)
     if why.code == "no_capacity" and waited_s < cfg.affinity_timeout_s:
         text = f"last agent {last} is busy: waiting for them up to {cfg.affinity_timeout_s:.0f} s"
         return "wait", Reason("waiting_for_affinity", f"{text} (waited {waited_s:.0f} s)")

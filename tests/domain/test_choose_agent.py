@@ -157,6 +157,18 @@ def test_affinity_waits_for_busy_last_agent_then_falls_back() -> None:
     assert codes(timed_out) == ["pool", "affinity_fallback", "chose_longest_idle"]
 
 
+def test_affinity_does_not_wait_for_a_last_agent_without_the_channel() -> None:
+    # served on voice before, now on chat: the voice agent never frees a chat slot, so no 30-s wait
+    agents = [agent("a1", 5), agent("a9", 5, capacity={"voice": 1}, load={"voice": 1})]
+    choice = choose_agent(contact(1, last_agent_id="a9"), "mot", agents, NOW, CFG, 0)
+    assert (choice.agent_id, choice.wait_for_affinity) == ("a1", False)
+    assert codes(choice) == ["pool", "affinity_fallback", "chose_longest_idle"]
+    assert "does not take chat" in choice.reasons[1].text
+    idle_elsewhere = [agent("a9", 5, capacity={"voice": 1})]
+    alone = choose_agent(contact(1, last_agent_id="a9"), "mot", idle_elsewhere, NOW, CFG, 0)
+    assert (alone.agent_id, alone.wait_for_affinity) == (None, False)
+
+
 def test_affinity_does_not_wait_for_an_away_agent() -> None:
     agents = [agent("a1", 5), agent("a9", 5, status="away")]
     choice = choose_agent(contact(1, last_agent_id="a9"), "mot", agents, NOW, CFG, 0)
