@@ -75,6 +75,7 @@ class BetterLater:
     expectation: Expectation
     wait_s: float
     value: float  # its expected utility minus the cost of the wait
+    agent_ids: frozenset[str]  # every busy agent who would do better (the contact waits for any of them)
 
 
 def high_eq_reserve(
@@ -137,7 +138,9 @@ def choose_by_outcome(
     may_wait = ladder.agent_id is None and waited_s < cfg.ladder_step2_s
     if later is not None and may_wait and later.value > e.utility:
         why = Reason("waiting_for_better", _wait_text(best, e, later, cls))
-        return AgentChoice(None, (*pool, *fairness, why), ladder.pool_size, len(free))
+        return AgentChoice(
+            None, (*pool, *fairness, why), ladder.pool_size, len(free), waiting_for=later.agent_ids
+        )
     chose = Reason("chose_best_expected", _chose_text(best, e, later, cls, len(free)))
     extra = (held,) if held is not None else ()
     return AgentChoice(best.agent_id, (*pool, *fairness, *extra, chose), ladder.pool_size, len(free))
@@ -197,7 +200,8 @@ def _better_later(
     wait_s = (max(0, ahead) + 1) / rate_per_s
     mean_utility = sum(e.utility for _, e in better) / len(better)
     agent, e = max(better, key=lambda ae: (ae[1].utility, -ae[0].eq, ae[0].agent_id))
-    return BetterLater(agent, e, wait_s, mean_utility - wait_cost(wait_s, cls.kind, ocfg))
+    value = mean_utility - wait_cost(wait_s, cls.kind, ocfg)
+    return BetterLater(agent, e, wait_s, value, frozenset(a.agent_id for a, _ in better))
 
 
 def _wait_text(best: AgentView, e: Expectation, later: BetterLater, cls: ContactClass) -> str:

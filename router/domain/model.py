@@ -100,6 +100,7 @@ class AgentView:
     load: Mapping[str, int] = field(default_factory=dict)  # channel -> contacts held (offered or assigned)
     status: Literal["available", "away", "offline"] = "available"
     last_assigned_ts: float = 0.0
+    status_ts: float = 0.0  # when the status last changed (epoch s; 0: unknown)
     name: str = ""
     tags: frozenset[str] = frozenset()
     mot_recent: int = 0  # moments of truth offered to this agent in the fairness window

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from router.domain.ewt import PRIOR_S_PER_DEPARTURE
 from router.domain.model import AgentView, ContactView
@@ -45,11 +45,13 @@ from router.domain.policy import PolicyConfig, min_eq, queued_for_s, remembered_
 MAX_WAIT_S = 86_400.0  # a wait nobody can serve is announced as this (JSON and Redis cannot hold inf)
 BAND = (0.10, 0.90)  # the announced band: these quantiles of the wait
 Z_90 = 1.2816  # the standard normal's 90th percentile
-MAX_AHEAD = 2_000
+MAX_AHEAD = 2_000  # contacts ahead counted at most (the Poisson sums are linear in it)
 # Before the store has measured a channel's handle times: their spread assumed, as a coefficient of
 # variation. Handle times are skewed but not memoryless (the simulator's mixture measures 0.45-0.55); the
 # first completed contact on the channel replaces it.
-UNMEASURED_HANDLE_CV = 0.5  # contacts ahead counted at most (the Poisson sums are linear in it)
+UNMEASURED_HANDLE_CV = 0.5
+# Spells away measured before an agent away is expected back: fewer say too little about the floor's breaks
+MIN_AWAY_SPELLS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,13 @@ class Service:
 @dataclass(frozen=True, slots=True)
 class ServiceTimes:
     """What the store measured (``router:{d}:service``): from an offer to its acceptance, and how long
-    accepted work lasts per channel, (mean, sd). Empty before anything was measured."""
+    accepted work lasts per channel, (mean, sd); and how long agents stayed away (their breaks). Empty
+    before anything was measured."""
 
     answer_s: float = 0.0
     answer_sd_s: float = 0.0
     handle_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    away_spells_s: tuple[float, ...] = ()  # the latest spells away, s (``router:{d}:away_spells``)
 
     def for_channel(self, channel: str, default_handle_s: float) -> Service:
         """The channel's service as measured; before any measure ``default_handle_s`` with a spread of
@@ -97,6 +101,32 @@ class WaitForecast:
     high_s: float  # 90th percentile
 
 
+def back_in_s(away_for_s: float, spells_s: Sequence[float]) -> float | None:
+    """When an agent away for ``away_for_s`` is expected back: the median of what remains of the measured
+    spells that lasted longer. None with fewer than ``MIN_AWAY_SPELLS`` spells, or when none lasted that
+    long (an agent away longer than any break has not said when they return)."""
+    if len(spells_s) < MIN_AWAY_SPELLS:
+        return None
+    left = sorted(d - away_for_s for d in spells_s if d > away_for_s)
+    if not left:
+        return None
+    mid = len(left) // 2
+    return left[mid] if len(left) % 2 else (left[mid - 1] + left[mid]) / 2.0
+
+
+def returns(agents: Sequence[AgentView], now: float, spells_s: Sequence[float]) -> dict[str, float]:
+    """Agent id -> seconds until each agent away is expected back (``back_in_s``), for those whose spell
+    start the store knows. Agents offline are not expected back."""
+    out: dict[str, float] = {}
+    for a in agents:
+        if a.status != "away" or a.status_ts <= 0:
+            continue
+        back = back_in_s(max(0.0, now - a.status_ts), spells_s)
+        if back is not None:
+            out[a.agent_id] = back
+    return out
+
+
 def stages(
     contact: ContactView,
     queue: str,
@@ -106,29 +136,47 @@ def stages(
     *,
     hold_s: float = 0.0,
     affinity_s: float = 0.0,
+    waiting_for: frozenset[str] = frozenset(),
+    back_in: Mapping[str, float] | None = None,
 ) -> tuple[Stage, ...]:
     """The pool at each moment it changes. ``hold_s``: seconds the high-EQ reserve still keeps agents of
     eq >= ``cfg.mot_min_eq`` from this (routine) contact; ``affinity_s``: seconds it still waits for its
     last agent alone. Outcome-aware matching (``cfg.outcome``) weighs every agent the fully widened
-    ladder allows, so then the ladder's steps do not narrow the pool."""
+    ladder allows, so then the ladder's steps do not narrow the pool, except while it waits for better
+    agents (``waiting_for``, busy now): it passes the free ones by until the ladder itself would offer, so
+    until then the pool is those agents and the ladder's (matching.choose_by_outcome). ``back_in``: agent
+    id -> seconds until an agent away is expected back (``returns``); from then on they count as
+    available."""
     waited_s = queued_for_s(contact, now)
-    if cfg.outcome is not None:
+    if cfg.outcome is not None and not waiting_for:
         waited_s = max(waited_s, cfg.ladder_step2_s)
-    moments = {0.0, hold_s, affinity_s}
+    back = dict(back_in or {})
+    moments = {0.0, hold_s, affinity_s, *back.values()}
     if queue == "mot":
         moments |= {cfg.ladder_step1_s - waited_s, cfg.ladder_step2_s - waited_s}
     for at_ms in contact.declined_ms.values():
         moments.add(at_ms / 1000 + cfg.decline_memory_s - now)
     out: list[Stage] = []
     for after in sorted(m for m in moments if 0.0 <= m < MAX_WAIT_S):
+        then = [_at(a, after, back) for a in agents]
         pool = [
-            a for a in agents if _serves(a, contact, queue, now, after, waited_s, cfg, hold_s, affinity_s)
+            a
+            for a in then
+            if _serves(a, contact, queue, now, after, waited_s, cfg, hold_s, affinity_s, waiting_for)
         ]
         free = sum(max(0, a.free(contact.channel)) for a in pool)
         busy = sum(_busy(a, contact.channel) for a in pool)
         if not out or (free, busy) != (out[-1].free_slots, out[-1].busy_slots):
             out.append(Stage(after, free, busy))
     return tuple(out)
+
+
+def _at(agent: AgentView, after: float, back: Mapping[str, float]) -> AgentView:
+    """The agent as it will be ``after`` seconds from now: back from their spell away when expected."""
+    at = back.get(agent.agent_id)
+    if agent.status == "away" and at is not None and after >= at:
+        return replace(agent, status="available")
+    return agent
 
 
 def _busy(agent: AgentView, channel: str) -> int:
@@ -145,10 +193,13 @@ def _serves(
     cfg: PolicyConfig,
     hold_s: float,
     affinity_s: float,
+    waiting_for: frozenset[str],
 ) -> bool:
     if a.status != "available" or contact.language not in a.languages:
         return False
-    if a.capacity.get(contact.channel, 0) <= 0 or a.eq < min_eq(queue, waited_s + after, cfg):
+    if a.capacity.get(contact.channel, 0) <= 0:
+        return False
+    if a.eq < min_eq(queue, waited_s + after, cfg) and a.agent_id not in waiting_for:
         return False
     if after < hold_s and a.eq >= cfg.mot_min_eq:
         return False

@@ -174,6 +174,7 @@ def agent_from_hash(
         load=loads,
         status=status if status in ("available", "away", "offline") else "offline",  # type: ignore[arg-type]
         last_assigned_ts=_f(h, "last_assigned_ms") / 1000,
+        status_ts=_f(h, "status_ms") / 1000,
         name=_s(h, "name"),
         tags=frozenset(x for x in _s(h, "tags").split(",") if x),
         mot_recent=mot_recent,

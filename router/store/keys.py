@@ -106,6 +106,12 @@ class Keys:
         announced (for the dashboard's charts)."""
         return f"{self.prefix}:waits"
 
+    @property
+    def away_spells(self) -> str:
+        """List, newest first, capped: how long each of the latest spells away lasted (s), from 'away' to
+        the next status (for the wait forecast: when an agent on a break is back)."""
+        return f"{self.prefix}:away_spells"
+
     def offer(self, offer_id: str) -> str:
         return f"{self.prefix}:offer:{offer_id}"
 

@@ -256,7 +256,9 @@ return {'ok', st, freed}
 """
 
 # Agent status change; going away or offline revokes the agent's pending offers and requeues their contacts.
-# KEYS: 4 agent, 5 agent's pending offers, 6 offers by deadline, then per offer: offer, contact, queue
+# The end of a spell away measures how long it lasted (the away spells list, for the wait forecast).
+# KEYS: 4 agent, 5 agent's pending offers, 6 offers by deadline, 7 away spells,
+#       then per offer: offer, contact, queue
 # ARGV: 6 status, 7 now ms, 8 number of offers n, then per offer: offer id, contact id, queue score
 AGENT_STATUS = r"""
 if redis.call('EXISTS', KEYS[4]) == 0 then return {'err', 'no_agent'} end
@@ -266,10 +268,18 @@ for i = 0, n - 1 do
   if redis.call('SISMEMBER', KEYS[5], ARGV[9 + i * 3]) == 0 then return {'conflict'} end
 end
 local status = ARGV[6]
-redis.call('HSET', KEYS[4], 'status', status, 'status_ms', ARGV[7])
+local was = redis.call('HMGET', KEYS[4], 'status', 'status_ms')
+local since = num(was[2])
+if was[1] == 'away' and status ~= 'away' and since > 0 and num(ARGV[7]) >= since then
+  redis.call('LPUSH', KEYS[7], tostring((num(ARGV[7]) - since) / 1000))
+  redis.call('LTRIM', KEYS[7], 0, LIMITS.away_spells - 1)
+end
+if was[1] ~= status or since == 0 then
+  redis.call('HSET', KEYS[4], 'status', status, 'status_ms', ARGV[7])
+end
 if status ~= 'available' then
   for i = 0, n - 1 do
-    local okey, ckey, qkey = KEYS[7 + i * 3], KEYS[8 + i * 3], KEYS[9 + i * 3]
+    local okey, ckey, qkey = KEYS[8 + i * 3], KEYS[9 + i * 3], KEYS[10 + i * 3]
     local oid, cid, score = ARGV[9 + i * 3], ARGV[10 + i * 3], ARGV[11 + i * 3]
     if redis.call('HGET', okey, 'status') == 'pending' then
       local ch = redis.call('HGET', okey, 'channel')

@@ -30,6 +30,8 @@ HISTORY_LEN = 100  # decisions kept per contact: its explanation (GET /v1/contac
 AUDIT_MAXLEN = 100_000
 DEADLETTER_MAXLEN = 100_000
 WAITS_LEN = 5_000  # accepted offers kept in the waits log: the dashboard's last hour on a busy floor
+# spells away kept for the wait forecast: a floor's breaks and lunches of the last day or so
+AWAY_SPELLS_LEN = 200
 ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 # what a failover or a restart looks like to a client: the primary is gone, or the node it reaches is a
@@ -138,6 +140,7 @@ class RoutingStore:
                 "audit": AUDIT_MAXLEN,
                 "deadletter": DEADLETTER_MAXLEN,
                 "waits": WAITS_LEN,
+                "away_spells": AWAY_SPELLS_LEN,
             }
         )
         self._scripts = {
@@ -386,7 +389,7 @@ class RoutingStore:
         requeue: Sequence[tuple[OfferInfo, float]],
     ) -> Outcome:
         k = self.keys
-        keys = [k.agent(agent_id), k.agent_offers(agent_id), k.offers]
+        keys = [k.agent(agent_id), k.agent_offers(agent_id), k.offers, k.away_spells]
         args: list[Any] = [status, now_ms, len(requeue)]
         for offer, score in requeue:
             keys += [k.offer(offer.offer_id), k.contact(offer.contact_id), k.queue(offer.queue or "general")]
@@ -582,12 +585,13 @@ class RoutingStore:
     ) -> tuple[list[tuple[str, str]], ServiceTimes]:
         """For a wait forecast: (channel, language) of each contact ahead of ``contact_id`` in ``queue``
         and of every contact in the ``before`` queues (served first), at most WAIT_SCAN per queue; and the
-        measured service times. Two round trips."""
+        measured service times, with the latest spells away. Two round trips."""
         pipe = self._flushed().pipeline(transaction=False)
         for q in (queue, *before):
             pipe.zrange(self.keys.queue(q), 0, WAIT_SCAN - 1)
         pipe.hgetall(self.keys.service)
-        *heads, service = pipe.execute()
+        pipe.lrange(self.keys.away_spells, 0, -1)
+        *heads, service, spells = pipe.execute()
         own = [as_str(x) for x in heads[0]]
         ahead = own[: own.index(contact_id)] if contact_id in own else own
         ahead += [as_str(x) for head in heads[1:] for x in head]
@@ -596,10 +600,14 @@ class RoutingStore:
             pipe.hmget(self.keys.contact(cid), ["channel", "language"])
         rows = pipe.execute() if ahead else []
         found = [(as_str(ch), as_str(lang)) for ch, lang in rows if ch and lang]
-        return found, service_times(_decode_map(service))
+        return found, service_times(_decode_map(service), [as_str(x) for x in spells])
 
     def service_times(self) -> ServiceTimes:
-        return service_times(_decode_map(self._flushed().hgetall(self.keys.service)))
+        pipe = self._flushed().pipeline(transaction=False)
+        pipe.hgetall(self.keys.service)
+        pipe.lrange(self.keys.away_spells, 0, -1)
+        service, spells = pipe.execute()
+        return service_times(_decode_map(service), [as_str(x) for x in spells])
 
     def queue_stats(self, queue: str, now_ms: int, free_agents: int) -> QueueStats:
         return self.queue_wait_inputs(queue, None, now_ms, free_agents)[1]
@@ -748,8 +756,9 @@ class RoutingStore:
         return [json.loads(as_str(x)) for x in self._flushed().lrange(self.keys.history(contact_id), 0, -1)]
 
 
-def service_times(h: Mapping[str, str]) -> ServiceTimes:
-    """The service hash (fields written by the scripts' ``ewma``) as measured service times."""
+def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> ServiceTimes:
+    """The service hash (fields written by the scripts' ``ewma``) as measured service times, with the
+    latest spells away (seconds, as the agent status script lists them)."""
 
     def num(name: str) -> float:
         try:
@@ -764,7 +773,15 @@ def service_times(h: Mapping[str, str]) -> ServiceTimes:
         for name in h
         if name.startswith(prefix) and name.count(":") == 1
     }
-    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle)
+    spells: list[float] = []
+    for raw in away_spells:
+        try:
+            spell = float(raw)
+        except ValueError:
+            continue
+        if math.isfinite(spell) and spell > 0:
+            spells.append(spell)
+    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle, tuple(spells))
 
 
 def _outcome(name: str, res: Any) -> Outcome:

@@ -17,7 +17,7 @@ from router.domain.ewt import callback_reason
 from router.domain.matching import choose_by_outcome, reserved_channels
 from router.domain.model import QUEUES, ContactView, Reason
 from router.domain.policy import AgentChoice, choose_contact, queue_score, queued_for_s
-from router.domain.wait_forecast import WaitForecast, competing_ahead, forecast, stages
+from router.domain.wait_forecast import WaitForecast, competing_ahead, forecast, returns, stages
 from router.store.codec import ContactRecord, contact_from_hash
 from router.store.store import Commit, OfferInfo, Outcome
 from router.worker.state import EngineCore
@@ -131,7 +131,17 @@ class Matcher(EngineCore):
         before = ("mot",) if queue != "mot" else ()
         rows, times = self.store.wait_inputs(queue, contact.contact_id, before)
         ahead = competing_ahead(contact, rows, agents)
-        pools = stages(contact, queue, agents, now, self.cfg, hold_s=hold_s, affinity_s=affinity_s)
+        pools = stages(
+            contact,
+            queue,
+            agents,
+            now,
+            self.cfg,
+            hold_s=hold_s,
+            affinity_s=affinity_s,
+            waiting_for=choice.waiting_for,
+            back_in=returns(agents, now, times.away_spells_s),
+        )
         service = times.for_channel(contact.channel, self.settings.expected_handle_s)
         return ahead, forecast(pools, ahead, service)
 

@@ -503,6 +503,28 @@ def test_worker_scores_a_batch_in_one_call_and_routes_it(
     assert store.stats()["processed"] == len(events)
 
 
+def test_spells_away_are_measured_and_a_contact_only_an_agent_away_can_take_waits_for_their_return(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """Agents' breaks are measured as they end (the away spells list); a Spanish contact whose only
+    speaker is on a break is told the rest of that break, not the prior for a contact nobody can serve."""
+    team(store, {"a1": 3})
+    add_agent(store, "es1", eq=3, capacity={"chat": 1}, languages=["en", "es"])
+    for _ in range(5):
+        floor.status("a1", "away")
+        floor.status("a1", "away")  # a repeat does not restart the spell
+        clock.advance(900)
+        floor.status("a1", "available")
+        clock.advance(60)
+    assert store.service_times().away_spells_s == (900.0,) * 5
+    floor.status("es1", "away")
+    clock.advance(600)
+    floor.start("c1", lang="es")
+    queued = only(floor.human("c1"), "queued")
+    assert queued.estimated_wait_s == pytest.approx(300.0, abs=1.0)  # no answer measured yet
+    assert queued.estimated_wait_high_s == pytest.approx(300.0, abs=1.0)
+
+
 def test_an_acceptance_measures_the_answer_the_wait_against_the_one_announced_and_the_handle_time(
     floor: Floor, store: RoutingStore, clock: FakeClock
 ) -> None:

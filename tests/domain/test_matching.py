@@ -122,6 +122,7 @@ def test_waits_for_a_much_better_agent_who_is_close() -> None:
     choice = choose_by_outcome(mot(), "mot", [free1, busy5], NOW, quick, 0)
     assert choice.agent_id is None and codes(choice.reasons)[-1] == "waiting_for_better"
     assert "~30 s away" in choice.reasons[-1].text
+    assert choice.waiting_for == frozenset({"a5"})  # what the wait forecast counts until the ladder offers
     # ... but never past the ladder's last step, where the ladder offers anyone
     late = choose_by_outcome(mot(waited_s=61.0), "mot", [free1, busy5], NOW, quick, 0)
     assert late.agent_id == "a1"

@@ -17,13 +17,16 @@ from router.domain.outcomes import OutcomeConfig
 from router.domain.policy import PolicyConfig
 from router.domain.wait_forecast import (
     MAX_WAIT_S,
+    MIN_AWAY_SPELLS,
     UNMEASURED_HANDLE_CV,
     Service,
     ServiceTimes,
     Stage,
+    back_in_s,
     competing_ahead,
     forecast,
     residual_share,
+    returns,
     stages,
 )
 from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
@@ -151,6 +154,23 @@ def test_stages_follow_the_ladder_for_a_moment_of_truth() -> None:
     assert widened == (Stage(0.0, 2, 1),)
 
 
+def test_stages_while_waiting_for_better_agents_follow_the_ladder_and_those_agents() -> None:
+    """Outcome-aware matching passed a free eq-2 agent by for a busy eq-5 one it expects to do better: the
+    free agent counts only once the ladder itself would offer to it (its last step, 60 s), and the better
+    agent counts from now whatever its EQ."""
+    cfg = PolicyConfig.defaults(outcome=OutcomeConfig())
+    floor = [_agent("best", 3), _agent("free", 2, load=0)]
+    mot = ContactView("c1", "chat", enqueued_ts=NOW - 5.0, moment_of_truth=True)
+    assert stages(mot, "mot", floor, NOW, cfg) == (Stage(0.0, 1, 1),)
+    assert stages(mot, "mot", floor, NOW, cfg, waiting_for=frozenset({"best"})) == (
+        Stage(0.0, 0, 1),
+        Stage(cfg.ladder_step2_s - 5.0, 1, 1),
+    )
+    waited = forecast(stages(mot, "mot", floor, NOW, cfg, waiting_for=frozenset({"best"})), 0, MEMORYLESS)
+    assert waited.high_s == pytest.approx(cfg.ladder_step2_s - 5.0, abs=0.1)
+    assert waited.mean_s == pytest.approx(300.0 * (1 - math.exp(-(cfg.ladder_step2_s - 5.0) / 300)))
+
+
 def test_stages_keep_the_reserve_and_the_last_agent_until_their_time() -> None:
     cfg = PolicyConfig.defaults(outcome=OutcomeConfig())
     floor = [_agent("a5", 5, load=0), _agent("a2", 2)]
@@ -160,6 +180,41 @@ def test_stages_keep_the_reserve_and_the_last_agent_until_their_time() -> None:
         Stage(0.0, 0, 1),
         Stage(12.0, 1, 1),
     )
+
+
+def test_an_agent_away_is_back_when_the_spells_that_lasted_longer_end() -> None:
+    breaks = [900.0] * 6 + [1800.0] * 3  # the floor's 15-minute breaks and its lunches, as measured
+    assert back_in_s(646.0, breaks) == pytest.approx(254.0)  # most spells this long were breaks
+    assert back_in_s(1000.0, breaks) == pytest.approx(800.0)  # past a break: a lunch
+    assert back_in_s(2000.0, breaks) is None  # longer than any spell: nobody knows when
+    assert back_in_s(10.0, breaks[: MIN_AWAY_SPELLS - 1]) is None  # too few measured yet
+
+
+def test_returns_are_for_agents_away_whose_spell_start_is_known() -> None:
+    spells = [900.0] * MIN_AWAY_SPELLS
+    floor = [
+        _agent("away", 3, load=0, status="away", status_ts=NOW - 600.0),
+        _agent("unknown", 3, load=0, status="away"),
+        _agent("gone", 3, load=0, status="offline", status_ts=NOW - 600.0),
+        _agent("here", 3, status_ts=NOW - 600.0),
+    ]
+    assert returns(floor, NOW, spells) == {"away": pytest.approx(300.0)}
+
+
+def test_an_agent_back_from_a_break_joins_the_pool_then() -> None:
+    """Nobody logged in speaks the customer's language but an agent on a break: the wait is their return
+    (plus the answer), not the prior for a contact nobody can serve."""
+    cfg = PolicyConfig.defaults(outcome=OutcomeConfig())
+    floor = [_agent("pl", 2, load=0, cap=2, status="away", status_ts=NOW - 646.0)]
+    me = ContactView("c1", "chat", enqueued_ts=NOW)
+    back = returns(floor, NOW, [900.0] * MIN_AWAY_SPELLS)
+    assert stages(me, "general", floor, NOW, cfg) == (Stage(0.0, 0, 0),)
+    assert stages(me, "general", floor, NOW, cfg, back_in=back) == (
+        Stage(0.0, 0, 0),
+        Stage(pytest.approx(254.0), 2, 0),  # type: ignore[arg-type]
+    )
+    f = forecast(stages(me, "general", floor, NOW, cfg, back_in=back), 0, replace(MEMORYLESS, answer_s=4.0))
+    assert f.mean_s == pytest.approx(258.0, abs=0.2) and f.high_s == pytest.approx(258.0, abs=0.2)
 
 
 def test_contacts_ahead_compete_only_on_the_channel_in_a_language_the_pool_speaks() -> None:
@@ -180,13 +235,19 @@ def test_measured_service_times_replace_the_assumed_ones() -> None:
 
 @PROPERTY
 @given(
-    contacts(now=NOW), agent_lists(), st.sampled_from(("mot", "general")), st.floats(0, 60), st.floats(0, 60)
+    contacts(now=NOW),
+    agent_lists(),
+    st.sampled_from(("mot", "general")),
+    st.floats(0, 60),
+    st.floats(0, 60),
+    st.floats(0, 2_000),
 )
 def test_stages_start_now_in_time_order_and_count_no_slot_twice(
-    contact: ContactView, floor: list[AgentView], queue: str, hold_s: float, affinity_s: float
+    contact: ContactView, floor: list[AgentView], queue: str, hold_s: float, affinity_s: float, back_s: float
 ) -> None:
     cfg = PolicyConfig.defaults()
-    got = stages(contact, queue, floor, NOW, cfg, hold_s=hold_s, affinity_s=affinity_s)
+    back = {a.agent_id: back_s for a in floor}  # everyone away expected back then
+    got = stages(contact, queue, floor, NOW, cfg, hold_s=hold_s, affinity_s=affinity_s, back_in=back)
     assert got and got[0].after_s == 0.0
     assert [s.after_s for s in got] == sorted(s.after_s for s in got)
     slots = sum(a.capacity.get(contact.channel, 0) for a in floor)
