@@ -52,6 +52,9 @@ MAX_AHEAD = 2_000  # contacts ahead counted at most (the Poisson sums are linear
 UNMEASURED_HANDLE_CV = 0.5
 # Spells away measured before an agent away is expected back: fewer say too little about the floor's breaks
 MIN_AWAY_SPELLS = 5
+# Contacts that waited in a queue and then were served or left, before the share that left counts
+MIN_LEFT_SAMPLES = 20
+MIX_POINTS = 9  # counts of contacts still ahead the wait is mixed over, at most (each costs a Poisson sum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,14 @@ class ServiceTimes:
     answer_sd_s: float = 0.0
     handle_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     away_spells_s: tuple[float, ...] = ()  # the latest spells away, s (``router:{d}:away_spells``)
+    # per queue: of the contacts that waited in it, the share that left unserved, and how many were seen
+    left: Mapping[str, tuple[float, int]] = field(default_factory=dict)
+
+    def left_share(self, queue: str) -> float:
+        """The share of contacts that waited in ``queue`` and left it unserved; 0 until
+        ``MIN_LEFT_SAMPLES`` were seen."""
+        share, n = self.left.get(queue, (0.0, 0))
+        return min(max(share, 0.0), 1.0) if n >= MIN_LEFT_SAMPLES and math.isfinite(share) else 0.0
 
     def for_channel(self, channel: str, default_handle_s: float) -> Service:
         """The channel's service as measured; before any measure ``default_handle_s`` with a spread of
@@ -222,25 +233,29 @@ def competing_ahead(
     return sum(1 for channel, language in ahead if channel == contact.channel and language in spoken)
 
 
-def forecast(pools: Sequence[Stage], ahead: int, service: Service) -> WaitForecast:
-    """The wait of a contact with ``ahead`` competing contacts before it (module docstring). The answer
-    time adds to the wait, its spread to the sd and to the band (its own 10th-90th percentiles, as a
-    normal's, added to the ends: a band a little wider, never narrower, than the sum's)."""
-    k = min(max(0, ahead), MAX_AHEAD) + 1
+def forecast(pools: Sequence[Stage], ahead: int, service: Service, left_share: float = 0.0) -> WaitForecast:
+    """The wait of a contact with ``ahead`` competing contacts before it (module docstring). Each of them
+    leaves unserved (gives up, ends) with probability ``left_share``, so the slot it would have taken
+    serves the next: the wait is a mixture over how many are still there, Binomial(ahead, 1 -
+    left_share). The answer time adds to the wait, its spread to the sd and to the band (its own 10th-90th
+    percentiles, as a normal's, added to the ends: a band a little wider, never narrower, than the
+    sum's)."""
     segs = _segments(pools, service)
     if not segs:
         return _unbounded()
+    mix = _still_ahead(min(max(0, ahead), MAX_AHEAD), left_share)
     mean = 0.0
     second = 0.0  # E[T^2] / 2
-    for seg in segs:
-        part = seg.moments(k)
-        if part is None:
-            return _unbounded()
-        mean += part[0]
-        second += part[1]
+    for k, weight in mix:
+        for seg in segs:
+            part = seg.moments(k)
+            if part is None:
+                return _unbounded()
+            mean += weight * part[0]
+            second += weight * part[1]
     answer_s, answer_sd_s = max(0.0, service.answer_s), max(0.0, service.answer_sd_s)
     sd = math.sqrt(max(0.0, 2.0 * second - mean * mean) + answer_sd_s**2)
-    low, high = (_quantile(segs, k, q) for q in BAND)
+    low, high = (_quantile(segs, mix, q) for q in BAND)
     spread = Z_90 * answer_sd_s
     return WaitForecast(
         _capped(mean + answer_s),
@@ -248,6 +263,39 @@ def forecast(pools: Sequence[Stage], ahead: int, service: Service) -> WaitForeca
         _capped(low + max(0.0, answer_s - spread)),
         _capped(high + answer_s + spread),
     )
+
+
+def _still_ahead(ahead: int, left_share: float) -> list[tuple[int, float]]:
+    """(k, weight): the wait is for the k-th slot to free with that probability, k - 1 the contacts ahead
+    still there, Binomial(ahead, 1 - left_share); at most ``MIX_POINTS`` of them (neighbouring counts
+    merged at their weighted mean), and nothing beyond 5 sd of the mean."""
+    p_stay = 1.0 - min(max(left_share, 0.0), 1.0)
+    if ahead == 0 or p_stay >= 1.0:
+        return [(ahead + 1, 1.0)]
+    if p_stay <= 0.0:
+        return [(1, 1.0)]
+    mu = ahead * p_stay
+    reach = 5.0 * math.sqrt(ahead * p_stay * (1.0 - p_stay)) + 1.0
+    lo, hi = max(0, math.floor(mu - reach)), min(ahead, math.ceil(mu + reach))
+    log_p, log_q, log_n = math.log(p_stay), math.log1p(-p_stay), math.lgamma(ahead + 1)
+    pmf = [
+        (
+            x,
+            math.exp(
+                log_n - math.lgamma(x + 1) - math.lgamma(ahead - x + 1) + x * log_p + (ahead - x) * log_q
+            ),
+        )
+        for x in range(lo, hi + 1)
+    ]
+    size = math.ceil(len(pmf) / MIX_POINTS)
+    out: list[tuple[int, float]] = []
+    for i in range(0, len(pmf), size):
+        group = pmf[i : i + size]
+        weight = sum(w for _, w in group)
+        if weight > 0.0:
+            out.append((round(sum(x * w for x, w in group) / weight) + 1, weight))
+    total = sum(w for _, w in out)
+    return [(k, w / total) for k, w in out]
 
 
 def _capped(seconds: float) -> float:
@@ -316,25 +364,25 @@ def _segments(pools: Sequence[Stage], service: Service) -> list[_Segment]:
     return out
 
 
-def _survival(segs: Sequence[_Segment], k: int, t: float) -> float:
+def _survival(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], t: float) -> float:
     seg = next((s for s in reversed(segs) if s.start_s <= t), segs[0])
-    return seg.survival(k, t)
+    return sum(weight * seg.survival(k, t) for k, weight in mix)
 
 
-def _quantile(segs: Sequence[_Segment], k: int, q: float) -> float:
+def _quantile(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], q: float) -> float:
     """The smallest t with P(T <= t) >= q, to 0.1 s."""
     target = 1.0 - q
-    if _survival(segs, k, 0.0) <= target:
+    if _survival(segs, mix, 0.0) <= target:
         return 0.0
     hi = 1.0
-    while _survival(segs, k, hi) > target:
+    while _survival(segs, mix, hi) > target:
         hi *= 2.0
         if hi >= MAX_WAIT_S:
             return MAX_WAIT_S
     lo = 0.0
     while hi - lo > 0.1:
         mid = (lo + hi) / 2.0
-        if _survival(segs, k, mid) > target:
+        if _survival(segs, mix, mid) > target:
             lo = mid
         else:
             hi = mid

@@ -182,6 +182,8 @@ if mode == 'accepted' then
   if created > 0 and now >= created then ewma(12, 'answer_s', (now - created) / 1000) end
   local entry = {t_ms = now, queue = redis.call('HGET', KEYS[4], 'queue') or '', mot = c[6] == '1',
     channel = c[7] or ''}
+  -- one that waited and was served: the share of waiting contacts that leave unserved (RELEASE) falls
+  if c[2] and entry.queue ~= '' then ewma(12, 'left:' .. entry.queue, 0) end
   if c[1] then entry['waited_s'] = math.max(0, now - num(c[1])) / 1000 end
   if c[2] and c[3] and c[8] ~= '1' then
     local actual = math.max(0, now - num(c[2])) / 1000
@@ -213,7 +215,9 @@ return {'ok', mode}
 """
 
 # Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was. Work
-# an agent had accepted measures the channel's handle time (service hash, 'handle_s:<channel>').
+# an agent had accepted measures the channel's handle time (service hash, 'handle_s:<channel>'); a contact
+# that had been told a wait and ends before an agent accepted it left its queue unserved ('left:<queue>',
+# which RESOLVE_OFFER lowers for those served).
 # KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
 #       9 offers by deadline, 10 agent's pending offers, 11 open contacts, 12 service hash
 # ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
@@ -242,6 +246,10 @@ if (st == 'offered' or st == 'assigned') and agent ~= '' then
   end
 elseif st == 'queued' then
   redis.call('ZREM', KEYS[7], ARGV[6])
+end
+if ARGV[10] == '1' and (st == 'queued' or st == 'offered') then
+  local q = redis.call('HMGET', KEYS[4], 'queue', 'announced_ms')
+  if q[1] and q[1] ~= '' and q[2] then ewma(12, 'left:' .. q[1], 1) end
 end
 local fields = cjson.decode(ARGV[9])
 local ver = num(ARGV[7]) + 1

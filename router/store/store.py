@@ -773,6 +773,12 @@ def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> Serv
         for name in h
         if name.startswith(prefix) and name.count(":") == 1
     }
+    left_prefix = "left:"
+    left = {
+        name[len(left_prefix) :]: (num(name), int(num(f"{name}:n")))
+        for name in h
+        if name.startswith(left_prefix) and name.count(":") == 1
+    }
     spells: list[float] = []
     for raw in away_spells:
         try:
@@ -781,7 +787,7 @@ def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> Serv
             continue
         if math.isfinite(spell) and spell > 0:
             spells.append(spell)
-    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle, tuple(spells))
+    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle, tuple(spells), left)
 
 
 def _outcome(name: str, res: Any) -> Outcome:

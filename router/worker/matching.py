@@ -143,7 +143,7 @@ class Matcher(EngineCore):
             back_in=returns(agents, now, times.away_spells_s),
         )
         service = times.for_channel(contact.channel, self.settings.expected_handle_s)
-        return ahead, forecast(pools, ahead, service)
+        return ahead, forecast(pools, ahead, service, times.left_share(queue))
 
     def _offer(
         self,

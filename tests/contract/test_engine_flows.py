@@ -525,6 +525,27 @@ def test_spells_away_are_measured_and_a_contact_only_an_agent_away_can_take_wait
     assert queued.estimated_wait_high_s == pytest.approx(300.0, abs=1.0)
 
 
+def test_contacts_that_waited_and_left_unserved_are_measured_per_queue(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """Of the contacts told a wait, the share that ended before an agent accepted them (the forecast's
+    contacts ahead who leave); one offered at once never waited and does not count."""
+    team(store, {"a1": 3})
+    floor.start("c1")
+    floor.accept(only(floor.human("c1"), "offer"))  # served at once: not a waiting contact
+    floor.start("c2")
+    only(floor.human("c2"), "queued")
+    floor.start("c3")
+    assert only(floor.human("c3")).action in ("queued", "callback_offer")  # told a wait either way
+    clock.advance(30)
+    floor.send({"type": "contact.ended", "contact_id": "c2", "reason": "abandoned"})
+    assert store.service_times().left == {"general": (pytest.approx(1.0), 1)}
+    released, offer = floor.send({"type": "work.completed", "agent_id": "a1", "contact_id": "c1"})
+    assert (released.action, offer.action, offer.contact_id) == ("released", "offer", "c3")
+    floor.accept(offer)
+    assert store.service_times().left == {"general": (pytest.approx(0.5), 2)}
+
+
 def test_an_acceptance_measures_the_answer_the_wait_against_the_one_announced_and_the_handle_time(
     floor: Floor, store: RoutingStore, clock: FakeClock
 ) -> None:

@@ -18,6 +18,7 @@ from router.domain.policy import PolicyConfig
 from router.domain.wait_forecast import (
     MAX_WAIT_S,
     MIN_AWAY_SPELLS,
+    MIN_LEFT_SAMPLES,
     UNMEASURED_HANDLE_CV,
     Service,
     ServiceTimes,
@@ -53,6 +54,32 @@ def test_a_free_slot_at_a_known_moment_bounds_the_wait() -> None:
     assert f.mean_s == pytest.approx(300.0 * (1 - math.exp(-20 / 300)))
     assert f.high_s == pytest.approx(20.0, abs=0.1)
     assert forecast([Stage(0.0, 0, 0), Stage(30.0, 1, 0)], 0, MEMORYLESS).mean_s == pytest.approx(30.0)
+
+
+def test_contacts_ahead_who_leave_unserved_shorten_the_wait() -> None:
+    """Each of the 4 ahead leaves with probability 0.25: the wait is for the (X + 1)-th slot, X the ones
+    still there, Binomial(4, 0.75); an Erlang's mean is linear in its stage count, so the mean is that of
+    1 + 3 slots."""
+    pools = [Stage(0.0, 0, 3)]
+    f = forecast(pools, 4, MEMORYLESS, left_share=0.25)
+    assert f.mean_s == pytest.approx((1 + 4 * 0.75) * 100.0, rel=1e-6)
+    whole = forecast(pools, 4, MEMORYLESS)
+    assert f.low_s < whole.low_s and f.high_s < whole.high_s
+    assert forecast(pools, 4, MEMORYLESS, left_share=1.0) == forecast(pools, 0, MEMORYLESS)
+    assert forecast(pools, 0, MEMORYLESS, left_share=0.5) == forecast(pools, 0, MEMORYLESS)
+
+
+def test_a_long_queue_that_leaves_is_mixed_over_a_few_counts_with_the_right_mean() -> None:
+    f = forecast([Stage(0.0, 0, 10)], 1_500, MEMORYLESS, left_share=0.2)
+    assert f.mean_s == pytest.approx((1 + 1_500 * 0.8) * 30.0, rel=0.01)
+    assert f.low_s < f.mean_s < f.high_s
+
+
+def test_the_left_share_counts_once_enough_contacts_were_seen() -> None:
+    few = ServiceTimes(left={"mot": (0.3, MIN_LEFT_SAMPLES - 1)})
+    enough = ServiceTimes(left={"mot": (0.3, MIN_LEFT_SAMPLES)})
+    assert few.left_share("mot") == 0.0 and enough.left_share("mot") == 0.3
+    assert enough.left_share("general") == 0.0
 
 
 def test_answer_time_shifts_the_wait_and_widens_the_band() -> None:
@@ -123,12 +150,19 @@ stage_lists = st.lists(
 
 
 @PROPERTY
-@given(stage_lists, st.integers(-3, 40), st.integers(-3, 40), st.floats(1, 2_000), st.floats(0, 2))
+@given(
+    stage_lists,
+    st.integers(-3, 40),
+    st.integers(-3, 40),
+    st.floats(1, 2_000),
+    st.floats(0, 2),
+    st.floats(0, 1),
+)
 def test_the_wait_is_finite_ordered_and_grows_with_the_contacts_ahead(
-    pools: list[Stage], a1: int, a2: int, handle_s: float, cv: float
+    pools: list[Stage], a1: int, a2: int, handle_s: float, cv: float, left: float
 ) -> None:
     service = Service(handle_s, cv, answer_s=3.0, answer_sd_s=1.0)
-    near, far = (forecast(pools, a, service) for a in sorted((a1, a2)))
+    near, far = (forecast(pools, a, service, left) for a in sorted((a1, a2)))
     for f in (near, far):
         for value in (f.mean_s, f.sd_s, f.low_s, f.high_s):
             assert math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S
