@@ -4,8 +4,11 @@ A contact leaves its queue when a slot it may take is there for it: a free one, 
 The contacts ahead of it that compete for the same slots (``competing_ahead``) take theirs first, so it
 needs the ``ahead + 1``-th. Who may serve it changes while it waits, at known moments: the escalation
 ladder widens the EQ floor (20 s, 60 s), the high-EQ reserve's hold on a routine contact ends, the wait
-for a returning customer's last agent runs out, a remembered decline expires. ``stages`` lists the pool
-at each of those moments: its free slots and its busy slots on the contact's channel.
+for a returning customer's last agent runs out, a remembered decline expires, an agent on a break is
+expected back (``returns``: the measured spells away that lasted longer than this one has so far). While
+outcome-aware matching waits for better agents (``waiting_for``) the pool is theirs and the ladder's, not
+the free agents it passed by. ``stages`` lists the pool at each of those moments: its free slots and its
+busy slots on the contact's channel.
 
 **The wait.** Busy slots free at ``busy / (handle_s x residual_share)`` per second, a Poisson process;
 the free slots of a stage are there from its start. ``handle_s`` is the mean time a slot stays busy on
@@ -18,15 +21,17 @@ whatever the shape): ``1 - (1 - (1 + cv^2) / 2) / sqrt(b)``, an interpolation be
 that matches the simulated handle times within 5% (docs/routing.md). The wait T is the first time the
 ``P(T > t) = P(Poisson(L(t)) < ahead + 1 - free(t))``, with ``L`` the integrated rate. Its mean, its sd
 and its 10th and 90th percentiles come in closed form per stage (Poisson sums), plus the time an agent
-takes to accept an offer (``answer_s``, measured too).
+takes to accept an offer (``answer_s``, measured too). Contacts ahead that leave unserved (the queue's
+measured ``left_share``) free their slot for the next: the wait is a mixture over how many are still
+there.
 
 **Why not the queue's departures.** A queue's observed departures per second are its arrivals, not how
 fast it could be served: a queue that is usually empty sees few departures and so announced minutes when
 a slot was about to free (2,000 contacts: 155 s announced against 30 s lived, docs/simulation.md).
 
-**Nobody to serve it.** When no agent logged in can ever take the contact (no slot in the last stage),
-one who can is assumed to turn up every ``PRIOR_S_PER_DEPARTURE`` seconds (router/domain/ewt.py): the
-estimate errs long, never infinite, and the callback follows from it.
+**Nobody to serve it.** When no agent logged in (nor expected back) can ever take the contact (no slot
+in the last stage), one who can is assumed to turn up every ``PRIOR_S_PER_DEPARTURE`` seconds
+(router/domain/ewt.py): the estimate errs long, never infinite, and the callback follows from it.
 
 **The band.** ``low_s``-``high_s`` is the 10th-90th percentile: eight waits in ten should land inside
 when the model holds; the sim and ``/metrics`` count how many do.
