@@ -11,6 +11,7 @@ have at least ``MIN_SAMPLE`` moments of truth, the interval excludes zero and th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.store.admin import Aggregate
@@ -88,6 +89,33 @@ def compare(agent: Aggregate, peers: Aggregate) -> Comparison:
     t = diff / se
     q = t_quantile(1 - (1 - CONFIDENCE) / 2, df)
     return Comparison(ga, gp, diff, (diff - q * se, diff + q * se), t, df, t_two_sided_p(t, df))
+
+
+def mean_ci95(a: Aggregate) -> tuple[float, float] | None:
+    """95% Student t interval of a group's mean CSAT; None below two outcomes."""
+    if a.n < 2:
+        return None
+    mean = a.sum / a.n
+    half = t_quantile(1 - (1 - CONFIDENCE) / 2, a.n - 1) * math.sqrt(_variance(a) / a.n)
+    return (mean - half, mean + half)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """An agent's outcomes against its peers' per kind, and the EQ they suggest."""
+
+    moments_of_truth: Comparison
+    routine: Comparison
+    suggested_eq: int
+    reason: str
+
+
+def evaluate(current_eq: int, mine: Mapping[str, Aggregate], total: Mapping[str, Aggregate]) -> Evaluation:
+    """``mine``, ``total``: the agent's and the domain's aggregates per kind ('mot', 'routine')."""
+    mot = compare(mine["mot"], total["mot"].minus(mine["mot"]))
+    routine = compare(mine["routine"], total["routine"].minus(mine["routine"]))
+    new_eq, why = suggest(current_eq, mot)
+    return Evaluation(mot, routine, new_eq, why)
 
 
 def suggest(current_eq: int, cmp: Comparison) -> tuple[int, str]:
