@@ -233,7 +233,6 @@ RELEASE = r"""
 local st = redis.call('HGET', KEYS[4], 'status')
 if not st then return {'err', 'no_contact'} end
 if (redis.call('HGET', KEYS[4], 'version') or '0') ~= ARGV[7] then return {'conflict'} end
-local was = redis.call('HMGET', KEYS[4], 'mot', 'created_ms', 'handoffs', 'customer_id', 'prev_contact_ms')
 local agent = redis.call('HGET', KEYS[4], 'agent_id') or ''
 local freed = ''
 if (st == 'offered' or st == 'assigned') and agent ~= '' then
@@ -261,6 +260,7 @@ if ARGV[10] == '1' then
   -- the end overrides any same-named field of the event's own
   fields['status'] = 'ended'; fields['agent_id'] = ''; fields['offer_id'] = ''; fields['ended_ms'] = ARGV[8]
   redis.call('SREM', KEYS[11], ARGV[6])
+  local was = redis.call('HMGET', KEYS[4], 'mot', 'created_ms', 'handoffs', 'customer_id', 'prev_contact_ms')
   local entry = {t_ms = num(ARGV[8]), started_ms = num(was[2]), mot = was[1] == '1', was = st,
     handoffs = num(was[3]), customer = was[4] or ''}
   if num(was[5]) > 0 then entry['prev_ms'] = num(was[5]) end

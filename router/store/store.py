@@ -729,6 +729,7 @@ class RoutingStore:
     def sample_floor(self, now_ms: int, step_ms: int) -> bool:
         """Add a floor sample (queue depths, moments of truth so far) unless the newest is less than
         ``step_ms`` away: whichever worker comes first samples, one sample per step. True when added."""
+        self._flushed()  # the sample sees every transition the worker issued before it
         k = self.keys
         keys = [k.floor, k.stats, *(k.queue(q) for q in QUEUES)]
         return bool(self._sample_floor(keys=keys, args=[now_ms, max(1, step_ms), FLOOR_LEN, *QUEUES]))
