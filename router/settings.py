@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     audio_max_s: float = Field(default=20.0, gt=0, le=60)
     acoustic_gain: float = Field(default=0.3, ge=0, le=1)
 
+    # The dashboard's series and KPIs (GET /v1/stats/series, /metrics). A contact is resolved at first contact
+    # when its customer does not come back within fcr_window_s (the customer's record is kept that long);
+    # /metrics reports the KPIs over the last kpi_window_s; the workers sample queue depths every
+    # floor_sample_s
+    fcr_window_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    kpi_window_s: float = Field(default=3_600.0, ge=60, le=86_400)
+    floor_sample_s: float = Field(default=10.0, ge=1, le=3_600)
+
     # Supervisor API (router/api)
     admin_key: SecretStr = SecretStr("")  # ROUTER_ADMIN_KEY: every scope; empty disables it
     api_max_body_bytes: int = Field(default=1_048_576, ge=1_024)  # larger request bodies get 413

@@ -18,7 +18,7 @@ from router.api import errors
 from router.api.context import ApiContext, api_client
 from router.api.metrics import ApiMetrics
 from router.api.middleware import ApiGuard
-from router.api.routes import agents, contacts, deadletters, decisions, events, ops, outcomes, queues
+from router.api.routes import agents, contacts, deadletters, decisions, events, ops, outcomes, queues, stats
 from router.api.security import SCOPE_FIELD, SECURITY_SCHEMES, RateLimiter
 from router.domain.policy import PolicyConfig
 from router.scoring.protocol import EmotionScorer
@@ -86,6 +86,7 @@ def create_app(
         decisions.router,
         deadletters.router,
         outcomes.router,
+        stats.router,
     ]
     for r in routers:
         app.include_router(r)

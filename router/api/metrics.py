@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -27,10 +27,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from router.domain.kpis import CLASSES, ClassKpis, ContactClass, kpis_by_class
 from router.domain.model import QUEUES
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
 from router.store.admin import AdminStore, stream_id_ms
+from router.store.floor_logs import FloorLogs
 from router.store.store import STORE_OUTAGES
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,29 @@ STAT_COUNTERS = {
     "dead_letters": ("router_dead_letters", "Entries dead-lettered by the workers (stats hash)"),
     "replayed": ("router_deadletters_replayed", "Dead letters replayed through the API (stats hash)"),
     "scorer_fallbacks": ("router_scorer_fallbacks", "Batches the fallback scorer answered (stats hash)"),
+    "mot_contacts": ("router_moments_of_truth", "Contacts flagged moments of truth (stats hash)"),
+}
+# The KPIs by class over the last kpi_window_s, as the dashboard shows them (router/domain/kpis.py); a class
+# with nothing to measure has no sample
+KPI_GAUGES: dict[str, tuple[str, Callable[[ClassKpis], float | None]]] = {
+    "router_kpi_contacts": ("Contacts that ended after going to a person", lambda k: k.contacts),
+    "router_kpi_csat": ("Mean CSAT of the outcomes posted", lambda k: k.csat),
+    "router_kpi_first_contact_resolution": (
+        "Share of contacts an agent took whose customer did not come back within fcr_window_s",
+        lambda k: k.fcr,
+    ),
+    "router_kpi_repeat_contact_rate": (
+        "Share of contacts whose customer's previous contact started within fcr_window_s",
+        lambda k: k.repeat_rate,
+    ),
+    "router_kpi_handoffs_per_contact": (
+        "Offers that came back to the queue per contact",
+        lambda k: k.handoffs_per_contact,
+    ),
+    "router_kpi_abandonment_rate": (
+        "Share of contacts that ended before any agent accepted them",
+        lambda k: k.abandonment,
+    ),
 }
 # Announced against actual waits, counted by the offer script at each acceptance of a contact that was
 # announced a wait: divide (error or inside) by checked for the mean absolute error and the share inside
@@ -200,6 +225,7 @@ class StoreCollector(Collector):
             live = admin.live_workers(settings.worker_dead_after_s)
             since = int(self.clock() * 1000) - 15 * 60 * 1000
             served = {q: admin.served_recent(q, since) for q in QUEUES}
+            kpis = self._kpis()
         except redis.RedisError as exc:
             log.warning("metrics: store unreadable: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -256,3 +282,21 @@ class StoreCollector(Collector):
         g = GaugeMetricFamily("router_workers_live", "Workers with a heartbeat within worker_dead_after_s")
         g.add_metric([], live)
         yield g
+        g = GaugeMetricFamily("router_kpi_window_seconds", "The window the router_kpi_* gauges cover")
+        g.add_metric([], settings.kpi_window_s)
+        yield g
+        for name, (doc, value) in KPI_GAUGES.items():
+            g = GaugeMetricFamily(name, f"{doc} (last kpi_window_s, by class)", labels=["class"])
+            for cls in CLASSES:
+                x = value(kpis[cls])
+                if x is not None:
+                    g.add_metric([cls], float(x))
+            yield g
+
+    def _kpis(self) -> Mapping[ContactClass, ClassKpis]:
+        since_s = self.clock() - self.settings.kpi_window_s
+        logs = FloorLogs(self.admin.store)
+        ended, rated = logs.ended(since_s), logs.rated(since_s)
+        return kpis_by_class(
+            ended.items, rated.items, since_s=since_s, fcr_window_s=self.settings.fcr_window_s
+        )

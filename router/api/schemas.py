@@ -139,6 +139,15 @@ class AgentOut(BaseModel):
     mot_recent: int = Field(description="Moments of truth offered in the fairness window")
 
 
+class AgentsPage(BaseModel):
+    items: list[AgentOut]
+    total: int = Field(description="Agents that match the filters (all pages)")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="The next page's offset; null on the last page")
+    languages: list[str] = Field(description="Every language spoken on the floor (for a filter menu)")
+
+
 class Accepted(BaseModel):
     event_id: str
     stream_id: str
@@ -364,6 +373,99 @@ class OutcomeOut(BaseModel):
     moment_of_truth: bool
     csat: int
     resolved: bool
+
+
+# ---- stats ------------------------------------------------------------------------------------------------
+
+
+class WaitSeriesOut(BaseModel):
+    """Per interval, contacts of one class whose offer was accepted in it."""
+
+    answered: list[int]
+    p50_s: list[float | None] = Field(description="Median wait since queued; null: none answered")
+    p90_s: list[float | None]
+    announced: list[int] = Field(description="Of them, those that had been announced a wait")
+    announced_mean_s: list[float | None]
+    actual_mean_s: list[float | None] = Field(description="Their mean wait since the announcement")
+    mae_s: list[float | None] = Field(description="Mean |actual - announced|")
+
+
+class AnnouncedPair(BaseModel):
+    ts: float
+    moment_of_truth: bool
+    announced_s: float
+    low_s: float | None
+    high_s: float | None
+    actual_s: float
+
+
+class ClassKpisOut(BaseModel):
+    contacts: int = Field(description="Contacts that ended in the window after going to a person")
+    csat: float | None = Field(description="Mean CSAT of the outcomes posted in the window")
+    csat_n: int
+    first_contact_resolution: float | None = Field(
+        description="Of the contacts an agent took, the share whose customer did not start another contact "
+        "within fcr_window_s (provisional for contacts younger than that)"
+    )
+    fcr_n: int
+    repeat_contact_rate: float | None = Field(
+        description="Share of the contacts whose customer's previous contact started within fcr_window_s"
+    )
+    handoffs_per_contact: float | None = Field(
+        description="Offers that came back to the queue (declined, missed, revoked) per contact"
+    )
+    abandonment: float | None = Field(description="Share that ended before any agent accepted them")
+    abandoned: int
+
+
+class LogCoverage(BaseModel):
+    complete: bool = Field(description="False when the capped log does not reach back to the window's start")
+    oldest_ts: float | None
+
+
+class SeriesOut(BaseModel):
+    ts: float
+    window_s: int
+    interval_s: int
+    fcr_window_s: float
+    t: list[float] = Field(description="Start of each interval (s since the epoch), oldest first")
+    waits: dict[str, WaitSeriesOut] = Field(description="By class: mot, routine")
+    depth_max: dict[str, list[int | None]] = Field(
+        description="By queue: the highest depth sampled in each interval; null: no sample"
+    )
+    moments_of_truth: list[int | None] = Field(
+        description="Contacts flagged moments of truth in each interval; null: no sample"
+    )
+    announced: list[AnnouncedPair] = Field(description="The newest announced waits against the actual")
+    kpis: dict[str, ClassKpisOut] = Field(description="By class: mot, routine")
+    sources: dict[str, LogCoverage] = Field(description="waits, ended, samples, outcomes")
+
+
+class CsatGroup(BaseModel):
+    n: int
+    mean_csat: float | None
+    ci95: list[float] | None = Field(description="95% t interval of the mean; null below 2 outcomes")
+
+
+class AgentOutcomesRow(BaseModel):
+    agent_id: str
+    name: str
+    eq: int
+    suggested_eq: int
+    change: int
+    reason: str
+    moments_of_truth: CsatGroup
+    routine: CsatGroup
+    mot_vs_peers: list[float] | None = Field(
+        description="95% interval of the agent's MoT mean CSAT minus its peers' (the suggestion's evidence)"
+    )
+    mot_difference: float | None
+
+
+class AgentOutcomesPage(BaseModel):
+    method: str
+    total: int = Field(description="Agents with at least one outcome")
+    items: list[AgentOutcomesRow]
 
 
 # ---- ops --------------------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ WORKER_READS: tuple[str, ...] = (
     "zrank",
     "zscore",
     "lrange",
+    "lindex",  # the floor-sample script reads the newest sample
     "xrange",
     "xrevrange",
     "xread",  # the demo's simulated floor follows the decisions as the worker user

@@ -460,6 +460,17 @@ class AdminStore:
         mine, total = (_decode_map(h) for h in pipe.execute())
         return _aggregates(mine), _aggregates(total)
 
+    def outcome_aggregates_of(
+        self, agent_ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Aggregate]], dict[str, Aggregate]]:
+        """Each agent's aggregates per kind, and the domain's, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for aid in agent_ids:
+            pipe.hgetall(self.keys.outcome_agent(aid))
+        pipe.hgetall(self.keys.outcome_totals)
+        *mine, total = (_decode_map(h) for h in pipe.execute())
+        return {aid: _aggregates(h) for aid, h in zip(agent_ids, mine, strict=True)}, _aggregates(total)
+
     # ---- queues and floor ----------------------------------------------------------------------
     def enqueued_ms(self, queue: str, limit: int) -> list[int]:
         """Enqueue times (ms) of up to ``limit`` contacts at the head of ``queue``."""

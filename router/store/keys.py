@@ -112,6 +112,18 @@ class Keys:
         the next status (for the wait forecast: when an agent on a break is back)."""
         return f"{self.prefix}:away_spells"
 
+    @property
+    def ended(self) -> str:
+        """List, newest first, capped: one JSON line per contact that ended, with its class, its status when
+        it ended, its hand-offs and its customer (the dashboard's KPIs: router/domain/kpis.py)."""
+        return f"{self.prefix}:ended"
+
+    @property
+    def floor(self) -> str:
+        """List, newest first, capped: a sample of the floor every ``floor_sample_s``: queue depths and the
+        count of contacts flagged moments of truth so far (the dashboard's depth and MoT series)."""
+        return f"{self.prefix}:floor"
+
     def offer(self, offer_id: str) -> str:
         return f"{self.prefix}:offer:{offer_id}"
 

@@ -6,7 +6,8 @@ Calling convention shared by all scripts (the PRELUDE implements it):
   ARGV[1] event id ('' = no idempotency check), ARGV[2] JSON array of decision JSON strings,
   ARGV[3] seen ttl s, ARGV[4] the content digest of the stream event this commit completes ('' = none;
   '*' = content unknown), ARGV[5] the length caps as a JSON object (RoutingStore.limits: decisions stream,
-  decision history per contact, audit stream, dead-letter stream, waits log), script arguments from ARGV[6].
+  decision history per contact, audit stream, dead-letter stream, waits log, ended-contacts log), script
+  arguments from ARGV[6].
 The seen marker keeps the digest: an event id seen before with the same content (or content unknown on
 either side) answers 'dup'; with other content 'err' 'conflicting_duplicate' and the digest it had. A stream
 event with no marker whose commit carries decisions answers 'dup' too when a decision of that event is among
@@ -86,16 +87,22 @@ end
 """.replace("@DECIDED_LOOKBACK@", str(DECIDED_LOOKBACK))
 
 # Contact state update (started, message, human request, re-placement). Optimistic: refused when the
-# contact's version moved since the worker read it.
+# contact's version moved since the worker read it. A contact flagged a moment of truth for the first time
+# (or again after a restart) counts once in the stats hash ('mot_contacts': the dashboard's MoTs per interval).
 # KEYS: 4 contact, 5 queue to leave, 6 queue to join, 7 customer (Keys.none: not touched), 8 open contacts
 # ARGV: 6 expected version, 7 fields JSON object, 8 '1' to leave queue, 9 score to join ('' none), 10 contact id,
 #       11 customer's last contact ms ('' none), 12 customer ttl s
 APPLY_CONTACT = r"""
-local ver = redis.call('HGET', KEYS[4], 'version')
+local old = redis.call('HMGET', KEYS[4], 'version', 'mot', 'status')
+local ver = old[1]
 if not ver then ver = '0' end
 if ver ~= ARGV[6] then return {'conflict', ver} end
 local newver = num(ver) + 1
-redis.call('HSET', KEYS[4], unpack(flat_pairs(cjson.decode(ARGV[7]), 'version', newver)))
+local fields = cjson.decode(ARGV[7])
+redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', newver)))
+if fields['mot'] == '1' and (old[2] ~= '1' or old[3] == 'ended') then
+  redis.call('HINCRBY', KEYS[3], 'mot_contacts', 1)
+end
 -- a transcript line after the end leaves the contact ended: only live contacts are open
 if redis.call('HGET', KEYS[4], 'status') ~= 'ended' then redis.call('SADD', KEYS[8], ARGV[10]) end
 if ARGV[8] == '1' then redis.call('ZREM', KEYS[5], ARGV[10]) end
@@ -155,7 +162,8 @@ return {'ok'}
 # Resolve a pending offer: accepted, declined, timeout or revoked (agent left). An acceptance also
 # measures: the answer time (service hash), the wait the customer lived, against the wait announced to it
 # if any (the waits log, and the ewt_* counters of the stats hash), and stamps the contact 'assigned_ms'
-# for the handle time that RELEASE measures.
+# for the handle time that RELEASE measures. Any other answer hands the contact back to the queue: one more
+# hand-off on the contact ('handoffs', read when it ends).
 # KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declines (agent -> ms), 9 queue,
 #       10 agent's pending offers, 11 queue's served set, 12 service hash, 13 waits log
 # ARGV: 6 offer id, 7 mode, 8 now ms, 9 queue score on requeue, 10 served window ms, 11 contact id,
@@ -208,6 +216,7 @@ else
     redis.call('PEXPIRE', KEYS[8], math.max(1, num(ARGV[13])))
   end
   redis.call('HSET', KEYS[6], 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
+  redis.call('HINCRBY', KEYS[6], 'handoffs', 1)
   redis.call('ZADD', KEYS[9], ARGV[9], ARGV[11])
 end
 finish()
@@ -217,11 +226,13 @@ return {'ok', mode}
 # Work on a contact is over (work.completed or contact.ended): free what it held, whatever that was. Work
 # an agent had accepted measures the channel's handle time (service hash, 'handle_s:<channel>'); a contact
 # that had been told a wait and ends before an agent accepted it left its queue unserved ('left:<queue>',
-# which RESOLVE_OFFER lowers for those served).
+# which RESOLVE_OFFER lowers for those served). A contact that ends lands in the ended-contacts log: its
+# class, the status it ended in (queued or offered: nobody took it), its hand-offs, its customer and that
+# customer's previous contact (router/domain/kpis.py).
 # KEYS: 4 contact, 5 agent (Keys.none when the contact holds none), 6 customer, 7 queue, 8 offer,
-#       9 offers by deadline, 10 agent's pending offers, 11 open contacts, 12 service hash
+#       9 offers by deadline, 10 agent's pending offers, 11 open contacts, 12 service hash, 13 ended log
 # ARGV: 6 contact id, 7 expected contact version, 8 now ms, 9 fields JSON, 10 end contact ('1'/'0'),
-#       11 affinity ttl s
+#       11 customer ttl s
 RELEASE = r"""
 local st = redis.call('HGET', KEYS[4], 'status')
 if not st then return {'err', 'no_contact'} end
@@ -257,6 +268,12 @@ if ARGV[10] == '1' then
   -- the end overrides any same-named field of the event's own
   fields['status'] = 'ended'; fields['agent_id'] = ''; fields['offer_id'] = ''; fields['ended_ms'] = ARGV[8]
   redis.call('SREM', KEYS[11], ARGV[6])
+  local was = redis.call('HMGET', KEYS[4], 'mot', 'created_ms', 'handoffs', 'customer_id', 'prev_contact_ms')
+  local entry = {t_ms = num(ARGV[8]), started_ms = num(was[2]), mot = was[1] == '1', was = st,
+    handoffs = num(was[3]), customer = was[4] or ''}
+  if num(was[5]) > 0 then entry['prev_ms'] = num(was[5]) end
+  redis.call('LPUSH', KEYS[13], cjson.encode(entry))
+  redis.call('LTRIM', KEYS[13], 0, LIMITS.ended - 1)
 end
 redis.call('HSET', KEYS[4], unpack(flat_pairs(fields, 'version', ver)))
 finish()
@@ -296,6 +313,7 @@ if status ~= 'available' then
       if num(redis.call('HGET', KEYS[4], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[4], 'load:' .. ch, -1) end
       local ver = num(redis.call('HGET', ckey, 'version')) + 1
       redis.call('HSET', ckey, 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
+      redis.call('HINCRBY', ckey, 'handoffs', 1)
       redis.call('ZADD', qkey, score, cid)
     end
     redis.call('SREM', KEYS[5], oid)
@@ -350,6 +368,29 @@ if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 0 end
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
 redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# A sample of the floor for the dashboard's series, at most one per step whichever worker sends it: the queue
+# depths and the count of contacts flagged moments of truth so far (stats 'mot_contacts'). A sample is skipped
+# while the newest one is less than a step away (either way: a clock set back still samples after a step).
+# Not a transition: registered without the prelude.
+# KEYS: 1 floor samples list, 2 stats hash, 3.. one queue each. ARGV: 1 now ms, 2 step ms, 3 samples kept,
+#       4.. the queue names, in KEYS order
+SAMPLE_FLOOR = r"""
+local now, step = tonumber(ARGV[1]), tonumber(ARGV[2])
+local newest = redis.call('LINDEX', KEYS[1], 0)
+if newest then
+  local ok, prev = pcall(cjson.decode, newest)
+  if ok and type(prev) == 'table' and tonumber(prev.t_ms) and math.abs(now - tonumber(prev.t_ms)) < step then
+    return 0
+  end
+end
+local depth = {}
+for i = 3, #KEYS do depth[ARGV[i + 1]] = redis.call('ZCARD', KEYS[i]) end
+local mot = tonumber(redis.call('HGET', KEYS[2], 'mot_contacts')) or 0
+redis.call('LPUSH', KEYS[1], cjson.encode({t_ms = now, depth = depth, mot = mot}))
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 return 1
 """
 

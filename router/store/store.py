@@ -32,6 +32,8 @@ DEADLETTER_MAXLEN = 100_000
 WAITS_LEN = 5_000  # accepted offers kept in the waits log: the dashboard's last hour on a busy floor
 # spells away kept for the wait forecast: a floor's breaks and lunches of the last day or so
 AWAY_SPELLS_LEN = 200
+ENDED_LEN = 20_000  # ended contacts kept for the dashboard's KPIs (about 150 bytes each)
+FLOOR_LEN = 8_640  # floor samples kept: a day at the default step of 10 s (about 80 bytes each)
 ANY_CONTENT = "*"  # a stream event whose content digest is unknown: any repeat of its id is a duplicate
 SERVED_WINDOW_MS = 15 * 60 * 1000
 # what a failover or a restart looks like to a client: the primary is gone, or the node it reaches is a
@@ -141,12 +143,14 @@ class RoutingStore:
                 "deadletter": DEADLETTER_MAXLEN,
                 "waits": WAITS_LEN,
                 "away_spells": AWAY_SPELLS_LEN,
+                "ended": ENDED_LEN,
             }
         )
         self._scripts = {
             name: client.register_script(body_with_prelude(body)) for name, body in scripts.ALL.items()
         }
         self._prune_consumer = client.register_script(scripts.PRUNE_CONSUMER)
+        self._sample_floor = client.register_script(scripts.SAMPLE_FLOOR)
 
     def _flushed(self) -> redis.Redis:
         """The client, after sending the deferred transitions: whatever the store runs next sees their
@@ -356,6 +360,8 @@ class RoutingStore:
         affinity_ttl_s: int,
         defer: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
+        """Free what the contact holds; ``end_contact`` ends it (and logs it in the ended-contacts log).
+        ``affinity_ttl_s``: how long the customer's record (last agent, last contact) is kept."""
         k = self.keys
         c = contact.view
         keys = [
@@ -368,6 +374,7 @@ class RoutingStore:
             k.agent_offers(c.agent_id) if c.agent_id else k.none,
             k.open_contacts,
             k.service,
+            k.ended,
         ]
         args = [
             c.contact_id,
@@ -726,6 +733,14 @@ class RoutingStore:
     # ---- workers -------------------------------------------------------------------------------
     def heartbeat(self, consumer: str, now_ms: int) -> None:
         self._flushed().zadd(self.keys.workers, {consumer: now_ms})
+
+    def sample_floor(self, now_ms: int, step_ms: int) -> bool:
+        """Add a floor sample (queue depths, moments of truth so far) unless the newest is less than
+        ``step_ms`` away: whichever worker comes first samples, one sample per step. True when added."""
+        self._flushed()  # the sample sees every transition the worker issued before it
+        k = self.keys
+        keys = [k.floor, k.stats, *(k.queue(q) for q in QUEUES)]
+        return bool(self._sample_floor(keys=keys, args=[now_ms, max(1, step_ms), FLOOR_LEN, *QUEUES]))
 
     def live_workers(self, since_ms: int) -> int:
         """Workers that heartbeat at ``since_ms`` or later."""

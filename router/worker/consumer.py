@@ -116,6 +116,7 @@ class Worker:
         self._next_trim = 0.0
         self._next_sweep = 0.0
         self._next_heartbeat = 0.0
+        self._next_floor_sample = 0.0
         self._own_pending_done = False
         self._own_cursor = "0"
         self._unconfirmed = False  # the replicas did not confirm the last batch (the replication wait)
@@ -274,6 +275,11 @@ class Worker:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_interval_s
             self.store.heartbeat(self.consumer, int(time.time() * 1000))
+        if now >= self._next_floor_sample:
+            # every worker offers a sample; the script keeps one per step (the dashboard's depth series)
+            step_s = self.settings.floor_sample_s
+            self._next_floor_sample = now + step_s
+            self.store.sample_floor(int(self.engine.clock() * 1000), int(step_s * 1000))
         if now >= self._next_trim:
             self._next_trim = now + self.settings.trim_interval_s
             self.trim()

@@ -147,10 +147,23 @@ class Engine(Sweeper):
             if last_agent_ms and now - last_agent_ms / 1000 < recent_s
             else None,
         )
-        touch = CustomerTouch(ev.customer.id, int(now * 1000), int(self.settings.affinity_ttl_s))
-        # a restarted contact starts afresh: no transcript or voice, and a callback may be offered again
-        fresh = {"transcript": "[]", "callback_ms": "", VOICE_BASELINE: "", VOICE_PENDING: ""}
+        touch = CustomerTouch(ev.customer.id, int(now * 1000), self._customer_ttl_s())
+        # a restarted contact starts afresh: no transcript or voice, and a callback may be offered again.
+        # The customer's previous contact start and the hand-offs go to the ended-contacts log (KPIs)
+        fresh = {
+            "transcript": "[]",
+            "callback_ms": "",
+            VOICE_BASELINE: "",
+            VOICE_PENDING: "",
+            "handoffs": "0",
+            "prev_contact_ms": str(int(last_contact_ms)) if last_contact_ms > 0 else "",
+        }
         return self._place(eid, view, rec, fresh, (), customer=touch)
+
+    def _customer_ttl_s(self) -> int:
+        """How long a customer's record is kept: long enough for the affinity and for the repeat-contact
+        window of the first-contact-resolution KPI."""
+        return int(max(self.settings.affinity_ttl_s, self.settings.fcr_window_s))
 
     def _message(self, ev: ContactMessage, eid: str, score: EmotionScore | None) -> Outcome | None:
         rec = self._need_contact(ev.contact_id)
@@ -295,7 +308,7 @@ class Engine(Sweeper):
             now_ms=int(now * 1000),
             fields=fields,
             end_contact=True,
-            affinity_ttl_s=int(self.settings.affinity_ttl_s),
+            affinity_ttl_s=self._customer_ttl_s(),
             defer=defer,
         )
         if out.ok and v.agent_id:

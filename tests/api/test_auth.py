@@ -56,6 +56,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/deadletters/replay"): DL_WRITE,
     ("DELETE", "/v1/deadletters/{entry_id}"): DL_WRITE,
     ("POST", "/v1/outcomes"): EV,
+    ("GET", "/v1/stats/series"): READ,
+    ("GET", "/v1/stats/agents"): READ,
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 

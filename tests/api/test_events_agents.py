@@ -234,8 +234,8 @@ def test_create_get_list_agent(client: TestClient) -> None:
     g = client.get("/v1/agents/a1", headers=ADMIN)
     assert g.status_code == 200 and g.headers["etag"] == '"1"' and g.json()["name"] == "Dana"
     _create(client, "a2")
-    assert [x["agent_id"] for x in client.get("/v1/agents", headers=ADMIN).json()] == ["a1", "a2"]
-    assert client.get("/v1/agents?status=available", headers=ADMIN).json() == []
+    assert [x["agent_id"] for x in client.get("/v1/agents", headers=ADMIN).json()["items"]] == ["a1", "a2"]
+    assert client.get("/v1/agents?status=available", headers=ADMIN).json()["items"] == []
 
 
 def test_create_existing_agent_is_409(client: TestClient) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from router.api import create_app
-from router.api.outcome_stats import compare, suggest, t_two_sided_p, wilson
+from router.api.outcome_stats import compare, suggest, t_cdf, t_quantile, t_two_sided_p, wilson
 from router.settings import Settings
 from router.store.admin import AdminStore, Aggregate
 from router.store.connect import StoreHandle
@@ -242,6 +242,13 @@ def test_outcome_statistics_match_reference_values() -> None:
     # two-sided p of t=2.0 with 5 df is 0.10194 (tables); Wilson 7/10 is (0.3968, 0.8922)
     assert t_two_sided_p(2.0, 5) == pytest.approx(0.10194, abs=1e-5)
     assert wilson(7, 10) == pytest.approx((0.39678, 0.89221), abs=1e-4)
+    # t quantiles (tables): 12.7062 (1 df), 2.2281 (10 df), 1.9600 (many); symmetric, and the CDF's inverse
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.975, 10) == pytest.approx(2.2281, abs=1e-4)
+    assert t_quantile(0.975, 1e6) == pytest.approx(1.9600, abs=1e-4)
+    for p, df in ((0.01, 3.3), (0.3, 17.0), (0.999, 2.5)):
+        assert t_quantile(p, df) == pytest.approx(-t_quantile(1 - p, df), abs=1e-8)
+        assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-9)
     a = [5, 4, 5, 5, 4, 5]
     b = [3, 4, 2, 3, 4, 3, 3]
     agg = lambda xs: Aggregate(len(xs), sum(xs), sum(x * x for x in xs), 0)  # noqa: E731

@@ -1,8 +1,8 @@
 """The dashboard in a real Chromium against a running `router demo --api` (embedded store).
 
 Debian's chromium at /usr/bin/chromium, driven through playwright-core (the Python ``playwright`` package,
-no browser download), headless, no sandbox, background networking off. The screenshot lands in
-artifacts/dashboard.png for CI to keep.
+no browser download), headless, no sandbox, background networking off. The screenshots land in
+artifacts/ (dashboard.png, dashboard-issue14.png, dashboard-floor500.png) for CI to keep.
 """
 
 from __future__ import annotations
@@ -41,8 +41,17 @@ MOT_TEXT = "My card was stolen and someone is emptying my account, I am panickin
 @pytest.fixture(scope="module")
 def demo() -> Iterator[str]:
     """`router demo --api` on the in-process store; yields the dashboard URL."""
-    # stuck after 1 s, so the Finnish contact below shows as stuck within the test
-    env = {**os.environ, "ROUTER_ADMIN_KEY": KEY, "PYTHONUNBUFFERED": "1", "ROUTER_STUCK_AFTER_S": "1"}
+    # stuck after 1 s, so the Finnish contact below shows as stuck within the test; a floor sample every 2 s
+    # so the depth and moments-of-truth charts have points soon; a rate limit that lets 500 agents be made
+    env = {
+        **os.environ,
+        "ROUTER_ADMIN_KEY": KEY,
+        "PYTHONUNBUFFERED": "1",
+        "ROUTER_STUCK_AFTER_S": "1",
+        "ROUTER_FLOOR_SAMPLE_S": "2",
+        "ROUTER_API_RATE_PER_S": "2000",
+        "ROUTER_API_RATE_BURST": "5000",
+    }
     env.pop("ROUTER_REDIS_URL", None)
     proc = subprocess.Popen(
         [
@@ -350,3 +359,220 @@ def test_dashboard_shows_a_voice_turns_arousal(demo: str) -> None:
         finally:
             browser.close()
     assert errors == []
+
+
+CHARTS = ("waits", "depth", "mot", "ewt", "agents")
+FLOOR = 500
+
+
+def _floor_agent(i: int) -> dict[str, object]:
+    """Agent i of the 500: eq 1-5 in turn, every third also speaks German, named by its number."""
+    return {
+        "agent_id": f"f500-{i:03d}",
+        "name": f"Floor agent {i}",
+        "eq": i % 5 + 1,
+        "languages": ["en", "de"] if i % 3 == 0 else ["en"],
+        "capacity": {"chat": 1},
+    }
+
+
+def _floor_status(i: int) -> str:
+    return ("offline", "available", "away", "offline")[i % 4]
+
+
+def _announced_wait(api: httpx.Client) -> None:
+    """An answered contact that had been announced a wait: a Swedish customer waits (nobody speaks Swedish,
+    so the queued decision announces a wait), then a Swedish-speaking agent comes, is offered it and this
+    test accepts as that agent would (the demo plays only its own agents)."""
+    cid = f"browser-sv-{int(time.time())}"
+    events = [
+        {
+            "type": "contact.started",
+            "contact_id": cid,
+            "channel": "chat",
+            "customer": {"id": cid, "language": "sv"},
+        },
+        {"type": "contact.human_requested", "contact_id": cid},
+    ]
+    assert api.post("/v1/events", json=events).status_code == 202
+    deadline = time.monotonic() + 60
+    announced: list[dict[str, object]] = []
+    while not announced and time.monotonic() < deadline:
+        items = api.get("/v1/decisions", params={"contact_id": cid}).json()["items"]
+        announced = [d for d in items if d["action"] in ("queued", "callback_offer")]
+        time.sleep(0.3)
+    assert announced and announced[0]["estimated_wait_s"] is not None, f"{cid} was not announced a wait"
+    agent = {
+        "agent_id": "zz-sv",
+        "name": "Swedish speaker",
+        "eq": 4,
+        "languages": ["sv"],
+        "capacity": {"chat": 1},
+    }
+    assert api.post("/v1/agents", json=agent).status_code == 201
+    assert api.put("/v1/agents/zz-sv/status", json={"status": "available"}).status_code == 202
+    # the demo's offers time out in 3 s: accept each new one until an acceptance lands in the waits log
+    accepted: set[str] = set()
+    while time.monotonic() < deadline:
+        series = api.get("/v1/stats/series", params={"window_s": 600, "interval_s": 60}).json()
+        if series["announced"]:
+            return
+        offers = api.get("/v1/decisions", params={"contact_id": cid, "action": "offer"}).json()["items"]
+        if offers and offers[0]["offer_id"] not in accepted:
+            accepted.add(offers[0]["offer_id"])
+            accept = {"type": "offer.accepted", "offer_id": offers[0]["offer_id"]}
+            assert api.post("/v1/events", json=accept).status_code == 202
+        time.sleep(0.2)
+    raise AssertionError(f"{cid}: no announced wait answered ({len(accepted)} offers accepted)")
+
+
+def test_dashboard_charts_and_a_floor_of_500_agents(demo: str) -> None:
+    """Issue 15: the charts draw the last hour from the store with no network resource (waits by class,
+    queue depth, moments of truth, announced against actual waits, each agent's CSAT with the suggested
+    EQ, KPI tiles by class), and the agents table stays usable for 500 agents: filtered by name, status,
+    EQ and language, sorted, paged 50 at a time."""
+    sync_api = importlib.import_module("playwright.sync_api")  # a test dependency: missing is a failure
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (or set ROUTER_CHROMIUM)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    foreign: list[str] = []
+    auth = {"Authorization": f"Bearer {KEY}"}
+    origin = demo.rstrip("/")
+    with (
+        httpx.Client(base_url=origin, headers=auth, timeout=10) as api,
+        sync_api.sync_playwright() as pw,
+    ):
+        _announced_wait(api)
+        for i in range(FLOOR):
+            assert api.post("/v1/agents", json=_floor_agent(i)).status_code == 201
+        for i in range(FLOOR):
+            if _floor_status(i) != "offline":
+                r = api.put(f"/v1/agents/f500-{i:03d}/status", json={"status": _floor_status(i)})
+                assert r.status_code == 202
+        # moments of truth of its own, after the demo's: the per-minute chart counts them between samples
+        mots = [
+            e
+            for k in range(3)
+            for e in (
+                {
+                    "type": "contact.started",
+                    "contact_id": f"browser-mot{k}",
+                    "channel": "chat",
+                    "customer": {"id": f"m{k}"},
+                },
+                {
+                    "type": "contact.message",
+                    "contact_id": f"browser-mot{k}",
+                    "seq": 0,
+                    "speaker": "customer",
+                    "text": MOT_TEXT,
+                },
+            )
+        ]
+        assert api.post("/v1/events", json=mots).status_code == 202
+        away = sum(1 for i in range(FLOOR) if _floor_status(i) == "away")
+        deadline = time.monotonic() + 60
+        while api.get("/v1/agents", params={"q": "floor agent", "status": "away"}).json()["total"] != away:
+            assert time.monotonic() < deadline, "the workers did not apply the 500 agents' statuses"
+            time.sleep(0.5)
+
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: None if r.url.startswith(origin) else foreign.append(r.url))
+            page.goto(demo)
+            page.locator("#key").fill(KEY)
+            page.keyboard.press("Enter")
+
+            # every chart draws data points (the charts refresh every 10 s)
+            page.wait_for_function(
+                f"() => {list(CHARTS)}.every(n => Number(document.querySelector(`[data-testid=chart-${{n}}]`)"
+                "?.dataset.points) > 0)",
+                timeout=60_000,
+            )
+            for name, marks in (
+                ("waits", "circle.pt"),
+                ("depth", "circle.pt"),
+                ("mot", "rect.bar"),
+                ("ewt", "circle.dot"),
+                ("agents", "g.agent-row"),
+            ):
+                svg = page.locator(f'[data-testid="chart-{name}"]')
+                assert svg.get_attribute("role") == "img"
+                assert svg.locator(marks).count() >= 1, name
+                described = svg.get_attribute("aria-labelledby") or ""
+                assert (
+                    f"chart-{name}-d" in described and (svg.locator("desc").text_content() or "").strip()
+                ), name
+                assert svg.locator("text").count() >= 3, f"{name}: axis labels"
+            ewt = page.locator('[data-testid="chart-ewt"] desc').text_content() or ""
+            assert "mean absolute error" in ewt
+            assert page.locator('[data-testid="chart-agents"] g.agent-row').count() <= 15
+            tiles = page.locator('#kpis .kpi-group[data-class="mot"] dd')
+            assert tiles.count() == 6 and int(tiles.first.inner_text().split()[0]) > 0
+            assert page.locator('#kpis .kpi-group[data-class="routine"]').is_visible()
+
+            # the agents table: one page of 50, never the whole floor
+            rng = page.locator('[data-testid="agents-range"]')
+            page.wait_for_function(
+                "() => /of [0-9]+ agents/.test(document.querySelector('#ag-range').textContent)"
+            )
+            total = int(rng.inner_text().split(" of ")[1].split()[0])
+            assert total >= FLOOR and page.locator("#agents tbody tr").count() == 50
+
+            def shows(text: str) -> None:
+                page.wait_for_function(
+                    f"() => document.querySelector('#ag-range').textContent === {text!r}", timeout=15_000
+                )
+
+            # by name (a part of it, any case)
+            page.locator('[data-testid="filter-q"]').fill("FLOOR AGENT 42")
+            shows("1–11 of 11 agents")  # 42 and 420-429
+            ids = page.locator("#agents tbody tr").evaluate_all("rows => rows.map(r => r.dataset.agent)")
+            assert ids == ["f500-042", *(f"f500-{i}" for i in range(420, 430))]
+
+            # by EQ and language, on top of the name
+            page.locator('[data-testid="filter-q"]').fill("floor agent")
+            page.locator('[data-testid="filter-eq"]').select_option("5")
+            page.locator('[data-testid="filter-language"]').select_option("de")
+            expect = [f"f500-{i:03d}" for i in range(FLOOR) if i % 5 == 4 and i % 3 == 0]
+            shows(f"1–{len(expect)} of {len(expect)} agents")
+            rows = page.locator("#agents tbody tr")
+            assert rows.evaluate_all("rows => rows.map(r => r.dataset.agent)") == expect
+            assert set(rows.locator("input.eq").evaluate_all("xs => xs.map(x => x.value)")) == {"5"}
+
+            # by status, paged: 125 away agents are three pages
+            page.locator('[data-testid="filter-eq"]').select_option("")
+            page.locator('[data-testid="filter-language"]').select_option("")
+            page.locator('[data-testid="filter-status"]').select_option("away")
+            shows(f"1–50 of {away} agents")
+            assert set(rows.locator(".badge").all_inner_texts()) == {"away"}
+            page.locator("#ag-next").click()
+            shows(f"51–100 of {away} agents")
+            page.locator("#ag-next").click()
+            shows(f"101–{away} of {away} agents")
+            assert page.locator("#ag-next").is_disabled() and rows.count() == away - 100
+            page.locator("#ag-prev").click()
+            shows(f"51–100 of {away} agents")
+
+            # sorted by EQ, then the other way; a new sort starts at the first page
+            eq_header = page.locator('#agents thead th[data-sort="eq"]')
+            eq_header.locator("button").click()
+            shows(f"1–50 of {away} agents")
+            assert eq_header.get_attribute("aria-sort") == "ascending"
+            page.wait_for_function("() => document.querySelector('#agents tbody input.eq').value === '1'")
+            eq_header.locator("button").click()
+            page.wait_for_function("() => document.querySelector('#agents tbody input.eq').value === '5'")
+            assert eq_header.get_attribute("aria-sort") == "descending"
+            eqs = [int(x) for x in rows.locator("input.eq").evaluate_all("xs => xs.map(x => x.value)")]
+            assert eqs == sorted(eqs, reverse=True) and rows.count() == 50
+
+            page.locator("#f-clear").click()
+            shows(f"1–50 of {total} agents")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-floor500.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert foreign == [], f"the dashboard fetched something from elsewhere: {foreign}"

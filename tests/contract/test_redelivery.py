@@ -32,10 +32,11 @@ MakeWorker = Callable[..., Worker]
 
 def state(admin: redis.Redis, store: RoutingStore) -> dict[str, Any]:
     """Everything routing owns: the events stream itself is left out (trimming may shorten it), and so are
-    the workers' heartbeats."""
+    the workers' heartbeats and floor samples (the dashboard's, taken on a timer)."""
     dump = dump_domain(admin, store.domain)
     dump.pop(store.keys.events, None)
     dump.pop(store.keys.workers, None)
+    dump.pop(store.keys.floor, None)
     return dump
 
 

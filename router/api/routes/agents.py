@@ -10,16 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
-from router.api import outcome_stats
+from router.api import agent_query, outcome_stats
 from router.api.context import ApiContext, get_ctx, get_principal
 from router.api.errors import ApiError, responses
 from router.api.schemas import (
     ID_PATTERN,
     IF_MATCH_PATTERN,
+    LANG_PATTERN,
     STREAM_ID_PATTERN,
     Accepted,
     AgentCreate,
     AgentOut,
+    AgentsPage,
     AuditEntry,
     AuditPage,
     SkillsPatch,
@@ -123,17 +125,40 @@ def _with_recent(ctx: ApiContext, rec: AgentRecord) -> AgentRecord:
 
 @router.get(
     "/v1/agents",
-    response_model=list[AgentOut],
-    summary="List agents",
+    response_model=AgentsPage,
+    summary="Agents, filtered, sorted and paged, with the total that match",
+    description=(
+        "`q` finds a part of the id or the name (any case); `language` matches a spoken language or its "
+        "primary subtag (`en` finds `en-GB`); `sort` is a column, descending with a leading `-`, ties by id."
+    ),
     openapi_extra=requires(*READ),
     responses=responses(422),
 )
 def list_agents(
     ctx: Annotated[ApiContext, Depends(get_ctx)],
+    q: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     status: Annotated[str | None, Query(pattern="^(available|away|offline)$")] = None,
-) -> list[AgentOut]:
+    eq: Annotated[int | None, Query(ge=1, le=5)] = None,
+    min_eq: Annotated[int | None, Query(ge=1, le=5)] = None,
+    language: Annotated[str | None, Query(min_length=2, max_length=8, pattern=LANG_PATTERN)] = None,
+    sort: Annotated[str, Query(pattern=agent_query.SORT_PATTERN)] = "agent_id",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AgentsPage:
     recs = ctx.store.load_agents(int(ctx.clock() * 1000), int(ctx.settings.fairness_window_s * 1000))
-    return [agent_out(r) for r in recs if status is None or r.view.status == status]
+    by_id = {r.view.agent_id: r for r in recs}
+    query = agent_query.AgentQuery(
+        q=q, status=status, eq=eq, min_eq=min_eq, language=language, sort=sort, offset=offset, limit=limit
+    )
+    page, total = agent_query.select([r.view for r in recs], query)
+    return AgentsPage(
+        items=[agent_out(by_id[a.agent_id]) for a in page],
+        total=total,
+        offset=offset,
+        limit=limit,
+        next_offset=offset + limit if offset + limit < total else None,
+        languages=sorted({lang for r in recs for lang in r.view.languages}),
+    )
 
 
 @router.post(
@@ -353,18 +378,16 @@ def _evidence(c: outcome_stats.Comparison) -> SuggestionEvidence:
 def suggested_skills(agent_id: PathAgentId, ctx: Annotated[ApiContext, Depends(get_ctx)]) -> Suggestion:
     rec = _load(ctx, agent_id)
     mine, total = ctx.admin.outcome_aggregates(agent_id)
-    mot = outcome_stats.compare(mine["mot"], total["mot"].minus(mine["mot"]))
-    routine = outcome_stats.compare(mine["routine"], total["routine"].minus(mine["routine"]))
-    new_eq, why = outcome_stats.suggest(rec.view.eq, mot)
+    ev = outcome_stats.evaluate(rec.view.eq, mine, total)
     return Suggestion(
         agent_id=agent_id,
         current_eq=rec.view.eq,
-        suggested_eq=new_eq,
-        change=new_eq - rec.view.eq,
-        reason=why,
+        suggested_eq=ev.suggested_eq,
+        change=ev.suggested_eq - rec.view.eq,
+        reason=ev.reason,
         method=outcome_stats.METHOD,
-        moments_of_truth=_evidence(mot),
-        routine=_evidence(routine),
+        moments_of_truth=_evidence(ev.moments_of_truth),
+        routine=_evidence(ev.routine),
     )
 
 

@@ -7,6 +7,12 @@ const REFRESH_MS = 2000;
 const FEED_MAX = 60;
 const SPARK_TTL_MS = 3000;
 const DEADLETTER_PAGE = 20;
+const AGENTS_PAGE = 50;
+const FILTER_DEBOUNCE_MS = 250;
+const CHARTS_MS = 10000;
+const WINDOW_S = 3600;
+const INTERVAL_S = 60;
+const AGENTS_CHARTED = 15;
 // control and format characters (bidi overrides and isolates, zero-width characters, line and paragraph
 // separators, C0/C1 controls), except tab and newline: written as visible escapes, never applied, so a
 // message cannot reorder or hide what the supervisor reads
@@ -23,9 +29,15 @@ const state = {
   notes: new Map(), // agent id -> {text, cls}: the outcome of its last edit, kept across refreshes
   motCount: 0,
   deadPages: [null], // "before" cursors of the dead-letter pages browsed; the last is the one shown
+  chartsTimer: null,
+  // the agents table: filters, sort ("-" descending) and page; responses to an older query are dropped
+  agentQuery: { q: "", status: "", eq: "", language: "", sort: "agent_id", offset: 0 },
+  agentQueryVersion: 0,
+  filterTimer: null,
 };
 
 const $ = (sel) => document.querySelector(sel);
+const $$ = (sel) => [...document.querySelectorAll(sel)];
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -122,14 +134,18 @@ async function start() {
   $("#main").hidden = false;
   $("#forget").hidden = false;
   await refresh();
+  await refreshCharts();
   await loadDeadLetters();
   await loadFeed();
   state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  state.chartsTimer = setInterval(() => { if (!document.hidden) refreshCharts(); }, CHARTS_MS);
 }
 
 function stopAll() {
   if (state.timer) clearInterval(state.timer);
   state.timer = null;
+  if (state.chartsTimer) clearInterval(state.chartsTimer);
+  state.chartsTimer = null;
   if (state.feedAbort) state.feedAbort.abort();
   state.feedAbort = null;
 }
@@ -137,13 +153,117 @@ function stopAll() {
 // ---- overview, queues, agents ----------------------------------------------------------------------------
 async function refresh() {
   try {
-    const [ov, qs, ag] = await Promise.all([api("/v1/overview"), api("/v1/queues"), api("/v1/agents")]);
+    const [ov, qs] = await Promise.all([api("/v1/overview"), api("/v1/queues"), loadAgents()]);
     renderOverview(ov.data);
     renderQueues(qs.data.queues);
-    renderAgents(ag.data);
   } catch (e) {
     say(e instanceof ApiError && e.status === 503 ? "Store unreachable; retrying…" : `Refresh failed: ${e.message}`);
   }
+}
+
+// ---- agents table: filters, sort, pages (the server filters and pages: GET /v1/agents) -----------------
+function agentsPath() {
+  const f = state.agentQuery;
+  const p = new URLSearchParams();
+  if (f.q) p.set("q", f.q);
+  if (f.status) p.set("status", f.status);
+  if (f.eq) p.set("eq", f.eq);
+  if (f.language) p.set("language", f.language);
+  p.set("sort", f.sort);
+  p.set("offset", String(f.offset));
+  p.set("limit", String(AGENTS_PAGE));
+  return `/v1/agents?${p}`;
+}
+
+async function loadAgents() {
+  const version = state.agentQueryVersion;
+  const { data } = await api(agentsPath());
+  if (version !== state.agentQueryVersion) return; // the supervisor changed the query meanwhile
+  if (!data.items.length && data.total > 0 && state.agentQuery.offset > 0) {
+    // the page emptied (agents left, or a filter narrowed it): show the last page there is
+    state.agentQuery.offset = Math.max(0, Math.floor((data.total - 1) / AGENTS_PAGE) * AGENTS_PAGE);
+    state.agentQueryVersion += 1;
+    await loadAgents();
+    return;
+  }
+  renderAgentsPage(data);
+}
+
+function renderAgentsPage(page) {
+  renderAgents(page.items);
+  const first = page.offset + 1;
+  const last = page.offset + page.items.length;
+  $("#ag-range").textContent = page.total
+    ? `${first}–${last} of ${page.total} agents`
+    : "no agent matches";
+  $("#ag-prev").disabled = page.offset <= 0;
+  $("#ag-next").disabled = page.next_offset === null;
+  const select = $("#f-lang");
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.join(",") !== page.languages.join(",")) {
+    const keep = select.value;
+    select.replaceChildren(el("option", { value: "", text: "any" }), ...page.languages.map((l) => el("option", { value: l, text: l })));
+    select.value = page.languages.includes(keep) ? keep : "";
+  }
+}
+
+function agentsChanged({ keepPage = false } = {}) {
+  if (!keepPage) state.agentQuery.offset = 0;
+  state.agentQueryVersion += 1;
+  loadAgents().catch((e) => say(`Agents failed: ${e.message}`));
+}
+
+function readFilters() {
+  const f = state.agentQuery;
+  f.q = $("#f-q").value.trim();
+  f.status = $("#f-status").value;
+  f.eq = $("#f-eq").value;
+  f.language = $("#f-lang").value;
+}
+
+function sortBy(key) {
+  const cur = state.agentQuery.sort;
+  state.agentQuery.sort = cur === key ? `-${key}` : key;
+  renderSortHeaders();
+  agentsChanged();
+}
+
+function renderSortHeaders() {
+  const cur = state.agentQuery.sort;
+  for (const th of $$("#agents thead th[data-sort]")) {
+    const key = th.dataset.sort;
+    if (cur === key) th.setAttribute("aria-sort", "ascending");
+    else if (cur === `-${key}`) th.setAttribute("aria-sort", "descending");
+    else th.removeAttribute("aria-sort");
+  }
+}
+
+function pageAgents(step) {
+  state.agentQuery.offset = Math.max(0, state.agentQuery.offset + step * AGENTS_PAGE);
+  agentsChanged({ keepPage: true });
+}
+
+function wireAgentFilters() {
+  const form = $("#agent-filters");
+  form.addEventListener("submit", (ev) => ev.preventDefault());
+  $("#f-q").addEventListener("input", () => {
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(() => { readFilters(); agentsChanged(); }, FILTER_DEBOUNCE_MS);
+  });
+  for (const id of ["#f-status", "#f-eq", "#f-lang"]) {
+    $(id).addEventListener("change", () => { readFilters(); agentsChanged(); });
+  }
+  $("#f-clear").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    for (const id of ["#f-q", "#f-status", "#f-eq", "#f-lang"]) $(id).value = "";
+    readFilters();
+    agentsChanged();
+  });
+  for (const th of $$("#agents thead th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => sortBy(th.dataset.sort));
+  }
+  $("#ag-prev").addEventListener("click", () => pageAgents(-1));
+  $("#ag-next").addEventListener("click", () => pageAgents(1));
 }
 
 function renderOverview(o) {
@@ -312,6 +432,310 @@ async function setStatus(agentId, status) {
     say(`Agent ${agentId}: ${status} requested; the workers apply it.`);
   } catch (e) {
     say(`Status change failed: ${e.message}`);
+  }
+}
+
+// ---- the floor's charts: inline SVG, drawn here from GET /v1/stats/series and /v1/stats/agents ------------
+const VIEW = { w: 560, h: 210, l: 58, r: 16, t: 12, b: 34 };
+const CLASS_NAME = { mot: "moments of truth", routine: "routine" };
+
+function fmtClock(ts) {
+  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+function fmtPct(x) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`; }
+function fmtNum(x, digits = 2) { return x === null || x === undefined ? "–" : Number(x).toFixed(digits); }
+// an axis tick in seconds: as many decimals as the step needs, no trailing zeros
+function tickS(v) {
+  if (v < 60) return `${+v.toFixed(1)} s`;
+  if (v < 3600) return `${+(v / 60).toFixed(1)} min`;
+  return `${+(v / 3600).toFixed(1)} h`;
+}
+function signed(x) { return `${x >= 0 ? "+" : ""}${x.toFixed(2)}`; }
+
+function niceStep(max, n = 4) {
+  const raw = max / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5, 10]) if (raw <= m * mag) return m * mag;
+  return 10 * mag;
+}
+
+// a step for an axis in seconds that reads as time: 15 s, 1 min, 5 min, not 1.7 min
+function niceStepS(max, n = 4) {
+  const raw = max / n;
+  for (const m of [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400]) if (raw <= m) return m;
+  return niceStep(max, n);
+}
+
+function svgTitled(tag, attrs, title) {
+  const e = svgEl(tag, attrs);
+  if (title) { const t = svgEl("title"); t.textContent = title; e.append(t); }
+  return e;
+}
+
+function svgText(x, y, text, attrs = {}) {
+  const e = svgEl("text", { x, y, ...attrs });
+  e.textContent = text;
+  return e;
+}
+
+// a chart's frame: axes, grid and labels; answers the scales and the layer the data goes on
+function frame(svg, { x0, x1, yMax, yLabel, yFmt = (v) => String(v), yStep, xTicks, xFmt, h = VIEW.h }) {
+  const { w, l, r, t, b } = VIEW;
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  const step = yStep || niceStep(yMax > 0 ? yMax : 1);
+  const top = Math.max(step, Math.ceil((yMax > 0 ? yMax : 1) / step) * step);
+  const x = (v) => l + ((v - x0) / (x1 - x0 || 1)) * (w - l - r);
+  const y = (v) => h - b - (v / top) * (h - t - b);
+  const axes = svgEl("g", { class: "axis" });
+  for (let v = 0; v <= top + 1e-9; v += step) {
+    axes.append(svgEl("line", { x1: l, x2: w - r, y1: y(v), y2: y(v), class: "grid-line" }));
+    axes.append(svgText(l - 6, y(v) + 4, yFmt(v), { "text-anchor": "end" }));
+  }
+  axes.append(svgEl("path", { d: `M${l},${t}V${h - b}H${w - r}` }));
+  for (const v of xTicks) {
+    axes.append(svgEl("line", { x1: x(v), x2: x(v), y1: h - b, y2: h - b + 4 }));
+    axes.append(svgText(x(v), h - b + 16, xFmt(v), { "text-anchor": "middle" }));
+  }
+  axes.append(svgText(10, t + (h - t - b) / 2, yLabel, { transform: `rotate(-90 10 ${t + (h - t - b) / 2})`, "text-anchor": "middle" }));
+  const layer = svgEl("g", { class: "data" });
+  svg.replaceChildren(axes, layer);
+  return { x, y, layer, top };
+}
+
+function timeTicks(t0, t1) {
+  const every = t1 - t0 > 2 * 3600 ? 3600 : 600;
+  const out = [];
+  for (let v = Math.ceil(t0 / every) * every; v <= t1; v += every) out.push(v);
+  return out;
+}
+
+function describe(svg, id, text, points) {
+  const d = svgEl("desc", { id });
+  d.textContent = text;
+  svg.prepend(d);
+  svg.dataset.points = String(points);
+}
+
+function noData(svg, id, text) {
+  svg.setAttribute("viewBox", `0 0 ${VIEW.w} ${VIEW.h / 2}`);
+  svg.replaceChildren(svgText(VIEW.w / 2, VIEW.h / 4, text, { class: "empty", "text-anchor": "middle" }));
+  describe(svg, id, text, 0);
+}
+
+// one series over the intervals: a path broken where an interval has no value, and a point per value
+function drawLine(f, t, values, cls, label, fmt) {
+  let d = "";
+  let pen = false;
+  let n = 0;
+  values.forEach((v, i) => {
+    if (v === null || v === undefined) { pen = false; return; }
+    const X = f.x(t[i] + INTERVAL_S / 2).toFixed(1);
+    const Y = f.y(v).toFixed(1);
+    d += `${pen ? "L" : "M"}${X},${Y}`;
+    pen = true;
+    n += 1;
+    f.layer.append(svgTitled("circle", { cx: X, cy: Y, r: 2.5, class: `pt ${cls}` }, `${label} ${fmtClock(t[i])}: ${fmt(v)}`));
+  });
+  if (d) f.layer.prepend(svgEl("path", { d, class: `series ${cls}` }));
+  return n;
+}
+
+function lastValue(values) {
+  for (let i = values.length - 1; i >= 0; i -= 1) if (values[i] !== null && values[i] !== undefined) return values[i];
+  return null;
+}
+
+function maxOf(...lists) {
+  let m = 0;
+  for (const xs of lists) for (const v of xs) if (v !== null && v !== undefined && v > m) m = v;
+  return m;
+}
+
+function timeFrame(svg, s, yMax, yLabel, yFmt, yStep) {
+  const x0 = s.t[0];
+  const x1 = s.t[s.t.length - 1] + s.interval_s;
+  return frame(svg, { x0, x1, yMax, yLabel, yFmt, yStep, xTicks: timeTicks(x0, x1), xFmt: fmtClock });
+}
+
+function drawWaits(s) {
+  const svg = $("#chart-waits svg");
+  const { mot, routine } = s.waits;
+  const top = maxOf(mot.p90_s, routine.p90_s, mot.p50_s, routine.p50_s);
+  if (!mot.answered.some((n) => n > 0) && !routine.answered.some((n) => n > 0)) {
+    noData(svg, "chart-waits-d", "No contact answered in the last hour yet.");
+    return;
+  }
+  const f = timeFrame(svg, s, top, "wait", tickS, niceStepS(Math.max(top, 1)));
+  let n = 0;
+  n += drawLine(f, s.t, routine.p90_s, "s-routine dash", "routine p90", fmtS);
+  n += drawLine(f, s.t, routine.p50_s, "s-routine", "routine p50", fmtS);
+  n += drawLine(f, s.t, mot.p90_s, "s-mot dash", "moments of truth p90", fmtS);
+  n += drawLine(f, s.t, mot.p50_s, "s-mot", "moments of truth p50", fmtS);
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  describe(svg, "chart-waits-d",
+    `Answered in the last hour: ${sum(mot.answered)} moments of truth, latest median wait ${fmtS(lastValue(mot.p50_s))}, ` +
+    `90th percentile ${fmtS(lastValue(mot.p90_s))}; ${sum(routine.answered)} routine, latest median ` +
+    `${fmtS(lastValue(routine.p50_s))}, 90th percentile ${fmtS(lastValue(routine.p90_s))}.`, n);
+}
+
+function drawDepth(s) {
+  const svg = $("#chart-depth svg");
+  const mq = s.depth_max.mot || [];
+  const gq = s.depth_max.general || [];
+  if (![...mq, ...gq].some((v) => v !== null && v !== undefined)) {
+    noData(svg, "chart-depth-d", "No queue sample in the last hour: is a worker running?");
+    return;
+  }
+  const f = timeFrame(svg, s, Math.max(4, maxOf(mq, gq)), "contacts waiting", (v) => String(Math.round(v)));
+  let n = drawLine(f, s.t, gq, "s-routine", "general queue", String);
+  n += drawLine(f, s.t, mq, "s-mot", "moments-of-truth queue", String);
+  describe(svg, "chart-depth-d",
+    `Queue depth now: ${lastValue(mq) ?? "–"} in the moments-of-truth queue, ${lastValue(gq) ?? "–"} in the general ` +
+    `queue; highest in the hour ${maxOf(mq)} and ${maxOf(gq)}.`, n);
+}
+
+function drawMot(s) {
+  const svg = $("#chart-mot svg");
+  const counts = s.moments_of_truth;
+  if (!counts.some((v) => v !== null && v !== undefined)) {
+    noData(svg, "chart-mot-d", "No floor sample in the last hour: is a worker running?");
+    return;
+  }
+  const f = timeFrame(svg, s, Math.max(4, maxOf(counts)), "per minute", (v) => String(Math.round(v)));
+  const width = (f.x(s.t[0] + s.interval_s) - f.x(s.t[0])) * 0.8;
+  let n = 0;
+  counts.forEach((v, i) => {
+    if (!v) return;
+    const X = f.x(s.t[i]) + width * 0.125;
+    f.layer.append(svgTitled("rect", { x: X.toFixed(1), y: f.y(v).toFixed(1), width: width.toFixed(1), height: (f.y(0) - f.y(v)).toFixed(1), class: "bar" }, `${fmtClock(s.t[i])}: ${v}`));
+    n += 1;
+  });
+  const total = counts.reduce((a, v) => a + (v || 0), 0);
+  describe(svg, "chart-mot-d", `${total} moments of truth in the last hour; at most ${maxOf(counts)} in a minute.`, n);
+}
+
+function drawAnnounced(s) {
+  const svg = $("#chart-ewt svg");
+  const pairs = s.announced;
+  if (!pairs.length) {
+    noData(svg, "chart-ewt-d", "No contact that was announced a wait has been answered in the last hour.");
+    return;
+  }
+  const m = Math.max(10, ...pairs.map((p) => Math.max(p.announced_s, p.actual_s, p.high_s || 0)));
+  const step = niceStepS(m);
+  const top = Math.ceil(m / step) * step;
+  const xTicks = [];
+  for (let v = 0; v <= top + 1e-9; v += step) xTicks.push(v);
+  const f = frame(svg, { x0: 0, x1: top, yMax: top, yLabel: "actual wait", yFmt: tickS, yStep: step, xTicks, xFmt: tickS });
+  f.layer.append(svgEl("line", { x1: f.x(0), y1: f.y(0), x2: f.x(f.top), y2: f.y(f.top), class: "diag" }));
+  f.layer.append(svgText(VIEW.w - VIEW.r, VIEW.h - 2, "announced wait", { "text-anchor": "end" }));
+  let inside = 0;
+  let err = 0;
+  for (const p of pairs) {
+    if (p.low_s !== null && p.high_s !== null) {
+      f.layer.append(svgEl("line", { x1: f.x(p.announced_s), x2: f.x(p.announced_s), y1: f.y(p.low_s), y2: f.y(p.high_s), class: "band" }));
+      if (p.low_s <= p.actual_s && p.actual_s <= p.high_s) inside += 1;
+    }
+    err += Math.abs(p.actual_s - p.announced_s);
+  }
+  for (const p of pairs) {
+    const cls = p.moment_of_truth ? "s-mot" : "s-routine";
+    f.layer.append(svgTitled("circle", { cx: f.x(p.announced_s).toFixed(1), cy: f.y(p.actual_s).toFixed(1), r: 3.5, class: `dot ${cls}` },
+      `${fmtClock(p.ts)} ${CLASS_NAME[p.moment_of_truth ? "mot" : "routine"]}: announced ${fmtS(p.announced_s)}, waited ${fmtS(p.actual_s)}`));
+  }
+  describe(svg, "chart-ewt-d",
+    `${pairs.length} answered contacts had been announced a wait: mean absolute error ${fmtS(err / pairs.length)}, ` +
+    `${fmtPct(inside / pairs.length)} inside the announced band.`, pairs.length);
+}
+
+function clipText(text, n) { return text.length > n ? `${text.slice(0, n - 1)}…` : text; }
+
+function drawAgents(page) {
+  const svg = $("#chart-agents svg");
+  const rows = page.items;
+  if (!rows.length) {
+    noData(svg, "chart-agents-d", "No post-contact outcome recorded yet.");
+    return;
+  }
+  const rowH = 24;
+  const h = VIEW.t + rows.length * rowH + VIEW.b;
+  const labelW = 150;
+  const right = 230;
+  const w = 860;
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  const x = (v) => labelW + ((v - 1) / 4) * (w - labelW - right);
+  const axes = svgEl("g", { class: "axis" });
+  for (let v = 1; v <= 5; v += 1) {
+    axes.append(svgEl("line", { x1: x(v), x2: x(v), y1: VIEW.t, y2: h - VIEW.b, class: "grid-line" }));
+    axes.append(svgText(x(v), h - VIEW.b + 16, String(v), { "text-anchor": "middle" }));
+  }
+  axes.append(svgText((x(1) + x(5)) / 2, h - 4, "mean CSAT (1-5)", { "text-anchor": "middle" }));
+  const layer = svgEl("g", { class: "data" });
+  const said = [];
+  rows.forEach((a, i) => {
+    const yc = VIEW.t + i * rowH + rowH / 2;
+    const who = a.name ? `${a.name} (${a.agent_id})` : a.agent_id;
+    const g = svgTitled("g", { class: "agent-row", "data-agent": a.agent_id }, `${visible(who)}: ${visible(a.reason)}`);
+    g.append(svgText(6, yc + 4, clipText(visible(a.name || a.agent_id), 22), { class: "label" }));
+    for (const [grp, cls, dy, shape] of [[a.moments_of_truth, "s-mot", -3, "dot"], [a.routine, "s-routine", 4, "sq"]]) {
+      if (grp.mean_csat === null) continue;
+      if (grp.ci95) {
+        g.append(svgEl("line", { x1: x(Math.max(1, grp.ci95[0])), x2: x(Math.min(5, grp.ci95[1])), y1: yc + dy, y2: yc + dy, class: `ci ${cls}` }));
+      }
+      const tip = `${CLASS_NAME[cls === "s-mot" ? "mot" : "routine"]}: ${grp.mean_csat.toFixed(2)} over ${grp.n}` +
+        (grp.ci95 ? ` (95% ${grp.ci95[0].toFixed(2)}–${grp.ci95[1].toFixed(2)})` : "");
+      if (shape === "dot") g.append(svgTitled("circle", { cx: x(grp.mean_csat), cy: yc + dy, r: 4.5, class: `dot pt ${cls}` }, tip));
+      else g.append(svgTitled("rect", { x: x(grp.mean_csat) - 4, y: yc + dy - 4, width: 8, height: 8, class: `sq pt ${cls}` }, tip));
+    }
+    const arrow = a.change > 0 ? "eq-up" : a.change < 0 ? "eq-down" : "";
+    const eqText = a.change ? `EQ ${a.eq} → ${a.suggested_eq}` : `EQ ${a.eq} =`;
+    g.append(svgText(w - right + 10, yc + 4, eqText, { class: `label ${arrow}`.trim() }));
+    const ci = a.mot_vs_peers ? `${signed(a.mot_difference)} [${signed(a.mot_vs_peers[0])}, ${signed(a.mot_vs_peers[1])}]` : "too few to compare";
+    g.append(svgText(w - right + 82, yc + 4, ci));
+    layer.append(g);
+    said.push(`${visible(a.name || a.agent_id)}: moments of truth ${fmtNum(a.moments_of_truth.mean_csat)} (n ${a.moments_of_truth.n}), ` +
+      `routine ${fmtNum(a.routine.mean_csat)} (n ${a.routine.n}); ${a.change ? `EQ ${a.eq} to ${a.suggested_eq}` : `EQ ${a.eq} kept`}`);
+  });
+  svg.replaceChildren(axes, layer);
+  describe(svg, "chart-agents-d", `${rows.length} of ${page.total} agents with outcomes. ${said.join(". ")}.`, rows.length);
+}
+
+function kpiGroup(cls, k) {
+  const tiles = [
+    ["Contacts", String(k.contacts), "to a person"],
+    ["CSAT", fmtNum(k.csat), `n ${k.csat_n}`],
+    ["First-contact resolution", fmtPct(k.first_contact_resolution), `n ${k.fcr_n}`],
+    ["Repeat contacts", fmtPct(k.repeat_contact_rate), `of ${k.contacts}`],
+    ["Hand-offs per contact", fmtNum(k.handoffs_per_contact), "declined, missed, revoked"],
+    ["Abandoned", fmtPct(k.abandonment), `${k.abandoned} of ${k.contacts}`],
+  ];
+  return el("div", { class: `kpi-group ${cls}`, role: "group", "aria-labelledby": `kpi-${cls}-h`, "data-class": cls },
+    el("h3", { id: `kpi-${cls}-h`, text: cls === "mot" ? "Moments of truth" : "Routine" }),
+    el("dl", {}, ...tiles.map(([label, value, n]) => el("div", { class: "kpi" },
+      el("dt", { text: label }), el("dd", {}, value, el("span", { class: "n", text: n }))))));
+}
+
+function renderCharts(s, agents) {
+  $("#kpis").replaceChildren(kpiGroup("mot", s.kpis.mot), kpiGroup("routine", s.kpis.routine));
+  drawWaits(s);
+  drawDepth(s);
+  drawMot(s);
+  drawAnnounced(s);
+  drawAgents(agents);
+  $("#charts-asof").textContent = `as of ${fmtTime(s.ts)}, per ${s.interval_s / 60} min; repeats within ${fmtS(s.fcr_window_s)}`;
+  const short = Object.entries(s.sources).filter(([, c]) => !c.complete).map(([name, c]) => `${name} since ${c.oldest_ts ? fmtClock(c.oldest_ts) : "–"}`);
+  $("#charts-note").textContent = short.length ? `The capped logs do not reach back an hour: ${short.join(", ")}.` : "";
+}
+
+async function refreshCharts() {
+  try {
+    const [series, agents] = await Promise.all([
+      api(`/v1/stats/series?window_s=${WINDOW_S}&interval_s=${INTERVAL_S}`),
+      api(`/v1/stats/agents?limit=${AGENTS_CHARTED}`),
+    ]);
+    renderCharts(series.data, agents.data);
+  } catch (e) {
+    $("#charts-note").textContent = `Charts not refreshed: ${e.message}`;
   }
 }
 
@@ -548,6 +972,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#dl-newest").addEventListener("click", () => browseDeadLetters(0));
   $("#dl-newer").addEventListener("click", () => browseDeadLetters(-1));
   $("#dl-older").addEventListener("click", () => browseDeadLetters(1));
+  wireAgentFilters();
   if (state.key) start();
   else logout("");
 });
