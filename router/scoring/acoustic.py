@@ -12,9 +12,9 @@
   about 4 and 6.3 Hz. Counting syllable nuclei (peaks of the loudness contour) missed a third of the
   syllables of fast speech, whose dips are shallow.
 
-Not librosa: its ``yin`` alone took ~1.3 ms on a 4.8 s turn at 8 kHz where this whole module takes about
-a third of that (docs/voice.md has the bench), and its first call compiles numba code for ~19 s, which a
-worker would spend inside a batch.
+Not librosa: its ``yin`` alone took ~1.3 ms on a 4.8 s turn at 8 kHz where this whole step takes about
+0.5 ms (docs/voice.md has the bench), and its first call compiles numba code for ~19 s, which a worker
+would spend inside a batch.
 
 Speed (issue #16: at most a fifth of the text scorer's time per turn). At 32 frames most of the cost is
 numpy's per-call overhead and memory traffic, not arithmetic: one rfft call for the frames and their
@@ -30,7 +30,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
 
 from router.audio import Pcm, bad_audio, decode_wav
 from router.domain.voice import VoiceFeatures
@@ -132,15 +131,15 @@ def _pitch(x: npt.NDArray[np.float32], sr: int, hop: int, active_idx: npt.NDArra
     w = round(PITCH_WINDOW_S * rate)
     tau_min, tau_max = int(rate / PITCH_MAX_HZ), int(rate / PITCH_MIN_HZ) + 1
     n = w + tau_max
-    idx = active_idx[active_idx * hop + n * step <= len(x)]
+    # the active frames (sorted) whose analysis window fits in the turn
+    idx = active_idx[: np.searchsorted(active_idx, (len(x) - n * step) // hop, side="right")]
     if len(idx) > PITCH_FRAMES:  # evenly spread: the nearest frame to each of PITCH_FRAMES equal steps
         idx = idx[(np.arange(PITCH_FRAMES) * (len(idx) - 1) + (PITCH_FRAMES - 1) // 2) // (PITCH_FRAMES - 1)]
     if len(idx) == 0:
         return np.zeros(0)
-    # every frame start as a row of a strided view (no copy), of which only the chosen rows are copied
-    starts = as_strided(
-        x, shape=(len(x) - n * step + 1, n * step), strides=(x.strides[0],) * 2, writeable=False
-    )
+    # every frame start as a row of a strided view of the samples (no copy); only the chosen rows are copied
+    x = np.ascontiguousarray(x)  # decode_wav's already is: a no-op
+    starts = np.ndarray((len(x) - n * step + 1, n * step), x.dtype, x, strides=(x.itemsize, x.itemsize))
     raw = starts[idx * hop]
     if step > 1:
         raw = raw.reshape(len(idx), n, step).mean(axis=2)
