@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 import wave
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pybase64
 
 from router.errors import EventError
 
@@ -27,6 +29,7 @@ WAV_HEADER_BYTES = 44
 # base64 characters of the longest payload the contract allows (16 kHz, 16 bits, MAX_AUDIO_S, a header)
 MAX_AUDIO_B64_CHARS = 4 * -(-(int(MAX_AUDIO_S * 16_000 * 2) + 1_024) // 3)
 BAD_AUDIO = "bad_audio"
+WAVE_FORMAT_PCM = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,10 @@ def bad_audio(what: str) -> EventError:
 
 
 def _wav_bytes(b64: str) -> bytes:
+    # pybase64 (SIMD): 8 us for 100 KB where the standard library's decoder takes 250 us, as long as the
+    # rest of the voice analysis; the same strict alphabet (no whitespace, padding only at the end)
     try:
-        data = base64.b64decode(b64, validate=True)
+        data = pybase64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise bad_audio(f"not base64 ({exc})") from None
     if not data:
@@ -55,18 +60,51 @@ def _wav_bytes(b64: str) -> bytes:
     return data
 
 
-def _open(data: bytes) -> tuple[int, int, int, bytes]:
-    """(channels, sample width in bytes, rate, PCM bytes) of a WAV file; refuses anything else."""
+def _open(data: bytes) -> tuple[int, int, int, memoryview]:
+    """(channels, sample width in bytes, rate, PCM bytes) of a WAV file; refuses anything else.
+
+    The chunks are walked as the standard library's ``wave`` reads them (the first ``fmt `` and ``data``
+    within the RIFF chunk's size, odd chunks padded, PCM only), with struct: ``wave`` cost a fifth of
+    the whole voice analysis and copied the samples, which stay a view of the decoded bytes here."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise bad_audio(f"not a WAV file (starts with {data[:12]!r})")
-    try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            head = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        # wave reads only PCM: a-law, mu-law and float WAVs say 'unknown format'
-        raise bad_audio(f"unreadable WAV ({exc}); 16-bit PCM expected") from None
-    return (*head, frames)
+    end = min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    pos = 12
+    fmt: tuple[int, int, int] | None = None
+    while pos + 8 <= end:
+        name, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if name == b"fmt ":
+            fmt = _fmt_chunk(data[body : min(body + size, end)])
+        elif name == b"data":
+            if fmt is None:
+                raise _unreadable("data chunk before fmt chunk")
+            channels, width, rate = fmt
+            frame_bytes = size // (channels * width) * channels * width
+            return channels, width, rate, memoryview(data)[body : min(body + frame_bytes, end)]
+        pos = body + size + (size & 1)
+    raise _unreadable("fmt chunk and/or data chunk missing")
+
+
+def _fmt_chunk(chunk: bytes) -> tuple[int, int, int]:
+    """(channels, sample width in bytes, rate) of a PCM ``fmt `` chunk."""
+    if len(chunk) < 14:
+        raise _unreadable("truncated fmt chunk")
+    tag, channels, rate = struct.unpack_from("<HHI", chunk)
+    if tag != WAVE_FORMAT_PCM:  # a-law, mu-law, float, extensible
+        raise _unreadable(f"unknown format: {tag}")
+    if len(chunk) < 16:
+        raise _unreadable("truncated fmt chunk")
+    width = (struct.unpack_from("<H", chunk, 14)[0] + 7) // 8
+    if not width:
+        raise _unreadable("bad sample width")
+    if not channels:
+        raise _unreadable("bad # of channels")
+    return channels, width, rate
+
+
+def _unreadable(why: str) -> EventError:
+    return bad_audio(f"unreadable WAV ({why}); 16-bit PCM expected")
 
 
 def _check_format(channels: int, width: int, rate: int, n_frames: int, max_s: float) -> None:
@@ -86,8 +124,8 @@ def decode_wav(b64: str, max_s: float = MAX_AUDIO_S) -> Pcm:
     """The samples of a contact.audio payload, or ``EventError('bad_audio: ...')``."""
     channels, width, rate, frames = _open(_wav_bytes(b64))
     _check_format(channels, width, rate, len(frames) // max(1, channels * width), max_s)
-    pcm = np.frombuffer(frames[: len(frames) - len(frames) % 2], dtype="<i2")
-    return Pcm((pcm.astype(np.float32) / 32768.0), rate)
+    pcm = np.frombuffer(frames, dtype="<i2", count=len(frames) // 2)
+    return Pcm(np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32), rate)
 
 
 def encode_wav(samples: npt.ArrayLike, rate_hz: int) -> str:

@@ -21,8 +21,10 @@ languages instead of one.
 
 (e) acoustic: the voice features of one turn's audio (router.scoring.acoustic), timed interleaved with (b)
 on the same batches, one clip per message: ``acoustic_ms_per_turn`` against ``scorer_ms_per_turn`` and
-their ratio ``acoustic_share`` (what the acoustic step adds to a voice turn). The clips are the bench's
-messages read by espeak-ng at 8 kHz (calm, neutral and agitated in turn), or a synthetic voice without it.
+their ratio ``acoustic_share`` (what the acoustic step adds to a voice turn: the worker runs it before
+the batch's text scoring, not beside it, so nothing is discounted for overlap; docs/voice.md), and the
+step's CPU time ``acoustic_cpu_ms_per_turn``. The clips are the bench's messages read by espeak-ng at
+8 kHz (calm, neutral and agitated in turn), or a synthetic voice without it.
 """
 
 from __future__ import annotations
@@ -341,7 +343,7 @@ def _acoustic_step(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
     clips, source = _voice_clips([t for b in batches for t in b])
     raws = [json.dumps({"type": "contact.audio", "contact_id": "c", "seq": 1, "audio": c}) for c in clips]
     scorer.cache.clear()
-    text_s = acoustic_s = event_s = 0.0
+    text_s = acoustic_s = acoustic_cpu_s = event_s = 0.0
     n = 0
     for b in batches:
         t0 = time.perf_counter()
@@ -352,15 +354,20 @@ def _acoustic_step(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
             t2 = time.perf_counter()
             ev = parse_event(raws[(n + i) % len(raws)])
             event_digest(ev)
-            t3 = time.perf_counter()
+            event_s += time.perf_counter() - t2
             assert isinstance(ev, ContactAudio)
+            c3 = time.thread_time()
+            t3 = time.perf_counter()
             features_from_wav(ev.audio, 60.0)
             acoustic_s += time.perf_counter() - t3
-            event_s += t3 - t2
+            acoustic_cpu_s += time.thread_time() - c3
         n += len(b)
     seconds = sum(_clip_seconds(c) for c in clips) / len(clips)
     return {
         "acoustic_ms_per_turn": round(1000 * acoustic_s / n, 3),
+        # the step's own CPU time (one thread): near its wall time on a quiet machine, and much less
+        # inflated than the wall time when other jobs take turns on the cores
+        "acoustic_cpu_ms_per_turn": round(1000 * acoustic_cpu_s / n, 3),
         "audio_event_ms_per_turn": round(1000 * event_s / n, 3),
         "scorer_ms_per_turn": round(1000 * text_s / n, 3),
         "acoustic_share": round(acoustic_s / text_s, 3),
@@ -418,9 +425,11 @@ def run_bench_scorer(
     n_compare: int = 256,
     compare_onnx: bool = True,
     backend: str = "auto",
+    acoustic_only: bool = False,
 ) -> dict[str, Any]:
     """Figures of the module docstring, on the ``backend`` encoder (Settings.encoder_backend);
-    ``compare_onnx=False`` skips timing the second backend."""
+    ``compare_onnx=False`` skips timing the second backend; ``acoustic_only`` measures (e) alone (a
+    minute where the whole bench takes several)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from router.bench.cpu import StealMeter
     from router.scoring.transformer import TransformerScorer, find_onnx_model
@@ -432,6 +441,13 @@ def run_bench_scorer(
     msgs = bench_messages(n_messages + n_naive + BATCH, data_dir)
     warm, naive_msgs, msgs = msgs[:BATCH], msgs[BATCH : BATCH + n_naive], msgs[BATCH + n_naive :]
     batches = [msgs[i : i + BATCH] for i in range(0, len(msgs), BATCH)]
+    if acoustic_only:
+        scorer.score(warm)
+        res_e: dict[str, Any] = {"backend": scorer.backend, "threads": enc.threads}
+        res_e.update(_acoustic_step(scorer, batches))
+        res_e["cpu_steal_share"] = steal.share()
+        _write_json(json_path, res_e)
+        return res_e
 
     # (a) naive pipeline, one message per call
     from transformers import pipeline
@@ -499,7 +515,11 @@ def run_bench_scorer(
         }
         res.update(_compare_backend_speed(pair, batches))
         res.update(compare_backends(pair["torch"], pair["onnx"], msgs[:n_compare]))
+    _write_json(json_path, res)
+    return res
+
+
+def _write_json(json_path: Path | None, res: dict[str, Any]) -> None:
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    return res

@@ -204,11 +204,19 @@ def register(app: typer.Typer) -> None:  # noqa: C901
     def bench_scorer(
         json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure as JSON")] = None,
         messages: Annotated[int, typer.Option(min=32, help="Messages scored per measure")] = 1024,
+        acoustic_only: Annotated[
+            bool, typer.Option("--acoustic-only", help="Only the acoustic step beside the scorer (e)")
+        ] = False,
     ) -> None:
         """The scorer alone: naive pipeline one at a time vs our scorer vs the raw forward pass."""
         from router.scoring.bench import run_bench_scorer
 
-        res = run_bench_scorer(json_path, n_messages=messages, backend=load_settings().encoder_backend)
+        res = run_bench_scorer(
+            json_path,
+            n_messages=messages,
+            backend=load_settings().encoder_backend,
+            acoustic_only=acoustic_only,
+        )
         table = Table(title="router bench scorer")
         table.add_column("figure")
         table.add_column("value", justify="right")

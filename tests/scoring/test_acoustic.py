@@ -19,7 +19,7 @@ from router.audio import decode_wav, encode_wav
 from router.domain.voice import VoiceBaseline, VoiceFeatures, estimate_arousal, update_baseline
 from router.errors import EventError
 from router.events import event_digest, parse_event
-from router.scoring.acoustic import features_from_wav, voice_features
+from router.scoring.acoustic import _cmnd, _fft_size, features_from_wav, voice_features
 from router.scoring.voice_clips import Manner, espeak_wav, have_espeak, synthetic_wav
 
 
@@ -62,6 +62,36 @@ def test_pitch_of_a_harmonic_tone(f0_hz: float, rate_hz: int) -> None:
     f = voice_features(decode_wav(encode_wav(harmonic(f0_hz, rate_hz), rate_hz)))
     assert f.pitch_hz == pytest.approx(f0_hz, rel=0.02)
     assert f.pitch_spread_st is not None and f.pitch_spread_st < 0.3
+
+
+def test_the_fft_difference_function_is_yins_definition() -> None:
+    """The FFT correlations and running energy sums of _cmnd give YIN's cumulative mean normalised
+    difference (de Cheveigné & Kawahara 2002, eqs. 6 and 8) computed the slow way, lag by lag, on each
+    frame less its mean: a tone in noise, noise on a DC offset, a harmonic voice."""
+    rng = np.random.default_rng(7)
+    w, tau_max = 200, 134
+    t = np.arange(w + tau_max) / 8_000
+    frames = np.stack(
+        [
+            0.3 * np.sin(2 * np.pi * 140 * t) + 0.05 * rng.standard_normal(len(t)),
+            0.2 * rng.standard_normal(len(t)) + 0.4,
+            harmonic(95, 8_000, 0.05)[: w + tau_max],
+        ]
+    ).astype(np.float32)
+    got = _cmnd(frames, w, tau_max)
+    assert got.shape == (3, tau_max + 1)
+    for row, frame in zip(got, frames, strict=True):
+        x = frame.astype(np.float64) - frame.astype(np.float64).mean()
+        d = np.array([np.sum((x[:w] - x[tau : tau + w]) ** 2) for tau in range(tau_max + 1)])
+        want = np.ones(tau_max + 1)
+        want[1:] = d[1:] * np.arange(1, tau_max + 1) / np.cumsum(d[1:])
+        np.testing.assert_allclose(row, want, rtol=1e-9, atol=1e-9)
+
+
+def test_the_fft_size_is_the_smallest_product_of_twos_and_threes_that_holds_a_frame() -> None:
+    smooth = sorted({2**a * 3**b for a in range(13) for b in range(8)})
+    for n in range(1, 3_000):
+        assert _fft_size(n) == next(s for s in smooth if s >= n), n
 
 
 def test_loudness_is_the_rms_level_in_dbfs() -> None:

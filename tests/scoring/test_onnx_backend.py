@@ -154,3 +154,16 @@ def test_bench_reports_both_backends(tmp_path) -> None:  # type: ignore[no-untyp
     assert res["onnx_vs_torch"] > 0
     assert res["compare_messages"] == 16 and 0.9 <= res["onnx_cosine_min"] <= 1.0001
     assert res["torch_cache_hits"] == res["onnx_cache_hits"] == 0
+
+
+def test_bench_times_the_acoustic_step_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from router.scoring.bench import run_bench_scorer
+
+    res = run_bench_scorer(tmp_path / "a.json", n_messages=64, n_naive=4, acoustic_only=True)
+    assert json.loads((tmp_path / "a.json").read_text()) == res
+    assert "naive_msgs_per_s" not in res and "onnx_vs_torch" not in res  # (e) alone
+    assert res["acoustic_ms_per_turn"] > 0 and res["scorer_ms_per_turn"] > 0
+    share = res["acoustic_ms_per_turn"] / res["scorer_ms_per_turn"]
+    assert abs(res["acoustic_share"] - share) < 0.01
