@@ -46,6 +46,10 @@ class LinkProxy:
         self.port = int(self.listener.getsockname()[1])
         self.stalled = threading.Event()
         self.held_bytes = 0
+        # monotonic time up to which the replica has everything the primary sent: the pump drained the
+        # primary's socket and forwarded it, not stalled. The durability bound is measured from here, not
+        # from the stall: a pump thread slowed by the test process's other threads lags before any stall.
+        self.caught_up_at = time.monotonic()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -66,6 +70,7 @@ class LinkProxy:
         try:
             while True:
                 ready, _, _ = select.select([down, up], [], [], 0.05)
+                polled_at, drained = time.monotonic(), True
                 if down in ready:
                     data = down.recv(65536)
                     if not data:
@@ -76,9 +81,13 @@ class LinkProxy:
                     if not data:
                         return
                     held += data
-                if held and not self.stalled.is_set():
-                    down.sendall(held)
-                    held.clear()
+                    drained = len(data) < 65536
+                if not self.stalled.is_set():
+                    if held:
+                        down.sendall(held)
+                        held.clear()
+                    if drained:
+                        self.caught_up_at = polled_at
                 self.held_bytes = len(held)
         except OSError:
             return
