@@ -174,17 +174,7 @@ def test_dashboard_edit_eq_and_see_a_moment_of_truth(demo: str) -> None:
 
             # a customer in a language nobody on the floor speaks asks for a person: free agents pass them by,
             # and the queues panel lists them as stuck (issue 14: it showed every agent free and a 0 s wait)
-            fi = f"browser-fi-{int(time.time())}"
-            events = [
-                {
-                    "type": "contact.started",
-                    "contact_id": fi,
-                    "channel": "chat",
-                    "customer": {"id": fi, "language": "fi"},
-                },
-                {"type": "contact.human_requested", "contact_id": fi},
-            ]
-            assert api.post("/v1/events", json=events).status_code == 202
+            fi = _asks_for_person(api, "fi")
             stuck = page.locator(f'#stuck li[data-contact="{fi}"]')
             stuck.wait_for(timeout=45_000)
             assert (
@@ -380,21 +370,27 @@ def _floor_status(i: int) -> str:
     return ("offline", "available", "away", "offline")[i % 4]
 
 
-def _announced_wait(api: httpx.Client) -> None:
-    """An answered contact that had been announced a wait: a Swedish customer waits (nobody speaks Swedish,
-    so the queued decision announces a wait), then a Swedish-speaking agent comes, is offered it and this
-    test accepts as that agent would (the demo plays only its own agents)."""
-    cid = f"browser-sv-{int(time.time())}"
+def _asks_for_person(api: httpx.Client, language: str) -> str:
+    """A new chat contact in ``language`` that asks for a person at once; returns its id."""
+    cid = f"browser-{language}-{int(time.time())}"
     events = [
         {
             "type": "contact.started",
             "contact_id": cid,
             "channel": "chat",
-            "customer": {"id": cid, "language": "sv"},
+            "customer": {"id": cid, "language": language},
         },
         {"type": "contact.human_requested", "contact_id": cid},
     ]
     assert api.post("/v1/events", json=events).status_code == 202
+    return cid
+
+
+def _announced_wait(api: httpx.Client) -> None:
+    """An answered contact that had been announced a wait: a Swedish customer waits (nobody speaks Swedish,
+    so the queued decision announces a wait), then a Swedish-speaking agent comes, is offered it and this
+    test accepts as that agent would (the demo plays only its own agents)."""
+    cid = _asks_for_person(api, "sv")
     deadline = time.monotonic() + 60
     announced: list[dict[str, object]] = []
     while not announced and time.monotonic() < deadline:
