@@ -106,6 +106,9 @@ class AgentView:
     mot_recent: int = 0  # moments of truth offered to this agent in the fairness window
     # class key ("mot", "mot|language=de", ...) -> the agent's posted outcomes on that class
     outcomes: Mapping[str, OutcomeTally] = field(default_factory=dict)
+    # channel -> (since when, epoch s; a moment of truth?) of each contact the agent holds there: how long
+    # each busy slot has been busy, so the wait forecast knows which frees soon (wait_forecast.Stage)
+    busy: Mapping[str, tuple[tuple[float, bool], ...]] = field(default_factory=dict)
 
     def free(self, channel: str) -> int:
         return self.capacity.get(channel, 0) - self.load.get(channel, 0)

@@ -25,6 +25,14 @@ takes to accept an offer (``answer_s``, measured too). Contacts ahead that leave
 measured ``left_share``) free their slot for the next: the wait is a mixture over how many are still
 there.
 
+**Busy slots of known age.** Where the store knows when a busy slot was taken (``Stage.elapsed``, from
+``AgentView.busy``), that slot frees with the hazard of a lognormal handle time of its kind (moment of
+truth or routine: ``Service.handle``) conditioned on the time it has lasted, instead of the memoryless
+rate: a slot near the end of its work frees soon, one just taken does not. The hazard is averaged over
+the pieces of ``HAZARD_GRID_S`` so the Poisson sums stay closed-form piece by piece; with nobody ahead the
+wait is the first of the slots' remaining times (exact up to that averaging). The lognormal is the shape,
+the store's measured mean and cv its parameters.
+
 **Why not the queue's departures.** A queue's observed departures per second are its arrivals, not how
 fast it could be served: a queue that is usually empty sees few departures and so announced minutes when
 a slot was about to free (2,000 contacts: 155 s announced against 30 s lived, docs/simulation.md).
@@ -39,6 +47,7 @@ when the model holds; the sim and ``/metrics`` count how many do.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,6 +69,10 @@ MIN_AWAY_SPELLS = 5
 # Contacts that waited in a queue and then were served or left, before the share that left counts
 MIN_LEFT_SAMPLES = 20
 MIX_POINTS = 9  # counts of contacts still ahead the wait is mixed over, at most (each costs a Poisson sum)
+# Where the hazard of a busy slot of known age is averaged into a constant rate (s from now): fine where
+# waits are short, coarse where they are rare; a slot still busy past the last cut frees at 1 / handle_s
+HAZARD_GRID_S: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0, 2560.0)
+MIN_HANDLE_CV = 0.05  # a measured spread below this (a handful of equal handle times) is taken as this
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,8 @@ class Stage:
     after_s: float
     free_slots: int
     busy_slots: int
+    # of the busy slots, those whose start the store knows: (seconds busy so far, a moment of truth?)
+    elapsed: tuple[tuple[float, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,12 @@ class Service:
     handle_cv: float = 1.0  # its coefficient of variation (1: memoryless, exponential)
     answer_s: float = 0.0  # mean time from an offer to its acceptance
     answer_sd_s: float = 0.0
+    # (mean, cv) of the handle time by kind of contact (True: a moment of truth), where measured
+    by_kind: Mapping[bool, tuple[float, float]] = field(default_factory=dict)
+
+    def handle(self, mot: bool) -> tuple[float, float]:
+        """(mean, cv) of the handle time of a contact of this kind: its own measure, else the channel's."""
+        return self.by_kind.get(mot, (self.handle_s, self.handle_cv))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +114,8 @@ class ServiceTimes:
     away_spells_s: tuple[float, ...] = ()  # the latest spells away, s (``router:{d}:away_spells``)
     # per queue: of the contacts that waited in it, the share that left unserved, and how many were seen
     left: Mapping[str, tuple[float, int]] = field(default_factory=dict)
+    # "<channel>:mot" / "<channel>:routine" -> (mean, sd) of the handle time of that kind on the channel
+    handle_kind_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def left_share(self, queue: str) -> float:
         """The share of contacts that waited in ``queue`` and left it unserved; 0 until
@@ -103,10 +126,16 @@ class ServiceTimes:
     def for_channel(self, channel: str, default_handle_s: float) -> Service:
         """The channel's service as measured; before any measure ``default_handle_s`` with a spread of
         ``UNMEASURED_HANDLE_CV``."""
+        kinds = {
+            mot: (m, max(0.0, sd) / m)
+            for mot, name in ((True, "mot"), (False, "routine"))
+            for m, sd in (self.handle_kind_s.get(f"{channel}:{name}", (0.0, 0.0)),)
+            if m > 0 and math.isfinite(m) and math.isfinite(sd)
+        }
         mean, sd = self.handle_s.get(channel, (0.0, 0.0))
         if not (mean > 0 and math.isfinite(mean) and math.isfinite(sd)):
-            return Service(default_handle_s, UNMEASURED_HANDLE_CV, self.answer_s, self.answer_sd_s)
-        return Service(mean, max(0.0, sd) / mean, self.answer_s, self.answer_sd_s)
+            return Service(default_handle_s, UNMEASURED_HANDLE_CV, self.answer_s, self.answer_sd_s, kinds)
+        return Service(mean, max(0.0, sd) / mean, self.answer_s, self.answer_sd_s, kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +211,19 @@ def stages(
         ]
         free = sum(max(0, a.free(contact.channel)) for a in pool)
         busy = sum(_busy(a, contact.channel) for a in pool)
-        if not out or (free, busy) != (out[-1].free_slots, out[-1].busy_slots):
-            out.append(Stage(after, free, busy))
+        elapsed = tuple(sorted(e for a in pool for e in _elapsed(a, contact.channel, now)))
+        if not out or (free, busy, elapsed) != (out[-1].free_slots, out[-1].busy_slots, out[-1].elapsed):
+            out.append(Stage(after, free, busy, elapsed))
     return tuple(out)
+
+
+def _elapsed(agent: AgentView, channel: str, now: float) -> list[tuple[float, bool]]:
+    """(seconds busy so far, mot) of the agent's busy slots on ``channel`` whose start is known: the newest
+    ones, at most as many as its load (a record left behind by a lost release is never counted)."""
+    n = _busy(agent, channel)
+    slots = agent.busy.get(channel, ())
+    newest = sorted(slots, key=lambda s: s[0])[-n:] if n > 0 else []
+    return [(max(0.0, now - since), mot) for since, mot in newest]
 
 
 def _at(agent: AgentView, after: float, back: Mapping[str, float]) -> AgentView:
@@ -350,6 +389,8 @@ def residual_share(busy: int, cv: float) -> float:
 
 
 def _segments(pools: Sequence[Stage], service: Service) -> list[_Segment]:
+    """Piecewise-constant rates: per stage, the unknown slots' constant rate plus, for the slots whose
+    elapsed time is known, the mean of their summed hazard over each piece of ``HAZARD_GRID_S``."""
     ordered = sorted(pools, key=lambda p: p.after_s)
     handle_s = service.handle_s
     if not ordered or handle_s <= 0 or not math.isfinite(handle_s):
@@ -358,15 +399,55 @@ def _segments(pools: Sequence[Stage], service: Service) -> list[_Segment]:
     base = 0.0
     for i, p in enumerate(ordered):
         start = 0.0 if i == 0 else max(0.0, p.after_s)
-        end = ordered[i + 1].after_s if i + 1 < len(ordered) else math.inf
-        busy = max(0, p.busy_slots)
-        rate = busy / (handle_s * residual_share(busy, service.handle_cv))
-        if i + 1 == len(ordered) and busy == 0 and p.free_slots <= 0:
-            rate = 1.0 / PRIOR_S_PER_DEPARTURE  # nobody logged in can serve it (module docstring)
-        out.append(_Segment(start, max(start, end), rate, max(0, p.free_slots), base))
-        if math.isfinite(end):
-            base += rate * (max(start, end) - start)
+        end = max(start, ordered[i + 1].after_s) if i + 1 < len(ordered) else math.inf
+        known = p.elapsed[: max(0, p.busy_slots)]
+        unknown = max(0, p.busy_slots) - len(known)
+        flat = unknown / (handle_s * residual_share(unknown, service.handle_cv)) if unknown else 0.0
+        if i + 1 == len(ordered) and p.busy_slots <= 0 and p.free_slots <= 0:
+            flat = 1.0 / PRIOR_S_PER_DEPARTURE  # nobody logged in can serve it (module docstring)
+        for a, b in _pieces(start, end):
+            rate = flat + _known_rate(known, a, b, service)
+            out.append(_Segment(a, b, rate, max(0, p.free_slots), base))
+            if math.isfinite(b):
+                base += rate * (b - a)
     return out
+
+
+def _pieces(start: float, end: float) -> list[tuple[float, float]]:
+    cuts = [start, *(g for g in HAZARD_GRID_S if start < g < end), end]
+    return list(itertools.pairwise(cuts))
+
+
+def _known_rate(known: Sequence[tuple[float, bool]], a: float, b: float, service: Service) -> float:
+    """The summed hazard of the known busy slots, averaged over [a, b) seconds from now; past the grid
+    (b infinite) each slot frees again and again at the renewal rate, one per mean handle time."""
+    total = 0.0
+    if b <= a:
+        return total  # a stage that lasts no time adds nothing
+    for elapsed_s, mot in known:
+        mean_s, cv = service.handle(mot)
+        if math.isinf(b):
+            total += 1.0 / mean_s
+        else:
+            total += (_cum_hazard(elapsed_s, b, mean_s, cv) - _cum_hazard(elapsed_s, a, mean_s, cv)) / (b - a)
+    return total
+
+
+def _cum_hazard(elapsed_s: float, t: float, mean_s: float, cv: float) -> float:
+    """-ln P(a slot busy for ``elapsed_s`` is still busy ``t`` s from now), lognormal handle times."""
+    return _log_survival(elapsed_s, mean_s, cv) - _log_survival(elapsed_s + t, mean_s, cv)
+
+
+def _log_survival(x_s: float, mean_s: float, cv: float) -> float:
+    """ln P(H > x) for a lognormal H of this mean and coefficient of variation (log space: no underflow)."""
+    if x_s <= 0.0:
+        return 0.0
+    sigma = math.sqrt(math.log1p(max(cv, MIN_HANDLE_CV) ** 2))
+    z = (math.log(x_s) - math.log(mean_s) + sigma * sigma / 2.0) / (sigma * math.sqrt(2.0))
+    tail = math.erfc(z)
+    if tail > 1e-300:
+        return math.log(0.5 * tail)
+    return -z * z - math.log(z * math.sqrt(math.pi)) - math.log(2.0)  # erfc's asymptote
 
 
 def _survival(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], t: float) -> float:

@@ -85,6 +85,7 @@ WORKER_READS: tuple[str, ...] = (
 # their own keys only (worker_rules)
 WORKER_WRITES: tuple[str, ...] = (
     "hset",
+    "hdel",  # an agent's busy-slot record goes when the slot frees (the wait forecast's slot ages)
     "hincrby",
     "sadd",
     "srem",

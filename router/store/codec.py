@@ -179,8 +179,27 @@ def agent_from_hash(
         tags=frozenset(x for x in _s(h, "tags").split(",") if x),
         mot_recent=mot_recent,
         outcomes=outcomes or {},
+        busy=_busy_slots(h),
     )
     return AgentRecord(view=view, version=int(_f(h, "version")), raw=dict(h))
+
+
+def _busy_slots(h: Mapping[str, str]) -> dict[str, tuple[tuple[float, bool], ...]]:
+    """The agent hash's 'busy:<contact>' fields (channel|since ms|mot, written by the offer, accept and
+    release scripts) as channel -> (since, epoch s; mot), oldest first; malformed ones are skipped."""
+    out: dict[str, list[tuple[float, bool]]] = {}
+    for key, value in h.items():
+        if not key.startswith("busy:"):
+            continue
+        ch, _, rest = value.partition("|")
+        since, _, mot = rest.partition("|")
+        try:
+            since_s = float(since) / 1000
+        except ValueError:
+            continue
+        if ch and since_s > 0:
+            out.setdefault(ch, []).append((since_s, mot == "1"))
+    return {ch: tuple(sorted(slots)) for ch, slots in out.items()}
 
 
 def agent_profile_fields(

@@ -140,6 +140,8 @@ local ver = redis.call('HGET', KEYS[5], 'version') or '0'
 if ARGV[13] ~= '' and ver ~= ARGV[13] then return {'conflict', ver} end
 redis.call('HINCRBY', KEYS[4], 'load:' .. ch, 1)
 redis.call('HSET', KEYS[4], 'last_assigned_ms', ARGV[10])
+-- the slot is busy from now: 'busy:<contact>' = channel|since ms|mot, for the wait forecast's residuals
+redis.call('HSET', KEYS[4], 'busy:' .. ARGV[8], ch .. '|' .. ARGV[10] .. '|' .. (ARGV[12] == '1' and '1' or '0'))
 redis.call('HSET', KEYS[6], 'offer_id', ARGV[6], 'agent_id', ARGV[7], 'contact_id', ARGV[8], 'channel', ch,
   'status', 'pending', 'created_ms', ARGV[10], 'deadline_ms', ARGV[11], 'queue', ARGV[14], 'mot', ARGV[12])
 redis.call('PEXPIRE', KEYS[6], ARGV[16])
@@ -184,6 +186,7 @@ if mode == 'accepted' then
   local c = redis.call('HMGET', KEYS[6], 'enqueued_ms', 'announced_ms', 'ewt_s', 'ewt_low_s', 'ewt_high_s',
     'mot', 'channel', 'ewt_checked')
   redis.call('HSET', KEYS[6], 'status', 'assigned', 'version', ver, 'assigned_ms', ARGV[8])
+  redis.call('HSET', KEYS[7], 'busy:' .. ARGV[11], (c[7] or '') .. '|' .. ARGV[8] .. '|' .. (c[6] == '1' and '1' or '0'))
   redis.call('ZADD', KEYS[11], ARGV[8], ARGV[6])
   redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now - num(ARGV[10]))
   local created = num(redis.call('HGET', KEYS[4], 'created_ms'))
@@ -208,6 +211,7 @@ if mode == 'accepted' then
 else
   local ch = redis.call('HGET', KEYS[4], 'channel')
   if num(redis.call('HGET', KEYS[7], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[7], 'load:' .. ch, -1) end
+  redis.call('HDEL', KEYS[7], 'busy:' .. ARGV[11])
   if mode ~= 'revoked' then
     -- remembered per agent for the decline memory: older declines are pruned here, and the key expires
     -- with its newest one, so a contact nobody takes is offered again and nothing is kept forever
@@ -242,6 +246,7 @@ local freed = ''
 if (st == 'offered' or st == 'assigned') and agent ~= '' then
   local ch = redis.call('HGET', KEYS[4], 'channel')
   if num(redis.call('HGET', KEYS[5], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[5], 'load:' .. ch, -1) end
+  redis.call('HDEL', KEYS[5], 'busy:' .. ARGV[6])
   if st == 'offered' then
     local oid = redis.call('HGET', KEYS[4], 'offer_id') or ''
     redis.call('HSET', KEYS[8], 'status', 'revoked', 'resolved_ms', ARGV[8])
@@ -254,6 +259,10 @@ if (st == 'offered' or st == 'assigned') and agent ~= '' then
   local assigned = num(redis.call('HGET', KEYS[4], 'assigned_ms'))
   if st == 'assigned' and assigned > 0 and num(ARGV[8]) >= assigned then
     ewma(12, 'handle_s:' .. ch, (num(ARGV[8]) - assigned) / 1000)
+    -- and per kind: a moment of truth takes longer than a routine contact, and the forecast knows which
+    -- each busy slot holds
+    local kind = redis.call('HGET', KEYS[4], 'mot') == '1' and 'mot' or 'routine'
+    ewma(12, 'handle_s:' .. ch .. ':' .. kind, (num(ARGV[8]) - assigned) / 1000)
   end
 elseif st == 'queued' then
   redis.call('ZREM', KEYS[7], ARGV[6])
@@ -311,6 +320,7 @@ if status ~= 'available' then
       redis.call('HSET', okey, 'status', 'revoked', 'resolved_ms', ARGV[7])
       redis.call('ZREM', KEYS[6], oid)
       if num(redis.call('HGET', KEYS[4], 'load:' .. ch)) > 0 then redis.call('HINCRBY', KEYS[4], 'load:' .. ch, -1) end
+      redis.call('HDEL', KEYS[4], 'busy:' .. cid)
       local ver = num(redis.call('HGET', ckey, 'version')) + 1
       redis.call('HSET', ckey, 'status', 'queued', 'offer_id', '', 'agent_id', '', 'version', ver)
       redis.call('HINCRBY', ckey, 'handoffs', 1)

@@ -788,6 +788,11 @@ def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> Serv
         for name in h
         if name.startswith(prefix) and name.count(":") == 1
     }
+    handle_kind = {
+        name[len(prefix) :]: (num(name), math.sqrt(num(f"{name}:var")))
+        for name in h
+        if name.startswith(prefix) and name.count(":") == 2 and name.rsplit(":", 1)[1] in ("mot", "routine")
+    }
     left_prefix = "left:"
     left = {
         name[len(left_prefix) :]: (num(name), int(num(f"{name}:n")))
@@ -802,7 +807,9 @@ def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> Serv
             continue
         if math.isfinite(spell) and spell > 0:
             spells.append(spell)
-    return ServiceTimes(num("answer_s"), math.sqrt(num("answer_s:var")), handle, tuple(spells), left)
+    return ServiceTimes(
+        num("answer_s"), math.sqrt(num("answer_s:var")), handle, tuple(spells), left, handle_kind
+    )
 
 
 def _outcome(name: str, res: Any) -> Outcome:

@@ -576,3 +576,29 @@ def test_an_acceptance_measures_the_answer_the_wait_against_the_one_announced_an
     waits = [json.loads(x) for x in store.client.lrange(store.keys.waits, 0, -1)]
     assert [w["channel"] for w in waits] == ["chat", "chat"] and waits[0]["actual_s"] == pytest.approx(106.0)
     assert waits[0]["announced_s"] == queued.estimated_wait_s and "announced_s" not in waits[1]
+
+
+def test_the_agent_record_says_how_long_each_busy_slot_has_been_busy(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """The wait forecast reads each busy slot's age from the agent hash: set by the offer, restamped at
+    the acceptance (the handle time starts then), cleared by the end of the work, which also measures the
+    handle time per kind of contact."""
+    team(store, {"a1": 3})
+
+    def busy() -> dict[str, tuple[tuple[float, bool], ...]]:
+        rec = store.load_agent("a1")
+        assert rec is not None
+        return dict(rec.view.busy)
+
+    floor.start("c1")
+    offer = only(floor.human("c1"), "offer")
+    assert busy() == {"chat": ((pytest.approx(clock(), abs=0.001), False),)}
+    clock.advance(4)
+    floor.accept(offer)
+    accepted_at = clock()
+    clock.advance(50)
+    assert busy() == {"chat": ((pytest.approx(accepted_at, abs=0.001), False),)}
+    floor.send({"type": "work.completed", "agent_id": "a1", "contact_id": "c1"})
+    assert busy() == {}
+    assert store.service_times().handle_kind_s["chat:routine"][0] == pytest.approx(50.0)
