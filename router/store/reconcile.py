@@ -50,6 +50,7 @@ class OpenWork:
     load: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     queued: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     offers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    held: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # agent -> contacts it holds
     offered: dict[str, str] = field(default_factory=dict)  # offer id -> contact id
     waiting: dict[str, dict[str, str]] = field(default_factory=dict)  # offered contact id -> its hash
 
@@ -60,6 +61,7 @@ class OpenWork:
         if agent:
             self.load[agent][h.get("channel", "chat")] -= 1
             self.offers[agent].discard(offer_id)
+            self.held[agent].discard(contact_id)
         if self.offered.get(offer_id) == contact_id:
             del self.offered[offer_id]
         self.queued[h.get("queue") or "general"].add(contact_id)
@@ -78,6 +80,7 @@ def _open_work(store: RoutingStore, contact_ids: list[str]) -> OpenWork:
             work.live.add(cid)
         if status in ("offered", "assigned") and agent:
             work.load[agent][h.get("channel", "chat")] += 1
+            work.held[agent].add(cid)
             if status == "offered" and h.get("offer_id"):
                 work.offers[agent].add(h["offer_id"])
                 work.offered[h["offer_id"]] = cid
@@ -109,7 +112,7 @@ def reconcile(
             work.requeued(cid)
     for agent_id in store.agent_ids():
         load, offers = work.load.get(agent_id, {}), work.offers.get(agent_id, set())
-        _fix_agent(store, agent_id, load, offers, report, dry_run)
+        _fix_agent(store, agent_id, load, offers, work.held.get(agent_id, set()), report, dry_run)
     for q in QUEUES:
         members = {as_str(m) for m in store.client.zrange(store.keys.queue(q), 0, -1)}
         for cid in sorted(members ^ work.queued.get(q, set())):
@@ -244,6 +247,7 @@ def _fix_agent(
     agent_id: str,
     load: dict[str, int],
     offers: set[str],
+    held: set[str],
     report: ReconcileReport,
     dry_run: bool,
 ) -> None:
@@ -266,6 +270,11 @@ def _fix_agent(
                     found.append(
                         f"agent {agent_id}: pending offers {sorted(have_offers)} -> {sorted(offers)}"
                     )
+                # a busy-slot record (the wait forecast's slot age) of work the agent no longer holds: the
+                # release scripts delete their own, but a contact requeued here leaves its record behind
+                stale = sorted(k for k in h if k.startswith("busy:") and k[len("busy:") :] not in held)
+                if stale:
+                    found.append(f"agent {agent_id}: busy-slot records of work it no longer holds {stale}")
                 if dry_run or not found:
                     pipe.unwatch()
                     report.fixes += found
@@ -273,6 +282,8 @@ def _fix_agent(
                 pipe.multi()
                 if changes:
                     pipe.hset(akey, mapping={k: v for k, v in changes.items()})
+                if stale:
+                    pipe.hdel(akey, *stale)
                 # SREM and SADD, not DEL: the worker role has no right to delete keys
                 if have_offers - offers:
                     pipe.srem(okey, *sorted(have_offers - offers))

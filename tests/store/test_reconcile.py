@@ -163,6 +163,7 @@ def test_an_offered_contact_whose_offer_is_gone_goes_back_to_its_place(
 
     dry = reconcile(store, dry_run=True)
     assert sorted(dry.fixes) == [
+        "agent a1: busy-slot records of work it no longer holds ['busy:c1']",
         "agent a1: load:chat 1 -> 0",
         "agent a1: pending offers ['o1'] -> []",
         "contact c1: offer o1 of agent a1 is missing; re-queued in general",
@@ -180,6 +181,7 @@ def test_an_offered_contact_whose_offer_is_gone_goes_back_to_its_place(
     agent = store.load_agent("a1")
     assert agent is not None and agent.view.load == {"chat": 0}
     assert store.client.smembers(store.keys.agent_offers("a1")) == set()
+    assert store.client.hget(store.keys.agent("a1"), "busy:c1") is None  # the slot it held is free
     assert reconcile(store).consistent
 
     assert engine.sweep() == 1
@@ -207,3 +209,23 @@ def test_an_assigned_contact_without_its_offer_hash_stays_assigned(store: Routin
     assert reconcile(store).consistent
     rec = store.load_contact("c1")
     assert rec is not None and rec.view.status == "assigned"
+
+
+def test_busy_slot_records_of_work_no_longer_held_are_dropped(store: RoutingStore) -> None:
+    """The wait forecast reads each busy slot's age from 'busy:<contact>' in the agent hash; a contact that
+    reconcile requeues (or any work the agent no longer holds) must not leave its record behind."""
+    _agent(store, "a1")
+    _contact(store, "c1", status="assigned", agent_id="a1")
+    akey = store.keys.agent("a1")
+    store.client.hset(akey, mapping={"load:chat": "1", "busy:c1": "chat|1000|0", "busy:gone": "chat|900|1"})
+
+    dry = reconcile(store, dry_run=True)
+    assert any("busy:gone" in fix for fix in dry.fixes), dry.fixes
+    assert store.client.hget(akey, "busy:gone") is not None  # dry run changed nothing
+
+    reconcile(store)
+    assert store.client.hget(akey, "busy:gone") is None
+    assert store.client.hget(akey, "busy:c1") == b"chat|1000|0"  # the work it holds keeps its record
+    agent = store.load_agent("a1")
+    assert agent is not None and agent.view.busy == {"chat": ((1.0, False),)}
+    assert reconcile(store).consistent
