@@ -206,3 +206,28 @@ def handwritten_human(seed: int = 17) -> tuple[list[str], list[str]]:
     )
     neg = _expand(_ROUTINE, 3, rng)
     return sorted(set(pos)), neg
+
+
+# Letters, words and key runs that junk messages repeat. "x" is left out on purpose: the export's quality
+# gate holds a long "x x x ..." line, and the gate must stay text the heads never saw.
+# fmt: off
+_JUNK_UNITS = [
+    *"abcdefghijklmnopqrstuvwyzäöüßàéèìòùñçøåæłąęśżźćńőűąăâîșțαβγδεζηθλμπσω",
+    "test", "ok", "hello", "ha", "lol", "hmm", "no", "yes", "asdf", "qwerty", "jkl", "123", "0", "9999",
+    "ααα", "ciao", "hola", "hei", "bla", "la", "na", "😂", "👍", "🙂", "...", "-", "hey",
+]
+# fmt: on
+
+
+def junk_lines(n: int = 240, seed: int = 13) -> list[str]:
+    """Repeated letters, words, digits and key runs, short and up to the encoder's 128 tokens: not a
+    moment of truth. Without them the moment-of-truth head extrapolated on such text (a long run of one
+    letter scored 0.66 and, through the int8 graph, crossed the detector's threshold)."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < n:
+        unit = rng.choice(_JUNK_UNITS)
+        sep = rng.choice([" ", " ", "", "\n"])
+        reps = rng.choice([1, 2, 3, 5, 8, 13, 21, 40, 80, 150])
+        out.add(sep.join([unit] * reps).strip() or unit)
+    return sorted(out)

@@ -56,10 +56,24 @@ def _xed(data: Path) -> list[tuple[str, bool, str]]:
     return rows
 
 
+BRIGHTER_LANGS = ("deu", "esp", "ptbr", "rus", "ukr")
+
+
 def _brighter(data: Path) -> list[tuple[str, bool, str]]:
+    # Romanian has no track B training file; track A's has the same emotion columns
+    rels = (*(f"track_b/train/{lang}.csv" for lang in BRIGHTER_LANGS), "track_a/train/ron.csv")
+    return _brighter_rows(data, rels)
+
+
+def load_brighter_dev(data: Path) -> list[tuple[str, bool, str]]:
+    """BRIGHTER's non-English track B dev files (negative: any of anger, fear, sadness, disgust): the
+    multilingual head never trains on them, so they judge its recipe on text unlike its training sets."""
+    return _brighter_rows(data, tuple(f"track_b/dev/{lang}.csv" for lang in (*BRIGHTER_LANGS, "ron")))
+
+
+def _brighter_rows(data: Path, rels: tuple[str, ...]) -> list[tuple[str, bool, str]]:
     rows: list[tuple[str, bool, str]] = []
-    brighter = ("deu", "esp", "ptbr", "rus", "ukr")
-    for rel in (*(f"track_b/train/{lang}.csv" for lang in brighter), "track_a/train/ron.csv"):
+    for rel in rels:
         p = data / "brighter_semeval2025_task11" / rel
         if not p.exists():
             continue

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from handwritten import junk_lines  # noqa: E402
 from train_heads import MOT_L2, pair_rows, relabel, train_head  # noqa: E402
 
 from router.domain.mot import FEATURES, MotModel, MotThresholds  # noqa: E402
@@ -61,9 +62,11 @@ from router.scoring.protocol import EmotionScore  # noqa: E402
 from router.scoring.transformer import Encoder, TransformerScorer, embed_cached  # noqa: E402
 
 FOLDS = 5
-# the smallest weight tried whose head passes the export gate: 400 of 100/200/400 on the packaged encoder;
-# the tuned top layers answer int8 noise more sharply (400 gave a mean mot_prob difference of 0.032)
-CONSISTENCY = 1600.0
+# the intensity and topic heads' weight (scripts/train_heads.py). On the all-int8 graph the head needed 1600
+# to pass the export gate, which flattened it (dev AUROC 0.981 against 0.993, fitted on train); the export
+# now keeps the two feed-forward outputs that carried the int8 error in fp32 (scripts/export_onnx.py), and
+# at 100 the head's mean |int8 - torch| on the gate texts is 0.014 (gate: 0.02)
+CONSISTENCY = 100.0
 FALSE_FLAG_COST = 2.0
 # the issue's conversation-level targets, met on dev before single-turn F1 counts
 ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
@@ -206,6 +209,7 @@ def main() -> int:
     # a corpus line that an evaluation set also holds ("Great, thank you.") trains nothing
     held_out = evaluation_index(args.data)
     rows = held_out.drop(training_rows(corpus, "train") + training_rows(corpus, "dev"), lambda r: r.text)
+    rows += [TrainingRow(t, 0.0, "none", 0.0, f"junk-{k}") for k, t in enumerate(junk_lines())]
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
     oof = out_of_fold(rows, x, x_torch)

@@ -311,7 +311,8 @@ def test_dashboard_shows_a_voice_turns_arousal(demo: str) -> None:
             "contact_id": cid,
             "seq": 1,
             "speaker": "customer",
-            "text": "you charged me twice for the same thing",
+            # routine in words alone (detector p 0.40), a moment of truth with this voice (0.92)
+            "text": "my card was charged twice and the money is gone",
             "acoustic": cues,
         },
     ]
