@@ -259,7 +259,8 @@ def _parser() -> argparse.ArgumentParser:
         "--ml-goemotions",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="train the multilingual intensity head on GoEmotions too (English, negative vs not)",
+        help="train the multilingual intensity head on GoEmotions too (English, negative vs not; tried, "
+        "not kept: models/MODEL_CARD.md)",
     )
     ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
     ap.add_argument(
@@ -433,9 +434,8 @@ def main() -> int:
     # --- multilingual intensity head (every language but English): the multilingual sets, linear (a
     # one-hidden-layer head took 25 minutes per fit on 2 cores), its fit checked on a held-out tenth of
     # those rows (stable hash) and on BRIGHTER's non-English dev files before the final fit on all of them.
-    # GoEmotions (English; mild or strong negative 1, the rest 0) joins them (--ml-goemotions): e5 reads
-    # every language in one space, and the English comments taught the head what the projected XED lines
-    # did not (BRIGHTER dev mean AUROC 0.803 to 0.814 in a probe, five of six languages up)
+    # --ml-goemotions adds GoEmotions (English; mild or strong negative 1, the rest 0): BRIGHTER dev mean
+    # AUROC 0.804 to 0.815, the held-out tenth 0.793 to 0.788, and the public sets fell (model card)
     y_ml = np.array([1.0 if neg else 0.0 for _, neg, _ in ml_tr], np.float32)[:, None]
     held = np.array([stable_fraction(t) < 0.1 for t, _, _ in ml_tr])
     x_mlg, y_mlg, blocks = x_ml, y_ml, [n_ml]
