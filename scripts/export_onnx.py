@@ -18,8 +18,9 @@ Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
    that kept one or more layers' feed-forward outputs fp32 (the 63 gate texts; a sharp moment-of-truth head
    fitted on the corpus train split) found the int8 error there, not in the tuned top layers. All-int8:
    cosine to torch min 0.975 ("x x x ..."), the head's mean |int8 - torch| 0.030; layers 4+5 fp32: 0.996,
-   0.015; every feed-forward output fp32: 0.997, 0.010; layers 0-3 or the top four: 0.985 / 0.976, 0.026 /
-   0.030. Speed, interleaved in one run, batches of 32: layers 4+5 0.94x all-int8, every layer 0.72x.
+   0.015; every feed-forward output fp32: 0.997, 0.010; layers 0-3: 0.985, 0.026; the top four: cosine
+   min 0.976. Speed in batches of 32: layers 4+5 0.94x all-int8 (interleaved in one run), every feed-forward
+   output 0.72x (a separate run).
    Before this the heads had to be trained not to hear the int8 noise (a consistency penalty), which
    flattened the moment-of-truth head (dev AUROC 0.981 against 0.993 without it). Another encoder
    (``--model-dir``, the MiniLM baseline of ``router bench``) defaults to all-int8.
