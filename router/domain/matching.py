@@ -10,10 +10,12 @@ contact's class. Then:
   and the ladder's own preference decides among them (moments of truth: highest EQ; routine: lowest EQ;
   then longest idle).
 - **Waiting for a better agent** is weighed only while the ladder itself would wait (its EQ floor has
-  nobody free) and never past its last step: the busy agents who would do better free a slot at
-  ``load / expected_handle_s`` each, so this contact, ``ahead`` others before it, gets one after about
-  ``(ahead + 1) / rate`` seconds; waiting wins when their expected utility minus the cost of that wait
-  beats the best free agent now.
+  nobody free) and never past its last step. The wait is that better pool's expected wait: with the
+  handle times the store measured (``service``), the wait forecast of their busy slots, whose known ages
+  say which is near its end (``wait_forecast.pool_wait``), for the ``ahead + 1``-th slot to free; with no
+  measures given, each frees a slot at ``load / expected_handle_s`` and the wait is ``(ahead + 1) /
+  rate``. Waiting wins when their expected utility minus the cost of that wait beats the best free agent
+  now.
 - **The high-EQ reserve.** A routine contact does not take one of the last free eq >= ``mot_min_eq``
   slots on its channel while the reserve wants them: ``reserve = round(rate x horizon)``, the moments of
   truth expected before a busy high-EQ slot frees (rate: the domain's recent moments of truth over the
@@ -53,6 +55,7 @@ from router.domain.policy import (
     queued_for_s,
     reserve_blocks,
 )
+from router.domain.wait_forecast import Service, pool_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +111,11 @@ def choose_by_outcome(
     cfg: PolicyConfig,
     mot_total_recent: int,
     ahead: int = 0,
+    service: Service | None = None,
 ) -> AgentChoice:
     """The agent to offer ``contact`` to, by expected outcome; the ladder's choice without ``cfg.outcome``.
-    ``ahead``: contacts before this one in its queue (they want the better agents too)."""
+    ``ahead``: contacts before this one in its queue (they want the better agents too); ``service``: the
+    handle times measured on the contact's channel, for the wait for a better agent."""
     ladder = choose_agent(contact, queue, agents, now, cfg, mot_total_recent)
     ocfg = cfg.outcome
     if ocfg is None or ladder.wait_for_affinity or ladder.all_declined or _by_affinity(ladder):
@@ -133,7 +138,7 @@ def choose_by_outcome(
             return AgentChoice(None, (*pool, *fairness, held), ladder.pool_size, 0)
         return ladder
     best, e = _best(free, cls, queue, ocfg)
-    later = _better_later(e, busy, cls, ocfg, ahead, contact.channel)
+    later = _better_later(e, busy, cls, ocfg, ahead, contact.channel, now, service)
     # the ladder is the worst case: wait only where it would wait too, and never past its last step
     may_wait = ladder.agent_id is None and waited_s < cfg.ladder_step2_s
     if later is not None and may_wait and later.value > e.utility:
@@ -189,15 +194,20 @@ def _better_later(
     ocfg: OutcomeConfig,
     ahead: int,
     channel: str,
+    now: float,
+    service: Service | None,
 ) -> BetterLater | None:
     """The busy agents who would do better than ``now_best``: the best of them, and when one of them
-    is expected to have a slot for this contact."""
+    is expected to have a slot for this contact (module docstring)."""
     bar = now_best.utility + ocfg.tie_margin
     better = [(a, e) for a in busy if (e := expect(a, cls, ocfg)).utility > bar]
     if not better:
         return None
-    rate_per_s = sum(max(1, a.load.get(channel, 0)) for a, _ in better) / ocfg.expected_handle_s
-    wait_s = (max(0, ahead) + 1) / rate_per_s
+    if service is not None:
+        wait_s = pool_wait([a for a, _ in better], channel, now, max(0, ahead), service).mean_s
+    else:
+        rate_per_s = sum(max(1, a.load.get(channel, 0)) for a, _ in better) / ocfg.expected_handle_s
+        wait_s = (max(0, ahead) + 1) / rate_per_s
     mean_utility = sum(e.utility for _, e in better) / len(better)
     agent, e = max(better, key=lambda ae: (ae[1].utility, -ae[0].eq, ae[0].agent_id))
     value = mean_utility - wait_cost(wait_s, cls.kind, ocfg)

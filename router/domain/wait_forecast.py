@@ -263,6 +263,17 @@ def _serves(
     return remembered_decline_ms(a.agent_id, contact, now + after, cfg) is None
 
 
+def pool_wait(
+    agents: Sequence[AgentView], channel: str, now: float, ahead: int, service: Service
+) -> WaitForecast:
+    """The wait for a slot among ``agents`` alone, all busy on ``channel``, with ``ahead`` contacts before
+    this one wanting them too: the ``forecast`` of one stage of their busy slots, the known ages included.
+    Outcome-aware matching weighs waiting for a better pool with it (router/domain/matching.py)."""
+    busy = sum(_busy(a, channel) for a in agents)
+    elapsed = tuple(sorted(e for a in agents for e in _elapsed(a, channel, now)))
+    return forecast((Stage(0.0, 0, busy, elapsed),), ahead, service)
+
+
 def competing_ahead(
     contact: ContactView, ahead: Iterable[tuple[str, str]], agents: Sequence[AgentView]
 ) -> int:

@@ -52,8 +52,9 @@ class Matcher(EngineCore):
             now = self.clock()
             agents, mot_total = self._agents(now)
             queue = rec.view.queue or "general"
+            service = self._service(rec.view.channel) if self.cfg.outcome is not None else None
             choice = choose_by_outcome(
-                rec.view, queue, agents, now, self.cfg, mot_total, self._ahead(queue, contact_id)
+                rec.view, queue, agents, now, self.cfg, mot_total, self._ahead(queue, contact_id), service
             )
             route = _reasons_from_json(rec.raw.get("route_reasons", ""))
             if self._callback_due(rec, now) and (choice.agent_id is None or choice.all_declined):

@@ -17,7 +17,7 @@ from typing import Any
 from router.domain.model import AgentView, ContactView, Reason
 from router.domain.mot import MotModel, MotThresholds, model_probability
 from router.domain.policy import PolicyConfig
-from router.domain.wait_forecast import WaitForecast
+from router.domain.wait_forecast import Service, ServiceTimes, WaitForecast
 from router.errors import ContactBlocked
 from router.events import (
     ContactAudio,
@@ -102,6 +102,7 @@ class EngineCore:
         self._state = BatchState()
         # the agents as last read (see _agents): kept past a batch, dropped at the next one or a sweep
         self._snapshot: tuple[list[AgentView], int] | None = None
+        self._times: ServiceTimes | None = None  # the measured service times, dropped with the snapshot
         # the event being handled: its content digest (its commits carry it), whether the current attempt
         # decided on a batch-cached contact, and its deferred commit
         self._digest = ""
@@ -241,6 +242,14 @@ class EngineCore:
     def refresh_agents(self) -> None:
         """Forget the agent snapshot (a new batch, a sweep, or our own commit that freed capacity)."""
         self._snapshot = None
+        self._times = None
+
+    def _service(self, channel: str) -> Service:
+        """How slots free on ``channel``, as the store measured it: read once per agent snapshot (a hash
+        and a list), since outcome-aware matching asks for it for every contact it weighs."""
+        if self._times is None:
+            self._times = self.store.service_times()
+        return self._times.for_channel(channel, self.settings.expected_handle_s)
 
     def _refresh_agent(self, agent_id: str) -> None:
         """Re-read one agent after our own commit changed it (freed capacity, new status): a hash, not the

@@ -13,6 +13,7 @@ from router.domain.matching import choose_by_outcome, high_eq_reserve, reserved_
 from router.domain.model import AgentView, ContactView, OutcomeTally
 from router.domain.outcomes import OutcomeConfig, contact_class, expect, expect_from, prior
 from router.domain.policy import PolicyConfig, choose_agent, choose_contact, ineligible_reason, queued_for_s
+from router.domain.wait_forecast import Service, pool_wait
 from tests.domain.domain_strategies import PROPERTY, agent_lists, contacts
 
 OCFG = OutcomeConfig()
@@ -126,6 +127,25 @@ def test_waits_for_a_much_better_agent_who_is_close() -> None:
     # ... but never past the ladder's last step, where the ladder offers anyone
     late = choose_by_outcome(mot(waited_s=61.0), "mot", [free1, busy5], NOW, quick, 0)
     assert late.agent_id == "a1"
+
+
+def test_the_wait_for_a_better_agent_is_that_pool_forecast_from_measured_handle_times() -> None:
+    """With the measured handle times, the better pool's wait is the wait forecast of its busy slots:
+    slots near the end of their work are worth waiting for, slots just taken are not."""
+    free1 = agent("a1", 3, outcomes={"mot": record(40, 4.0, 0.7)})
+    service = Service(handle_s=300.0, handle_cv=0.4)
+    busy = {"chat": ((NOW - 290.0, True), (NOW - 280.0, True))}
+    ending = agent("a5", 5, load={"chat": 2}, busy=busy, outcomes={"mot": record(40, 5.0, 1.0)})
+    fresh = replace(ending, busy={"chat": ((NOW - 5.0, True), (NOW - 2.0, True))})
+    soon = choose_by_outcome(mot(), "mot", [free1, ending], NOW, CFG, 0, service=service)
+    assert soon.agent_id is None and codes(soon.reasons)[-1] == "waiting_for_better"
+    expected_s = pool_wait([ending], "chat", NOW, 0, service).mean_s
+    assert f"~{expected_s:.0f} s away" in soon.reasons[-1].text
+    later = choose_by_outcome(mot(), "mot", [free1, fresh], NOW, CFG, 0, service=service)
+    assert later.agent_id == "a1"
+    assert pool_wait([fresh], "chat", NOW, 0, service).mean_s > 2 * expected_s
+    # contacts ahead wanting the same agents push the wait out
+    assert pool_wait([ending], "chat", NOW, 3, service).mean_s > expected_s
 
 
 def test_the_reserve_keeps_the_last_high_eq_slot_from_routine_work() -> None:
