@@ -24,8 +24,9 @@ from router.worker.consumer import Worker
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 OPENING = "hello, I am calling about my last order"
-# the learned detector's probability after these two turns is ~0.67 on the words (threshold 0.93); a lift
-# of 0.15 (arousal 0.75) takes it over
+# the learned detector's probability after these two turns is ~0.4 on the words (threshold 0.88): far from
+# routine, under the threshold; a lift of 0.15 (arousal 0.75) takes it over. The detector is steep around its
+# threshold, so a retrained model may need another borderline sentence here
 BORDERLINE = "the app logged me out and now I cannot pay my rent"
 VOICE = "en-gb"
 
@@ -90,8 +91,8 @@ def test_the_same_words_calm_or_without_audio_are_routine(worker: Worker, manner
     rec = worker.store.load_contact("c1")
     model = worker.engine.th.model
     assert rec is not None and model is not None and rec.view.trajectory.turns == 2
-    # borderline: the detector is well above even odds on these words, yet under its threshold
-    assert 0.5 < model_probability(rec.view, model) < model.threshold
+    # borderline: far above a routine turn's probability on these words, yet under the threshold
+    assert 0.25 < model_probability(rec.view, model) < model.threshold
 
 
 def test_platform_cues_do_the_same(worker: Worker) -> None:
