@@ -19,6 +19,9 @@ from router.scoring.overlap import norm_text
 
 Split = Literal["train", "dev", "test"]
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[2] / "models" / "corpus"
+# Plain single sentences the lead wrote to try the detector as a new user would; a file beside the language
+# folders, so load_corpus (and every training script) never reads it.
+PROBES_FILE = "probes.jsonl"
 LANGUAGES: tuple[str, ...] = ("en", "it", "ro", "fi", "el", "de", "es", "fr", "pt", "pl", "nl")
 # share of scenarios per split: test first, then dev, the rest train
 TEST_SHARE = 0.25
@@ -244,6 +247,17 @@ class TrainingRow:
 
 
 HUMAN_CATEGORIES = frozenset({"routine_human", "human_after_failure"})
+
+
+def load_probes(corpus_dir: Path | None = None) -> dict[str, Corpus]:
+    """The probe sets by name (evaluation only). Set "a" was written before the sixth writing round and its
+    situations were named in that round's brief; set "b" was written afterwards, about situations no brief
+    named, before any model trained on that round was scored."""
+    path = (corpus_dir or DEFAULT_CORPUS_DIR) / PROBES_FILE
+    sets: dict[str, list[CorpusTurn]] = {}
+    for n, obj in _lines(path) if path.exists() else iter(()):
+        sets.setdefault(str(obj.get("set", "")), []).append(_turn(obj, str(obj.get("lang")), f"{path}:{n}"))
+    return {name: Corpus(tuple(turns), ()) for name, turns in sorted(sets.items())}
 
 
 def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[TrainingRow]:

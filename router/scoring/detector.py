@@ -171,3 +171,27 @@ def evaluate_corpus(
             "conversations": conversation_summary(outcomes),
         }
     return out
+
+
+def probe_summary(
+    probes: Corpus, score: Callable[[list[str]], list[EmotionScore]], th: MotThresholds
+) -> dict[str, Any]:
+    """Each probe as a one-turn contact: how many moments of truth the detector flags, how many routine
+    sentences it flags, and the sentences it gets wrong (they are few and worth reading)."""
+    turns = list(probes.turns)
+    scores = score([t.text for t in turns])
+    flagged = [replay([s], th)[1] is not None for s in scores]
+    mot = [f for t, f in zip(turns, flagged, strict=True) if t.mot]
+    routine = [f for t, f in zip(turns, flagged, strict=True) if not t.mot]
+    return {
+        "mot": len(mot),
+        "mot_flagged": sum(mot),
+        "mot_flagged_share": round(sum(mot) / len(mot), 4) if mot else None,
+        "routine": len(routine),
+        "routine_flagged": sum(routine),
+        "wrong": [
+            {"id": t.id, "mot": t.mot, "p": round(s.mot_prob, 3), "text": t.text}
+            for t, s, f in zip(turns, scores, flagged, strict=True)
+            if f != t.mot
+        ],
+    }

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from router.scoring.corpus import load_corpus
-from router.scoring.detector import evaluate_corpus, load_mot_model
+from router.scoring.corpus import load_corpus, load_probes
+from router.scoring.detector import evaluate_corpus, load_mot_model, probe_summary
 from router.scoring.lexicon import LexiconScorer
 from router.scoring.measures import auroc, macro_f1, pearson, stable_fraction
 from router.scoring.overlap import EvalIndex
@@ -222,7 +222,8 @@ def load_languages(data: Path) -> dict[str, Task]:
 
 
 def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
-    """Every text ``router evaluate`` scores: the public evaluation sets and the corpus test split."""
+    """Every text ``router evaluate`` scores: the public evaluation sets, the corpus test split and the
+    plain probes."""
     index = EvalIndex()
     loaders = [load_airline_all, load_complaints, load_brighter, load_wassa, load_topics]
     loaders += [load_human]
@@ -236,6 +237,7 @@ def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
     corpus = load_corpus(corpus_dir)
     index.add(t.text for t in corpus.turns if t.split == "test")
     index.add(turn.text for c in corpus.conversations if c.split == "test" for turn in c.turns)
+    index.add(t.text for part in load_probes(corpus_dir).values() for t in part.turns)
     return index
 
 
@@ -419,6 +421,24 @@ def run_evaluate(  # noqa: C901
                 )
             )
 
+    def probes() -> None:
+        from router.domain.mot import MotThresholds
+
+        th = MotThresholds(model=load_mot_model())
+        res["probes"] = {}
+        for name, part in load_probes(corpus_dir).items():
+
+            def score(texts: list[str], key: str = f"probes_{name}") -> list[EmotionScore]:
+                return ours(key, texts, None)
+
+            got = probe_summary(part, score, th)
+            res["probes"][name] = got
+            what = (
+                f"plain sentences, set {name}: {got['mot_flagged']} of {got['mot']} moments of truth "
+                f"flagged, {got['routine_flagged']} of {got['routine']} routine"
+            )
+            rows.append((f"probes_{name}", what, got["mot_flagged_share"], None, "one-turn verdicts"))
+
     def airline_all() -> None:
         task = load_airline_all(data_dir)
         o, lx = both(task)
@@ -429,6 +449,7 @@ def run_evaluate(  # noqa: C901
 
     for name, fn in (
         ("corpus", corpus),
+        ("probes", probes),
         ("airline", airline),
         ("airline_all", airline_all),
         ("complaints", complaints),

@@ -13,6 +13,7 @@ from router.scoring.corpus import (
     MOT_CATEGORIES,
     CorpusError,
     load_corpus,
+    load_probes,
     split_of,
     training_rows,
 )
@@ -61,6 +62,24 @@ def test_test_split_never_reaches_training_rows(corpus) -> None:  # type: ignore
         training_rows(corpus, "test")  # type: ignore[arg-type]
 
 
+def test_probes_are_evaluation_only(corpus) -> None:  # type: ignore[no-untyped-def]
+    """The plain probes sit beside the language folders: the corpus never loads them, no corpus line says
+    the same thing (normalised), and the evaluation index that every training script drops holds them."""
+    from router.scoring.evaluate import evaluation_index
+    from router.scoring.overlap import norm_text
+
+    probes = load_probes()
+    assert set(probes) == {"a", "b"}
+    texts = [t.text for part in probes.values() for t in part.turns]
+    assert len(texts) >= 100 and all(any(t.mot for t in p.turns) for p in probes.values())
+    assert not {t.id for t in corpus.turns} & {t.id for p in probes.values() for t in p.turns}
+    corpus_texts = {norm_text(t.text) for t in corpus.turns}
+    corpus_texts |= {norm_text(x) for c in corpus.conversations for x in c.customer_texts}
+    assert not {norm_text(t) for t in texts} & corpus_texts
+    index = evaluation_index(Path("/nonexistent"))
+    assert index.drop(texts, lambda t: t) == []
+
+
 def test_conversation_rows_stop_at_the_labelled_turn(corpus) -> None:  # type: ignore[no-untyped-def]
     conv = next(c for c in corpus.conversations if c.split == "train" and (c.mot_turn or 0) >= 3)
     rows = [r for r in training_rows(corpus, "train") if r.text in conv.customer_texts]
@@ -107,6 +126,7 @@ def test_malformed_lines_are_refused_with_the_place(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.timeout(600)  # embeds every turn (6,000+) on two cores
 def test_no_near_duplicates(corpus) -> None:  # type: ignore[no-untyped-def]
     import sys
 

@@ -47,6 +47,21 @@ def test_corpus_test_split(scorer) -> None:  # type: ignore[no-untyped-def]
     assert flagged <= PUBLISHED["corpus_conversations"]["routine_flagged_share"] + MARGIN
 
 
+def test_plain_probes(scorer) -> None:  # type: ignore[no-untyped-def]
+    """Plain sentences as a new user types them ("The socket in my bedroom is sparking"), one-turn contacts:
+    the share of moments of truth flagged, and routine sentences flagged, stay where they were published."""
+    from router.domain.mot import MotThresholds
+    from router.scoring.corpus import load_probes
+    from router.scoring.detector import load_mot_model, probe_summary
+
+    th = MotThresholds(model=load_mot_model())
+    for name, part in load_probes().items():
+        got = probe_summary(part, scorer.score, th)
+        want = PUBLISHED["probes"][name]
+        assert got["mot_flagged_share"] >= want["mot_flagged_share"] - LANGUAGE_MARGIN, (name, got["wrong"])
+        assert got["routine_flagged"] <= want["routine_flagged"] + 1, (name, got["wrong"])
+
+
 @pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the project")
 def test_public_subset(scorer) -> None:  # type: ignore[no-untyped-def]
     from router.scoring import evaluate as ev
