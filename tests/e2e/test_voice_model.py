@@ -24,10 +24,11 @@ from router.worker.consumer import Worker
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 OPENING = "hello, I am calling about my last order"
-# the learned detector's probability after these two turns is ~0.4 on the words (threshold 0.88): far from
-# routine, under the threshold; a lift of 0.15 (arousal 0.75) takes it over. The detector is steep around its
-# threshold, so a retrained model may need another borderline sentence here
-BORDERLINE = "the app logged me out and now I cannot pay my rent"
+# the learned detector's probability after these two turns is ~0.8 on the words (threshold 0.92): far from
+# routine, under the threshold; agitated audio takes it over. The detector is steep around its threshold, so
+# a retrained model may need another borderline sentence here (the previous one, "the app logged me out and
+# now I cannot pay my rent", is a moment of truth on its words to the seven-round model: rent at stake)
+BORDERLINE = "I still cannot log in and the payment is due"
 VOICE = "en-gb"
 
 
