@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     affinity_ttl_s: float = Field(default=86_400.0, ge=0)
     # a callback is offered when the estimated wait exceeds this, or when a contact has waited this long
     callback_threshold_s: float = Field(default=300.0, gt=0)
+    # the same for a contact in the moment-of-truth queue: an upset customer gives up sooner
+    # (docs/routing.md), and a call back that keeps their place beats a minute more on hold
+    mot_callback_threshold_s: float = Field(default=60.0, gt=0)
     queue_scan_limit: int = Field(default=50, ge=1)
     # a queued contact that has waited this long while agents had a free slot on its channel is "stuck"
     # (GET /v1/queues, the dashboard): agents are free, yet none takes it

@@ -41,9 +41,9 @@ def estimate_wait(position: int, stats: QueueStats) -> tuple[float, float]:
     return mean_s, sd_s
 
 
-def should_offer_callback(ewt_s: float, cfg: PolicyConfig) -> bool:
-    """Offer a callback when the expected wait exceeds the threshold (a NaN estimate offers none)."""
-    return ewt_s > cfg.callback_threshold_s
+def should_offer_callback(ewt_s: float, cfg: PolicyConfig, queue: str | None = None) -> bool:
+    """Offer a callback when the expected wait exceeds ``queue``'s threshold (a NaN estimate offers none)."""
+    return ewt_s > cfg.callback_threshold_for(queue)
 
 
 def queue_wait(stats: QueueStats) -> tuple[float, float]:
@@ -62,17 +62,26 @@ def queue_wait(stats: QueueStats) -> tuple[float, float]:
 
 
 def callback_reason(
-    ewt_s: float, waited_s: float, cfg: PolicyConfig, *, offered_before: bool = False
+    ewt_s: float,
+    waited_s: float,
+    cfg: PolicyConfig,
+    *,
+    queue: str | None = None,
+    offered_before: bool = False,
 ) -> Reason | None:
-    """Why to offer a callback, or None: the estimated wait is above the threshold, or the contact has
-    already waited that long, whatever kept it waiting (an estimate cannot foresee a contact that every
-    agent declines, or that no agent logged in can take). Once per contact: ``offered_before`` says none."""
+    """Why to offer a callback, or None: the estimated wait is above ``queue``'s threshold, or the contact
+    has already waited that long, whatever kept it waiting (an estimate cannot foresee a contact that every
+    agent declines, or that no agent logged in can take). Once per contact: ``offered_before`` says none.
+    The moment-of-truth queue has its own, shorter threshold."""
     if offered_before:
         return None
-    threshold_s = cfg.callback_threshold_s
+    threshold_s = cfg.callback_threshold_for(queue)
+    which = "the moment-of-truth " if queue == "mot" else "the "
     if waited_s >= threshold_s:
-        text = f"waited {waited_s:.0f} s, reaching the {threshold_s:.0f} s threshold: offer a callback"
+        text = f"waited {waited_s:.0f} s, reaching {which}{threshold_s:.0f} s threshold: offer a callback"
         return Reason("callback_offered", text)
-    if should_offer_callback(ewt_s, cfg):
-        return Reason("callback_offered", f"wait above {threshold_s:.0f} s: offer a callback")
+    if should_offer_callback(ewt_s, cfg, queue):
+        return Reason(
+            "callback_offered", f"wait above {which}{threshold_s:.0f} s threshold: offer a callback"
+        )
     return None

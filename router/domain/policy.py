@@ -42,11 +42,16 @@ class PolicyConfig:
     fairness_min_sample: int
     affinity_timeout_s: float
     callback_threshold_s: float
+    mot_callback_threshold_s: float
     queue_scan_limit: int
     decline_memory_s: float
     stuck_after_s: float
     # outcome-aware matching (router.domain.matching); None: the plain ladder
     outcome: OutcomeConfig | None = None
+
+    def callback_threshold_for(self, queue: str | None) -> float:
+        """Seconds of wait (estimated or lived) at which a contact in ``queue`` is offered a callback."""
+        return self.mot_callback_threshold_s if queue == "mot" else self.callback_threshold_s
 
     @classmethod
     def from_settings(cls, s: Settings) -> PolicyConfig:

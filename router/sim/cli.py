@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                 min=0.0, max=0.8, help="Share of an ordinary day's contacts that are moments of truth"
             ),
         ] = 0.10,
+        callback_accept: Annotated[
+            float,
+            typer.Option(min=0.0, max=1.0, help="Share of customers offered a callback who take it"),
+        ] = 0.5,
         workers: Annotated[
             int, typer.Option(min=0, max=64, help="Engine worker processes (0: one in-process worker)")
         ] = 0,
@@ -164,6 +168,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                         seed=seed,
                         compare=compare,
                         mot_share=mot_share,
+                        callback_accept_share=callback_accept,
                         scenario=scenario,
                         workers=workers,
                         json_path=json_path,

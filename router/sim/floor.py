@@ -62,6 +62,7 @@ class ContactTrack:
     offers: int = 0
     lost_offers: int = 0
     callback_offered: bool = False
+    callback_taken: bool = False  # took the callback: off hold, keeps its place, no longer gives up
     token: int = 0
     csat: int | None = None
     csat_expected: float | None = None
@@ -352,7 +353,7 @@ class SimFloor:
                 self._end(tr, now, "self_service", Outcome(tr.j.truth_mot, contained=True))
         elif action == "abandon":
             tr = self.contacts[arg]
-            if tr.status in OPEN:
+            if tr.status in OPEN and not tr.callback_taken:
                 self._end(tr, now, "abandoned", Outcome(tr.j.truth_mot, abandoned=True))
         elif action == "answer":
             self._answer(now, *arg)
@@ -447,6 +448,7 @@ class SimFloor:
                     self.at(now + tr.j.patience_s, "abandon", tr.j.contact_id)
             if d.action == "callback_offer":
                 tr.callback_offered = True
+                tr.callback_taken = tr.j.accepts_callback
             if d.estimated_wait_s is not None and d.queue:
                 self._ewt[d.queue].append(d.estimated_wait_s)
                 if tr.announced is None and d.action == "queued":

@@ -26,13 +26,19 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from router.sim.arrivals import Arrival, Scenario, arrival_times
 from router.sim.script import Kind, LineSource, Story
 
 DAY_STORIES: tuple[Story, ...] = ("routine", "routine_human", "moment")
 DEFAULT_MOT_SHARE = 0.10
+# Share of customers offered a callback who take it: they hang up (or leave the chat), keep their place in
+# the queue and are reached when an agent takes the contact, so they no longer give up on hold. Contact-centre
+# vendors report that between about a third and two thirds of callers take a queue callback; half is the
+# middle. One who declines keeps waiting and may still give up. docs/simulation.md shows the other values.
+DEFAULT_CALLBACK_ACCEPT_SHARE = 0.5
+_CALLBACK_SALT = 0x5CA11BAC
 ROUTINE_HUMAN_SHARE = 0.12
 CHANNELS: tuple[str, ...] = ("chat", "voice", "email", "social", "sms")
 CHANNEL_WEIGHTS: tuple[float, ...] = (45, 35, 8, 6, 6)
@@ -90,6 +96,7 @@ class SimJourney:
     burst: bool = False
     returning: bool = False
     seed: int = 0  # the contact's own random stream (offer answers, handle time, CSAT noise)
+    accepts_callback: bool = False  # would take a callback if one were offered
     sources: tuple[str, ...] = ()  # corpus ids of the conversation or turns the lines come from
 
     @property
@@ -150,9 +157,11 @@ def build_journeys(
     lines: LineSource,
     scenario: Scenario,
     mot_share: float = DEFAULT_MOT_SHARE,
+    callback_accept_share: float = DEFAULT_CALLBACK_ACCEPT_SHARE,
 ) -> list[SimJourney]:
     """``n`` journeys in arrival order; everything drawn from ``rng`` (same seed, same journeys).
-    ``mot_share``: the share of an ordinary day's stories that are moments of truth."""
+    ``mot_share``: the share of an ordinary day's stories that are moments of truth;
+    ``callback_accept_share``: the share of customers who would take a callback."""
     weights = story_weights(mot_share)
     day = day_languages(lines)
     if not day:
@@ -180,28 +189,26 @@ def build_journeys(
         mean_patience = PATIENCE_MEAN_S[channel] * (
             MOT_PATIENCE_FACTOR if script.kind in ("mot", "turning") else 1.0
         )
-        out.append(
-            SimJourney(
-                contact_id=f"c{i:05d}",
-                customer_id=customer_id,
-                kind=script.kind,
-                channel=channel,
-                language=language,
-                tier=tier,
-                start_s=round(arrival.t_s, 3),
-                turns=script.turns,
-                turn_offsets_s=_offsets(rng, channel, len(script.turns)),
-                need_turn=script.need_turn,
-                button_delay_s=rng.uniform(*BUTTON_DELAY_S),
-                linger_s=rng.uniform(*LINGER_S),
-                patience_s=max(
-                    MIN_PATIENCE_S, rng.gammavariate(PATIENCE_SHAPE, mean_patience / PATIENCE_SHAPE)
-                ),
-                burst=arrival.burst,
-                returning=returning,
-                seed=rng.getrandbits(32),
-                sources=script.sources,
-            )
+        journey = SimJourney(
+            contact_id=f"c{i:05d}",
+            customer_id=customer_id,
+            kind=script.kind,
+            channel=channel,
+            language=language,
+            tier=tier,
+            start_s=round(arrival.t_s, 3),
+            turns=script.turns,
+            turn_offsets_s=_offsets(rng, channel, len(script.turns)),
+            need_turn=script.need_turn,
+            button_delay_s=rng.uniform(*BUTTON_DELAY_S),
+            linger_s=rng.uniform(*LINGER_S),
+            patience_s=max(MIN_PATIENCE_S, rng.gammavariate(PATIENCE_SHAPE, mean_patience / PATIENCE_SHAPE)),
+            burst=arrival.burst,
+            returning=returning,
+            seed=rng.getrandbits(32),
+            sources=script.sources,
         )
+        accepts = random.Random(journey.seed ^ _CALLBACK_SALT).random() < callback_accept_share
+        out.append(replace(journey, accepts_callback=accepts))  # its own draw: the share moves nothing else
         starts.append(arrival.t_s)
     return out

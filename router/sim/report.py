@@ -223,6 +223,10 @@ def build_report(
         "routine_to_human_share": _share(to_human, len(routine_kind)),
         "detour_share_mot": _share(sum(1 for t in truth if t.pressed_button), len(truth)),
         "callback_offers": sum(1 for t in tracks if t.callback_offered),
+        "callbacks_taken": {
+            "mot": sum(1 for t in tracks if t.callback_taken and t.j.truth_mot),
+            "routine": sum(1 for t in tracks if t.callback_taken and not t.j.truth_mot),
+        },
         "offers": sum(t.offers for t in tracks),
         "offers_lost": sum(t.lost_offers for t in tracks),
         "csat_mean": _r(sum(csats) / len(csats), 3) if csats else None,

@@ -31,7 +31,12 @@ from router.sim.arrivals import SCENARIOS, Scenario
 from router.sim.corpus_lines import SPLITS, CorpusSplit, load_lines
 from router.sim.demo import POISON
 from router.sim.floor import SimFloor
-from router.sim.journeys import DEFAULT_MOT_SHARE, SimJourney, build_journeys
+from router.sim.journeys import (
+    DEFAULT_CALLBACK_ACCEPT_SHARE,
+    DEFAULT_MOT_SHARE,
+    SimJourney,
+    build_journeys,
+)
 from router.sim.plots import compare_chart, write_plots
 from router.sim.report import agent_outcomes, build_report, deltas
 from router.sim.workers import (
@@ -69,13 +74,14 @@ def plan_day(
     agents: int | None = None,
     corpus_split: CorpusSplit = "heldout",
     mot_share: float = DEFAULT_MOT_SHARE,
+    callback_accept_share: float = DEFAULT_CALLBACK_ACCEPT_SHARE,
 ) -> tuple[list[SimJourney], list[FloorAgent], dict[str, Any]]:
     """The day's journeys and floor, all from ``seed``; the floor sized for the usual day unless given,
     and speaking every language of the day. The journeys replay ``corpus_split`` of the corpus in
     ``corpus_dir`` (default ``models/corpus``; the bundled English lines without one)."""
     rng = random.Random(seed)
     lines = load_lines(corpus_dir, corpus_split)
-    journeys = build_journeys(contacts, rng, lines, scenario, mot_share)
+    journeys = build_journeys(contacts, rng, lines, scenario, mot_share, callback_accept_share)
     n_voice, n_digital = size_floor(journeys, scenario)
     if agents is not None:
         share = n_voice / (n_voice + n_digital)
@@ -223,24 +229,31 @@ def run_simulate(
     agents: int | None = None,
     on_progress: Progress | None = None,
     mot_share: float = DEFAULT_MOT_SHARE,
+    callback_accept_share: float = DEFAULT_CALLBACK_ACCEPT_SHARE,
 ) -> dict[str, Any]:
     """Simulate ``contacts`` contacts of ``scenario`` ("day" or "burst"). ``workers`` worker processes on a
     real server (0: one in-process worker, the only choice on fakeredis). Returns the report; with
     ``compare`` the three reports under ``emotion_routing``, ``fixed_ladder`` and ``skills_only``, plus
     ``deltas`` (emotion routing minus skills-only) and ``deltas_vs_ladder``. Journeys replay the corpus in
     ``corpus_dir`` (default ``models/corpus``), its held-out splits unless ``corpus_split`` is ``all``;
-    ``mot_share`` of an ordinary day's stories are moments of truth."""
+    ``mot_share`` of an ordinary day's stories are moments of truth; ``callback_accept_share`` of the
+    customers offered a callback take it."""
     if not 0.0 <= mot_share <= 0.8:
         raise ConfigError(f"mot_share {mot_share} outside 0..0.8")
+    if not 0.0 <= callback_accept_share <= 1.0:
+        raise ConfigError(f"callback_accept_share {callback_accept_share} outside 0..1")
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
     split = _corpus_split(corpus_split)
     sc = SCENARIOS[scenario]
-    journeys, floor_agents, texts = plan_day(contacts, seed, sc, corpus_dir, agents, split, mot_share)
+    journeys, floor_agents, texts = plan_day(
+        contacts, seed, sc, corpus_dir, agents, split, mot_share, callback_accept_share
+    )
     meta = {
         "scenario": scenario,
         "seed": seed,
         "mot_share": mot_share,
+        "callback_accept_share": callback_accept_share,
         "store": handle.url or "fakeredis (in-process)",
         "texts": texts,
         "simulated_day": (SIM_DATE.replace(hour=sc.open_h)).isoformat(),

@@ -97,7 +97,9 @@ class Matcher(EngineCore):
         ahead, wait = self._forecast(rec.view, queue, choice, now)
         waited_s = queued_for_s(rec.view, now)
         ewt_s = wait.mean_s
-        callback = callback_reason(ewt_s, waited_s, self.cfg, offered_before=bool(rec.raw.get("callback_ms")))
+        callback = callback_reason(
+            ewt_s, waited_s, self.cfg, queue=queue, offered_before=bool(rec.raw.get("callback_ms"))
+        )
         why = Reason("ewt", f"{ahead} ahead in {queue} for these agents; {_wait_text(wait)}")
         reasons = (*route, *choice.reasons, why, *((callback,) if callback else ()))
         action = "callback_offer" if callback else "queued"
@@ -292,5 +294,6 @@ class Matcher(EngineCore):
         return candidates, records
 
     def _callback_due(self, rec: ContactRecord, now: float) -> bool:
-        """The contact has waited the callback threshold and was offered no callback yet."""
-        return not rec.raw.get("callback_ms") and queued_for_s(rec.view, now) >= self.cfg.callback_threshold_s
+        """The contact has waited its queue's callback threshold and was offered no callback yet."""
+        threshold_s = self.cfg.callback_threshold_for(rec.view.queue)
+        return not rec.raw.get("callback_ms") and queued_for_s(rec.view, now) >= threshold_s

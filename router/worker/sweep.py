@@ -58,16 +58,18 @@ class Sweeper(Matcher):
         return done
 
     def _offer_due_callbacks(self) -> int:
-        """A 'callback_offer' for every contact that has waited ``callback_threshold_s`` without one, whatever
-        keeps it waiting: the estimate made when it was queued cannot foresee declines or a floor that has
-        nobody for it. Matching decides it (an agent who has not declined it is offered it first)."""
+        """A 'callback_offer' for every contact that has waited its queue's callback threshold without one,
+        whatever keeps it waiting: the estimate made when it was queued cannot foresee declines or a floor
+        that has nobody for it. Matching decides it (an agent who has not declined it is offered it first)."""
         now = self.clock()
-        threshold_s = self.cfg.callback_threshold_s
-        waiting = self.store.waiting_since(QUEUES, now - threshold_s, CALLBACK_SCAN)
         done = 0
-        for cid, enqueued_ms, callback_ms in waiting:
-            if callback_ms is not None or now - enqueued_ms / 1000 < threshold_s:
-                continue
-            if self.match_contact(cid, announce=False, cause="sweep") is not None:
-                done += 1
+        for queue in QUEUES:
+            threshold_s = self.cfg.callback_threshold_for(queue)
+            for cid, enqueued_ms, callback_ms in self.store.waiting_since(
+                (queue,), now - threshold_s, CALLBACK_SCAN
+            ):
+                if callback_ms is not None or now - enqueued_ms / 1000 < threshold_s:
+                    continue
+                if self.match_contact(cid, announce=False, cause="sweep") is not None:
+                    done += 1
         return done

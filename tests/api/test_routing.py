@@ -47,7 +47,7 @@ def test_queues_depth_wait_ewt_and_agents(client: TestClient, store: RoutingStor
     assert mot["min_eq_now"] == 4 and mot["eligible_agents"] == 1 and mot["free_agents"] == 0
     assert mot["ewt_s"] > 0 and mot["ewt_sd_s"] > 0
     assert q["general"]["eligible_agents"] == 2 and q["general"]["min_eq_now"] == 1
-    assert isinstance(mot["callback_offered"], bool) and mot["callback_threshold_s"] == 300.0
+    assert isinstance(mot["callback_offered"], bool) and mot["callback_threshold_s"] == 60.0
 
 
 def test_queues_show_a_contact_nobody_takes_as_stuck_and_never_a_zero_wait(

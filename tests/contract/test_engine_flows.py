@@ -318,6 +318,27 @@ def test_a_contact_no_free_agent_can_take_gets_a_wait_and_a_callback_at_the_thre
     assert rec is not None and rec.view.status == "queued"  # a callback offer keeps the place in the queue
 
 
+def test_a_moment_of_truth_nobody_can_take_gets_a_callback_at_its_shorter_threshold(
+    floor: Floor, store: RoutingStore, engine: Engine, clock: FakeClock, settings: Settings
+) -> None:
+    """A moment of truth in Spanish on an English-speaking floor: its estimated wait (the cold-start
+    prior, 120 s a departure) is over the moment-of-truth threshold (60 s) though under the routine one
+    (300 s), so the upset customer is offered a callback at once rather than left on hold; once."""
+    assert settings.mot_callback_threshold_s < settings.callback_threshold_s
+    team(store, {"a1": 5, "a2": 4})
+    floor.start("c1", lang="es")
+    cb = only(floor.say("c1", 0, "My card was stolen and someone is using it"), "callback_offer")
+    assert cb.moment_of_truth and cb.queue == "mot" and "no_eligible_agent" in codes(cb)
+    assert cb.estimated_wait_s is not None
+    assert settings.mot_callback_threshold_s < cb.estimated_wait_s < settings.callback_threshold_s
+    assert "wait above the moment-of-truth 60 s threshold" in text(cb)
+    clock.advance(settings.mot_callback_threshold_s)
+    engine.sweep()
+    assert floor.new() == []  # once
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.status == "queued"  # the place in the queue is kept
+
+
 def test_callback_offer_when_the_wait_is_over_the_threshold(
     floor: Floor, store: RoutingStore, settings: Settings
 ) -> None:

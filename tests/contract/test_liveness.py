@@ -10,7 +10,7 @@ with the periodic sweep. After every sweep:
   one every such agent has declined (it is offered again, to the earliest decliner), except a routine
   contact the high-EQ reserve holds back from the last free eq>=4 slots, for at most its hold
   (outcome-aware matching, docs/routing.md);
-* every contact that has waited ``callback_threshold_s`` has been offered a callback, whatever kept it.
+* every contact that has waited its queue's callback threshold has been offered a callback, whatever kept it.
 """
 
 from __future__ import annotations
@@ -245,8 +245,9 @@ def make_machine(connect: Connect) -> type[RuleBasedStateMachine]:  # noqa: C901
 
         def long_waits_were_offered_a_callback(self) -> None:
             now = self.clock()
+            policy = PolicyConfig.from_settings(self.settings)
             for rec in self.waiting():
-                if now - (rec.view.enqueued_ts or now) >= self.settings.callback_threshold_s:
+                if now - (rec.view.enqueued_ts or now) >= policy.callback_threshold_for(rec.view.queue):
                     assert rec.raw.get("callback_ms"), (rec.view.contact_id, "no callback offered")
 
         @invariant()

@@ -58,8 +58,21 @@ def test_callback_once_the_wait_reaches_the_threshold_whatever_the_estimate() ->
     assert why is not None and why.code == "callback_offered"
     assert why.text == "waited 300 s, reaching the 300 s threshold: offer a callback"
     by_estimate = callback_reason(301.0, 0.0, cfg)
-    assert by_estimate is not None and by_estimate.text == "wait above 300 s: offer a callback"
+    assert by_estimate is not None and by_estimate.text == "wait above the 300 s threshold: offer a callback"
     assert callback_reason(301.0, 400.0, cfg, offered_before=True) is None  # once per contact
+
+
+def test_a_moment_of_truth_is_offered_a_callback_sooner() -> None:
+    cfg = replace(PolicyConfig.defaults(), callback_threshold_s=300.0, mot_callback_threshold_s=60.0)
+    assert cfg.callback_threshold_for("mot") == 60.0
+    assert cfg.callback_threshold_for("general") == cfg.callback_threshold_for(None) == 300.0
+    assert should_offer_callback(61.0, cfg, "mot") and not should_offer_callback(61.0, cfg, "general")
+    assert callback_reason(61.0, 0.0, cfg) is None
+    by_estimate = callback_reason(61.0, 0.0, cfg, queue="mot")
+    assert by_estimate is not None
+    assert by_estimate.text == "wait above the moment-of-truth 60 s threshold: offer a callback"
+    waited = callback_reason(0.0, 60.0, cfg, queue="mot")
+    assert waited is not None and "reaching the moment-of-truth 60 s threshold" in waited.text
 
 
 def test_a_contact_nobody_takes_means_the_queue_never_shows_zero() -> None:

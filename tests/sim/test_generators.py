@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,17 @@ def test_bundled_journeys_are_seeded_and_carry_their_ground_truth() -> None:
         else:
             assert j.need_turn == 2 and j.turns[2] in pools.turning and j.truth_mot
             assert j.turns[0] in pools.routine and j.turns[1] in pools.routine
+
+
+def test_callback_takers_are_their_own_draw() -> None:
+    """The share of customers who would take a callback moves no other draw of the day."""
+    pools = PoolLines(bundled_pools())
+    half = build_journeys(1_000, random.Random(8), pools, DAY, callback_accept_share=0.5)
+    none = build_journeys(1_000, random.Random(8), pools, DAY, callback_accept_share=0.0)
+    every = build_journeys(1_000, random.Random(8), pools, DAY, callback_accept_share=1.0)
+    assert [replace(j, accepts_callback=False) for j in half] == none
+    assert not any(j.accepts_callback for j in none) and all(j.accepts_callback for j in every)
+    assert 0.45 < sum(j.accepts_callback for j in half) / len(half) < 0.55
 
 
 def test_returning_customers_come_back_after_their_first_contact() -> None:

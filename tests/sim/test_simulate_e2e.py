@@ -147,6 +147,31 @@ def test_same_seed_same_day(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_customer_who_takes_the_callback_does_not_give_up(tmp_path: Path) -> None:
+    """A short-staffed day with short callback thresholds: callbacks are offered; customers who take them
+    keep their place and are served, so fewer give up than on the same day where nobody takes one."""
+    settings = Settings(scorer="lexicon", callback_threshold_s=20.0, mot_callback_threshold_s=10.0)
+    reps = {}
+    for share in (0.0, 1.0):
+        with open_store("", "fakeredis") as handle:
+            reps[share] = run_simulate(
+                settings,
+                handle,
+                contacts=120,
+                seed=3,
+                workers=0,
+                agents=1,
+                callback_accept_share=share,
+                corpus_dir=tmp_path / "x",
+            )
+    none, every = reps[0.0], reps[1.0]
+    assert none["callback_offers"] > 0 and none["callbacks_taken"] == {"mot": 0, "routine": 0}
+    assert sum(every["callbacks_taken"].values()) == every["callback_offers"]
+    assert every["abandonment"]["all"] < none["abandonment"]["all"]
+    assert none["lost"] == every["lost"] == 0
+
+
+@pytest.mark.slow
 def test_cli_simulate_on_fakeredis(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = subprocess.run(

@@ -63,8 +63,8 @@ def _queue(ctx: ApiContext, q: str, agents: list[AgentView], now: float) -> Queu
         eligible_agents=len(eligible),
         free_agents=len(free),
         served_per_min=round(stats.completions_per_s * 60, 3),
-        callback_threshold_s=ctx.policy.callback_threshold_s,
-        callback_offered=should_offer_callback(mean, ctx.policy),
+        callback_threshold_s=ctx.policy.callback_threshold_for(q),
+        callback_offered=should_offer_callback(mean, ctx.policy, q),
         stuck=len(stuck),
         stuck_contacts=stuck[:STUCK_LISTED],
     )
