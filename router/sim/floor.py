@@ -451,7 +451,9 @@ class SimFloor:
                 tr.callback_taken = tr.j.accepts_callback
             if d.estimated_wait_s is not None and d.queue:
                 self._ewt[d.queue].append(d.estimated_wait_s)
-                if tr.announced is None and d.action == "queued":
+                # the first wait the customer was told and held for (one who took a callback is off hold)
+                holding = d.action == "queued" or (d.action == "callback_offer" and not tr.callback_taken)
+                if tr.announced is None and holding:
                     low = d.estimated_wait_low_s if d.estimated_wait_low_s is not None else d.estimated_wait_s
                     high = (
                         d.estimated_wait_high_s if d.estimated_wait_high_s is not None else d.estimated_wait_s
