@@ -81,8 +81,9 @@ def _logged_in_s(breaks: Iterable[tuple[float, float]], end_s: float) -> float:
 def ewt_accuracy(tracks: Iterable[ContactTrack]) -> dict[str, Any]:
     """Announced against actual waits: for each contact the engine queued with a wait estimate (its first
     'queued' decision, or a 'callback_offer' the customer declined and held on after) that an agent then
-    accepted, the actual wait from that decision to the acceptance. Contacts that abandoned or took a
-    callback are left out: their wait is unknown (censored) or not spent on hold. Inside
+    accepted, the actual wait from that decision to the acceptance. Contacts that abandoned are left out:
+    their wait is unknown (censored); so is one that took the callback offered when it was queued (no wait
+    was announced for it to hold for). Inside
     the band: between its announced 10th and 90th percentiles."""
     pairs = [
         (ewt, (low, high), t.accepted_ts - at)
