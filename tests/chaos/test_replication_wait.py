@@ -22,6 +22,9 @@ from router.worker.consumer import Worker
 from tests.chaos.chaos_support import RedisServer, event_mix, seed_agents
 
 pytestmark = [pytest.mark.redis]
+# long enough that a healthy replica on a loaded CI machine acknowledges in time (200 ms once did not);
+# a stopped replica then costs each refused write this long
+REPLICA_WAIT_MS = 2_000
 
 
 @pytest.fixture
@@ -51,7 +54,9 @@ def test_worker_acknowledges_only_what_the_replica_holds(
     primary, replica = pair
     store = RoutingStore(redis.Redis.from_url(primary.url), domain)
     seed_agents(store, 2)
-    settings = Settings(domain=domain, replication_wait="wait", replica_wait_timeout_ms=200, scorer="lexicon")
+    settings = Settings(
+        domain=domain, replication_wait="wait", replica_wait_timeout_ms=REPLICA_WAIT_MS, scorer="lexicon"
+    )
     worker = Worker(store, LexiconScorer(), settings, consumer="w1")
     worker.ensure_group()
     for e in event_mix(4, seed=1):
@@ -85,7 +90,7 @@ def test_api_answers_503_until_the_replica_confirms(
         redis_url=primary.url,
         admin_key="k",
         replication_wait="wait",
-        replica_wait_timeout_ms=200,
+        replica_wait_timeout_ms=REPLICA_WAIT_MS,
     )
     api = ApiServer(settings, StoreHandle(url=primary.url, supports_blocking=True)).start()
     headers = {"Authorization": "Bearer k"}
