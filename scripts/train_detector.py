@@ -65,17 +65,20 @@ FOLDS = 5
 # the intensity and topic heads' weight (scripts/train_heads.py). On the all-int8 graph the head needed 1600
 # to pass the export gate, which flattened it (dev AUROC 0.981 against 0.993, fitted on train); the export
 # now keeps the two feed-forward outputs that carried the int8 error in fp32 (scripts/export_onnx.py), and
-# at 100 the head's mean |int8 - torch| on the gate texts is 0.014 (gate: 0.02)
+# at 100 the head's mean |int8 - torch| on the gate texts is 0.014 (gate: 0.02). On an encoder tuned four
+# epochs one acceptance text kept a 0.15-0.17 gap at 100-400 (models/MODEL_CARD.md): --consistency
 CONSISTENCY = 100.0
 FALSE_FLAG_COST = 2.0
 # the issue's conversation-level targets, met on dev before single-turn F1 counts
 ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
-THRESHOLDS = [round(x, 3) for x in np.arange(0.20, 0.951, 0.01)]
+# finer near the top, where a balanced logistic model's verdicts on confident heads crowd (the nine-round
+# release chose 0.94, next to the old grid's end at 0.95)
+THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
 Scores = dict[str, EmotionScore]
 
 
-def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray) -> LinearHead:
+def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray, consistency: float) -> LinearHead:
     """The moment-of-truth head on the int8 and torch fp32 embeddings of the same rows, paying for answering
     the two differently: the probability must not depend on the backend (the export's gate checks it)."""
     n = len(y)
@@ -87,11 +90,13 @@ def fit_head(x: np.ndarray, x_torch: np.ndarray, y: np.ndarray) -> LinearHead:
         l2=MOT_L2,
         steps=600,
         pairs=pair_rows([n], 2),
-        consistency=CONSISTENCY,
+        consistency=consistency,
     )
 
 
-def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> list[dict[str, float]]:
+def out_of_fold(
+    rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray, consistency: float
+) -> list[dict[str, float]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
     its fit (each fit made exactly as the final one, so the detector learns the final head's scale)."""
     fold = np.array([int(stable_fraction(r.scenario) * FOLDS) for r in rows])
@@ -99,7 +104,7 @@ def out_of_fold(rows: list[TrainingRow], x: np.ndarray, x_torch: np.ndarray) -> 
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     for k in range(FOLDS):
         fit = fold != k
-        head = fit_head(x[fit], x_torch[fit], y[fit])
+        head = fit_head(x[fit], x_torch[fit], y[fit], consistency)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
     out: list[dict[str, float]] = []
     for prob in probs:
@@ -201,6 +206,12 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
+    ap.add_argument(
+        "--consistency",
+        type=float,
+        default=CONSISTENCY,
+        help="weight of the int8-vs-torch difference in the moment-of-truth head's loss",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -212,7 +223,7 @@ def main() -> int:
     rows += [TrainingRow(t, 0.0, "none", 0.0, f"junk-{k}") for k, t in enumerate(junk_lines())]
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
-    oof = out_of_fold(rows, x, x_torch)
+    oof = out_of_fold(rows, x, x_torch, args.consistency)
     y_oof = np.array([r.mot for r in rows])
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
@@ -224,7 +235,7 @@ def main() -> int:
     model, chosen = choose(train, dev, backends)
 
     heads = load_heads(args.out)
-    final = fit_head(x, x_torch, y_oof)
+    final = fit_head(x, x_torch, y_oof, args.consistency)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "

@@ -155,8 +155,16 @@ def _model_rule(contact: ContactView, model: MotModel) -> tuple[Reason, ...]:
     if p < model.threshold:
         return ()
     turn = contact.trajectory.turns
-    text = f"moment of truth p={p:.2f} on turn {turn} (threshold {model.threshold:.2f}): {_drivers(x, model)}"
+    shown, limit = _against(p, model.threshold)
+    text = f"moment of truth p={shown} on turn {turn} (threshold {limit}): {_drivers(x, model)}"
     return (Reason("mot_model", text),)
+
+
+def _against(p: float, threshold: float) -> tuple[str, str]:
+    """A probability and its threshold, both with the decimals the threshold needs (it is chosen on a 0.005
+    grid near the top): "p=0.952 below 0.955" reads right where "p=0.95 below 0.95" would not."""
+    places = 2 if round(threshold, 2) == round(threshold, 3) else 3
+    return f"{p:.{places}f}", f"{threshold:.{places}f}"
 
 
 def _drivers(x: Mapping[str, float], model: MotModel, top: int = 3) -> str:
@@ -208,10 +216,10 @@ def _routine_reason(contact: ContactView, th: MotThresholds) -> Reason:
     if traj.turns == 0:
         return Reason("routine", "routine: no customer turn scored yet")
     if th.model is not None:
-        p = model_probability(contact, th.model)
+        shown, limit = _against(model_probability(contact, th.model), th.model.threshold)
         return Reason(
             "routine",
-            f"routine: moment-of-truth p={p:.2f} below {th.model.threshold:.2f} "
+            f"routine: moment-of-truth p={shown} below {limit} "
             f"(peak turn p={traj.mot_peak:.2f} on turn {traj.mot_peak_turn})",
         )
     return Reason(

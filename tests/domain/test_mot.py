@@ -173,6 +173,22 @@ def test_model_verdict_and_readable_reason() -> None:
     assert "latest turn p=0.90" in verdict.reasons[0].text
 
 
+def test_reason_shows_the_decimals_a_fine_threshold_needs() -> None:
+    """A threshold on the 0.005 grid is printed with three decimals, and the probability with it, so that a
+    routine verdict never reads "p=0.95 below 0.95"."""
+    view = _replay([0.1, 0.9])
+    p = model_probability(view, MODEL)
+    for threshold, flagged in ((round(p, 3) + 0.005, False), (round(p, 3) - 0.005, True)):
+        th = MotThresholds(model=replace(MODEL, threshold=threshold))
+        verdict = detect(view, th)
+        assert verdict.is_mot is flagged
+        shown = f"{threshold:.3f}"
+        assert (f"threshold {shown})" if flagged else f"below {shown} ") in verdict.reasons[0].text
+        assert f"p={p:.3f}" in verdict.reasons[0].text
+    two = detect(view, MotThresholds(model=replace(MODEL, threshold=0.5))).reasons[0].text
+    assert f"p={p:.2f} on turn 2 (threshold 0.50)" in two
+
+
 def test_model_verdict_is_sticky_and_repeat_contacts_count() -> None:
     th = MotThresholds(model=MODEL)
     flagged = replace(_replay([0.9, 0.05]), moment_of_truth=True)
