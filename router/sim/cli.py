@@ -106,6 +106,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901
             float,
             typer.Option(min=0.0, max=1.0, help="Share of customers offered a callback who take it"),
         ] = 0.5,
+        history_days: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=30,
+                help="Ordinary days played first on the same floor: the router starts with the outcomes "
+                "their customers posted (0: it knows nothing but the EQ tags)",
+            ),
+        ] = 0,
         workers: Annotated[
             int, typer.Option(min=0, max=64, help="Engine worker processes (0: one in-process worker)")
         ] = 0,
@@ -177,6 +186,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                         corpus_split=corpus_split,
                         agents=agents,
                         on_progress=on_progress,
+                        history_days=history_days,
                     )
                 except RouterError as exc:
                     console.print(f"[red]{exc}")

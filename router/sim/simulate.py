@@ -48,7 +48,9 @@ from router.sim.workers import (
     make_scorer,
     worker_settings,
 )
+from router.store.codec import as_str
 from router.store.connect import StoreHandle
+from router.store.keys import Keys
 from router.store.store import RoutingStore
 from router.worker.engine import Engine
 
@@ -62,6 +64,9 @@ MODE_NAMES: dict[Mode, str] = {
     "skills_only": "skills_only",
 }
 COMPARED: tuple[Mode, ...] = ("emotion", "ladder", "skills_only")
+# earlier days (--history-days) draw their customers from seed + this x day number
+HISTORY_SEED_STEP = 1_000
+MAX_HISTORY_DAYS = 30
 
 Progress = Callable[[int, int, str], None]
 
@@ -112,15 +117,21 @@ def run_mode(
     meta: dict[str, Any],
     on_progress: Progress | None = None,
     keep_keys: bool = False,
+    history_from: str | None = None,
+    label: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Play the day once with ``mode``; returns (report, series for the plots)."""
-    domain = f"sim-{seed}-{MODE_NAMES[mode]}-{uuid.uuid4().hex[:6]}"
+    """Play the day once with ``mode``; returns (report, series for the plots). ``history_from``: a domain
+    whose posted-outcome records the floor starts with (earlier days, see ``carry_outcomes``)."""
+    label = label or MODE_NAMES[mode]
+    domain = f"sim-{seed}-{label}-{uuid.uuid4().hex[:6]}"
     in_process = workers <= 0 or handle.url is None
     # only emotion routing learns from outcomes; the others are posted all the same (the charts read them)
     update = {"domain": domain, "outcome_matching": mode == "emotion"}
     s = worker_settings(settings.model_copy(update=update), 1 if in_process else workers)
     store = RoutingStore(handle.client(), domain, seen_ttl_s=s.seen_ttl_s)
     store.client.xgroup_create(store.keys.events, s.group, id="0", mkstream=True)
+    agent_ids = [a.agent_id for a in agents]
+    carried = carry_outcomes(handle, history_from, domain, agent_ids) if history_from else 0
     t0 = SIM_DATE.timestamp() + scenario.open_h * 3600.0
     pump: Pump
     scorer_name: str
@@ -155,7 +166,6 @@ def run_mode(
         post_outcome=surveys.post,
     )
     floor.setup()
-    label = MODE_NAMES[mode]
     started = time.perf_counter()
     try:
         floor.run(on_progress=(lambda done, total: on_progress(done, total, label)) if on_progress else None)
@@ -177,6 +187,7 @@ def run_mode(
         pump_stats=pump_stats,
     )
     report["outcomes_refused"] = {str(k): v for k, v in sorted(surveys.refused.items())}
+    report["outcomes_carried"] = carried
     report["agent_outcomes"] = agent_outcomes(floor)
     series = {
         "open_h": scenario.open_h,
@@ -206,6 +217,70 @@ def run_mode(
     return report, series
 
 
+def carry_outcomes(handle: StoreHandle, source: str, target: str, agent_ids: list[str]) -> int:
+    """Start ``target`` with the outcome records ``source`` holds for these agents (and the domain's
+    totals): what a real floor's router has kept from earlier days. The records are the router's own,
+    made by ``POST /v1/outcomes`` from the surveys of those days; nothing of the simulator's hidden agent
+    model is copied. Returns the outcomes carried (moments of truth and routine, all agents)."""
+    client = handle.client()
+    src, dst = Keys(source), Keys(target)
+    pairs = [(src.outcome_agent(a), dst.outcome_agent(a)) for a in agent_ids]
+    carried = 0
+    for key_from, key_to in [*pairs, (src.outcome_totals, dst.outcome_totals)]:
+        fields = client.hgetall(key_from)
+        if fields:
+            client.hset(key_to, mapping={k: v for k, v in fields.items()})
+    for field, n in client.hgetall(src.outcome_totals).items():
+        if as_str(field) in ("mot:n", "routine:n"):
+            carried += int(n)
+    return carried
+
+
+def _play_history(
+    settings: Settings,
+    handle: StoreHandle,
+    days: int,
+    seed: int,
+    agents: list[FloorAgent],
+    journeys_for: Callable[[int], list[SimJourney]],
+    *,
+    workers: int,
+    meta: dict[str, Any],
+    on_progress: Progress | None,
+) -> tuple[str | None, dict[str, Any]]:
+    """Play ``days`` ordinary days on this floor under emotion routing, each starting from the records
+    the one before left: a floor that has been open a while, whose router knows its agents from their
+    customers' surveys. Returns the last day's domain (kept until the measured runs have copied it) and
+    what the report says about it."""
+    domain: str | None = None
+    seeds: list[int] = []
+    carried = 0
+    day = SCENARIOS["day"]
+    for d in range(days):
+        day_seed = seed + HISTORY_SEED_STEP * (d + 1)
+        rep, _ = run_mode(
+            settings,
+            handle,
+            "emotion",
+            journeys_for(day_seed),
+            agents,
+            day,
+            seed=day_seed,
+            workers=workers,
+            meta={**meta, "scenario": "day", "seed": day_seed},
+            on_progress=on_progress,
+            keep_keys=True,
+            history_from=domain,
+            label=f"history_day_{d + 1}",
+        )
+        if domain is not None:
+            _clear_domain(handle, domain)
+        domain = rep["domain"]
+        seeds.append(day_seed)
+        carried = rep["outcomes_carried"] + rep["outcomes_posted"]
+    return domain, {"days": days, "seeds": seeds, "outcomes": carried}
+
+
 def _corpus_split(name: str) -> CorpusSplit:
     for split in SPLITS:
         if split == name:
@@ -230,6 +305,7 @@ def run_simulate(
     on_progress: Progress | None = None,
     mot_share: float = DEFAULT_MOT_SHARE,
     callback_accept_share: float = DEFAULT_CALLBACK_ACCEPT_SHARE,
+    history_days: int = 0,
 ) -> dict[str, Any]:
     """Simulate ``contacts`` contacts of ``scenario`` ("day" or "burst"). ``workers`` worker processes on a
     real server (0: one in-process worker, the only choice on fakeredis). Returns the report; with
@@ -237,11 +313,14 @@ def run_simulate(
     ``deltas`` (emotion routing minus skills-only) and ``deltas_vs_ladder``. Journeys replay the corpus in
     ``corpus_dir`` (default ``models/corpus``), its held-out splits unless ``corpus_split`` is ``all``;
     ``mot_share`` of an ordinary day's stories are moments of truth; ``callback_accept_share`` of the
-    customers offered a callback take it."""
+    customers offered a callback take it. ``history_days`` ordinary days (other customers, the same floor)
+    are played first under emotion routing, and every mode starts with the outcome records they left."""
     if not 0.0 <= mot_share <= 0.8:
         raise ConfigError(f"mot_share {mot_share} outside 0..0.8")
     if not 0.0 <= callback_accept_share <= 1.0:
         raise ConfigError(f"callback_accept_share {callback_accept_share} outside 0..1")
+    if not 0 <= history_days <= MAX_HISTORY_DAYS:
+        raise ConfigError(f"history_days {history_days} outside 0..{MAX_HISTORY_DAYS}")
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
     split = _corpus_split(corpus_split)
@@ -258,6 +337,24 @@ def run_simulate(
         "texts": texts,
         "simulated_day": (SIM_DATE.replace(hour=sc.open_h)).isoformat(),
     }
+    lines = load_lines(corpus_dir, split) if history_days else None
+
+    def history_journeys(day_seed: int) -> list[SimJourney]:
+        assert lines is not None
+        rng = random.Random(day_seed)
+        return build_journeys(contacts, rng, lines, SCENARIOS["day"], mot_share, callback_accept_share)
+
+    history_domain, meta["history"] = _play_history(
+        settings,
+        handle,
+        history_days,
+        seed,
+        floor_agents,
+        history_journeys,
+        workers=workers,
+        meta=meta,
+        on_progress=on_progress,
+    )
     modes: tuple[Mode, ...] = COMPARED if compare else ("emotion",)
     reports: dict[str, dict[str, Any]] = {}
     all_series: dict[str, dict[str, Any]] = {}
@@ -273,9 +370,12 @@ def run_simulate(
             workers=workers,
             meta=meta,
             on_progress=on_progress,
+            history_from=history_domain,
         )
         reports[MODE_NAMES[mode]] = rep
         all_series[MODE_NAMES[mode]] = ser
+    if history_domain is not None:
+        _clear_domain(handle, history_domain)
     result: dict[str, Any]
     if compare:
         emo, sk, lad = reports["emotion_routing"], reports["skills_only"], reports["fixed_ladder"]

@@ -127,6 +127,43 @@ def test_the_router_learns_only_from_outcomes_posted_through_the_api(
         assert silent["outcomes_posted"] == 0 and not _learned(silent)
 
 
+def _history_run(tmp_path: Path) -> tuple[dict[str, Any], list[bytes]]:
+    with open_store("", "fakeredis") as handle:
+        rep = run_simulate(
+            Settings(scorer="lexicon"),
+            handle,
+            contacts=80,
+            seed=4,
+            workers=0,
+            mot_share=0.3,
+            corpus_dir=tmp_path / "none",
+            history_days=2,
+        )
+        return rep, list(handle.client().scan_iter(match="router:{sim-*history*"))
+
+
+@pytest.mark.slow
+def test_earlier_days_leave_the_router_their_posted_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--history-days: the measured day starts with the records the router kept from the surveys of
+    earlier days on the same floor, and only those; the earlier days' keys are gone afterwards."""
+    from router.sim.api_outcomes import ApiOutcomes
+
+    rep, leftovers = _history_run(tmp_path)
+    assert leftovers == []
+    history = rep["history"]
+    assert history["days"] == 2 and history["seeds"] == [1004, 2004]
+    assert rep["outcomes_carried"] == history["outcomes"] > 0
+    served = sum(row["mot"]["n"] + row["routine"]["n"] for row in rep["agent_outcomes"])
+    assert served == rep["outcomes_carried"] + rep["outcomes_posted"]
+    assert _learned(rep)
+
+    monkeypatch.setattr(ApiOutcomes, "post", lambda self, *a: False)  # no survey reaches the API
+    silent, _ = _history_run(tmp_path)
+    assert silent["outcomes_carried"] == 0 and not _learned(silent)
+
+
 @pytest.mark.slow
 def test_same_seed_same_day(tmp_path: Path) -> None:
     runs = []
