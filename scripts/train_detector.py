@@ -66,8 +66,10 @@ FOLDS = 5
 # to pass the export gate, which flattened it (dev AUROC 0.981 against 0.993, fitted on train); the export
 # now keeps the two feed-forward outputs that carried the int8 error in fp32 (scripts/export_onnx.py), and
 # at 100 the head's mean |int8 - torch| on the gate texts is 0.014 (gate: 0.02). On an encoder tuned four
-# epochs one acceptance text kept a 0.15-0.17 gap at 100-400 (models/MODEL_CARD.md): --consistency
-CONSISTENCY = 100.0
+# epochs one acceptance text kept a 0.15-0.17 gap at 100-400 (models/MODEL_CARD.md), which the tuning's own
+# int8 term fixed; on the twelve-round encoder the same text was 0.102 apart at 100 and 0.092 at 200, under
+# tests/scoring/test_onnx_backend.py's 0.1, hence 200 (dev figures of the two fits: the model card)
+CONSISTENCY = 200.0
 FALSE_FLAG_COST = 2.0
 # the conversation-level targets, met on dev before single-turn F1 counts
 ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
