@@ -119,12 +119,13 @@ def out_of_fold(
 
 def score_texts(scorer: TransformerScorer, corpus: Corpus, cache: Path, oof: dict[str, float]) -> Scores:
     """The shipped heads' scores, with the moment-of-truth probability replaced by the out-of-fold one."""
-    texts = sorted(
-        {t.text for t in corpus.turns} | {x for c in corpus.conversations for x in c.customer_texts}
-    )
+    # each text in the language its contact gives, as the worker scores it (not one detected from the text)
+    langs = corpus.text_languages()
+    texts = sorted(langs)
     emb = embed_cached(scorer.encoder, texts, cache, "detector_scores")
     out: Scores = {}
-    for text, s in zip(texts, scorer.score_embeddings(emb, texts), strict=True):
+    scored = scorer.score_embeddings(emb, texts, [langs[t] for t in texts])
+    for text, s in zip(texts, scored, strict=True):
         # a text left out of the training rows (said word for word in a test conversation) keeps the head's
         out[text] = dataclasses.replace(s, mot_prob=oof.get(text, s.mot_prob))
     return out

@@ -131,6 +131,17 @@ class Corpus:
         seen = {t.lang for t in self.turns} | {c.lang for c in self.conversations}
         return [lang for lang in LANGUAGES if lang in seen] + sorted(seen - set(LANGUAGES))
 
+    def text_languages(self) -> dict[str, str]:
+        """Customer text -> the language its contact gives, which is what the worker scores a turn in (a
+        line said word for word in two languages, "OK", keeps the first: the heads it picks agree there)."""
+        out: dict[str, str] = {}
+        for t in self.turns:
+            out.setdefault(t.text, t.lang)
+        for c in self.conversations:
+            for text in c.customer_texts:
+                out.setdefault(text, c.lang)
+        return out
+
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

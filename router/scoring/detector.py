@@ -145,15 +145,17 @@ def prf(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, float | None]:
     }
 
 
-def evaluate_corpus(
-    corpus: Corpus, score: Callable[[list[str]], list[EmotionScore]], th: MotThresholds
-) -> dict[str, Any]:
+# Scores texts in the languages their contacts give: (texts, languages) -> one score per text
+ScoreFn = Callable[[list[str], list[str]], list[EmotionScore]]
+
+
+def evaluate_corpus(corpus: Corpus, score: ScoreFn, th: MotThresholds) -> dict[str, Any]:
     """Per language: turn-level AUROC of the per-turn probability, and the detector's verdict on each
-    single turn (as a one-turn contact) and on each conversation replayed turn by turn."""
-    texts = sorted(
-        {t.text for t in corpus.turns} | {x for c in corpus.conversations for x in c.customer_texts}
-    )
-    scores = dict(zip(texts, score(texts), strict=True))
+    single turn (as a one-turn contact) and on each conversation replayed turn by turn. Every text is
+    scored in its contact's language, as the worker scores it (the heads differ by language)."""
+    langs = corpus.text_languages()
+    texts = sorted(langs)
+    scores = dict(zip(texts, score(texts, [langs[t] for t in texts]), strict=True))
     out: dict[str, Any] = {}
     for lang in corpus.languages():
         turns = [t for t in corpus.turns if t.lang == lang]
@@ -173,13 +175,11 @@ def evaluate_corpus(
     return out
 
 
-def probe_summary(
-    probes: Corpus, score: Callable[[list[str]], list[EmotionScore]], th: MotThresholds
-) -> dict[str, Any]:
-    """Each probe as a one-turn contact: how many moments of truth the detector flags, how many routine
-    sentences it flags, and the sentences it gets wrong (they are few and worth reading)."""
+def probe_summary(probes: Corpus, score: ScoreFn, th: MotThresholds) -> dict[str, Any]:
+    """Each probe as a one-turn contact in its language: how many moments of truth the detector flags, how
+    many routine sentences it flags, and the sentences it gets wrong (they are few and worth reading)."""
     turns = list(probes.turns)
-    scores = score([t.text for t in turns])
+    scores = score([t.text for t in turns], [t.lang for t in turns])
     flagged = [replay([s], th)[1] is not None for s in scores]
     mot = [f for t, f in zip(turns, flagged, strict=True) if t.mot]
     routine = [f for t, f in zip(turns, flagged, strict=True) if not t.mot]

@@ -390,7 +390,7 @@ def run_evaluate(  # noqa: C901
         test = load_corpus(corpus_dir).split("test")
         model = load_mot_model()
         per = evaluate_corpus(
-            test, lambda texts: ours("corpus_test", texts, None), MotThresholds(model=model)
+            test, lambda texts, langs: ours("corpus_test", texts, [*langs]), MotThresholds(model=model)
         )
         res["corpus_test"] = per
         res["notes"]["corpus_test"] = (
@@ -428,8 +428,8 @@ def run_evaluate(  # noqa: C901
         res["probes"] = {}
         for name, part in load_probes(corpus_dir).items():
 
-            def score(texts: list[str], key: str = f"probes_{name}") -> list[EmotionScore]:
-                return ours(key, texts, None)
+            def score(texts: list[str], langs: list[str], key: str = f"probes_{name}") -> list[EmotionScore]:
+                return ours(key, texts, [*langs])
 
             got = probe_summary(part, score, th)
             res["probes"][name] = got

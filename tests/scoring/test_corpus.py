@@ -88,6 +88,33 @@ def test_conversation_rows_stop_at_the_labelled_turn(corpus) -> None:  # type: i
     assert all(r.mot == 0.0 for r in rows if r.text in conv.customer_texts[: conv.mot_turn - 1])  # type: ignore[operator]
 
 
+def test_evaluation_scores_each_text_in_its_contacts_language(corpus) -> None:  # type: ignore[no-untyped-def]
+    """The worker scores a turn in the language its contact gives; the corpus evaluation (and the detector's
+    training, through ``text_languages``) must too, not in the language guessed from the text: the guess
+    sends some Finnish lines to the English intensity head."""
+    from router.domain.mot import MotThresholds
+    from router.scoring.detector import evaluate_corpus
+    from router.scoring.language import detect_language
+    from router.scoring.lexicon import LexiconScorer
+
+    langs = corpus.text_languages()
+    dev = corpus.split("dev")
+    misread = [t.text for t in dev.turns if t.lang == "fi" and detect_language(t.text) == "en"]
+    assert misread and all(langs[t] == "fi" for t in misread)
+    seen: dict[str, str] = {}
+    lexicon = LexiconScorer()
+
+    def score(texts: list[str], languages: list[str]):  # type: ignore[no-untyped-def]
+        seen.update(zip(texts, languages, strict=True))
+        return lexicon.score(texts)
+
+    got = evaluate_corpus(dev, score, MotThresholds())
+    assert set(got) == set(dev.languages())
+    assert all(seen[t.text] == t.lang for t in dev.turns if langs[t.text] == t.lang)
+    assert all(seen[x] == c.lang for c in dev.conversations for x in c.customer_texts if langs[x] == c.lang)
+    assert all(seen[t] == "fi" for t in misread)
+
+
 def test_malformed_lines_are_refused_with_the_place(tmp_path: Path) -> None:
     d = tmp_path / "en"
     d.mkdir()
