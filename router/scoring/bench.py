@@ -25,6 +25,11 @@ their ratio ``acoustic_share`` (what the acoustic step adds to a voice turn: the
 the batch's text scoring, not beside it, so nothing is discounted for overlap; docs/voice.md), and the
 step's CPU time ``acoustic_cpu_ms_per_turn``. The clips are the bench's messages read by espeak-ng at
 8 kHz (calm, neutral and agitated in turn), or a synthetic voice without it.
+
+(f) batch dependence: the int8 graph quantises activations with one scale per tensor per call, so a
+message's scores move a little with the other messages in its batch (models/MODEL_CARD.md, Known
+limits). The first ``n_compare`` messages are scored alone and inside their batches of 32:
+``batch_mot_prob_absdiff_mean`` / ``_p99`` / ``_max`` (the torch backend's are float noise).
 """
 
 from __future__ import annotations
@@ -315,6 +320,24 @@ def compare_backends(torch_scorer: Any, onnx_scorer: Any, texts: Sequence[str]) 
     }
 
 
+def batch_dependence(scorer: Any, batches: Sequence[Sequence[str]], n: int) -> dict[str, Any]:
+    """(f): ``mot_prob`` of the first ``n`` messages scored one per call against inside their batches.
+    The scorer's cache must be off or cold for these texts, or it answers the second call."""
+    texts = [t for b in batches for t in b][:n]
+    if not texts:
+        return {}
+    batched = {
+        t: s.mot_prob for b in batches for t, s in zip(b, scorer.score(list(b)), strict=True) if t in texts
+    }
+    diff = [abs(scorer.score([t])[0].mot_prob - batched[t]) for t in texts]
+    return {
+        "batch_dependence_messages": len(texts),
+        "batch_mot_prob_absdiff_mean": round(float(np.mean(diff)), 4),
+        "batch_mot_prob_absdiff_p99": round(_pct(diff, 99), 4),
+        "batch_mot_prob_absdiff_max": round(float(max(diff)), 4),
+    }
+
+
 ACOUSTIC_CLIPS = 32
 
 
@@ -507,6 +530,8 @@ def run_bench_scorer(
     }
     res.update(_acoustic_step(scorer, batches))
     res.update(_compare_minilm(scorer, batches))
+    fresh = TransformerScorer(threads=threads, cache_size=0, backend=scorer.backend)
+    res.update(batch_dependence(fresh, batches[: -(-n_compare // BATCH)], n_compare))
     if compare_onnx and find_onnx_model() is not None:
         other = "torch" if scorer.backend == "onnx" else "onnx"
         pair = {

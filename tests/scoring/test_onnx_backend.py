@@ -154,6 +154,12 @@ def test_bench_reports_both_backends(tmp_path) -> None:  # type: ignore[no-untyp
     assert res["onnx_vs_torch"] > 0
     assert res["compare_messages"] == 16 and 0.9 <= res["onnx_cosine_min"] <= 1.0001
     assert res["torch_cache_hits"] == res["onnx_cache_hits"] == 0
+    # (f): each of 16 messages scored alone against inside its batch; the cache must not answer the second
+    assert res["batch_dependence_messages"] == 16
+    diffs = [res[f"batch_mot_prob_absdiff_{k}"] for k in ("mean", "p99", "max")]
+    assert 0.0 <= diffs[0] <= diffs[1] <= diffs[2] <= 1.0
+    if res["backend"] == "onnx":  # one scale per tensor per call: some message moves, never by much
+        assert 0.0 < diffs[2] < 0.3
 
 
 def test_bench_times_the_acoustic_step_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
