@@ -66,6 +66,10 @@ PROBLEM_TARGET = 0.35
 # L2 of the moment-of-truth head: the best of 1e-5 / 1e-4 / 1e-3 on the corpus dev split (AUROC 0.975 /
 # 0.966 / 0.931 with the corpus alone; public routine intents as extra negatives lowered it to 0.965)
 MOT_L2 = 1e-5
+# word-count bands whose classes train_detector.py --balance-length weighs equally (length_weights), and the
+# range a row's weight is clipped to
+LENGTH_BANDS_WORDS = (8, 12, 20, 35)
+LENGTH_WEIGHT_RANGE = (0.2, 5.0)
 
 
 # ---------------------------------------------------------------- data
@@ -125,6 +129,27 @@ def load_intents(data: Path, rng: random.Random, per_routine: int, split: str) -
 
 
 # ---------------------------------------------------------------- training
+def length_weights(texts: list[str], y: np.ndarray) -> np.ndarray:
+    """Row weights that give both classes the same weight within each length band (LENGTH_BANDS_WORDS).
+
+    The corpus's moments of truth are longer than its routine lines (dev: 91% of turns of 35 words or more
+    are moments of truth, about half of those under 12), so an unweighted head learns length as a cue: short,
+    plain moments of truth ("my card was stolen") score low and long routine stories high. Weighing each
+    band's classes equally takes that cue away without dropping a row. Tried on the moment-of-truth head
+    (train_detector.py --balance-length) and not shipped: short plain moments of truth gained, long angry
+    ones lost (models/MODEL_CARD.md, the detector)."""
+    words = np.array([len(t.split()) for t in texts])
+    band = np.searchsorted(np.array(LENGTH_BANDS_WORDS), words, side="right")
+    w = np.ones(len(y), np.float32)
+    for b in np.unique(band):
+        for cls in (0.0, 1.0):
+            cell = (band == b) & (y == cls)
+            if cell.any():
+                w[cell] = (band == b).sum() / 2.0 / cell.sum()
+    w = np.clip(w / w.mean(), *LENGTH_WEIGHT_RANGE)
+    return (w / w.mean()).astype(np.float32)
+
+
 def train_head(
     x: np.ndarray,
     y: np.ndarray,
