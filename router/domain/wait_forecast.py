@@ -68,7 +68,6 @@ UNMEASURED_HANDLE_CV = 0.5
 MIN_AWAY_SPELLS = 5
 # Contacts that waited in a queue and then were served or left, before the share that left counts
 MIN_LEFT_SAMPLES = 20
-MIX_POINTS = 9  # counts of contacts still ahead the wait is mixed over, at most (each costs a Poisson sum)
 # Where the hazard of a busy slot of known age is averaged into a constant rate (s from now): fine where
 # waits are short, coarse where they are rare; a slot still busy past the last cut frees at 1 / handle_s
 HAZARD_GRID_S: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0, 2560.0)
@@ -301,13 +300,12 @@ def forecast(pools: Sequence[Stage], ahead: int, service: Service, left_share: f
     mix = _still_ahead(min(max(0, ahead), MAX_AHEAD), left_share)
     mean = 0.0
     second = 0.0  # E[T^2] / 2
-    for k, weight in mix:
-        for seg in segs:
-            part = seg.moments(k)
-            if part is None:
-                return _unbounded()
-            mean += weight * part[0]
-            second += weight * part[1]
+    for seg in segs:
+        part = seg.moments(mix)
+        if part is None:
+            return _unbounded()
+        mean += part[0]
+        second += part[1]
     answer_s, answer_sd_s = max(0.0, service.answer_s), max(0.0, service.answer_sd_s)
     sd = math.sqrt(max(0.0, 2.0 * second - mean * mean) + answer_sd_s**2)
     low, high = (_quantile(segs, mix, q) for q in BAND)
@@ -322,8 +320,9 @@ def forecast(pools: Sequence[Stage], ahead: int, service: Service, left_share: f
 
 def _still_ahead(ahead: int, left_share: float) -> list[tuple[int, float]]:
     """(k, weight): the wait is for the k-th slot to free with that probability, k - 1 the contacts ahead
-    still there, Binomial(ahead, 1 - left_share); at most ``MIX_POINTS`` of them (neighbouring counts
-    merged at their weighted mean), and nothing beyond 5 sd of the mean."""
+    still there, Binomial(ahead, 1 - left_share), every count within 5 sd of the mean. Each count is kept
+    as it is: merging neighbours (as this did up to 2026-12-02) made the mixture coarser past a size and
+    the band could shrink with one more contact ahead; the segments price all counts in one pass."""
     p_stay = 1.0 - min(max(left_share, 0.0), 1.0)
     if ahead == 0 or p_stay >= 1.0:
         return [(ahead + 1, 1.0)]
@@ -335,22 +334,15 @@ def _still_ahead(ahead: int, left_share: float) -> list[tuple[int, float]]:
     log_p, log_q, log_n = math.log(p_stay), math.log1p(-p_stay), math.lgamma(ahead + 1)
     pmf = [
         (
-            x,
+            x + 1,
             math.exp(
                 log_n - math.lgamma(x + 1) - math.lgamma(ahead - x + 1) + x * log_p + (ahead - x) * log_q
             ),
         )
         for x in range(lo, hi + 1)
     ]
-    size = math.ceil(len(pmf) / MIX_POINTS)
-    out: list[tuple[int, float]] = []
-    for i in range(0, len(pmf), size):
-        group = pmf[i : i + size]
-        weight = sum(w for _, w in group)
-        if weight > 0.0:
-            out.append((round(sum(x * w for x, w in group) / weight) + 1, weight))
-    total = sum(w for _, w in out)
-    return [(k, w / total) for k, w in out]
+    total = sum(w for _, w in pmf)
+    return [(k, w / total) for k, w in pmf if w > 0.0]
 
 
 def _capped(seconds: float) -> float:
@@ -369,28 +361,44 @@ class _Segment:
     free: int
     base: float  # integrated rate at the start
 
-    def survival(self, k: int, t: float) -> float:
-        need = k - self.free
-        if need <= 0:
+    def survival(self, mix: Sequence[tuple[int, float]], t: float) -> float:
+        """P(T > t) for t in the segment, mixed over ``mix``: one Poisson pass for every count."""
+        top = max(k for k, _ in mix) - self.free
+        if top <= 0:
             return 0.0
-        return _poisson_cdf(need - 1, self.base + self.rate_per_s * (t - self.start_s))
+        cdf = _poisson_cdfs(top - 1, self.base + self.rate_per_s * (t - self.start_s))
+        return sum(w * cdf[k - self.free - 1] for k, w in mix if k > self.free)
 
-    def moments(self, k: int) -> tuple[float, float] | None:
-        """(integral of P(T > t), integral of t P(T > t)) over the segment; None when it never ends."""
-        need = k - self.free
-        if need <= 0:
+    def moments(self, mix: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
+        """(integral of P(T > t), integral of t P(T > t)) over the segment, mixed over ``mix``; None when
+        it never ends. For k slots the integrals are sums over j < k - free of Poisson terms, so one pass
+        up to the largest k and running sums give every count."""
+        top = max(k for k, _ in mix) - self.free
+        if top <= 0:
             return 0.0, 0.0
         s, e, r, a = self.start_s, self.end_s, self.rate_per_s, self.base
         if r <= 0.0:
-            c = _poisson_cdf(need - 1, a)
+            ca = _poisson_cdfs(top - 1, a)
+            c = sum(w * ca[k - self.free - 1] for k, w in mix if k > self.free)
             if math.isinf(e):
                 return None if c > 1e-12 else (0.0, 0.0)
             return c * (e - s), c * (e * e - s * s) / 2.0
         b = math.inf if math.isinf(e) else a + r * (e - s)
-        ca, cb = _poisson_cdfs(need, a), _poisson_cdfs(need, b)
-        i0 = sum(ca[j] - cb[j] for j in range(need))
-        i1 = sum((j + 1) * (ca[j + 1] - cb[j + 1]) for j in range(need))
-        return i0 / r, ((s - a / r) * i0 + i1 / r) / r
+        ca, cb = _poisson_cdfs(top, a), _poisson_cdfs(top, b)
+        i0 = i1 = 0.0
+        sums = [(0.0, 0.0)]  # (i0, i1) over j < need, for need = 0..top
+        for j in range(top):
+            i0 += ca[j] - cb[j]
+            i1 += (j + 1) * (ca[j + 1] - cb[j + 1])
+            sums.append((i0, i1))
+        m0 = m1 = 0.0
+        for k, w in mix:
+            need = k - self.free
+            if need > 0:
+                j0, j1 = sums[need]
+                m0 += w * j0 / r
+                m1 += w * ((s - a / r) * j0 + j1 / r) / r
+        return m0, m1
 
 
 def residual_share(busy: int, cv: float) -> float:
@@ -463,7 +471,7 @@ def _log_survival(x_s: float, mean_s: float, cv: float) -> float:
 
 def _survival(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], t: float) -> float:
     seg = next((s for s in reversed(segs) if s.start_s <= t), segs[0])
-    return sum(weight * seg.survival(k, t) for k, weight in mix)
+    return seg.survival(mix, t)
 
 
 def _quantile(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], q: float) -> float:
@@ -484,11 +492,6 @@ def _quantile(segs: Sequence[_Segment], mix: Sequence[tuple[int, float]], q: flo
         else:
             hi = mid
     return hi
-
-
-def _poisson_cdf(j: int, mean: float) -> float:
-    """P(Poisson(mean) <= j); 0 for an infinite mean."""
-    return _poisson_cdfs(j, mean)[j] if j >= 0 else 0.0
 
 
 def _poisson_cdfs(n: int, mean: float) -> list[float]:
