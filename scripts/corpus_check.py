@@ -6,7 +6,7 @@
 - every line is parsed by router.scoring.corpus.load_corpus (the format in models/corpus/README.md);
 - counts per language and split, categories, style tags, conversations that turn late;
 - near-duplicates: two single turns of one language whose embeddings (the shipped encoder) have cosine
-  above 0.95 are the same line said twice; ``--fix`` removes the later one from its file.
+  above 0.95 are the same line said twice; ``--fix`` removes the newer one (the higher id) from its file.
 Exits 1 when the corpus is below the sizes the issue asks for or still has near-duplicates.
 """
 
@@ -97,12 +97,16 @@ def _drop_lines(dups: list[CorpusTurn], root: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS_DIR)
-    ap.add_argument("--fix", action="store_true", help="remove the later line of each near-duplicate pair")
+    ap.add_argument(
+        "--fix", action="store_true", help="remove the newer line (higher id) of each near-duplicate pair"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the counts here")
     args = ap.parse_args()
 
     corpus = load_corpus(args.corpus)
-    turns = list(corpus.turns)
+    # in writing order (ids count up across rounds; files do not sort that way: turns_r14 before turns_r6),
+    # so that the line a pair loses is the newer one
+    turns = sorted(corpus.turns, key=lambda t: (t.lang, int(t.id.rsplit("-", 1)[1])))
     emb = packaged_encoder().embed([t.text for t in turns])
     pairs = near_duplicates(turns, emb)
     for kept, dup, cos in pairs:
