@@ -82,12 +82,11 @@ Scores = dict[str, EmotionScore]
 
 
 def fit_head(
-    x: np.ndarray, x_torch: np.ndarray, y: np.ndarray, consistency: float, w: np.ndarray | None = None
+    x: np.ndarray, x_torch: np.ndarray, y: np.ndarray, consistency: float, w: np.ndarray
 ) -> LinearHead:
     """The moment-of-truth head on the int8 and torch fp32 embeddings of the same rows, paying for answering
     the two differently: the probability must not depend on the backend (the export's gate checks it)."""
     n = len(y)
-    w = np.ones(n, np.float32) if w is None else w
     return train_head(
         np.concatenate([x, x_torch]),
         np.concatenate([y, y]).astype(np.float32)[:, None],
@@ -105,13 +104,12 @@ def out_of_fold(
     x: np.ndarray,
     x_torch: np.ndarray,
     consistency: float,
-    w: np.ndarray | None = None,
+    w: np.ndarray,
 ) -> list[dict[str, float]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
     its fit (each fit made exactly as the final one, so the detector learns the final head's scale)."""
     fold = np.array([int(stable_fraction(r.scenario) * FOLDS) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
-    w = np.ones(len(rows), np.float32) if w is None else w
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     for k in range(FOLDS):
         fit = fold != k
@@ -243,7 +241,11 @@ def main() -> int:
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
     y_oof = np.array([r.mot for r in rows])
-    w = length_weights([r.text for r in rows], y_oof) if args.balance_length else None
+    w = (
+        length_weights([r.text for r in rows], y_oof)
+        if args.balance_length
+        else np.ones(len(rows), np.float32)
+    )
     oof = out_of_fold(rows, x, x_torch, args.consistency, w)
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
