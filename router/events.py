@@ -194,7 +194,8 @@ class Decision(_Strict):
     estimated_wait_s: float | None = None
     # its uncertainty (sd, s)
     estimated_wait_sd_s: float | None = None
-    # the announced band (s): the 10th and 90th percentiles of the wait (router/domain/wait_forecast.py)
+    # the announced band (s): the 10th and 90th percentiles of the wait (router/domain/wait_forecast.py),
+    # corrected by the bands checked against waits lived (router/domain/wait_band.py)
     estimated_wait_low_s: float | None = None
     estimated_wait_high_s: float | None = None
     reasons: tuple[Reason, ...] = ()

@@ -107,6 +107,12 @@ class Keys:
         return f"{self.prefix}:waits"
 
     @property
+    def ewt_bands(self) -> str:
+        """List, newest first, capped: 'low|high|actual' (s) for each announced wait then lived, the band as
+        the forecast model gave it, before any correction (router/domain/wait_band.py)."""
+        return f"{self.prefix}:ewt_bands"
+
+    @property
     def away_spells(self) -> str:
         """List, newest first, capped: how long each of the latest spells away lasted (s), from 'away' to
         the next status (for the wait forecast: when an agent on a break is back)."""

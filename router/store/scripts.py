@@ -167,7 +167,8 @@ return {'ok'}
 # for the handle time that RELEASE measures. Any other answer hands the contact back to the queue: one more
 # hand-off on the contact ('handoffs', read when it ends).
 # KEYS: 4 offer, 5 offers by deadline, 6 contact, 7 agent, 8 contact's declines (agent -> ms), 9 queue,
-#       10 agent's pending offers, 11 queue's served set, 12 service hash, 13 waits log
+#       10 agent's pending offers, 11 queue's served set, 12 service hash, 13 waits log, 14 the model's
+#       bands checked (router/domain/wait_band.py)
 # ARGV: 6 offer id, 7 mode, 8 now ms, 9 queue score on requeue, 10 served window ms, 11 contact id,
 #       12 agent id, 13 decline memory ms
 RESOLVE_OFFER = r"""
@@ -184,7 +185,7 @@ local ver = num(redis.call('HGET', KEYS[6], 'version')) + 1
 if mode == 'accepted' then
   local now = num(ARGV[8])
   local c = redis.call('HMGET', KEYS[6], 'enqueued_ms', 'announced_ms', 'ewt_s', 'ewt_low_s', 'ewt_high_s',
-    'mot', 'channel', 'ewt_checked')
+    'mot', 'channel', 'ewt_checked', 'ewt_model_low_s', 'ewt_model_high_s')
   redis.call('HSET', KEYS[6], 'status', 'assigned', 'version', ver, 'assigned_ms', ARGV[8])
   redis.call('HSET', KEYS[7], 'busy:' .. ARGV[11], (c[7] or '') .. '|' .. ARGV[8] .. '|' .. (c[6] == '1' and '1' or '0'))
   redis.call('ZADD', KEYS[11], ARGV[8], ARGV[6])
@@ -204,6 +205,10 @@ if mode == 'accepted' then
     redis.call('HINCRBY', KEYS[3], 'ewt_abs_error_ms', math.floor(math.abs(actual - ewt) * 1000 + 0.5))
     redis.call('HINCRBY', KEYS[3], 'ewt_actual_ms', math.floor(actual * 1000 + 0.5))
     if low <= actual and actual <= high then redis.call('HINCRBY', KEYS[3], 'ewt_inside_band', 1) end
+    if c[9] and c[10] then
+      redis.call('LPUSH', KEYS[14], c[9] .. '|' .. c[10] .. '|' .. string.format('%.1f', actual))
+      redis.call('LTRIM', KEYS[14], 0, LIMITS.ewt_bands - 1)
+    end
     redis.call('HSET', KEYS[6], 'ewt_checked', '1')
   end
   redis.call('LPUSH', KEYS[13], cjson.encode(entry))

@@ -11,6 +11,7 @@ from typing import Any, Literal, cast
 import redis
 
 from router.domain.model import QUEUES, AgentView, QueueStats
+from router.domain.wait_band import CHECKS_KEPT, BandCheck
 from router.domain.wait_forecast import ServiceTimes
 from router.errors import ConfigError, ReplicationError, StoreError
 from router.store import scripts
@@ -142,6 +143,7 @@ class RoutingStore:
                 "audit": AUDIT_MAXLEN,
                 "deadletter": DEADLETTER_MAXLEN,
                 "waits": WAITS_LEN,
+                "ewt_bands": CHECKS_KEPT,
                 "away_spells": AWAY_SPELLS_LEN,
                 "ended": ENDED_LEN,
             }
@@ -336,6 +338,7 @@ class RoutingStore:
             k.served(offer.queue or "general"),
             k.service,
             k.waits,
+            k.ewt_bands,
         ]
         args = [
             offer.offer_id,
@@ -589,16 +592,18 @@ class RoutingStore:
 
     def wait_inputs(
         self, queue: str, contact_id: str, before: Sequence[str] = ()
-    ) -> tuple[list[tuple[str, str]], ServiceTimes]:
+    ) -> tuple[list[tuple[str, str]], ServiceTimes, list[BandCheck]]:
         """For a wait forecast: (channel, language) of each contact ahead of ``contact_id`` in ``queue``
-        and of every contact in the ``before`` queues (served first), at most WAIT_SCAN per queue; and the
-        measured service times, with the latest spells away. Two round trips."""
+        and of every contact in the ``before`` queues (served first), at most WAIT_SCAN per queue; the
+        measured service times, with the latest spells away; and the latest bands checked against the
+        waits lived. Two round trips."""
         pipe = self._flushed().pipeline(transaction=False)
         for q in (queue, *before):
             pipe.zrange(self.keys.queue(q), 0, WAIT_SCAN - 1)
         pipe.hgetall(self.keys.service)
         pipe.lrange(self.keys.away_spells, 0, -1)
-        *heads, service, spells = pipe.execute()
+        pipe.lrange(self.keys.ewt_bands, 0, CHECKS_KEPT - 1)
+        *heads, service, spells, bands = pipe.execute()
         own = [as_str(x) for x in heads[0]]
         ahead = own[: own.index(contact_id)] if contact_id in own else own
         ahead += [as_str(x) for head in heads[1:] for x in head]
@@ -607,7 +612,8 @@ class RoutingStore:
             pipe.hmget(self.keys.contact(cid), ["channel", "language"])
         rows = pipe.execute() if ahead else []
         found = [(as_str(ch), as_str(lang)) for ch, lang in rows if ch and lang]
-        return found, service_times(_decode_map(service), [as_str(x) for x in spells])
+        checks = [c for c in (band_check(as_str(x)) for x in bands) if c is not None]
+        return found, service_times(_decode_map(service), [as_str(x) for x in spells]), checks
 
     def service_times(self) -> ServiceTimes:
         pipe = self._flushed().pipeline(transaction=False)
@@ -769,6 +775,15 @@ class RoutingStore:
 
     def history(self, contact_id: str) -> list[dict[str, Any]]:
         return [json.loads(as_str(x)) for x in self._flushed().lrange(self.keys.history(contact_id), 0, -1)]
+
+
+def band_check(raw: str) -> BandCheck | None:
+    """An ``ewt_bands`` line ('low|high|actual', s) as a check; None when it is not one."""
+    try:
+        low, high, actual = (float(x) for x in raw.split("|"))
+    except ValueError:
+        return None
+    return BandCheck(low, high, actual)
 
 
 def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> ServiceTimes:

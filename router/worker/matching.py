@@ -17,6 +17,7 @@ from router.domain.ewt import callback_reason
 from router.domain.matching import choose_by_outcome, reserved_channels
 from router.domain.model import QUEUES, ContactView, Reason
 from router.domain.policy import AgentChoice, choose_contact, queue_score, queued_for_s
+from router.domain.wait_band import BandCorrection, band_correction
 from router.domain.wait_forecast import WaitForecast, competing_ahead, forecast, returns, stages
 from router.store.codec import ContactRecord, contact_from_hash
 from router.store.store import Commit, OfferInfo, Outcome
@@ -94,7 +95,8 @@ class Matcher(EngineCore):
     ) -> Outcome:
         """A 'queued' decision with the wait estimate, or a 'callback_offer' when the estimate or the wait
         so far reaches the callback threshold (remembered in ``callback_ms``: one callback offer each)."""
-        ahead, wait = self._forecast(rec.view, queue, choice, now)
+        ahead, model, correction = self._forecast(rec.view, queue, choice, now)
+        wait = correction.apply(model)
         waited_s = queued_for_s(rec.view, now)
         ewt_s = wait.mean_s
         callback = callback_reason(
@@ -111,6 +113,9 @@ class Matcher(EngineCore):
                 "ewt_s": f"{ewt_s:.1f}",
                 "ewt_low_s": f"{wait.low_s:.1f}",
                 "ewt_high_s": f"{wait.high_s:.1f}",
+                # the model's own band, which the corrections learn from (router/domain/wait_band.py)
+                "ewt_model_low_s": f"{model.low_s:.1f}",
+                "ewt_model_high_s": f"{model.high_s:.1f}",
             }
         if callback:
             fields["callback_ms"] = str(int(now * 1000))
@@ -119,9 +124,10 @@ class Matcher(EngineCore):
 
     def _forecast(
         self, contact: ContactView, queue: str, choice: AgentChoice, now: float
-    ) -> tuple[int, WaitForecast]:
+    ) -> tuple[int, WaitForecast, BandCorrection]:
         """The contact's wait from the agents who may serve it and the contacts ahead that compete for
-        them (router/domain/wait_forecast.py), with the handle and answer times the store measured."""
+        them (router/domain/wait_forecast.py), with the handle and answer times the store measured; and
+        the correction its band takes from the bands checked before (router/domain/wait_band.py)."""
         agents, _ = self._agents(now)
         waited_s = queued_for_s(contact, now)
         codes = {r.code for r in choice.reasons}
@@ -132,7 +138,7 @@ class Matcher(EngineCore):
         )
         affinity_s = self.cfg.affinity_timeout_s - waited_s if choice.wait_for_affinity else 0.0
         before = ("mot",) if queue != "mot" else ()
-        rows, times = self.store.wait_inputs(queue, contact.contact_id, before)
+        rows, times, checks = self.store.wait_inputs(queue, contact.contact_id, before)
         ahead = competing_ahead(contact, rows, agents)
         pools = stages(
             contact,
@@ -146,7 +152,7 @@ class Matcher(EngineCore):
             back_in=returns(agents, now, times.away_spells_s),
         )
         service = times.for_channel(contact.channel, self.settings.expected_handle_s)
-        return ahead, forecast(pools, ahead, service, times.left_share(queue))
+        return ahead, forecast(pools, ahead, service, times.left_share(queue)), band_correction(checks)
 
     def _offer(
         self,

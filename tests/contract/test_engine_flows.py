@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from router.domain.wait_band import MIN_CHECKS, BandCheck
 from router.events import Decision
 from router.settings import Settings
-from router.store.store import RoutingStore
+from router.store.store import RoutingStore, band_check
 from router.worker.consumer import Worker
 from router.worker.engine import Engine
 from tests.contract.contract_helpers import (
@@ -597,6 +598,33 @@ def test_an_acceptance_measures_the_answer_the_wait_against_the_one_announced_an
     waits = [json.loads(x) for x in store.client.lrange(store.keys.waits, 0, -1)]
     assert [w["channel"] for w in waits] == ["chat", "chat"] and waits[0]["actual_s"] == pytest.approx(106.0)
     assert waits[0]["announced_s"] == queued.estimated_wait_s and "announced_s" not in waits[1]
+    # the model's own band, which later bands are corrected by (none yet: it is the one announced)
+    (line,) = store.client.lrange(store.keys.ewt_bands, 0, -1)
+    assert band_check(line.decode() if isinstance(line, bytes) else line) == BandCheck(
+        queued.estimated_wait_low_s,  # type: ignore[arg-type]
+        queued.estimated_wait_high_s,  # type: ignore[arg-type]
+        106.0,
+    )
+
+
+def test_a_band_that_waits_kept_crossing_is_announced_wider(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """Waits lived at three times the model's high end, over more checks than the correction needs: the next
+    band is announced that much higher (router/domain/wait_band.py), the mean is the model's, and what is
+    kept for later checks is the model's band, not the announced one."""
+    store.client.lpush(store.keys.ewt_bands, *["10.0|20.0|62.0"] * MIN_CHECKS)
+    team(store, {"a1": 3})
+    floor.start("c1")
+    floor.accept(only(floor.human("c1"), "offer"))
+    floor.start("c2")
+    queued = only(floor.human("c2"), "queued")
+    fields = store.client.hmget(store.keys.contact("c2"), ["ewt_model_low_s", "ewt_model_high_s", "ewt_s"])
+    model_low, model_high, mean = (float(x) for x in fields)
+    assert queued.estimated_wait_s == pytest.approx(mean, abs=0.05)
+    assert queued.estimated_wait_high_s == pytest.approx((model_high + 1) * 3 - 1, abs=0.2)
+    # every wait was far above the model's low end too: it rises, as far as the mean
+    assert queued.estimated_wait_low_s == pytest.approx(min(mean, (model_low + 1) * 63 / 11 - 1), abs=0.2)
 
 
 def test_the_agent_record_says_how_long_each_busy_slot_has_been_busy(
