@@ -29,8 +29,12 @@ log = logging.getLogger(__name__)
 MOT_PULL_SCAN = 5
 
 
-def _wait_text(w: WaitForecast) -> str:
-    return f"estimated wait {w.mean_s:.0f} s (80% within {w.low_s:.0f}-{w.high_s:.0f} s)"
+def _wait_text(w: WaitForecast, model: WaitForecast, correction: BandCorrection) -> str:
+    text = f"estimated wait {w.mean_s:.0f} s (80% within {w.low_s:.0f}-{w.high_s:.0f} s"
+    if (round(w.low_s), round(w.high_s)) != (round(model.low_s), round(model.high_s)):
+        band = f"{model.low_s:.0f}-{model.high_s:.0f} s"
+        text += f"; the model's {band}, corrected by {correction.checks} waits lived"
+    return text + ")"
 
 
 def _reasons_from_json(raw: str) -> tuple[Reason, ...]:
@@ -102,7 +106,8 @@ class Matcher(EngineCore):
         callback = callback_reason(
             ewt_s, waited_s, self.cfg, queue=queue, offered_before=bool(rec.raw.get("callback_ms"))
         )
-        why = Reason("ewt", f"{ahead} ahead in {queue} for these agents; {_wait_text(wait)}")
+        wait_text = _wait_text(wait, model, correction)
+        why = Reason("ewt", f"{ahead} ahead in {queue} for these agents; {wait_text}")
         reasons = (*route, *choice.reasons, why, *((callback,) if callback else ()))
         action = "callback_offer" if callback else "queued"
         d = self._decision(cause, rec.view, action, now, reasons, queue=queue, wait=wait)

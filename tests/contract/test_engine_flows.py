@@ -623,6 +623,8 @@ def test_a_band_that_waits_kept_crossing_is_announced_wider(
     model_low, model_high, mean = (float(x) for x in fields)
     assert queued.estimated_wait_s == pytest.approx(mean, abs=0.05)
     assert queued.estimated_wait_high_s == pytest.approx((model_high + 1) * 3 - 1, abs=0.2)
+    (why,) = [r.text for r in queued.reasons if r.code == "ewt"]
+    assert f"the model's {model_low:.0f}-{model_high:.0f} s, corrected by {MIN_CHECKS} waits lived" in why
     # every wait was far above the model's low end too: it rises, as far as the mean
     assert queued.estimated_wait_low_s == pytest.approx(min(mean, (model_low + 1) * 63 / 11 - 1), abs=0.2)
 
