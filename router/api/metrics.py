@@ -18,6 +18,7 @@ with its own ``event_id`` carry no arrival time the API can see and are not in t
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from router.domain.kpis import CLASSES, ClassKpis, ContactClass, kpis_by_class
 from router.domain.model import QUEUES
+from router.domain.wait_band import BandCorrection, band_correction
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
 from router.store.admin import AdminStore, stream_id_ms
@@ -88,6 +90,23 @@ EWT_COUNTERS = {
     ),
 }
 OFFER_LOST_CODES = {"offer_declined": "declined", "offer_timeout": "timeout"}
+
+
+def _band_gauges(band: BandCorrection) -> Iterator[GaugeMetricFamily]:
+    """How far the announced bands' ends are moved from the forecast model's (router/domain/wait_band.py):
+    a factor on (wait + 1 s) per end, 1 when not moved. A factor far from 1, or drifting, says the model
+    misses something about this floor."""
+    g = GaugeMetricFamily(
+        "router_ewt_band_factor",
+        "Factor on the forecast model's band end (wait + 1 s) that the announced band applies",
+        labels=["end"],
+    )
+    g.add_metric(["low"], math.exp(-band.low_log))
+    g.add_metric(["high"], math.exp(band.high_log))
+    yield g
+    g = GaugeMetricFamily("router_ewt_band_checks", "Announced waits lived that the band correction uses")
+    g.add_metric([], band.checks)
+    yield g
 
 
 class ApiMetrics:
@@ -226,6 +245,7 @@ class StoreCollector(Collector):
             since = int(self.clock() * 1000) - 15 * 60 * 1000
             served = {q: admin.served_recent(q, since) for q in QUEUES}
             kpis = self._kpis()
+            band = band_correction(store.band_checks())
         except redis.RedisError as exc:
             log.warning("metrics: store unreadable: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -243,6 +263,7 @@ class StoreCollector(Collector):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], stats.get(field, 0) * scale)
             yield c
+        yield from _band_gauges(band)
         g = GaugeMetricFamily("router_queue_depth", "Contacts waiting per queue", labels=["queue"])
         for q, n in depths.items():
             g.add_metric([q], n)

@@ -612,8 +612,11 @@ class RoutingStore:
             pipe.hmget(self.keys.contact(cid), ["channel", "language"])
         rows = pipe.execute() if ahead else []
         found = [(as_str(ch), as_str(lang)) for ch, lang in rows if ch and lang]
-        checks = [c for c in (band_check(as_str(x)) for x in bands) if c is not None]
-        return found, service_times(_decode_map(service), [as_str(x) for x in spells]), checks
+        return found, service_times(_decode_map(service), [as_str(x) for x in spells]), band_checks(bands)
+
+    def band_checks(self) -> list[BandCheck]:
+        """The latest announced bands checked against the waits lived (router/domain/wait_band.py)."""
+        return band_checks(self._flushed().lrange(self.keys.ewt_bands, 0, CHECKS_KEPT - 1))
 
     def service_times(self) -> ServiceTimes:
         pipe = self._flushed().pipeline(transaction=False)
@@ -784,6 +787,10 @@ def band_check(raw: str) -> BandCheck | None:
     except ValueError:
         return None
     return BandCheck(low, high, actual)
+
+
+def band_checks(lines: Sequence[Any]) -> list[BandCheck]:
+    return [c for c in (band_check(as_str(x)) for x in lines) if c is not None]
 
 
 def service_times(h: Mapping[str, str], away_spells: Sequence[str] = ()) -> ServiceTimes:

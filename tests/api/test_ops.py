@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from router.api import create_app
 from router.api.outcome_stats import compare, suggest, t_cdf, t_quantile, t_two_sided_p, wilson
+from router.domain.wait_band import MIN_CHECKS
 from router.settings import Settings
 from router.store.admin import AdminStore, Aggregate
 from router.store.connect import StoreHandle
@@ -328,6 +329,17 @@ def test_metrics_give_announced_against_actual_waits(client: TestClient, store: 
     for line in ("router_ewt_checked_total 4.0", "router_ewt_abs_error_seconds_total 30.5"):
         assert line in text
     assert "router_ewt_actual_wait_seconds_total 122.0" in text and "router_ewt_inside_band_total 3.0" in text
+    assert "router_ewt_band_checks 0.0" in text and 'router_ewt_band_factor{end="high"} 1.0' in text
+
+
+def test_metrics_say_how_far_the_bands_are_moved_from_the_models(
+    client: TestClient, store: RoutingStore
+) -> None:
+    """Thirty waits lived at three times the model's high end (+1 s): the high end is moved by 3."""
+    store.client.lpush(store.keys.ewt_bands, *["10.0|20.0|62.0"] * MIN_CHECKS, "not a check")
+    text = client.get("/metrics", headers=ADMIN).text
+    assert f"router_ewt_band_checks {float(MIN_CHECKS)}" in text
+    assert 'router_ewt_band_factor{end="high"} 3.0' in text
 
 
 def test_metrics_need_a_read_key_unless_public(make_app: Callable[..., object], client: TestClient) -> None:
