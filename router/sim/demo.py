@@ -21,7 +21,8 @@ from typing import Any
 from router.events import Decision
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
-from router.sim.corpus import Corpus, bundled
+from router.sim.corpus_lines import load_lines
+from router.sim.script import LineSource, Story
 from router.store.codec import agent_profile_fields
 from router.store.connect import StoreHandle
 from router.store.store import RoutingStore
@@ -108,28 +109,32 @@ def build_agents(rng: random.Random) -> list[SimAgent]:
     return agents
 
 
-def build_journeys(n: int, rng: random.Random, corpus: Corpus, arrival_span_s: float) -> list[Journey]:
+DEMO_CHANNELS = ("chat", "voice", "email")  # what the demo floor's agents take
+SECOND_LANGUAGE = "es"  # two of the demo's agents speak it
+SECOND_LANGUAGE_P = 0.05
+
+
+def build_journeys(n: int, rng: random.Random, lines: LineSource, arrival_span_s: float) -> list[Journey]:
+    """``n`` customers, a third of them moments of truth, most in English, a few in Spanish. What they say,
+    and whether it is a moment of truth, comes from ``lines``: the project's corpus, held out from training
+    (``router.sim.corpus_lines.load_lines``), so that the report's recall and precision measure the real
+    detector on text it never learned from."""
     out = []
     for i in range(n):
-        kind = rng.choices(["routine", "routine_human", "mot", "turning"], weights=[58, 8, 24, 10])[0]
-        routine = list(rng.sample(corpus.routine, 3))
-        if kind == "routine":
-            turns = routine[: rng.randint(2, 3)]
-        elif kind == "routine_human":
-            turns = [routine[0], rng.choice(corpus.human), routine[1]]
-        elif kind == "mot":
-            turns = [rng.choice(corpus.mot), routine[0]]
-        else:
-            turns = [routine[0], routine[1], rng.choice(corpus.turning)]
+        story: Story = rng.choices(("routine", "routine_human", "moment"), weights=(58, 8, 34))[0]
+        spoken = lines.languages(story)
+        language = SECOND_LANGUAGE if rng.random() < SECOND_LANGUAGE_P and SECOND_LANGUAGE in spoken else "en"
+        script = lines.script(story, rng, language)
+        drawn = rng.choices(DEMO_CHANNELS, weights=(70, 20, 10))[0]
         out.append(
             Journey(
                 contact_id=f"c{i:05d}",
                 customer_id=f"cust{rng.randint(0, n // 2):05d}",
-                kind=kind,
-                channel=rng.choices(["chat", "voice", "email"], weights=[70, 20, 10])[0],
-                language="es" if rng.random() < 0.05 else "en",
+                kind=script.kind,
+                channel=script.channel if script.channel in DEMO_CHANNELS else drawn,
+                language=language,
                 tier=rng.choices(["standard", "gold", "platinum"], weights=[80, 15, 5])[0],
-                turns=turns,
+                turns=list(script.turns),
                 start_s=rng.uniform(0, arrival_span_s),
             )
         )
@@ -306,15 +311,18 @@ def run_demo(
     seed: int = 7,
     on_progress: Callable[[int, int], None] | None = None,
     max_runtime_s: float = 600.0,
+    lines: LineSource | None = None,
 ) -> DemoReport:
+    """``lines``: what customers say (default: the corpus's held-out splits, else the bundled lines)."""
     rng = random.Random(seed)
+    lines = lines or load_lines()
     client = handle.client()
     store = RoutingStore(client, settings.domain, seen_ttl_s=settings.seen_ttl_s)
     worker = Worker(store, scorer, settings, consumer="demo-worker", supports_blocking=False)
     worker.ensure_group()
     agents = build_agents(rng)
     arrival_span_s = max(5.0, contacts / 12.0)
-    journeys = build_journeys(contacts, rng, bundled(), arrival_span_s)
+    journeys = build_journeys(contacts, rng, lines, arrival_span_s)
     floor = DemoFloor(store, worker, agents, journeys, rng)
     t0 = time.time()
     floor.seed(t0)
@@ -327,7 +335,10 @@ def run_demo(
             break
         time.sleep(0.005)
     floor._read_decisions(time.time())
-    return build_report(store, worker, floor, agents)
+    report = build_report(store, worker, floor, agents)
+    described = lines.describe()
+    report.extra["lines"] = " ".join(str(described[k]) for k in ("source", "corpus_split") if k in described)
+    return report
 
 
 def build_report(store: RoutingStore, worker: Worker, floor: DemoFloor, agents: list[SimAgent]) -> DemoReport:

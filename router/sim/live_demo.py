@@ -26,7 +26,7 @@ from router.api.serve import ApiServer
 from router.events import Decision
 from router.scoring.protocol import EmotionScorer
 from router.settings import Settings
-from router.sim.corpus import bundled
+from router.sim.corpus_lines import load_lines
 from router.sim.demo import DemoFloor, Journey, build_agents, build_journeys
 from router.store.admin import INGEST_WINDOW_MS, AdminStore
 from router.store.connect import StoreHandle
@@ -114,9 +114,9 @@ def run_live_demo(
     worker = Worker(store, scorer, settings, consumer="demo-worker", supports_blocking=False)
     worker.ensure_group()
     rng = random.Random(seed)
-    corpus = bundled()
+    lines = load_lines()
     span = max(5.0, contacts / 12.0)
-    floor = LiveFloor(store, worker, build_agents(rng), build_journeys(contacts, rng, corpus, span), rng)
+    floor = LiveFloor(store, worker, build_agents(rng), build_journeys(contacts, rng, lines, span), rng)
     floor.admin = AdminStore(store)
     server = ApiServer(settings, handle, host, port, scorer=scorer).start()
     try:
@@ -128,7 +128,7 @@ def run_live_demo(
             floor.step()
             if floor.idle():
                 wave += 1
-                fresh = build_journeys(contacts, rng, corpus, span)
+                fresh = build_journeys(contacts, rng, lines, span)
                 for j in fresh:
                     j.contact_id = f"w{wave}-{j.contact_id}"
                     j.customer_id = f"w{wave}-{j.customer_id}"
