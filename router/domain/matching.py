@@ -125,11 +125,7 @@ def choose_by_outcome(
     widest_s = max(waited_s, cfg.ladder_step2_s)  # the ladder's last step: any EQ
     checked = [(a, ineligible_reason(a, contact, queue, widest_s, cfg, now=now)) for a in agents]
     free = [a for a, why in checked if why is None]
-    busy = [
-        a
-        for a, why in checked
-        if why is not None and why.code == "no_capacity" and a.capacity.get(contact.channel, 0) > 0
-    ]
+    busy = [a for a, why in checked if why is not None and why.code == "no_capacity"]
     pool = ladder.reasons[:1]  # the ladder's pool line
     free, fairness = apply_fairness(queue, free, mot_total_recent, cfg)
     free, held = _respect_reserve(free, contact, queue, agents, now, cfg, mot_total_recent)

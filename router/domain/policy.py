@@ -250,9 +250,15 @@ def ineligible_reason(
 def ladder_or_capacity_reason(
     agent: AgentView, contact: ContactView, queue: str, waited_s: float, cfg: PolicyConfig
 ) -> Reason | None:
-    """The checks of ``ineligible_reason`` after status, language and declines: the EQ ladder, then a free
-    slot on the contact's channel."""
+    """The checks of ``ineligible_reason`` after status, language and declines: whether the agent takes
+    the contact's channel at all, the EQ ladder, then a free slot on that channel. The channel comes
+    before the ladder so that "below the eq ladder" only ever counts agents who could take the contact
+    once the ladder widens: a supervisor reading "2 below the eq ladder" may lower it, which would not
+    help if those two only take calls."""
     who = f"agent {agent.agent_id}"
+    cap = agent.capacity.get(contact.channel, 0)
+    if cap <= 0:
+        return Reason("channel_not_served", f"{who} does not take {contact.channel} contacts")
     floor = min_eq(queue, waited_s, cfg)
     if agent.eq < floor:
         return Reason(
@@ -260,7 +266,6 @@ def ladder_or_capacity_reason(
         )
     free = agent.free(contact.channel)
     if free <= 0:
-        cap = agent.capacity.get(contact.channel, 0)
         return Reason("no_capacity", f"{who} has no free {contact.channel} slot ({cap - free}/{cap})")
     return None
 
@@ -387,13 +392,13 @@ def _affinity(
     end in the fallback ``affinity_timeout_s`` later.
     """
     last = contact.last_agent_id
-    found = [(agent, why) for agent, why in checked if agent.agent_id == last]
+    found = [why for agent, why in checked if agent.agent_id == last]
     if last is None or not found:
         return None
-    agent, why = found[0]
+    why = found[0]
     if why is None:
         return "choose", Reason("affinity", f"returning customer: chose last agent {last} (affinity)")
-    if why.code == "no_capacity" and agent.capacity.get(contact.channel, 0) <= 0:
+    if why.code == "channel_not_served":
         text = f"last agent {last} does not take {contact.channel} contacts: routing to others"
         return "fallback", Reason("affinity_fallback", text)
     if why.code == "no_capacity" and waited_s < cfg.affinity_timeout_s:
@@ -450,6 +455,7 @@ _SHORT = {
     "declined_before": "declined before",
     "eq_below_ladder": "below the eq ladder",
     "no_capacity": "at capacity",
+    "channel_not_served": "not taking this channel",
 }
 
 

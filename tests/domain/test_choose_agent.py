@@ -63,9 +63,18 @@ def test_each_check_has_its_reason() -> None:
     assert ineligible_reason(agent("ok", 4), c, "mot", 5.0, CFG, now=NOW) is None
 
 
-def test_channel_without_capacity_entry_is_full() -> None:
-    why = ineligible_reason(agent("a", 5), contact(channel="voice"), "general", 0.0, CFG, now=NOW)
-    assert why is not None and why.code == "no_capacity"
+def test_an_agent_who_does_not_take_the_channel_is_told_apart_from_the_ladder() -> None:
+    """A voice contact and a chat-only agent of eq 1: not "below the eq ladder" (a wider ladder would not
+    help) nor "at capacity" (no slot will ever free), but not taking the channel."""
+    for eq in (1, 5):
+        why = ineligible_reason(agent("a", eq), contact(channel="voice"), "mot", 0.0, CFG, now=NOW)
+        assert why is not None and why.code == "channel_not_served"
+        assert "does not take voice" in why.text
+    choice = choose_agent(
+        contact(channel="voice"), "mot", [agent("a", 1), agent("b", 5, load={"chat": 2})], NOW, CFG, 0
+    )
+    assert choice.agent_id is None
+    assert "2 not taking this channel" in choice.reasons[-1].text
 
 
 def test_a_decline_is_remembered_for_the_memory_only() -> None:
