@@ -293,6 +293,7 @@ class ContactOut(BaseModel):
     topic: str | None
     topic_prob: float
     wants_human: bool
+    human_offered: bool = Field(description="self-service has offered the customer a person (routing.md)")
     repeat_contact: bool
     priority: float
     created_ts: float

@@ -71,6 +71,7 @@ class ContactView:
     topic: str | None = None  # strongest moment-of-truth topic seen so far
     topic_prob: float = 0.0  # its probability
     wants_human: bool = False
+    human_offered: bool = False  # self-service has offered a person (policy.human_offer): once per contact
     repeat_contact: bool = False  # same customer had a recent contact
     created_ts: float = 0.0
     enqueued_ts: float | None = None

@@ -43,6 +43,7 @@ class PolicyConfig:
     affinity_timeout_s: float
     callback_threshold_s: float
     mot_callback_threshold_s: float
+    human_offer_mot_prob: float
     queue_scan_limit: int
     decline_memory_s: float
     stuck_after_s: float
@@ -92,6 +93,8 @@ class Placement:
     queue: QueueName | None
     priority: float
     reasons: tuple[Reason, ...]
+    # self-service should offer the customer a person now (``human_offer``): the bot says so
+    offer_human: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,28 @@ def place(contact: ContactView, verdict: MotVerdict, cfg: PolicyConfig) -> Place
         reasons = (*verdict.reasons, _human_requested("general"), *_escalated(contact))
         return Placement("human", "general", prio, reasons)
     text = "routine request: self-service first; a human is one request away"
-    return Placement("self_service", None, prio, (*verdict.reasons, Reason("to_self_service", text)))
+    stay = Reason("to_self_service", text)
+    offer = human_offer(contact, cfg)
+    if offer is not None:
+        return Placement("self_service", None, prio, (*verdict.reasons, offer, stay), offer_human=True)
+    return Placement("self_service", None, prio, (*verdict.reasons, stay))
+
+
+def human_offer(contact: ContactView, cfg: PolicyConfig) -> Reason | None:
+    """A reason for self-service to offer a person now, once per contact: the latest customer turn reads
+    as a possible moment of truth (``human_offer_mot_prob``) though the contact's verdict is still routine.
+    The verdict stays the learned detector's; this only shortens the way to a human for a customer it may
+    have missed, who would otherwise have to find the button."""
+    probs = contact.trajectory.mot_probs
+    if contact.human_offered or not probs or cfg.human_offer_mot_prob >= 1.0:
+        return None
+    if probs[-1] < cfg.human_offer_mot_prob:
+        return None
+    text = (
+        f"turn {contact.trajectory.turns} reads as a possible moment of truth (p={probs[-1]:.2f}, offer at "
+        f"{cfg.human_offer_mot_prob:.2f}): self-service offers a person now"
+    )
+    return Reason("human_offered", text)
 
 
 def _stay_with_agent(contact: ContactView, verdict: MotVerdict, prio: float) -> Placement:

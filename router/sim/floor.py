@@ -426,6 +426,14 @@ class SimFloor:
             if len(entries) < 5_000:
                 return
 
+    def _offered_a_person(self, tr: ContactTrack, d: Decision, now: float) -> None:
+        """Self-service offers a person (reason ``human_offered``): a customer who needs one by now takes
+        it after a few seconds instead of finding the button; one who does not, declines."""
+        if not any(r.code == "human_offered" for r in d.reasons):
+            return
+        if tr.status in ("pending", "self_service") and tr.need_ts is not None and now >= tr.need_ts:
+            self.at(now + tr.j.offer_take_s(), "button", tr.j.contact_id)
+
     # a dispatch on the decision's action (self-service, routed to a human, released): one branch each
     def _react(self, d: Decision) -> None:  # noqa: C901
         tr = self.contacts.get(d.contact_id)
@@ -437,6 +445,7 @@ class SimFloor:
         if d.action == "self_service":
             if tr.status == "pending":
                 self._status(tr, "self_service")
+            self._offered_a_person(tr, d, now)
             return
         if d.action in ("queued", "callback_offer", "offer") and tr.status in OPEN:
             if tr.routed_ts is None:

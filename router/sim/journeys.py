@@ -72,6 +72,9 @@ PATIENCE_SHAPE = 2.0
 MOT_PATIENCE_FACTOR = 0.7
 MIN_PATIENCE_S = 15.0
 BUTTON_DELAY_S = (15.0, 45.0)  # after the turn that needs a human, still in self-service: press the button
+# a customer who needs a human and is offered one by self-service takes it this long after the offer
+OFFER_TAKE_S = (2.0, 5.0)
+_OFFER_SALT = 0x0FFE12ED
 LINGER_S = (20.0, 60.0)  # after a routine customer's last turn, still in self-service: leave, served
 RETURNING_SHARE = 0.12  # arrivals that are a customer seen earlier the same day
 RETURN_AFTER_S = 1_200.0  # ... whose earlier contact started at least this long before
@@ -97,6 +100,11 @@ class SimJourney:
     returning: bool = False
     seed: int = 0  # the contact's own random stream (offer answers, handle time, CSAT noise)
     accepts_callback: bool = False  # would take a callback if one were offered
+
+    def offer_take_s(self) -> float:
+        """Seconds to take a person offered by self-service; its own draw, so offers move no other."""
+        return random.Random(self.seed ^ _OFFER_SALT).uniform(*OFFER_TAKE_S)
+
     sources: tuple[str, ...] = ()  # corpus ids of the conversation or turns the lines come from
 
     @property

@@ -240,7 +240,9 @@ class Engine(Sweeper):
             fields["mot_reasons"] = _reasons_json(verdict.reasons)
         if placement.target == "self_service" or view.status in ("offered", "assigned"):
             decisions: list[Decision] = []
-            if view.status == "new":
+            if placement.offer_human:
+                fields["human_offered"] = "1"
+            if view.status == "new" or placement.offer_human:
                 fields["status"] = "self_service"
                 decisions.append(self._decision(eid, view, "self_service", now, placement.reasons))
             commit = self._commit(eid, decisions)

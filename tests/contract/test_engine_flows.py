@@ -13,6 +13,7 @@ import pytest
 
 from router.domain.wait_band import MIN_CHECKS, BandCheck
 from router.events import Decision
+from router.scoring.protocol import EmotionScore
 from router.settings import Settings
 from router.store.store import RoutingStore, band_check
 from router.worker.consumer import Worker
@@ -161,6 +162,25 @@ def test_moment_of_truth_is_offered_to_a_high_eq_agent_with_reasons(
     assert d3.action in ("queued", "callback_offer") and d3.agent_id is None
     assert "no_eligible_agent" in codes(d3) and "ewt" in codes(d3)
     assert loads(store, "a3") == {} and loads(store, "a1") == {}
+
+
+def test_self_service_offers_a_person_once_on_a_turn_that_may_be_a_moment_of_truth(
+    floor: Floor, store: RoutingStore
+) -> None:
+    """A turn the detector leaves routine but whose own moment-of-truth probability reaches
+    ``human_offer_mot_prob``: self-service says so in one more decision, once; the customer still chooses."""
+    team(store, ALL5)
+    only(floor.start("c1"), "self_service")
+    maybe = EmotionScore(intensity=0.2, mot_prob=0.64, source="test")
+    floor.engine.handle(parse(message("c1", 0, "I just don't know what to do anymore")), new_id(), maybe)
+    d = only(floor.new(), "self_service")
+    assert codes(d) == ["routine", "human_offered", "to_self_service"] and not d.moment_of_truth
+    assert "p=0.64, offer at 0.50" in text(d)
+    rec = store.load_contact("c1")
+    assert rec is not None and rec.view.human_offered and rec.view.status == "self_service"
+    floor.engine.handle(parse(message("c1", 1, "still stuck")), new_id(), maybe)
+    assert floor.new() == []  # offered once
+    assert only(floor.human("c1"), "offer").agent_id == "a1"  # taking it is the usual request
 
 
 @pytest.mark.parametrize(

@@ -200,3 +200,39 @@ def test_ladder_never_rises(cfg: PolicyConfig, queue: str, w1: float, w2: float)
 def test_assigned_mot_has_no_offer_to_fail() -> None:
     p = place(contact(status="assigned", queue="general", agent_id="a3"), MOT, CFG)
     assert "offer" not in p.reasons[-1].text
+
+
+# ---------------------------------------------------------------------------------------- offering a person
+
+
+def in_self_service(*mot_probs: float, **kw: Any) -> ContactView:
+    traj = Trajectory(
+        intensities=(0.1,) * len(mot_probs), turns=len(mot_probs), mot_probs=tuple(mot_probs), peak=0.1
+    )
+    return contact(status="self_service", trajectory=traj, **kw)
+
+
+def test_self_service_offers_a_person_once_when_a_turn_reads_as_a_possible_moment_of_truth() -> None:
+    p = place(in_self_service(0.1, 0.62), ROUTINE, CFG)
+    assert p.target == "self_service" and p.offer_human
+    assert codes(p.reasons) == ["routine", "human_offered", "to_self_service"]
+    assert "turn 2 reads as a possible moment of truth (p=0.62, offer at 0.50)" in p.reasons[1].text
+    # once per contact: the next high turn does not ask again
+    again = place(in_self_service(0.1, 0.62, 0.9, human_offered=True), ROUTINE, CFG)
+    assert not again.offer_human and "human_offered" not in codes(again.reasons)
+
+
+@pytest.mark.parametrize(
+    ("probs", "threshold"),
+    [((0.49,), 0.5), ((0.9, 0.2), 0.5), ((0.99,), 1.0), ((), 0.5)],
+    ids=["below", "only-the-latest-turn-counts", "turned-off", "no-turn-yet"],
+)
+def test_no_offer_below_the_threshold_or_when_turned_off(probs: tuple[float, ...], threshold: float) -> None:
+    cfg = replace(CFG, human_offer_mot_prob=threshold)
+    p = place(in_self_service(*probs), ROUTINE, cfg)
+    assert p.target == "self_service" and not p.offer_human
+
+
+def test_a_moment_of_truth_or_a_request_goes_to_a_person_without_an_offer() -> None:
+    assert not place(in_self_service(0.95), MOT, CFG).offer_human
+    assert not place(in_self_service(0.95, wants_human=True), ROUTINE, CFG).offer_human

@@ -55,6 +55,7 @@ def contact_out(rec: ContactRecord, decisions: list[dict[str, Any]], redacted: b
         topic=v.topic,
         topic_prob=round(v.topic_prob, 4),
         wants_human=v.wants_human,
+        human_offered=v.human_offered,
         repeat_contact=v.repeat_contact,
         priority=v.priority,
         created_ts=v.created_ts,
