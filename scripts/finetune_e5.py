@@ -174,7 +174,7 @@ def anchor_texts(data: Path, n: int, rng: random.Random) -> list[str]:
     """Public training text, a third each from GoEmotions, the multilingual sets and the intent sets."""
     held_out = evaluation_index(data, None)
     go = [r["text"] for r in load_goemotions(data, "train", None, rng)]
-    ml = [t for t, _, _ in load_multilingual(data)]
+    ml = [t for t, _, _ in load_multilingual(data, more_romanian=False)]
     it = [t for t, _, _ in load_intents(data, rng, 40, "train")]
     texts = [t for pool_ in (go, ml, it) for t in rng.sample(pool_, min(len(pool_), n // 3))]
     return held_out.drop(texts, lambda t: t)
@@ -198,7 +198,7 @@ class NegativeTask:
     def build(cls, lower: Lower, data: Path, per_source: int, rng: random.Random) -> NegativeTask:
         held_out = evaluation_index(data, None)
         by_source: dict[str, list[tuple[str, bool, str]]] = {}
-        for row in held_out.drop(load_multilingual(data), lambda r: r[0]):
+        for row in held_out.drop(load_multilingual(data, more_romanian=False), lambda r: r[0]):
             by_source.setdefault(row[2], []).append(row)
         rows = [r for rs in by_source.values() for r in rng.sample(rs, min(len(rs), per_source))]
         rng.shuffle(rows)

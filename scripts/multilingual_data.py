@@ -5,16 +5,22 @@
 - XED FI human-annotated, the 80% of lines outside the evaluation's stable-hash 20% slice;
 - BRIGHTER (CC BY 4.0) track B train deu/esp/ptbr/rus/ukr (+ track A train ron): negative = any of anger/
   fear/sadness/disgust > 0, else not negative;
-- RED v1 train (MIT, Romanian): Tristete/Frica/Furie vs Bucurie/Neutru.
+- RED v1 train (MIT, Romanian): Tristete/Frica/Furie vs Bucurie/Neutru;
+- with ``more_romanian`` (the default), also RED v1 val and RED v2's valid and test files (MIT, the same
+  tweets' source re-annotated by three people: sadness/fear/anger agreed vs neutral/trust/joy agreed,
+  lines with both or neither skipped). Nothing here evaluates on them: `router evaluate` reads RED v1 test,
+  and the overlap check drops any of its tweets that RED v2 holds.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
 from router.scoring.measures import stable_fraction
+from router.scoring.overlap import NearIndex
 
 # every corpus language but English (the English heads have their own sets); e5 shares one space across
 # languages, so each language's data also teaches the others
@@ -27,9 +33,11 @@ def _xed_label(field: str) -> bool | None:
     return None if neg == pos else neg
 
 
-def load_multilingual(data: Path) -> list[tuple[str, bool, str]]:
-    """(text, negative, source) rows of every multilingual training set present under ``data``."""
-    return [*_xed(data), *_brighter(data), *_red(data)]
+def load_multilingual(data: Path, more_romanian: bool = True) -> list[tuple[str, bool, str]]:
+    """(text, negative, source) rows of every multilingual training set present under ``data``.
+    ``more_romanian=False`` leaves out the RED files added after the encoder's tuning (scripts/finetune_e5.py
+    keeps the rows it was tuned with)."""
+    return [*_xed(data), *_brighter(data), *_red(data), *(_red_more(data) if more_romanian else [])]
 
 
 def _xed(data: Path) -> list[tuple[str, bool, str]]:
@@ -94,3 +102,43 @@ def _red(data: Path) -> list[tuple[str, bool, str]]:
                 if emo in ("Tristete", "Frica", "Furie", "Bucurie", "Neutru"):
                     rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), "red_v1"))
     return rows
+
+
+# RED v2's seven columns: Tristete, Surpriza, Frica, Furie, Neutru, Incredere, Bucurie
+RED2_NEGATIVE, RED2_POSITIVE = (0, 2, 3), (4, 5, 6)
+
+
+def _red_more(data: Path) -> list[tuple[str, bool, str]]:
+    """RED v1 val and RED v2 valid + test, less the tweets RED v1 train already gives (RED v2 re-annotates
+    RED v1's tweets, so the same text appears in both) and less every tweet near one of RED v1 test, the
+    Romanian evaluation set: RED v2 anonymised names, so its copy of a test tweet is not the same text and
+    the exact overlap check would keep it (73 of 1,596 rows sit at word-set Jaccard >= 0.8 to a test tweet,
+    few between 0.3 and 0.8)."""
+    seen = {t for t, _, _ in _red(data)}
+    rows: list[tuple[str, bool, str]] = []
+    val = data / "red_romanian/REDv1/val.csv"
+    if val.exists():
+        with val.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                emo = r.get("Emotion", "")
+                if emo in ("Tristete", "Frica", "Furie", "Bucurie", "Neutru"):
+                    rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), "red_more"))
+    for name in ("valid.json", "test.json"):
+        p = data / "red_romanian/REDv2" / name
+        if not p.exists():
+            continue
+        for r in json.loads(p.read_text(encoding="utf-8")):
+            agreed = r["agreed_labels"]
+            neg = any(agreed[i] for i in RED2_NEGATIVE)
+            if neg != any(agreed[i] for i in RED2_POSITIVE):
+                rows.append((r["text"], neg, "red_more"))
+    test = data / "red_romanian/REDv1/test.csv"
+    if test.exists():
+        with test.open(encoding="utf-8") as f:
+            rows = NearIndex(r["Tweet"] for r in csv.DictReader(f)).drop(rows, lambda r: r[0])
+    out: list[tuple[str, bool, str]] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out

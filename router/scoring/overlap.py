@@ -45,3 +45,42 @@ class EvalIndex:
     def drop(self, rows: Sequence[T], text: Callable[[T], str]) -> list[T]:
         """``rows`` without those whose ``text(row)`` is in the index."""
         return [row for row in rows if text(row) not in self]
+
+
+_PLACEHOLDER = re.compile(r"<\|[A-Z]+\|>")
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The distinct words of ``text`` (normalised as ``norm_text``, placeholders such as ``<|PERSON|>``
+    dropped, words of three letters or more)."""
+    t = unicodedata.normalize("NFKD", _PLACEHOLDER.sub(" ", text).lower())
+    t = "".join(ch for ch in t if not unicodedata.combining(ch))
+    t = re.sub(r"@\w+|https?://\S+", " ", t)
+    return frozenset(w for w in _NON_WORD.split(t) if len(w) >= 3)
+
+
+class NearIndex:
+    """Evaluation texts found again with a few words changed: a re-annotated copy of a tweet whose names
+    were anonymised ("<|PERSON|>") is not equal to it after ``norm_text``, so ``EvalIndex`` misses it.
+    A row is near a text when their word sets' Jaccard similarity reaches ``min_jaccard``."""
+
+    def __init__(self, texts: Iterable[str], min_jaccard: float = 0.5) -> None:
+        self.min_jaccard = min_jaccard
+        self._sets: list[frozenset[str]] = []
+        self._by_word: dict[str, list[int]] = {}
+        for text in texts:
+            words = word_set(text)
+            if words:
+                for w in words:
+                    self._by_word.setdefault(w, []).append(len(self._sets))
+                self._sets.append(words)
+
+    def nearest(self, text: str) -> float:
+        """The highest Jaccard similarity of ``text`` to any indexed text (0 when none shares a word)."""
+        words = word_set(text)
+        candidates = {i for w in words for i in self._by_word.get(w, ())}
+        return max((len(words & self._sets[i]) / len(words | self._sets[i]) for i in candidates), default=0.0)
+
+    def drop(self, rows: Sequence[T], text: Callable[[T], str]) -> list[T]:
+        """``rows`` without those near an indexed text."""
+        return [row for row in rows if self.nearest(text(row)) < self.min_jaccard]
