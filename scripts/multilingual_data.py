@@ -93,14 +93,18 @@ def _brighter_rows(data: Path, rels: tuple[str, ...]) -> list[tuple[str, bool, s
 
 
 def _red(data: Path) -> list[tuple[str, bool, str]]:
+    return _red_v1(data / "red_romanian/REDv1/train.csv", "red_v1")
+
+
+def _red_v1(path: Path, source: str) -> list[tuple[str, bool, str]]:
+    """A RED v1 file: Tristete/Frica/Furie (negative) vs Bucurie/Neutru."""
     rows: list[tuple[str, bool, str]] = []
-    red = data / "red_romanian/REDv1/train.csv"
-    if red.exists():
-        with red.open(encoding="utf-8") as f:
+    if path.exists():
+        with path.open(encoding="utf-8") as f:
             for r in csv.DictReader(f):
                 emo = r.get("Emotion", "")
                 if emo in ("Tristete", "Frica", "Furie", "Bucurie", "Neutru"):
-                    rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), "red_v1"))
+                    rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), source))
     return rows
 
 
@@ -115,14 +119,7 @@ def _red_more(data: Path) -> list[tuple[str, bool, str]]:
     the exact overlap check would keep it (73 of 1,596 rows sit at word-set Jaccard >= 0.8 to a test tweet,
     few between 0.3 and 0.8)."""
     seen = {t for t, _, _ in _red(data)}
-    rows: list[tuple[str, bool, str]] = []
-    val = data / "red_romanian/REDv1/val.csv"
-    if val.exists():
-        with val.open(encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                emo = r.get("Emotion", "")
-                if emo in ("Tristete", "Frica", "Furie", "Bucurie", "Neutru"):
-                    rows.append((r["Tweet"], emo in ("Tristete", "Frica", "Furie"), "red_more"))
+    rows = _red_v1(data / "red_romanian/REDv1/val.csv", "red_more")
     for name in ("valid.json", "test.json"):
         p = data / "red_romanian/REDv2" / name
         if not p.exists():
