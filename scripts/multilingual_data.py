@@ -8,8 +8,8 @@
 - RED v1 train (MIT, Romanian): Tristete/Frica/Furie vs Bucurie/Neutru;
 - with ``more_romanian`` (the default), also RED v1 val and RED v2's valid and test files (MIT, the same
   tweets' source re-annotated by three people: sadness/fear/anger agreed vs neutral/trust/joy agreed,
-  lines with both or neither skipped). Nothing here evaluates on them: `router evaluate` reads RED v1 test,
-  and the overlap check drops any of its tweets that RED v2 holds.
+  lines with both or neither skipped). Nothing evaluates on them: `router evaluate` reads RED v1 test, and
+  every RED v2 row near one of its tweets is dropped (``_red_more``).
 """
 
 from __future__ import annotations

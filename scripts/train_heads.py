@@ -25,6 +25,7 @@ Embeddings are cached under --cache (gitignored), so a rerun only trains.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import platform
@@ -428,6 +429,11 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> None:
+    if args.only_multilingual and args.ml_goemotions:
+        ap.error("--only-multilingual refits the head on the multilingual rows alone: drop --ml-goemotions")
+
+
 def _encoders(args: argparse.Namespace, ap: argparse.ArgumentParser) -> list[Encoder]:
     """Heads learn from the backends the scorer runs on: the int8 ONNX graph (the default) and, when asked,
     torch fp32 too, so that quantisation noise is part of training and both backends give the same
@@ -446,6 +452,7 @@ def _encoders(args: argparse.Namespace, ap: argparse.ArgumentParser) -> list[Enc
 def main() -> int:
     ap = _parser()
     args = ap.parse_args()
+    _check_args(args, ap)
     t0 = time.perf_counter()
     rng = random.Random(SEED)
     data: Path = args.data
@@ -499,7 +506,7 @@ def main() -> int:
             x_ml, y_ml, [n_ml], held, copies, args, lambda texts: emb_dev("brighter_ml_dev", texts)
         )
         stored = load_heads(args.out)
-        meta = json.loads(json.dumps(stored.meta))
+        meta = copy.deepcopy(dict(stored.meta))
         meta["trained_on"]["intensity_ml"] = _ml_trained_on(n_ml, ml_by_source, args.ml_per_source)
         meta["dev_metrics"].update(metrics)
         meta["dropped_as_evaluation_text"]["multilingual"] = dropped["multilingual"]

@@ -19,11 +19,15 @@ _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 MIN_CHARS = 12
 
 
-def norm_text(text: str) -> str:
+def _fold(text: str) -> str:
+    """Lower case, accents folded, mentions and links blanked."""
     t = unicodedata.normalize("NFKD", text.lower())
     t = "".join(ch for ch in t if not unicodedata.combining(ch))
-    t = re.sub(r"@\w+|https?://\S+", " ", t)
-    return _NON_WORD.sub("", t)
+    return re.sub(r"@\w+|https?://\S+", " ", t)
+
+
+def norm_text(text: str) -> str:
+    return _NON_WORD.sub("", _fold(text))
 
 
 class EvalIndex:
@@ -53,10 +57,7 @@ _PLACEHOLDER = re.compile(r"<\|[A-Z]+\|>")
 def word_set(text: str) -> frozenset[str]:
     """The distinct words of ``text`` (normalised as ``norm_text``, placeholders such as ``<|PERSON|>``
     dropped, words of three letters or more)."""
-    t = unicodedata.normalize("NFKD", _PLACEHOLDER.sub(" ", text).lower())
-    t = "".join(ch for ch in t if not unicodedata.combining(ch))
-    t = re.sub(r"@\w+|https?://\S+", " ", t)
-    return frozenset(w for w in _NON_WORD.split(t) if len(w) >= 3)
+    return frozenset(w for w in _NON_WORD.split(_fold(_PLACEHOLDER.sub(" ", text))) if len(w) >= 3)
 
 
 class NearIndex:
