@@ -55,6 +55,7 @@ SUMMARY_KEYS = (
     "decision_latency_ms",
     "mot_recall",
     "mot_precision",
+    "mot_false_alarms",
     "mot_high_eq_share",
     "wait_s.mot",
     "wait_s.routine",

@@ -73,6 +73,27 @@ def _recall_by_language(truth: Iterable[ContactTrack]) -> dict[str, float | None
     return {lang: _share(sum(hits), len(hits)) for lang, hits in sorted(by_lang.items())}
 
 
+def false_alarms(tracks: Iterable[ContactTrack]) -> dict[str, Any]:
+    """Where the detector's false alarms come from. A routine journey either replays one whole routine
+    corpus conversation or strings 2-3 routine single turns (each written as a message of its own, often a
+    calm alarming question) into one contact; the second is the simulator's construct, and every turn of
+    it is another chance to misfire. ``precision_replayed`` is the precision over journeys that replay a
+    whole corpus conversation (every moment of truth does), as the corpus's own conversation figures read."""
+    tracks = list(tracks)
+    wrong = [t for t in tracks if t.detected_mot and not t.j.truth_mot]
+    composed = [t for t in wrong if len(t.j.sources) != 1]
+    replayed = [t for t in tracks if len(t.j.sources) == 1]
+    hits = sum(1 for t in replayed if t.detected_mot and t.j.truth_mot)
+    return {
+        "total": len(wrong),
+        "routine_replayed": sum(1 for t in wrong if t.j.kind == "routine" and len(t.j.sources) == 1),
+        "routine_composed": sum(1 for t in composed if t.j.kind == "routine"),
+        "routine_human": sum(1 for t in wrong if t.j.kind == "routine_human"),
+        "returning_customer": sum(1 for t in wrong if t.j.returning),
+        "precision_replayed": _share(hits, sum(1 for t in replayed if t.detected_mot)),
+    }
+
+
 def _logged_in_s(breaks: Iterable[tuple[float, float]], end_s: float) -> float:
     away = sum(max(0.0, min(s + d, end_s) - s) for s, d in breaks if s < end_s)
     return max(1.0, end_s - away)
@@ -209,6 +230,7 @@ def build_report(
         "mot_recall": _share(hit, len(truth)),
         "mot_recall_by_language": _recall_by_language(truth),
         "mot_precision": _share(hit, len(detected)),
+        "mot_false_alarms": false_alarms(tracks),
         "mot_high_eq_share": _share(mot_high, len(mot_served)),
         "detected_mot_high_eq_share": _share(det_high, len(det_served)),
         "wait_s": {"mot": _dist(waits(mot_served)), "routine": _dist(waits(routine_served))},

@@ -271,6 +271,10 @@ def test_a_day_of_corpus_journeys_in_many_languages(tmp_path: Path) -> None:
         and max(rep["journey_languages"], key=rep["journey_languages"].get) == "en"
     )
     assert rep["mot_truth"] > 0 and rep["mot_recall"] is not None
+    wrong = rep["mot_false_alarms"]
+    flagged_truth = round(rep["mot_recall"] * rep["mot_truth"])
+    assert wrong["total"] == rep["mot_detected"] - flagged_truth
+    assert wrong["total"] == wrong["routine_replayed"] + wrong["routine_composed"] + wrong["routine_human"]
 
 
 @pytest.mark.slow
