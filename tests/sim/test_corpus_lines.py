@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
-from router.scoring.corpus import LANGUAGES, Corpus, CorpusConversation, CorpusTurn, load_corpus
+from router.scoring.corpus import LANGUAGES, Corpus, CorpusConversation, CorpusTurn
 from router.settings import Settings
 from router.sim.agents import MIN_SPEAKERS, build_floor
 from router.sim.arrivals import SCENARIOS
@@ -23,14 +23,6 @@ from router.store.connect import open_store
 DAY = SCENARIOS["day"]
 BURST = SCENARIOS["burst"]
 HELDOUT = ("dev", "test")
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    c = load_corpus()
-    if not c.conversations:
-        pytest.skip("models/corpus not present")
-    return c
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import pytest
-
-from router.scoring.corpus import Corpus, load_corpus
+from router.scoring.corpus import Corpus
 from router.sim.corpus_lines import CorpusLines
 from router.sim.demo import DEMO_CHANNELS, SECOND_LANGUAGE, build_agents, build_journeys
 from router.sim.pool_lines import PoolLines
 from router.sim.texts import bundled_pools
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    c = load_corpus()
-    if not c.conversations:
-        pytest.skip("models/corpus not present")
-    return c
 
 
 def test_demo_journeys_are_heldout_corpus_lines_with_their_labels(corpus: Corpus) -> None:
