@@ -166,3 +166,14 @@ def test_no_near_duplicates(corpus) -> None:  # type: ignore[no-untyped-def]
     # measured at 0.948 may read 0.9503 here, so only pairs clearly above the line fail
     clear = [(a.id, b.id, round(c, 4)) for a, b, c in pairs if c > 0.955]
     assert not clear, clear
+
+
+def test_blind_read_record_matches_the_labels(corpus) -> None:  # type: ignore[no-untyped-def]
+    """models/corpus/blind_read_dev.json (scripts/blind_read.py) records readers' answers on the dev
+    conversations beside their labels; a relabelled or moved conversation makes the record stale."""
+    record = json.loads((Path(__file__).parents[2] / "models/corpus/blind_read_dev.json").read_text("utf-8"))
+    dev = {c.id: c for c in corpus.split("dev").conversations}
+    assert set(record) == set(dev)
+    for cid, row in record.items():
+        assert row["mot_turn"] == dev[cid].mot_turn, cid
+        assert all(r is None or 1 <= r <= len(dev[cid].customer_texts) for r in row["read"]), cid
