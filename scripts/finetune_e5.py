@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from multilingual_data import load_multilingual  # noqa: E402
 from train_heads import SEED, load_goemotions, load_intents  # noqa: E402
 
-from router.scoring.corpus import load_corpus, training_rows  # noqa: E402
+from router.scoring.corpus import CONTEXT_SEP, context_rows, load_corpus, training_rows  # noqa: E402
 from router.scoring.e5 import E5_PREFIX, TOP_LAYERS_FILE, ensure_e5  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.measures import auroc  # noqa: E402
@@ -68,7 +68,12 @@ class Lower:
         return int(self.model.config.num_hidden_layers)
 
     @torch.no_grad()
-    def states(self, texts: list[str], batch: int = 64) -> list[Batch]:
+    def states(
+        self, texts: list[str], batch: int = 64, offset: int = 0, keep_end: bool = False
+    ) -> list[Batch]:
+        """Batches whose indices start at ``offset``; ``keep_end`` cuts a long text from the left (a context
+        row keeps its current turn, the last one)."""
+        self.tokenizer.truncation_side = "left" if keep_end else "right"
         enc = self.tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=128)
         order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
         out: list[Batch] = []
@@ -85,7 +90,7 @@ class Lower:
                 feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
             (q,) = session.run([name], feeds)
             lower = hidden[self.n_layers - self.k].clone()
-            out.append((idx, lower, mask, pool(hidden[-1], mask), torch.from_numpy(q)))
+            out.append(([i + offset for i in idx], lower, mask, pool(hidden[-1], mask), torch.from_numpy(q)))
         return out
 
 
@@ -238,6 +243,13 @@ def main() -> int:
         default=0,
         help="a second task: negative vs not on this many rows per multilingual training set (0: off)",
     )
+    ap.add_argument(
+        "--context-rows",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also learn from each conversation turn joined to the customer turns before it "
+        "(router.scoring.corpus.context_rows; tried, not shipped: models/MODEL_CARD.md)",
+    )
     ap.add_argument("--out", type=Path, default=TOP_LAYERS_FILE)
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -248,17 +260,22 @@ def main() -> int:
     held_out = evaluation_index(args.data, None)
     train = held_out.drop(training_rows(corpus, "train"), lambda r: r.text)
     dev = held_out.drop(training_rows(corpus, "dev"), lambda r: r.text)
-    y = np.array([r.mot for r in train], np.float32)
+    context = context_rows(corpus, "train") if args.context_rows else []
+    # a context row holding a line of an evaluation set trains nothing, as a single row would not
+    context = [(t, m) for t, m in context if not any(part in held_out for part in t.split(CONTEXT_SEP))]
+    y = np.array([r.mot for r in train] + [m for _, m in context], np.float32)
     y_dev = np.array([r.mot for r in dev], np.float64)
     int8 = args.int8 or find_onnx_model()
     if int8 is None:
         ap.error("no int8 ONNX graph: run scripts/export_onnx.py first")
     lower = Lower(ensure_e5(), args.layers, int8)
     b_train = lower.states([r.text for r in train])
+    b_train += lower.states([t for t, _ in context], offset=len(train), keep_end=True)
     b_dev = lower.states([r.text for r in dev])
     b_anchor = lower.states(anchor_texts(args.data, args.anchor_texts, rng))
     print(
-        f"states: {len(train)} train, {len(dev)} dev, {sum(len(b[0]) for b in b_anchor)} anchor "
+        f"states: {len(train)} train + {len(context)} context rows, {len(dev)} dev, "
+        f"{sum(len(b[0]) for b in b_anchor)} anchor "
         f"({time.perf_counter() - t0:.0f} s)",
         flush=True,
     )
@@ -333,7 +350,8 @@ def main() -> int:
     save_file(state, str(args.out))
     report = {
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"},
-        "trained_on": f"models/corpus train split: {len(train)} turns ({int(y.sum())} moments of truth)",
+        "trained_on": f"models/corpus train split: {len(train)} turns and {len(context)} context rows "
+        f"({int(y.sum())} moments of truth)",
         "anchor_texts": sum(len(b[0]) for b in b_anchor),
         "before": before,
         "epochs": history,

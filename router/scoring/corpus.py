@@ -281,11 +281,7 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
         raise ValueError(f"training rows come from the train or dev split, not {split!r}")
     from router.scoring.topics import corpus_topic
 
-    test = corpus.split("test")
-    held_out = {norm_text(t.text) for t in test.turns} | {
-        norm_text(x) for c in test.conversations for x in c.customer_texts
-    }
-
+    held_out = _test_texts(corpus)
     part = corpus.split(split)
     rows = [
         TrainingRow(
@@ -306,3 +302,37 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
             human = -1.0 if c.category == "routine_human" else float(at and c.category in HUMAN_CATEGORIES)
             rows.append(TrainingRow(text, float(at), topic, human, c.scenario))
     return [r for r in rows if norm_text(r.text) not in held_out]
+
+
+def _test_texts(corpus: Corpus) -> set[str]:
+    test = corpus.split("test")
+    return {norm_text(t.text) for t in test.turns} | {
+        norm_text(x) for c in test.conversations for x in c.customer_texts
+    }
+
+
+CONTEXT_SEP = " | "
+CONTEXT_TURNS = 2  # customer turns before the current one that a context row carries
+
+
+def with_context(texts: list[str], k: int) -> str:
+    """Customer turn ``k`` (0-based) after the (up to ``CONTEXT_TURNS``) customer turns before it."""
+    return CONTEXT_SEP.join(texts[max(0, k - CONTEXT_TURNS) : k + 1])
+
+
+def context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[tuple[str, float]]:
+    """(text, moment of truth 0/1) for each conversation's customer turns from the second up to its first
+    moment-of-truth turn, each joined to the turns before it (``with_context``): rows the encoder's tuning
+    learns from beside the single turns, so that a calm turn reads in the light of the ones before it. The
+    test split is refused, and a row holding a line said word for word in the test split is left out."""
+    if split not in ("train", "dev"):
+        raise ValueError(f"context rows come from the train or dev split, not {split!r}")
+    held_out = _test_texts(corpus)
+    rows: list[tuple[str, float]] = []
+    for c in corpus.split(split).conversations:
+        texts = c.customer_texts
+        last = len(texts) if c.mot_turn is None else c.mot_turn
+        for k in range(1, last):
+            if not any(norm_text(t) in held_out for t in texts[max(0, k - CONTEXT_TURNS) : k + 1]):
+                rows.append((with_context(texts, k), float(c.mot_turn == k + 1)))
+    return rows

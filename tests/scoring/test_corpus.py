@@ -177,3 +177,20 @@ def test_blind_read_record_matches_the_labels(corpus) -> None:  # type: ignore[n
     for cid, row in record.items():
         assert row["mot_turn"] == dev[cid].mot_turn, cid
         assert all(r is None or 1 <= r <= len(dev[cid].customer_texts) for r in row["read"]), cid
+
+
+def test_context_rows_end_at_the_labelled_turn_and_never_hold_a_test_line(corpus) -> None:  # type: ignore[no-untyped-def]
+    from router.scoring.corpus import CONTEXT_SEP, context_rows, with_context
+    from router.scoring.overlap import norm_text
+
+    with pytest.raises(ValueError):
+        context_rows(corpus, "test")  # type: ignore[arg-type]
+    rows = context_rows(corpus, "train")
+    test = {norm_text(x) for c in corpus.split("test").conversations for x in c.customer_texts}
+    test |= {norm_text(t.text) for t in corpus.split("test").turns}
+    assert not any(norm_text(part) in test for text, _ in rows for part in text.split(CONTEXT_SEP))
+    conv = next(c for c in corpus.split("train").conversations if (c.mot_turn or 0) >= 4)
+    texts = conv.customer_texts
+    assert (with_context(texts, conv.mot_turn - 1), 1.0) in rows  # type: ignore[operator]
+    assert with_context(texts, 3) == CONTEXT_SEP.join(texts[1:4])
+    assert all(t != with_context(texts, k) for t, _ in rows for k in range(conv.mot_turn, len(texts)))  # type: ignore[arg-type]
