@@ -9,6 +9,11 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    default int8 encoder. The moment-of-truth head (linear, L2 as scripts/train_heads.py chose on dev) is
    fitted five times, each time leaving one fold of scenarios out: every row gets an out-of-fold
    probability, what the head says of text it has not seen.
+   The context head (``mot_context``: a logit added to the head's for a turn after the first, learned from
+   the turn's embedding, the mean embedding of up to four customer turns before it and their product; one
+   hidden layer; fitted unfloored, applied floored at 0: router.scoring.transformer.context_lift) is fitted
+   in the same folds on the conversations' turns from the second up to the labelled
+   one, over that fold's head: every conversation turn gets an out-of-fold probability read in context.
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
    observe_turn) with those probabilities and the shipped heads' intensity, topic and wants-a-human; the
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
@@ -23,8 +28,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    but a detector that flags mildly annoyed conversations is useless: a flag is sticky for the rest of the
    contact, and most contacts are routine).
 4. The head is fitted once more on all train + dev rows, embedded by both backends (int8 and torch fp32)
-   with a penalty on answering the two differently, and written into models/heads.safetensors; the
-   detector goes to models/detector.json. The test split is never read.
+   with a penalty on answering the two differently, the context head once more over it on all train + dev
+   conversations, both written into models/heads.safetensors; the detector goes to models/detector.json.
+   The test split is never read.
 """
 
 from __future__ import annotations
@@ -47,7 +53,15 @@ from handwritten import junk_lines  # noqa: E402
 from train_heads import MOT_L2, length_weights, pair_rows, relabel, train_head  # noqa: E402
 
 from router.domain.mot import FEATURES, MotModel, MotThresholds  # noqa: E402
-from router.scoring.corpus import Corpus, CorpusConversation, TrainingRow, load_corpus, training_rows  # noqa: E402
+from router.scoring.corpus import (  # noqa: E402
+    ContextRow,
+    Corpus,
+    CorpusConversation,
+    TrainingRow,
+    load_corpus,
+    training_rows,
+    turn_context_rows,
+)
 from router.scoring.detector import (  # noqa: E402
     ConversationOutcome,
     conversation_summary,
@@ -58,8 +72,15 @@ from router.scoring.detector import (  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
 from router.scoring.measures import stable_fraction  # noqa: E402
-from router.scoring.protocol import EmotionScore  # noqa: E402
-from router.scoring.transformer import Encoder, TransformerScorer, embed_cached  # noqa: E402
+from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore  # noqa: E402
+from router.scoring.transformer import (  # noqa: E402
+    MOT_CONTEXT_HEAD,
+    Encoder,
+    TransformerScorer,
+    context_features,
+    context_lift,
+    embed_cached,
+)
 
 FOLDS = 5
 # the intensity and topic heads' weight (scripts/train_heads.py). On the all-int8 graph the head needed 1600
@@ -78,7 +99,21 @@ ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
 # release chose 0.94, next to the old grid's end at 0.95)
 THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
-Scores = dict[str, EmotionScore]
+# the context head: one hidden layer, chosen on dev against the single-turn head (models/MODEL_CARD.md);
+# five seeds agreed within a conversation or two
+CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 64, 0.01, 60, 0.2
+SEED = 1234
+
+Embeddings = dict[str, np.ndarray]  # text -> embedding, one backend
+
+
+@dataclasses.dataclass
+class Scores:
+    """One backend's scores of the corpus as the policy sees them: each single turn alone (text -> score)
+    and each conversation's customer turns in order, each read after the ones before it."""
+
+    alone: dict[str, EmotionScore]
+    convs: dict[str, list[EmotionScore]]
 
 
 def fit_head(
@@ -99,21 +134,28 @@ def fit_head(
     )
 
 
+def fold_of(scenario: str) -> int:
+    return int(stable_fraction(scenario) * FOLDS)
+
+
 def out_of_fold(
     rows: list[TrainingRow],
     x: np.ndarray,
     x_torch: np.ndarray,
     consistency: float,
     w: np.ndarray,
-) -> list[dict[str, float]]:
+) -> tuple[list[dict[str, float]], list[LinearHead]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
-    its fit (each fit made exactly as the final one, so the detector learns the final head's scale)."""
-    fold = np.array([int(stable_fraction(r.scenario) * FOLDS) for r in rows])
+    its fit (each fit made exactly as the final one, so the detector learns the final head's scale); and
+    the fold heads (fold k's was fitted without fold k)."""
+    fold = np.array([fold_of(r.scenario) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
+    heads: list[LinearHead] = []
     for k in range(FOLDS):
         fit = fold != k
         head = fit_head(x[fit], x_torch[fit], y[fit], consistency, w[fit])
+        heads.append(head)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
     out: list[dict[str, float]] = []
     for prob in probs:
@@ -121,21 +163,107 @@ def out_of_fold(
         for r, p in zip(rows, prob, strict=True):
             by_text.setdefault(r.text, []).append(float(p))
         out.append({t: float(np.mean(ps)) for t, ps in by_text.items()})
+    return out, heads
+
+
+def context_inputs(
+    rows: list[ContextRow] | list[tuple[str, tuple[str, ...]]], emb: Embeddings
+) -> tuple[np.ndarray, np.ndarray]:
+    """(this turn's embeddings, the context head's input) for (text, earlier turns) rows."""
+    pairs = [(r.text, r.earlier) if isinstance(r, ContextRow) else r for r in rows]
+    e = np.stack([emb[t] for t, _ in pairs])
+    c = np.stack([np.mean([emb[x] for x in earlier[-MOT_CONTEXT_TURNS:]], axis=0) for _, earlier in pairs])
+    return e, context_features(e, c)
+
+
+def fit_context_head(rows: list[ContextRow], embs: list[Embeddings], head: LinearHead) -> LinearHead:
+    """The context head over ``head``: logit = head's logit + g(features), g fitted on the rows as embedded
+    by each backend in ``embs`` (one copy of the rows per backend)."""
+    import torch
+
+    torch.manual_seed(SEED)
+    parts = [context_inputs(rows, emb) for emb in embs]
+    x = torch.from_numpy(np.concatenate([f for _, f in parts]).astype(np.float32))
+    base = torch.from_numpy(np.concatenate([head.logits(e)[:, 0] for e, _ in parts]).astype(np.float32))
+    y = torch.from_numpy(np.array([r.mot for r in rows] * len(embs), np.float32))
+    hidden = torch.nn.Linear(x.shape[1], CONTEXT_HIDDEN)
+    out = torch.nn.Linear(CONTEXT_HIDDEN, 1)
+    net = torch.nn.Sequential(hidden, torch.nn.ReLU(), torch.nn.Dropout(CONTEXT_DROPOUT), out)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=CONTEXT_WEIGHT_DECAY)
+    gen = torch.Generator().manual_seed(SEED)
+    for _ in range(CONTEXT_EPOCHS):
+        net.train()
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(perm), 64):
+            j = perm[i : i + 64]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[j])[:, 0] + base[j], y[j])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    return LinearHead(
+        weight=out.weight.detach().numpy().astype(np.float32),
+        bias=out.bias.detach().numpy().astype(np.float32),
+        activation="sigmoid",
+        labels=("moment_of_truth_in_context",),
+        hidden_weight=hidden.weight.detach().numpy().astype(np.float32),
+        hidden_bias=hidden.bias.detach().numpy().astype(np.float32),
+    )
+
+
+def in_context_out_of_fold(
+    corpus: Corpus, rows: list[ContextRow], embs: list[Embeddings], heads: list[LinearHead]
+) -> list[dict[tuple[str, int], float]]:
+    """Per backend: (conversation id, 0-based turn from 1 on) -> the probability read in context, from the
+    fold's head and a context head fitted on the other folds' rows."""
+    out: list[dict[tuple[str, int], float]] = [{} for _ in embs]
+    for k in range(FOLDS):
+        ctx_head = fit_context_head([r for r in rows if fold_of(r.scenario) != k], embs, heads[k])
+        turns = [
+            (c.id, j, (c.customer_texts[j], tuple(c.customer_texts[:j])))
+            for c in corpus.conversations
+            if fold_of(c.scenario) == k
+            for j in range(1, len(c.customer_texts))
+        ]
+        if not turns:
+            continue
+        for b, emb in enumerate(embs):
+            e, f = context_inputs([t for _, _, t in turns], emb)
+            z = heads[k].logits(e)[:, 0] + context_lift(ctx_head.logits(f)[:, 0])
+            p = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+            out[b].update({(cid, j): float(q) for (cid, j, _), q in zip(turns, p, strict=True)})
     return out
 
 
-def score_texts(scorer: TransformerScorer, corpus: Corpus, cache: Path, oof: dict[str, float]) -> Scores:
-    """The shipped heads' scores, with the moment-of-truth probability replaced by the out-of-fold one."""
+def embed_corpus(encoder: Encoder, corpus: Corpus, cache: Path) -> Embeddings:
+    texts = sorted(corpus.text_languages())
+    return dict(zip(texts, embed_cached(encoder, texts, cache, "detector_scores"), strict=True))
+
+
+def score_texts(
+    scorer: TransformerScorer,
+    corpus: Corpus,
+    emb: Embeddings,
+    oof: dict[str, float],
+    oof_in_context: dict[tuple[str, int], float],
+) -> Scores:
+    """The shipped heads' scores, with the moment-of-truth probability replaced by the out-of-fold one (read
+    in context for a conversation's turns after the first)."""
     # each text in the language its contact gives, as the worker scores it (not one detected from the text)
     langs = corpus.text_languages()
     texts = sorted(langs)
-    emb = embed_cached(scorer.encoder, texts, cache, "detector_scores")
-    out: Scores = {}
-    scored = scorer.score_embeddings(emb, texts, [langs[t] for t in texts])
+    alone: dict[str, EmotionScore] = {}
+    scored = scorer.score_embeddings(np.stack([emb[t] for t in texts]), texts, [langs[t] for t in texts])
     for text, s in zip(texts, scored, strict=True):
         # a text left out of the training rows (said word for word in a test conversation) keeps the head's
-        out[text] = dataclasses.replace(s, mot_prob=oof.get(text, s.mot_prob))
-    return out
+        alone[text] = dataclasses.replace(s, mot_prob=oof.get(text, s.mot_prob))
+    convs: dict[str, list[EmotionScore]] = {}
+    for c in corpus.conversations:
+        convs[c.id] = [
+            dataclasses.replace(alone[t], mot_prob=oof_in_context.get((c.id, j), alone[t].mot_prob))
+            for j, t in enumerate(c.customer_texts)
+        ]
+    return Scores(alone, convs)
 
 
 def feature_rows(corpus: Corpus, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
@@ -143,12 +271,12 @@ def feature_rows(corpus: Corpus, scores: Scores) -> tuple[np.ndarray, np.ndarray
     xs: list[list[float]] = []
     ys: list[float] = []
     for c in corpus.conversations:
-        feats, _ = replay([scores[t] for t in c.customer_texts], plain)
+        feats, _ = replay(scores.convs[c.id], plain)
         for k, f in enumerate(feats, 1):
             xs.append([f[n] for n in FEATURES])
             ys.append(float(c.mot_turn is not None and k >= c.mot_turn))
     for t in corpus.turns:
-        feats, _ = replay([scores[t.text]], plain)
+        feats, _ = replay([scores.alone[t.text]], plain)
         xs.append([feats[0][n] for n in FEATURES])
         ys.append(float(t.mot))
     return np.array(xs), np.array(ys)
@@ -158,9 +286,7 @@ def outcomes(
     convs: tuple[CorpusConversation, ...], scores: Scores, model: MotModel
 ) -> list[ConversationOutcome]:
     th = MotThresholds(model=model)
-    return [
-        ConversationOutcome(c.mot_turn, replay([scores[t] for t in c.customer_texts], th)[1]) for c in convs
-    ]
+    return [ConversationOutcome(c.mot_turn, replay(scores.convs[c.id], th)[1]) for c in convs]
 
 
 def choose(train: Corpus, dev: Corpus, backends: list[Scores]) -> tuple[MotModel, dict[str, object]]:
@@ -202,7 +328,7 @@ def _judge(
 ) -> tuple[float, dict[str, Any], dict[str, float | None]]:
     conv = conversation_summary(outcomes(dev.conversations, scores, model))
     th = MotThresholds(model=model)
-    turn = prf(gold, [replay([scores[t.text]], th)[1] is not None for t in dev.turns])
+    turn = prf(gold, [replay([scores.alone[t.text]], th)[1] is not None for t in dev.turns])
     objective = (
         float(turn["f1"] or 0.0)
         + float(conv["on_time_share"] or 0.0)
@@ -246,25 +372,42 @@ def main() -> int:
         if args.balance_length
         else np.ones(len(rows), np.float32)
     )
-    oof = out_of_fold(rows, x, x_torch, args.consistency, w)
+    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w)
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
     torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
+    embs = [
+        embed_corpus(scorer.encoder, both, args.cache),
+        embed_corpus(torch_scorer.encoder, both, args.cache),
+    ]
+    ctx_rows = [
+        r
+        for r in turn_context_rows(corpus, "train") + turn_context_rows(corpus, "dev")
+        if not any(t in held_out for t in (r.text, *r.earlier))
+    ]
+    oof_ctx = in_context_out_of_fold(both, ctx_rows, embs, fold_heads)
     backends = [
-        score_texts(scorer, both, args.cache, oof[0]),
-        score_texts(torch_scorer, both, args.cache, oof[1]),
+        score_texts(scorer, both, embs[0], oof[0], oof_ctx[0]),
+        score_texts(torch_scorer, both, embs[1], oof[1], oof_ctx[1]),
     ]
     model, chosen = choose(train, dev, backends)
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, y_oof, args.consistency, w)
+    final_ctx = fit_context_head(ctx_rows, embs, final)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "
         "labelled one), scripts/train_detector.py"
     )
     meta.setdefault("dev_metrics", {})["mot_out_of_fold_auroc"] = round(oof_auroc, 4)
-    save_heads(args.out, {**heads.heads, "mot": relabel(final, ("moment_of_truth",))}, meta)
+    meta["trained_on"][MOT_CONTEXT_HEAD] = (
+        f"models/corpus train + dev conversations ({len(ctx_rows)} turns from the second up to the labelled "
+        f"one, each with up to {MOT_CONTEXT_TURNS} customer turns before it), over the mot head, "
+        "scripts/train_detector.py"
+    )
+    tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
+    save_heads(args.out, {**heads.heads, **tuned}, meta)
 
     detector_meta = {
         "trained_on": "models/corpus: conversation prefixes and single turns of the train split, with "

@@ -20,3 +20,17 @@ def classify_turn(
         if turn.get("seq") == seq and turn.get("speaker") == speaker:
             return "duplicate" if turn.get("text") == text[:kept_chars] else "conflict"
     return "new"
+
+
+def earlier_customer_turns(
+    transcript: Sequence[Mapping[str, Any]], recent: Mapping[int, str], seq: int, limit: int
+) -> list[str]:
+    """The customer turns before turn ``seq``, oldest first, at most ``limit``: from ``recent`` (turns this
+    worker scored, whole texts, possibly not committed yet) and the stored transcript tail (texts cut to its
+    kept length), each turn once by its seq; a resent turn ``seq`` itself is not its own context."""
+    by_seq = {s: t for s, t in recent.items() if s < seq}
+    for turn in transcript:
+        s = turn.get("seq")
+        if turn.get("speaker") == "customer" and isinstance(s, int) and s < seq and s not in by_seq:
+            by_seq[s] = str(turn.get("text", ""))
+    return [by_seq[s] for s in sorted(by_seq)][-limit:] if limit > 0 else []

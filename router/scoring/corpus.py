@@ -336,3 +336,31 @@ def context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[tuple[s
             if not any(norm_text(t) in held_out for t in texts[max(0, k - CONTEXT_TURNS) : k + 1]):
                 rows.append((with_context(texts, k), float(c.mot_turn == k + 1)))
     return rows
+
+
+@dataclass(frozen=True)
+class ContextRow:
+    """A conversation's customer turn (from the second on) with the customer turns before it, for the head
+    that reads a turn in its context (``mot_context``)."""
+
+    text: str
+    earlier: tuple[str, ...]
+    mot: float
+    scenario: str
+
+
+def turn_context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[ContextRow]:
+    """Each conversation's customer turns from the second up to its first moment-of-truth turn (every turn
+    of a routine one), labelled 1 on that turn, with the turns before it. The test split is refused, and a
+    row holding a line said word for word in the test split is left out."""
+    if split not in ("train", "dev"):
+        raise ValueError(f"context rows come from the train or dev split, not {split!r}")
+    held_out = _test_texts(corpus)
+    rows: list[ContextRow] = []
+    for c in corpus.split(split).conversations:
+        texts = c.customer_texts
+        last = len(texts) if c.mot_turn is None else c.mot_turn
+        for k in range(1, last):
+            if not any(norm_text(t) in held_out for t in texts[: k + 1]):
+                rows.append(ContextRow(texts[k], tuple(texts[:k]), float(c.mot_turn == k + 1), c.scenario))
+    return rows

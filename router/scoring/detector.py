@@ -145,27 +145,44 @@ def prf(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, float | None]:
     }
 
 
-# Scores texts in the languages their contacts give: (texts, languages) -> one score per text
-ScoreFn = Callable[[list[str], list[str]], list[EmotionScore]]
+# Scores texts in the languages their contacts give, each after its contact's earlier customer turns when
+# ``contexts`` is given: (texts, languages, contexts) -> one score per text
+ScoreFn = Callable[[list[str], list[str], list[list[str]] | None], list[EmotionScore]]
+
+
+def score_conversations(
+    corpus: Corpus, score: ScoreFn
+) -> tuple[dict[str, EmotionScore], dict[str, list[EmotionScore]]]:
+    """Every single turn scored alone (text -> score), and every conversation's customer turns each scored
+    after the turns before it (conversation id -> scores), as the worker scores a contact's turns."""
+    langs = corpus.text_languages()
+    texts = sorted(langs)
+    alone = dict(zip(texts, score(texts, [langs[t] for t in texts], None), strict=True))
+    flat: list[tuple[str, str, list[str]]] = [
+        (c.id, x, list(c.customer_texts[:k]))
+        for c in corpus.conversations
+        for k, x in enumerate(c.customer_texts)
+    ]
+    scored = score([x for _, x, _ in flat], [langs[x] for _, x, _ in flat], [ctx for _, _, ctx in flat])
+    convs: dict[str, list[EmotionScore]] = {c.id: [] for c in corpus.conversations}
+    for (cid, _, _), s in zip(flat, scored, strict=True):
+        convs[cid].append(s)
+    return alone, convs
 
 
 def evaluate_corpus(corpus: Corpus, score: ScoreFn, th: MotThresholds) -> dict[str, Any]:
     """Per language: turn-level AUROC of the per-turn probability, and the detector's verdict on each
-    single turn (as a one-turn contact) and on each conversation replayed turn by turn. Every text is
-    scored in its contact's language, as the worker scores it (the heads differ by language)."""
-    langs = corpus.text_languages()
-    texts = sorted(langs)
-    scores = dict(zip(texts, score(texts, [langs[t] for t in texts]), strict=True))
+    single turn (as a one-turn contact) and on each conversation replayed turn by turn, each turn scored
+    after the turns before it. Every text is scored in its contact's language, as the worker scores it (the
+    heads differ by language)."""
+    scores, in_conv = score_conversations(corpus, score)
     out: dict[str, Any] = {}
     for lang in corpus.languages():
         turns = [t for t in corpus.turns if t.lang == lang]
         gold = [t.mot for t in turns]
         flagged = [replay([scores[t.text]], th)[1] is not None for t in turns]
         convs = [c for c in corpus.conversations if c.lang == lang]
-        outcomes = [
-            ConversationOutcome(c.mot_turn, replay([scores[x] for x in c.customer_texts], th)[1])
-            for c in convs
-        ]
+        outcomes = [ConversationOutcome(c.mot_turn, replay(in_conv[c.id], th)[1]) for c in convs]
         out[lang] = {
             "turns": len(turns),
             "turn_auroc": round(auroc(gold, [scores[t.text].mot_prob for t in turns]), 4) if turns else None,
@@ -179,7 +196,7 @@ def probe_summary(probes: Corpus, score: ScoreFn, th: MotThresholds) -> dict[str
     """Each probe as a one-turn contact in its language: how many moments of truth the detector flags, how
     many routine sentences it flags, and the sentences it gets wrong (they are few and worth reading)."""
     turns = list(probes.turns)
-    scores = score([t.text for t in turns], [t.lang for t in turns])
+    scores = score([t.text for t in turns], [t.lang for t in turns], None)
     flagged = [replay([s], th)[1] is not None for s in scores]
     mot = [f for t, f in zip(turns, flagged, strict=True) if t.mot]
     routine = [f for t, f in zip(turns, flagged, strict=True) if not t.mot]

@@ -242,7 +242,7 @@ def evaluation_index(data: Path, corpus_dir: Path | None = None) -> EvalIndex:
 
 
 # ---------------------------------------------------------------- run
-ScoreFn = Callable[[str, list[str], list[str | None] | None], list[EmotionScore]]
+ScoreFn = Callable[[str, list[str], list[str | None] | None, list[list[str]] | None], list[EmotionScore]]
 
 
 def _ours(cache_dir: Path | None, backend: str) -> tuple[ScoreFn, str]:
@@ -250,9 +250,22 @@ def _ours(cache_dir: Path | None, backend: str) -> tuple[ScoreFn, str]:
 
     scorer = TransformerScorer(backend=backend)
 
-    def fn(key: str, texts: list[str], langs: list[str | None] | None = None) -> list[EmotionScore]:
-        emb = embed_cached(scorer.encoder, texts, cache_dir, f"eval_{key}")
-        return scorer.score_embeddings(emb, texts, langs)
+    def fn(
+        key: str,
+        texts: list[str],
+        langs: list[str | None] | None = None,
+        contexts: list[list[str]] | None = None,
+    ) -> list[EmotionScore]:
+        """``contexts``: each text's earlier customer turns (the scorer's ``contexts``)."""
+        if contexts is None:
+            emb = embed_cached(scorer.encoder, texts, cache_dir, f"eval_{key}")
+            return scorer.score_embeddings(emb, texts, langs)
+        every = sorted({*texts, *(t for c in contexts for t in c)})
+        by_text = dict(
+            zip(every, embed_cached(scorer.encoder, every, cache_dir, f"eval_{key}_all"), strict=True)
+        )
+        scores = scorer.score_embeddings(np.stack([by_text[t] for t in texts]), texts, langs)
+        return scorer.in_context(scores, texts, contexts, by_text)
 
     return fn, f"{scorer.name} ({scorer.backend} encoder)"
 
@@ -285,7 +298,7 @@ def run_evaluate(  # noqa: C901
 
     def both(task: Task, lang: str | None = None) -> tuple[list[EmotionScore], list[EmotionScore]]:
         langs: list[str | None] | None = [lang] * len(task.texts) if lang else None
-        return ours(task.key, task.texts, langs), lex.score(task.texts)
+        return ours(task.key, task.texts, langs, None), lex.score(task.texts)
 
     def attempt(name: str, fn: Callable[[], None]) -> None:
         try:
@@ -367,7 +380,7 @@ def run_evaluate(  # noqa: C901
             o, lx = both(task, code)
             per[code] = _rnd(auroc(task.gold, [s.intensity for s in o]))
             per_detected[code] = _rnd(
-                auroc(task.gold, [s.intensity for s in ours(task.key, task.texts, None)])
+                auroc(task.gold, [s.intensity for s in ours(task.key, task.texts, None, None)])
             )
             per_lex[code] = _rnd(auroc(task.gold, [s.intensity for s in lx]))
             what[code] = f"{task.what} (n={len(task.gold)})"
@@ -390,7 +403,9 @@ def run_evaluate(  # noqa: C901
         test = load_corpus(corpus_dir).split("test")
         model = load_mot_model()
         per = evaluate_corpus(
-            test, lambda texts, langs: ours("corpus_test", texts, [*langs]), MotThresholds(model=model)
+            test,
+            lambda texts, langs, ctx: ours("corpus_test", texts, [*langs], ctx),
+            MotThresholds(model=model),
         )
         res["corpus_test"] = per
         res["notes"]["corpus_test"] = (
@@ -428,8 +443,10 @@ def run_evaluate(  # noqa: C901
         res["probes"] = {}
         for name, part in load_probes(corpus_dir).items():
 
-            def score(texts: list[str], langs: list[str], key: str = f"probes_{name}") -> list[EmotionScore]:
-                return ours(key, texts, [*langs])
+            def score(
+                texts: list[str], langs: list[str], ctx: list[list[str]] | None, key: str = f"probes_{name}"
+            ) -> list[EmotionScore]:
+                return ours(key, texts, [*langs], ctx)
 
             got = probe_summary(part, score, th)
             res["probes"][name] = got

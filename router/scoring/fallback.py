@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Sequence
@@ -43,23 +44,31 @@ class FallbackScorer:
         self._inflight: Future[list[EmotionScore]] | None = None
 
     def _call_primary(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None,
+        contexts: Sequence[Sequence[str]] | None = None,
     ) -> list[EmotionScore]:
+        if contexts is not None and "contexts" in inspect.signature(self.primary.score).parameters:
+            return self.primary.score(texts, languages=languages, contexts=contexts)  # type: ignore[call-arg]
         if languages is not None and getattr(self.primary, "supports_languages", False):
             return self.primary.score(texts, languages=languages)  # type: ignore[call-arg]
         return self.primary.score(texts)
 
     def _run_primary(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[str]] | None = None,
     ) -> list[EmotionScore]:
         if self.stall_timeout_s is None:
-            return self._call_primary(texts, languages)
+            return self._call_primary(texts, languages, contexts)
         with self._lock:
             if self._inflight is not None and not self._inflight.done():
                 raise ScorerError("primary scorer still busy with a stalled batch")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
-            fut = self._executor.submit(self._call_primary, list(texts), languages)
+            fut = self._executor.submit(self._call_primary, list(texts), languages, contexts)
             self._inflight = fut
         try:
             return fut.result(timeout=self.stall_timeout_s)
@@ -68,14 +77,18 @@ class FallbackScorer:
             raise ScorerError(f"primary scorer took longer than {self.stall_timeout_s} s") from None
 
     def score(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[str]] | None = None,
     ) -> list[EmotionScore]:
         """``languages`` (one ISO code or None per text) reaches primaries that declare
-        ``supports_languages`` (the transformer scorer's multilingual head); others ignore it."""
+        ``supports_languages`` (the transformer scorer's multilingual head), and ``contexts`` (each text's
+        earlier customer turns) primaries whose ``score`` takes them; others ignore them."""
         if not texts:
             return []
         try:
-            out = self._run_primary(texts, languages)
+            out = self._run_primary(texts, languages, contexts)
             if len(out) != len(texts):
                 raise ScorerError(f"primary returned {len(out)} scores for {len(texts)} texts")
             return out

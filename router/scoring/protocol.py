@@ -42,6 +42,11 @@ def heuristic_mot_prob(intensity: float, topic_prob: float) -> float:
     return round(1.0 - (1.0 - intensity) * (1.0 - 0.8 * topic_prob), 4)
 
 
+# A scorer may take, per text, its contact's earlier customer turns (``score(..., contexts=...)``, the
+# transformer's): the worker passes at most this many, the most recent
+MOT_CONTEXT_TURNS = 4
+
+
 @runtime_checkable
 class EmotionScorer(Protocol):
     name: str

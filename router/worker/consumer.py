@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from router.domain.turns import earlier_customer_turns
 from router.domain.voice import VoiceFeatures
 from router.errors import EventError, ReplicationError, RetryLater, RouterError
 from router.events import (
@@ -37,7 +38,7 @@ from router.events import (
 )
 from router.scoring.acoustic import features_from_wav
 from router.scoring.detector import mot_model_for
-from router.scoring.protocol import EmotionScore, EmotionScorer
+from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, EmotionScorer
 from router.settings import Settings
 from router.store.codec import as_str
 from router.store.reconcile import reconcile
@@ -52,6 +53,8 @@ Entry = tuple[str, dict[bytes, bytes]]
 MAX_DEADLETTER_PAYLOAD = 4_000_000
 DELETED = "deleted_before_processing: the entry was removed from the stream while pending"
 LANGUAGES_KEPT = 50_000  # contact languages remembered from contact.started events (oldest dropped first)
+# contacts whose recent customer turns a worker remembers for the next turn's context (oldest dropped first)
+CONTEXTS_KEPT = 20_000
 # events that wait (pending, retried) while their contact has no contact.started yet
 WAITS_FOR_START = (ContactMessage, ContactAudio, HumanRequested, ContactEnded, WorkCompleted)
 # the worker backs off and retries on these, its entries left pending: Redis is unavailable, or its
@@ -110,6 +113,9 @@ class Worker:
         self.blocking = supports_blocking
         self.engine = Engine(store, settings, mot_model=mot_model_for(settings, scorer))
         self._scorer_takes_languages = "languages" in inspect.signature(scorer.score).parameters
+        # a scorer that reads a turn after the contact's earlier ones (the transformer's mot_context head)
+        self._scorer_takes_contexts = "contexts" in inspect.signature(scorer.score).parameters
+        self._recent_turns: dict[str, dict[int, str]] = {}  # contact id -> seq -> text (scored here)
         self.stats = ConsumerStats()
         self._stop = threading.Event()
         self._next_claim = 0.0
@@ -505,12 +511,42 @@ class Worker:
             return {}
         texts = [ev.text for _, ev in todo]
         with self._score_lock:
-            if self._scorer_takes_languages:
+            if self._scorer_takes_contexts:
+                languages = self._languages([ev.contact_id for _, ev in todo])
+                contexts = self._contexts([ev for _, ev in todo if isinstance(ev, ContactMessage)])
+                results = self.scorer.score(texts, languages=languages, contexts=contexts)  # type: ignore[call-arg]
+            elif self._scorer_takes_languages:
                 languages = self._languages([ev.contact_id for _, ev in todo])
                 results = self.scorer.score(texts, languages=languages)  # type: ignore[call-arg]
             else:
                 results = self.scorer.score(texts)
         return {eid: s for (eid, _), s in zip(todo, results, strict=True)}
+
+    def _contexts(self, messages: Sequence[ContactMessage]) -> list[list[str]]:
+        """Each customer message's earlier customer turns: the contact's stored transcript tail (one round
+        trip for the batch) and the turns this worker scored itself, earlier ones of this batch included
+        (with score-ahead, the previous batch may not be committed yet)."""
+        contacts = list(dict.fromkeys(ev.contact_id for ev in messages))
+        pipe = self.r.pipeline(transaction=False)
+        for cid in contacts:
+            pipe.hget(self.keys.contact(cid), "transcript")
+        stored: dict[str, list[dict[str, Any]]] = {}
+        for cid, raw in zip(contacts, pipe.execute(), strict=True):
+            try:
+                loaded = json.loads(as_str(raw)) if raw else []
+            except ValueError:
+                loaded = []
+            stored[cid] = [t for t in loaded if isinstance(t, dict)] if isinstance(loaded, list) else []
+        out: list[list[str]] = []
+        for ev in messages:
+            recent = self._recent_turns.pop(ev.contact_id, {})
+            out.append(earlier_customer_turns(stored[ev.contact_id], recent, ev.seq, MOT_CONTEXT_TURNS))
+            recent[ev.seq] = ev.text
+            # the newest turns, and the contact re-inserted as the most recently seen
+            self._recent_turns[ev.contact_id] = dict(sorted(recent.items())[-MOT_CONTEXT_TURNS:])
+            if len(self._recent_turns) > CONTEXTS_KEPT:
+                self._recent_turns.pop(next(iter(self._recent_turns)))
+        return out
 
     def _remember_language(self, contact_id: str, language: str) -> None:
         # a batch read ahead may hold a contact's first turns while its start is still being applied

@@ -1,5 +1,6 @@
 """The real model inside the real engine: a conversation that turns angry on turn 4 becomes a moment of
-truth on turn 4, not before."""
+truth on turn 4, not before; a calm turn that is only a moment of truth after the turns before it is read in
+their light."""
 
 from __future__ import annotations
 
@@ -30,7 +31,17 @@ def scorer():  # type: ignore[no-untyped-def]
     return TransformerScorer(cache_size=64)
 
 
-def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-def]
+# the stakes are in the last turn only together with the ones before it: alone it reads as a calm goodbye
+VEILED = [
+    "Hi, can I move my direct debit to the 15th?",
+    "OK, and can I pause the insurance for a month?",
+    "It doesn't matter anyway. I just want everything in order before I go, so my son has no trouble later.",
+]
+
+
+def replay(scorer, contacts: dict[str, list[str]]) -> tuple[RoutingStore, dict[str, int | None]]:  # type: ignore[no-untyped-def]
+    """Each contact's turns through a real worker, one event at a time; the turn each became a moment of
+    truth on (None: never)."""
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     settings = Settings(domain="conv")
     store = RoutingStore(client, settings.domain)
@@ -44,17 +55,30 @@ def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-de
         while worker.run_once():
             pass
 
-    send({"type": "contact.started", "contact_id": "c1", "channel": "chat", "customer": {"id": "u1"}})
-    flagged_on = None
-    for turn, text in enumerate(TURNS, start=1):
-        send(
-            {"type": "contact.message", "contact_id": "c1", "seq": turn, "speaker": "customer", "text": text}
-        )
-        rec = store.load_contact("c1")
-        assert rec is not None
-        if rec.view.moment_of_truth and flagged_on is None:
-            flagged_on = turn
-    assert flagged_on == 4, f"became a moment of truth on turn {flagged_on}"
+    flagged: dict[str, int | None] = {}
+    for cid, turns in contacts.items():
+        send({"type": "contact.started", "contact_id": cid, "channel": "chat", "customer": {"id": cid}})
+        flagged[cid] = None
+        for turn, text in enumerate(turns, start=1):
+            send(
+                {
+                    "type": "contact.message",
+                    "contact_id": cid,
+                    "seq": turn,
+                    "speaker": "customer",
+                    "text": text,
+                }
+            )
+            rec = store.load_contact(cid)
+            assert rec is not None
+            if rec.view.moment_of_truth and flagged[cid] is None:
+                flagged[cid] = turn
+    return store, flagged
+
+
+def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-def]
+    store, flagged = replay(scorer, {"c1": TURNS})
+    assert flagged["c1"] == 4, f"became a moment of truth on turn {flagged['c1']}"
     history = store.history("c1")
     assert history[0]["action"] == "self_service"
     assert history[-1]["action"] == "offer" and history[-1]["agent_id"] == "a1"
@@ -62,3 +86,15 @@ def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-de
     assert any(
         r["code"] in ("mot_model", "mot_peak", "mot_rising") and "turn 4" in r["text"] for r in reasons
     ), reasons
+
+
+def test_a_calm_turn_is_read_after_the_turns_before_it(scorer) -> None:  # type: ignore[no-untyped-def]
+    scorer.cache.clear()
+    store, flagged = replay(scorer, {"veiled": VEILED, "alone": VEILED[-1:]})
+    assert flagged == {"veiled": 3, "alone": None}
+    rec, alone = store.load_contact("veiled"), store.load_contact("alone")
+    assert rec is not None and alone is not None
+    in_context, by_itself = rec.transcript[-1]["mot_prob"], alone.transcript[-1]["mot_prob"]
+    assert in_context > by_itself + 0.1, (in_context, by_itself)
+    reasons = store.history("veiled")[-1]["reasons"]
+    assert any(r["code"] == "mot_model" and "turn 3" in r["text"] for r in reasons), reasons

@@ -104,7 +104,7 @@ def test_evaluation_scores_each_text_in_its_contacts_language(corpus) -> None:  
     seen: dict[str, str] = {}
     lexicon = LexiconScorer()
 
-    def score(texts: list[str], languages: list[str]):  # type: ignore[no-untyped-def]
+    def score(texts: list[str], languages: list[str], contexts):  # type: ignore[no-untyped-def]
         seen.update(zip(texts, languages, strict=True))
         return lexicon.score(texts)
 

@@ -56,3 +56,44 @@ def test_language_detection() -> None:
     assert detect_language("η κάρτα μου κλάπηκε") == "el"
     assert detect_language("Ukradli mi kartę i ktoś czyści moje konto") == "pl"
     assert detect_language("Mijn kaart is gestolen en ik heb geen geld voor de huur") == "nl"
+
+
+class _ContextLexicon(LexiconScorer):
+    """The lexicon, recording the earlier turns each text is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, list[str]]] = []
+
+    def score(self, texts, languages=None, contexts=None):  # type: ignore[no-untyped-def,override]
+        assert contexts is not None
+        self.seen.extend((t, list(c)) for t, c in zip(texts, contexts, strict=True))
+        return super().score(texts)
+
+
+def test_run_score_reads_a_contacts_lines_as_its_turns() -> None:
+    lines = [
+        json.dumps({"text": "why did my bill go up", "contact": "c1"}),
+        json.dumps({"text": "what are your opening hours"}),
+        json.dumps({"text": "nobody answered my emails", "contact": "c1"}),
+        json.dumps({"text": "hello", "contact": "c2"}),
+        json.dumps({"text": "my card was stolen, I am panicking", "contact": "c1"}),
+        json.dumps({"text": "x", "contact": ""}),
+        json.dumps({"text": "thanks", "contact": "c1"}),
+    ]
+    out = io.StringIO()
+    scorer = _ContextLexicon()
+    run_score(lines, out, Settings(scorer="lexicon"), scorer=scorer, batch_size=2)
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r.get("turn") for r in rows] == [1, None, 2, 1, 3, None, 4]
+    assert "contact" in rows[5]["error"]
+    assert scorer.seen[:5] == [
+        ("why did my bill go up", []),
+        ("what are your opening hours", []),
+        ("nobody answered my emails", ["why did my bill go up"]),
+        ("hello", []),
+        ("my card was stolen, I am panicking", ["why did my bill go up", "nobody answered my emails"]),
+    ]
+    # the verdict is the contact's: once a moment of truth, it stays one on a calm "thanks"
+    assert rows[4]["moment_of_truth"] is True and rows[6]["moment_of_truth"] is True
+    assert any("turn 3" in r["text"] for r in rows[6]["reasons"])

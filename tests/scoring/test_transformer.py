@@ -63,6 +63,7 @@ def test_wants_human(scorer) -> None:  # type: ignore[no-untyped-def]
 
 def test_cache_hits(scorer) -> None:  # type: ignore[no-untyped-def]
     scorer.cache.clear()
+    scorer.embeddings.clear()
     encoded = scorer.encoded
     scorer.score(["yes", "agent please", "yes"])
     assert scorer.encoded == encoded + 2  # duplicates in one batch are encoded once
@@ -116,3 +117,42 @@ def test_build_scorer_transformer_wrapped_in_fallback() -> None:
     assert [s.source for s in out] == ["transformer", "transformer"]
     assert scorer.fallbacks == 0
     scorer.close()
+
+
+def test_a_turn_in_its_contacts_context(scorer) -> None:  # type: ignore[no-untyped-def]
+    """``contexts`` re-reads the moment-of-truth probability of a turn after its contact's earlier turns:
+    a calm churn after unanswered complaints rises, a thank-you after routine questions stays routine, no
+    earlier turns is the turn alone, and the other scores do not move."""
+    churn = "Fine. Cancel the broadband and both mobiles, I'm switching provider."
+    thanks = "Perfect, thank you."
+    complaints = [
+        "Why did my broadband bill go up by 12 pounds this month?",
+        "Nobody told me about a price rise, and I emailed twice in March without an answer.",
+    ]
+    routine = ["Can I change my delivery address?", "It's 14 Park Road."]
+    alone = scorer.score([churn, thanks])
+    read = scorer.score([churn, thanks], languages=["en", "en"], contexts=[complaints, routine])
+    empty = scorer.score([churn, thanks], languages=["en", "en"], contexts=[[], []])
+    assert read[0].mot_prob > alone[0].mot_prob
+    assert read[1].mot_prob < 0.05
+    assert [s.mot_prob for s in empty] == [s.mot_prob for s in alone]
+    assert [s.intensity for s in read] == [s.intensity for s in alone]
+    assert [s.topic for s in read] == [s.topic for s in alone]
+    with pytest.raises(ValueError, match="contexts"):
+        scorer.score([churn], contexts=[[], []])
+
+
+def test_earlier_turns_never_hide_the_stakes_a_turn_states(scorer) -> None:  # type: ignore[no-untyped-def]
+    """A greeting before a turn that states its stakes must not talk the model out of them (the unfloored
+    context head took "my rent is short" from 0.81 to 0.00 after "hello, I am calling about my last
+    order")."""
+    turns = [
+        "you charged me twice and now my rent is short",
+        "There's a gas smell coming from the boiler you installed yesterday",
+        "I'm leaving, cancel everything",
+    ]
+    greeting = ["hello, I am calling about my last order"]
+    alone = scorer.score(turns, languages=["en"] * 3)
+    read = scorer.score(turns, languages=["en"] * 3, contexts=[greeting] * 3)
+    assert all(r.mot_prob >= a.mot_prob for r, a in zip(read, alone, strict=True))
+    assert min(r.mot_prob for r in read) > 0.5
