@@ -30,11 +30,17 @@ step's CPU time ``acoustic_cpu_ms_per_turn``. The clips are the bench's messages
 message's scores move a little with the other messages in its batch (models/MODEL_CARD.md, Known
 limits). The first ``n_compare`` messages are scored alone and inside their batches of 32:
 ``batch_mot_prob_absdiff_mean`` / ``_p99`` / ``_max`` (the torch backend's are float noise).
+
+(g) context: with a ``mot_context`` head, the cost of reading each turn after its contact's earlier turns.
+Two fresh scorers take the same batches, interleaved batch by batch, one alone and one with each message
+given the message at its place in the batch before as its earlier turn (scored before, as the worker's
+contact's earlier turn was): ``context_msgs_per_s``, ``alone_msgs_per_s`` and ``context_vs_alone``.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import platform
@@ -338,6 +344,33 @@ def batch_dependence(scorer: Any, batches: Sequence[Sequence[str]], n: int) -> d
     }
 
 
+def context_cost(threads: int, backend: str, batches: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """(g): turns read after an earlier turn against alone, same batches, interleaved."""
+    from router.scoring.transformer import MOT_CONTEXT_HEAD, TransformerScorer
+
+    alone = TransformerScorer(threads=threads, cache_size=4096, backend=backend)
+    if MOT_CONTEXT_HEAD not in alone.heads or len(batches) < 2:
+        return {}
+    read = TransformerScorer(threads=threads, cache_size=4096, backend=backend)
+    alone.score(list(batches[0]))
+    read.score(list(batches[0]))
+    alone_s = read_s = 0.0
+    for before, batch in itertools.pairwise(batches):
+        earlier = [[before[i % len(before)]] for i in range(len(batch))]
+        t0 = time.perf_counter()
+        alone.score(list(batch))
+        t1 = time.perf_counter()
+        read.score(list(batch), contexts=earlier)
+        t2 = time.perf_counter()
+        alone_s, read_s = alone_s + t1 - t0, read_s + t2 - t1
+    n = sum(len(b) for b in batches[1:])
+    return {
+        "alone_msgs_per_s": round(n / alone_s, 1),
+        "context_msgs_per_s": round(n / read_s, 1),
+        "context_vs_alone": round(alone_s / read_s, 3),
+    }
+
+
 ACOUSTIC_CLIPS = 32
 
 
@@ -532,6 +565,7 @@ def run_bench_scorer(
     res.update(_compare_minilm(scorer, batches))
     fresh = TransformerScorer(threads=threads, cache_size=0, backend=scorer.backend)
     res.update(batch_dependence(fresh, batches[: -(-n_compare // BATCH)], n_compare))
+    res.update(context_cost(threads, scorer.backend, batches))
     if compare_onnx and find_onnx_model() is not None:
         other = "torch" if scorer.backend == "onnx" else "onnx"
         pair = {

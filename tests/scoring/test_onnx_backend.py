@@ -160,6 +160,11 @@ def test_bench_reports_both_backends(tmp_path) -> None:  # type: ignore[no-untyp
     assert 0.0 <= diffs[0] <= diffs[1] <= diffs[2] <= 1.0
     if res["backend"] == "onnx":  # one scale per tensor per call: some message moves, never by much
         assert 0.0 < diffs[2] < 0.3
+    # (g): the shipped heads read a turn after its earlier turns; both timings on the same batch
+    assert res["context_msgs_per_s"] > 0 and res["alone_msgs_per_s"] > 0
+    assert res["context_vs_alone"] == pytest.approx(
+        res["context_msgs_per_s"] / res["alone_msgs_per_s"], rel=0.01
+    )
 
 
 def test_bench_times_the_acoustic_step_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
