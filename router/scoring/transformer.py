@@ -432,6 +432,11 @@ class TransformerScorer:
             out = self.in_context(out, texts, ctx, emb)
         return out
 
+    def clear_caches(self) -> None:
+        """Forget every cached score and embedding: the next call encodes again (benchmarks)."""
+        self.cache.clear()
+        self.embeddings.clear()
+
     def _embed(self, texts: Sequence[str]) -> dict[str, FloatArray]:
         """text -> embedding: recent ones from the LRU, the rest in one encoder call (counted in
         ``batches`` / ``encoded``)."""

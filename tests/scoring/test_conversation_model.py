@@ -89,7 +89,7 @@ def test_turns_angry_on_turn_four(scorer) -> None:  # type: ignore[no-untyped-de
 
 
 def test_a_calm_turn_is_read_after_the_turns_before_it(scorer) -> None:  # type: ignore[no-untyped-def]
-    scorer.cache.clear()
+    scorer.clear_caches()
     store, flagged = replay(scorer, {"veiled": VEILED, "alone": VEILED[-1:]})
     assert flagged == {"veiled": 3, "alone": None}
     rec, alone = store.load_contact("veiled"), store.load_contact("alone")

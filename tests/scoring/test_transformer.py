@@ -39,7 +39,7 @@ def test_protocol_order_and_ranges(scorer) -> None:  # type: ignore[no-untyped-d
     assert out[0] == out[5]
     # order is preserved: the same texts scored one by one give the same answers (up to float noise on
     # torch; int8 ONNX scales activations per batch, so its answers move a little with the batch-mates)
-    scorer.cache.clear()
+    scorer.clear_caches()
     single = [scorer.score([t])[0] for t in texts[:2]]
     tolerance = 0.02 if scorer.backend == "onnx" else 1e-3
     assert [s.intensity for s in single] == pytest.approx([s.intensity for s in out[:2]], abs=tolerance)
@@ -62,8 +62,7 @@ def test_wants_human(scorer) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_cache_hits(scorer) -> None:  # type: ignore[no-untyped-def]
-    scorer.cache.clear()
-    scorer.embeddings.clear()
+    scorer.clear_caches()
     encoded = scorer.encoded
     scorer.score(["yes", "agent please", "yes"])
     assert scorer.encoded == encoded + 2  # duplicates in one batch are encoded once
