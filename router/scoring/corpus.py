@@ -325,17 +325,26 @@ def context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[tuple[s
     moment-of-truth turn, each joined to the turns before it (``with_context``): rows the encoder's tuning
     learns from beside the single turns, so that a calm turn reads in the light of the ones before it. The
     test split is refused, and a row holding a line said word for word in the test split is left out."""
+    held_out = _test_texts(corpus)
+    return [
+        (with_context(texts, k), float(c.mot_turn == k + 1))
+        for c, texts, k in _later_turns(corpus, split)
+        if not any(norm_text(t) in held_out for t in texts[max(0, k - CONTEXT_TURNS) : k + 1])
+    ]
+
+
+def _later_turns(
+    corpus: Corpus, split: Literal["train", "dev"]
+) -> Iterator[tuple[CorpusConversation, list[str], int]]:
+    """(conversation, its customer texts, k) for each customer turn k (0-based) from the second up to the
+    first moment-of-truth turn (every turn of a routine conversation); the test split is refused."""
     if split not in ("train", "dev"):
         raise ValueError(f"context rows come from the train or dev split, not {split!r}")
-    held_out = _test_texts(corpus)
-    rows: list[tuple[str, float]] = []
     for c in corpus.split(split).conversations:
         texts = c.customer_texts
         last = len(texts) if c.mot_turn is None else c.mot_turn
         for k in range(1, last):
-            if not any(norm_text(t) in held_out for t in texts[max(0, k - CONTEXT_TURNS) : k + 1]):
-                rows.append((with_context(texts, k), float(c.mot_turn == k + 1)))
-    return rows
+            yield c, texts, k
 
 
 @dataclass(frozen=True)
@@ -353,14 +362,9 @@ def turn_context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Co
     """Each conversation's customer turns from the second up to its first moment-of-truth turn (every turn
     of a routine one), labelled 1 on that turn, with the turns before it. The test split is refused, and a
     row holding a line said word for word in the test split is left out."""
-    if split not in ("train", "dev"):
-        raise ValueError(f"context rows come from the train or dev split, not {split!r}")
     held_out = _test_texts(corpus)
-    rows: list[ContextRow] = []
-    for c in corpus.split(split).conversations:
-        texts = c.customer_texts
-        last = len(texts) if c.mot_turn is None else c.mot_turn
-        for k in range(1, last):
-            if not any(norm_text(t) in held_out for t in texts[: k + 1]):
-                rows.append(ContextRow(texts[k], tuple(texts[:k]), float(c.mot_turn == k + 1), c.scenario))
-    return rows
+    return [
+        ContextRow(texts[k], tuple(texts[:k]), float(c.mot_turn == k + 1), c.scenario)
+        for c, texts, k in _later_turns(corpus, split)
+        if not any(norm_text(t) in held_out for t in texts[: k + 1])
+    ]

@@ -36,6 +36,8 @@ class FallbackScorer:
         self.stall_timeout_s = stall_timeout_s
         self.name = primary.name
         self.supports_languages = True
+        # once, not per batch: whether the primary reads each text after its contact's earlier turns
+        self._primary_takes_contexts = "contexts" in inspect.signature(primary.score).parameters
         self.fallbacks = 0
         self.stalls = 0
         self.last_error: str | None = None
@@ -49,7 +51,7 @@ class FallbackScorer:
         languages: Sequence[str | None] | None,
         contexts: Sequence[Sequence[str]] | None = None,
     ) -> list[EmotionScore]:
-        if contexts is not None and "contexts" in inspect.signature(self.primary.score).parameters:
+        if contexts is not None and self._primary_takes_contexts:
             return self.primary.score(texts, languages=languages, contexts=contexts)  # type: ignore[call-arg]
         if languages is not None and getattr(self.primary, "supports_languages", False):
             return self.primary.score(texts, languages=languages)  # type: ignore[call-arg]

@@ -86,11 +86,14 @@ def _score_batch(batch: list[Line], scorer: EmotionScorer, contacts: _Contacts) 
     texts = [t for _, t, _, _ in batch]
     langs = [lang for _, _, lang, _ in batch]
     contexts: list[list[str]] = []
-    seen = {cid: list(ts) for cid, ts in contacts.texts.items()}
+    seen: dict[str, list[str]] = {}  # the batch's contacts: their turns before it, then this batch's
     for _, text, _, cid in batch:
-        contexts.append(seen.get(cid, [])[-MOT_CONTEXT_TURNS:] if cid is not None else [])
-        if cid is not None:
-            seen.setdefault(cid, []).append(text)
+        if cid is None:
+            contexts.append([])
+            continue
+        earlier = seen.setdefault(cid, list(contacts.texts.get(cid, [])))
+        contexts.append(earlier[-MOT_CONTEXT_TURNS:])
+        earlier.append(text)
     if "contexts" in inspect.signature(scorer.score).parameters:
         return scorer.score(texts, languages=langs, contexts=contexts)  # type: ignore[call-arg]
     if getattr(scorer, "supports_languages", False):
