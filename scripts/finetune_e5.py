@@ -73,6 +73,8 @@ class Lower:
     ) -> list[Batch]:
         """Batches whose indices start at ``offset``; ``keep_end`` cuts a long text from the left (a context
         row keeps its current turn, the last one)."""
+        if not texts:  # the tokenizer raises on an empty batch (no context rows without --context-rows)
+            return []
         self.tokenizer.truncation_side = "left" if keep_end else "right"
         enc = self.tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=128)
         order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
