@@ -230,7 +230,7 @@ class Encoder:
         torch.set_num_threads(self.threads)
         self._torch = torch
         # mean pooling: a BERT pooler, if the folder has none, is not needed (and not warned about)
-        kwargs = {"add_pooling_layer": False} if self.prefix else {}
+        kwargs: dict[str, Any] = {"add_pooling_layer": False} if self.prefix else {}
         self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, **kwargs)
         self.model.eval()
         self._dim = int(self.model.config.hidden_size)
