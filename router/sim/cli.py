@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         ] = None,
         corpus_split: Annotated[
             str,
-            typer.Option(help="heldout (dev + test: text the scorer never trained on) | all"),
+            typer.Option(help="heldout (dev + test: test unseen by every weight) | all"),
         ] = "heldout",
         redis_url: Annotated[
             str | None,

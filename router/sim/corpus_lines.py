@@ -1,10 +1,12 @@
 """Scripts from the project's moment-of-truth corpus (``models/corpus``), so that a simulation measures the
 real detector on text written and labelled for the question it answers, in the corpus's eleven languages.
 
-**Held-out splits by default** (``split="heldout"``: dev and test). The scorer's heads and the detector
-learn their weights on the corpus's train split and pick their thresholds on dev, so a simulation that
-replayed train lines would flatter them; dev is still held out from every weight. ``split="all"`` takes
-every split: more variety for load and floor studies, not for quoting recall.
+**Held-out splits by default** (``split="heldout"``: dev and test). The detector learns its weights on
+the corpus's train conversations and picks its threshold on dev; the ``mot`` heads under it learn from
+train and dev lines (models/heads.json), so only the test lines here are unseen by every weight, and a
+simulation's recall and precision are partly in sample on its dev journeys. Test alone would make every
+simulation run a read of the test split, and simulations are what routing knobs are tuned on.
+``split="all"`` takes every split: more variety for load and floor studies, not for quoting recall.
 
 - ``moment``: a conversation whose ``mot_turn`` is set, replayed: its customer turns, its language, its
   channel. The customer needs a human from turn ``mot_turn`` (``need_turn = mot_turn - 1``); the kind is
