@@ -27,7 +27,7 @@ OPENING = "hello, I am calling about my last order"
 # the learned detector's probability after these two turns is ~0.90 on the words (threshold 0.93): far from
 # routine, under the threshold; agitated audio takes it over. The detector is steep around its threshold,
 # so a retrained model may need another borderline sentence here: "you charged me twice and now my rent is
-# short" (0.93 on the twelve-round model) fell to 0.80 on the seventeen-round one, too low for the voice to
+# short" (about 0.93 when it was chosen) fell to 0.80 on the seventeen-round model, too low for the voice to
 # lift (0.91); "the app logged me out and now I cannot pay my rent" (0.87 on the nine-round model) fell to
 # 0.60 on the ten-round one; before it, "I still cannot log in and the payment is due" (eight rounds) fell
 # to 0.29 on nine
