@@ -86,6 +86,9 @@ class DemoReport:
             "routine_to_self_service_share": round(self.routine_to_self_service_share, 4),
             "over_capacity_max": self.over_capacity_max,
             "decision_latency_ms": {k: round(v, 2) for k, v in self.decision_latency_ms.items()},
+            # the detector against the journeys' labels, as the table prints them
+            "mot_recall": round(float(self.extra.get("mot_recall", 0.0)), 4),
+            "mot_precision": round(float(self.extra.get("mot_precision", 0.0)), 4),
         }
 
 

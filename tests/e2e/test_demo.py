@@ -69,6 +69,9 @@ def test_demo_cli_writes_exactly_the_documented_keys(tmp_path: Path) -> None:
         "routine_to_self_service_share",
         "over_capacity_max",
         "decision_latency_ms",
+        "mot_recall",
+        "mot_precision",
     }
     assert set(data["decision_latency_ms"]) == {"p50", "p99"}
+    assert 0.0 <= data["mot_recall"] <= 1.0 and 0.0 <= data["mot_precision"] <= 1.0
     assert data["lost"] == 0
