@@ -14,6 +14,10 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    hidden layer; fitted unfloored, applied floored at 0: router.scoring.transformer.context_lift) is fitted
    in the same folds on the conversations' turns from the second up to the labelled
    one, over that fold's head: every conversation turn gets an out-of-fold probability read in context.
+   It also reads composed rows (``composed_context_rows``): the calm turn in which a churn conversation's
+   customer decides to leave, after the grievance of another churn conversation of the same fold and
+   language, labelled 1, so that it learns the grievance-then-leaving pattern rather than the wording of
+   the few conversations that teach it.
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
    observe_turn) with those probabilities and the shipped heads' intensity, topic and wants-a-human; the
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -58,6 +63,7 @@ from router.scoring.corpus import (  # noqa: E402
     Corpus,
     CorpusConversation,
     TrainingRow,
+    held_out_lines,
     load_corpus,
     training_rows,
     turn_context_rows,
@@ -72,6 +78,7 @@ from router.scoring.detector import (  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
 from router.scoring.measures import stable_fraction  # noqa: E402
+from router.scoring.overlap import norm_text  # noqa: E402
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore  # noqa: E402
 from router.scoring.transformer import (  # noqa: E402
     MOT_CONTEXT_HEAD,
@@ -103,6 +110,10 @@ THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.
 # five seeds agreed within a conversation or two
 CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 64, 0.01, 60, 0.2
 SEED = 1234
+# grievances composed before each calm decision to leave (--compose). Out of fold on the nineteen-round dev
+# split, three sampling seeds: 4 -> +7 conversations on time, 8 -> +8 to +9, 16 -> +8; adding benign
+# openings before the same turns as negatives did not help (models/MODEL_CARD.md)
+COMPOSED_PER_LEAVE = 8
 
 Embeddings = dict[str, np.ndarray]  # text -> embedding, one backend
 
@@ -209,6 +220,38 @@ def fit_context_head(rows: list[ContextRow], embs: list[Embeddings], head: Linea
         hidden_weight=hidden.weight.detach().numpy().astype(np.float32),
         hidden_bias=hidden.bias.detach().numpy().astype(np.float32),
     )
+
+
+def composed_context_rows(corpus: Corpus, per_leave: int, seed: int = SEED) -> list[ContextRow]:
+    """For each train or dev churn conversation whose customer decides to leave after earlier turns (its
+    labelled turn is not the first), up to ``per_leave`` rows: that calm turn after the earlier customer turns
+    of another such conversation of the same fold and language, labelled 1. A decision to leave after a
+    grievance is the moment of truth whatever the grievance was, and the context head has only a few hundred
+    real examples of it. Both conversations sit in one fold, so the out-of-fold probabilities stay out of
+    fold; a row holding a line of the test split is left out, as ``turn_context_rows`` leaves it out."""
+    rng = random.Random(seed)
+    held_out = held_out_lines(corpus)
+    churn = [
+        c
+        for c in corpus.conversations
+        if c.split != "test"
+        and c.category == "churn_threat"
+        and c.mot_turn is not None
+        and c.mot_turn >= 2
+        and not any(norm_text(t) in held_out for t in c.customer_texts[: c.mot_turn])
+    ]
+    by_group: dict[tuple[int, str], list[CorpusConversation]] = {}
+    for c in churn:
+        by_group.setdefault((fold_of(c.scenario), c.lang), []).append(c)
+    rows: list[ContextRow] = []
+    for c in churn:
+        assert c.mot_turn is not None
+        leave = c.customer_texts[c.mot_turn - 1]
+        others = [o for o in by_group[(fold_of(c.scenario), c.lang)] if o.id != c.id]
+        for o in rng.sample(others, min(per_leave, len(others))):
+            assert o.mot_turn is not None
+            rows.append(ContextRow(leave, tuple(o.customer_texts[: o.mot_turn - 1]), 1.0, c.scenario))
+    return rows
 
 
 def in_context_out_of_fold(
@@ -355,6 +398,12 @@ def main() -> int:
         help="weigh the moment-of-truth head's classes equally within each word-count band (tried, not "
         "shipped: models/MODEL_CARD.md)",
     )
+    ap.add_argument(
+        "--compose",
+        type=int,
+        default=COMPOSED_PER_LEAVE,
+        help="composed grievance-then-leaving rows per churn conversation for the context head (0: none)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -385,6 +434,12 @@ def main() -> int:
         for r in turn_context_rows(corpus, "train") + turn_context_rows(corpus, "dev")
         if not any(t in held_out for t in (r.text, *r.earlier))
     ]
+    composed = [
+        r
+        for r in composed_context_rows(corpus, args.compose)
+        if not any(t in held_out for t in (r.text, *r.earlier))
+    ]
+    real_ctx_rows, ctx_rows = len(ctx_rows), ctx_rows + composed
     oof_ctx = in_context_out_of_fold(both, ctx_rows, embs, fold_heads)
     backends = [
         score_texts(scorer, both, embs[0], oof[0], oof_ctx[0]),
@@ -402,9 +457,10 @@ def main() -> int:
     )
     meta.setdefault("dev_metrics", {})["mot_out_of_fold_auroc"] = round(oof_auroc, 4)
     meta["trained_on"][MOT_CONTEXT_HEAD] = (
-        f"models/corpus train + dev conversations ({len(ctx_rows)} turns from the second up to the labelled "
-        f"one, each with up to {MOT_CONTEXT_TURNS} customer turns before it), over the mot head, "
-        "scripts/train_detector.py"
+        f"models/corpus train + dev conversations ({real_ctx_rows} turns from the second up to the labelled "
+        f"one, each with up to {MOT_CONTEXT_TURNS} customer turns before it; {len(composed)} composed rows, "
+        f"up to {args.compose} per churn conversation: its calm decision to leave after another's "
+        "grievance), over the mot head, scripts/train_detector.py"
     )
     tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
     save_heads(args.out, {**heads.heads, **tuned}, meta)

@@ -281,7 +281,7 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
         raise ValueError(f"training rows come from the train or dev split, not {split!r}")
     from router.scoring.topics import corpus_topic
 
-    held_out = _test_texts(corpus)
+    held_out = held_out_lines(corpus)
     part = corpus.split(split)
     rows = [
         TrainingRow(
@@ -304,7 +304,9 @@ def training_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Traini
     return [r for r in rows if norm_text(r.text) not in held_out]
 
 
-def _test_texts(corpus: Corpus) -> set[str]:
+def held_out_lines(corpus: Corpus) -> set[str]:
+    """Every line of the test split, normalised (router.scoring.overlap.norm_text): a row holding one never
+    trains."""
     test = corpus.split("test")
     return {norm_text(t.text) for t in test.turns} | {
         norm_text(x) for c in test.conversations for x in c.customer_texts
@@ -325,7 +327,7 @@ def context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[tuple[s
     moment-of-truth turn, each joined to the turns before it (``with_context``): rows the encoder's tuning
     learns from beside the single turns, so that a calm turn reads in the light of the ones before it. The
     test split is refused, and a row holding a line said word for word in the test split is left out."""
-    held_out = _test_texts(corpus)
+    held_out = held_out_lines(corpus)
     return [
         (with_context(texts, k), float(c.mot_turn == k + 1))
         for c, texts, k in _later_turns(corpus, split)
@@ -362,7 +364,7 @@ def turn_context_rows(corpus: Corpus, split: Literal["train", "dev"]) -> list[Co
     """Each conversation's customer turns from the second up to its first moment-of-truth turn (every turn
     of a routine one), labelled 1 on that turn, with the turns before it. The test split is refused, and a
     row holding a line said word for word in the test split is left out."""
-    held_out = _test_texts(corpus)
+    held_out = held_out_lines(corpus)
     return [
         ContextRow(texts[k], tuple(texts[:k]), float(c.mot_turn == k + 1), c.scenario)
         for c, texts, k in _later_turns(corpus, split)

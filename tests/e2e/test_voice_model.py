@@ -25,13 +25,13 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 OPENING = "hello, I am calling about my last order"
 # the learned detector's probability after these two turns is far above routine on the words yet under its
-# threshold (0.90 against 0.93 on the seventeen-round model; the eighteen- and nineteen-round ones keep it
-# under their 0.965 and 0.955, which the calm test checks); agitated audio takes it over. The detector is
-# steep around its threshold, so a retrained model may need another borderline sentence here: "you charged
-# me twice and now my rent is short" (about 0.93 when it was chosen) fell to 0.80 on the seventeen-round
-# model, too low for the voice to lift (0.91); "the app logged me out and now I cannot pay my rent" (0.87 on
-# the nine-round model) fell to 0.60 on the ten-round one; before it, "I still cannot log in and the payment
-# is due" (eight rounds) fell to 0.29 on nine
+# threshold (0.90 against 0.93 on the seventeen-round model; the later ones keep it under theirs, 0.93
+# against 0.95 on the composed-rows release, which the calm test checks); agitated audio takes it over. The
+# detector is steep around its threshold, so a retrained model may need another borderline sentence: "you
+# charged me twice and now my rent is short" (about 0.93 when it was chosen) fell to 0.80 on the
+# seventeen-round model, too low for the voice to lift (0.91); "the app logged me out and now I cannot pay
+# my rent" (0.87 on the nine-round model) fell to 0.60 on the ten-round one; before it, "I still cannot log
+# in and the payment is due" (eight rounds) fell to 0.29 on nine
 BORDERLINE = "you charged me twice and I am short for the rent"
 VOICE = "en-gb"
 
