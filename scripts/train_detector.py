@@ -14,10 +14,10 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    hidden layer; fitted unfloored, applied floored at 0: router.scoring.transformer.context_lift) is fitted
    in the same folds on the conversations' turns from the second up to the labelled
    one, over that fold's head: every conversation turn gets an out-of-fold probability read in context.
-   It also reads composed rows (``composed_context_rows``): the calm turn in which a churn conversation's
-   customer decides to leave, after the grievance of another churn conversation of the same fold and
-   language, labelled 1, so that it learns the grievance-then-leaving pattern rather than the wording of
-   the few conversations that teach it.
+   It also reads composed rows (``composed_context_rows``): the calm labelled turn of a churn or
+   vulnerable-customer conversation (a decision to leave, a veiled farewell) after the earlier turns of
+   another conversation of the same category, fold and language, labelled 1, so that it learns the pattern
+   rather than the wording of the few conversations that teach it.
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
    observe_turn) with those probabilities and the shipped heads' intensity, topic and wants-a-human; the
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
@@ -107,13 +107,18 @@ ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
 THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
 # the context head: one hidden layer, chosen on dev against the single-turn head (models/MODEL_CARD.md);
-# five seeds agreed within a conversation or two
-CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 64, 0.01, 60, 0.2
+# five seeds agreed within a conversation or two. 256 units since the composed rows: with 64 they took all
+# the lift from a furious "third time" turn after three routine ones (0.73 alone and in context, 0.91 before)
+CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 256, 0.01, 60, 0.2
 SEED = 1234
-# grievances composed before each calm decision to leave (--compose). Out of fold on the nineteen-round dev
-# split, three sampling seeds: 4 -> +7 conversations on time, 8 -> +8 to +9, 16 -> +8; adding benign
-# openings before the same turns as negatives did not help (models/MODEL_CARD.md)
-COMPOSED_PER_LEAVE = 8
+# the context head's composed rows (--compose, composed_context_rows): the categories whose labelled turn is
+# often calm and holds its stakes only with the turns before it, and rows per labelled turn. Out of fold on
+# the nineteen-round dev split: churn alone, 4 -> +7 conversations on time, 8 -> +8 to +9 (three sampling
+# seeds), 16 -> +8, but it took lift from veiled farewells; churn and vulnerable customers, 8 each -> +9 on
+# time and 2 fewer flagged; every moment-of-truth category -> +7 and 2 fewer; benign openings before the
+# same turns as negatives did not help (models/MODEL_CARD.md)
+COMPOSED_CATEGORIES = ("churn_threat", "vulnerable_customer")
+COMPOSED_PER_TURN = 8
 
 Embeddings = dict[str, np.ndarray]  # text -> embedding, one backend
 
@@ -222,35 +227,36 @@ def fit_context_head(rows: list[ContextRow], embs: list[Embeddings], head: Linea
     )
 
 
-def composed_context_rows(corpus: Corpus, per_leave: int, seed: int = SEED) -> list[ContextRow]:
-    """For each train or dev churn conversation whose customer decides to leave after earlier turns (its
-    labelled turn is not the first), up to ``per_leave`` rows: that calm turn after the earlier customer turns
-    of another such conversation of the same fold and language, labelled 1. A decision to leave after a
-    grievance is the moment of truth whatever the grievance was, and the context head has only a few hundred
-    real examples of it. Both conversations sit in one fold, so the out-of-fold probabilities stay out of
-    fold; a row holding a line of the test split is left out, as ``turn_context_rows`` leaves it out."""
+def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
+    """For each train or dev conversation of a ``COMPOSED_CATEGORIES`` category whose labelled turn is not its
+    first, up to ``per_turn`` rows: that turn after the earlier customer turns of another conversation of the
+    same category, fold and language, labelled 1. A calm decision to leave after a grievance is the moment of
+    truth whatever the grievance was, and a veiled farewell after any putting of affairs in order; the
+    context head has only a few hundred real examples of each. Both conversations sit in one fold, so the
+    out-of-fold probabilities stay out of fold; a row holding a line of the test split is left out, as
+    ``turn_context_rows`` leaves it out."""
     rng = random.Random(seed)
     held_out = held_out_lines(corpus)
-    churn = [
+    later = [
         c
         for c in corpus.conversations
         if c.split != "test"
-        and c.category == "churn_threat"
+        and c.category in COMPOSED_CATEGORIES
         and c.mot_turn is not None
         and c.mot_turn >= 2
         and not any(norm_text(t) in held_out for t in c.customer_texts[: c.mot_turn])
     ]
-    by_group: dict[tuple[int, str], list[CorpusConversation]] = {}
-    for c in churn:
-        by_group.setdefault((fold_of(c.scenario), c.lang), []).append(c)
+    by_group: dict[tuple[str, int, str], list[CorpusConversation]] = {}
+    for c in later:
+        by_group.setdefault((c.category, fold_of(c.scenario), c.lang), []).append(c)
     rows: list[ContextRow] = []
-    for c in churn:
+    for c in later:
         assert c.mot_turn is not None
-        leave = c.customer_texts[c.mot_turn - 1]
-        others = [o for o in by_group[(fold_of(c.scenario), c.lang)] if o.id != c.id]
-        for o in rng.sample(others, min(per_leave, len(others))):
+        turn = c.customer_texts[c.mot_turn - 1]
+        others = [o for o in by_group[(c.category, fold_of(c.scenario), c.lang)] if o.id != c.id]
+        for o in rng.sample(others, min(per_turn, len(others))):
             assert o.mot_turn is not None
-            rows.append(ContextRow(leave, tuple(o.customer_texts[: o.mot_turn - 1]), 1.0, c.scenario))
+            rows.append(ContextRow(turn, tuple(o.customer_texts[: o.mot_turn - 1]), 1.0, c.scenario))
     return rows
 
 
@@ -401,8 +407,9 @@ def main() -> int:
     ap.add_argument(
         "--compose",
         type=int,
-        default=COMPOSED_PER_LEAVE,
-        help="composed grievance-then-leaving rows per churn conversation for the context head (0: none)",
+        default=COMPOSED_PER_TURN,
+        help="composed rows per labelled later turn of a churn or vulnerable-customer conversation, for the "
+        "context head (0: none)",
     )
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -459,8 +466,8 @@ def main() -> int:
     meta["trained_on"][MOT_CONTEXT_HEAD] = (
         f"models/corpus train + dev conversations ({real_ctx_rows} turns from the second up to the labelled "
         f"one, each with up to {MOT_CONTEXT_TURNS} customer turns before it; {len(composed)} composed rows, "
-        f"up to {args.compose} per churn conversation: its calm decision to leave after another's "
-        "grievance), over the mot head, scripts/train_detector.py"
+        f"up to {args.compose} per labelled turn of a {' or '.join(COMPOSED_CATEGORIES)} conversation after "
+        "another's earlier turns), over the mot head, scripts/train_detector.py"
     )
     tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
     save_heads(args.out, {**heads.heads, **tuned}, meta)
