@@ -17,7 +17,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    It also reads composed rows (``composed_context_rows``): the calm labelled turn of a churn or
    vulnerable-customer conversation (a decision to leave, a veiled farewell) after the earlier turns of
    another conversation of the same category, fold and language, labelled 1, so that it learns the pattern
-   rather than the wording of the few conversations that teach it.
+   rather than the wording of the few conversations that teach it. ``--benign-change N`` adds their
+   counterweight (``benign_change_context_rows``, off by default: tried, not shipped): a routine calm change
+   of plan after one or two unrelated routine single turns of the same fold and language, labelled 0.
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
    observe_turn) with those probabilities and the shipped heads' intensity, topic and wants-a-human; the
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
@@ -62,6 +64,7 @@ from router.scoring.corpus import (  # noqa: E402
     ContextRow,
     Corpus,
     CorpusConversation,
+    CorpusTurn,
     TrainingRow,
     held_out_lines,
     load_corpus,
@@ -119,6 +122,18 @@ SEED = 1234
 # same turns as negatives did not help (models/MODEL_CARD.md)
 COMPOSED_CATEGORIES = ("churn_threat", "vulnerable_customer")
 COMPOSED_PER_TURN = 8
+# and their counterweight, tried and not shipped (--benign-change, benign_change_context_rows): a calm change
+# or cancellation after one or two unrelated routine turns, labelled 0. The composed rows above are the only
+# ones whose earlier turns are another conversation's, all labelled 1, and the head lifts any later turn
+# after a change of subject: a calm "close my account" after a sarcastic line (the simulator's strung
+# routine contacts: 35 of 660 dev ones flagged out of fold), and the routine tracking-number turn of
+# tests/scoring/test_conversation_model.py (0.17 alone, 0.48 in context). With 2 rows per calm change: 16 of
+# 660, dev 198/238 on time against 200; the simulated day's precision 0.727 against 0.651. But the same lift
+# carries that test's furious "third time" turn (0.73 alone, 0.88 in context), and every counterweight
+# tried (1 or 2 rows per turn, 64-512 units, other earlier turns, added positives) left it at 0.73, under
+# the detector's threshold (models/MODEL_CARD.md). Off until the turn itself reads as what it is.
+BENIGN_CHANGE_CATEGORIES = ("polite_change",)
+BENIGN_CHANGE_PER_TURN = 0
 
 Embeddings = dict[str, np.ndarray]  # text -> embedding, one backend
 
@@ -257,6 +272,36 @@ def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> li
         for o in rng.sample(others, min(per_turn, len(others))):
             assert o.mot_turn is not None
             rows.append(ContextRow(turn, tuple(o.customer_texts[: o.mot_turn - 1]), 1.0, c.scenario))
+    return rows
+
+
+def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
+    """For each routine train or dev single turn of a ``BENIGN_CHANGE_CATEGORIES`` category, ``per_turn``
+    rows: the turn after one or two other routine single turns (not a request for a person) of the same fold
+    and language, labelled 0. Same fold, so the out-of-fold probabilities stay out of fold; test lines are
+    left out as ``composed_context_rows`` leaves them out."""
+    rng = random.Random(seed)
+    held_out = held_out_lines(corpus)
+    routine = [
+        t
+        for t in corpus.turns
+        if t.split != "test"
+        and not t.mot
+        and t.category != "routine_human"
+        and norm_text(t.text) not in held_out
+    ]
+    by_group: dict[tuple[int, str], list[CorpusTurn]] = {}
+    for t in routine:
+        by_group.setdefault((fold_of(t.scenario), t.lang), []).append(t)
+    rows: list[ContextRow] = []
+    for t in routine:
+        if t.category not in BENIGN_CHANGE_CATEGORIES:
+            continue
+        others = [o for o in by_group[(fold_of(t.scenario), t.lang)] if o.id != t.id]
+        for _ in range(per_turn):
+            earlier = rng.sample(others, min(rng.choice((1, 2)), len(others)))
+            if earlier:
+                rows.append(ContextRow(t.text, tuple(o.text for o in earlier), 0.0, t.scenario))
     return rows
 
 
@@ -411,6 +456,13 @@ def main() -> int:
         help="composed rows per labelled later turn of a churn or vulnerable-customer conversation, for the "
         "context head (0: none)",
     )
+    ap.add_argument(
+        "--benign-change",
+        type=int,
+        default=BENIGN_CHANGE_PER_TURN,
+        help="composed rows per routine calm change or cancellation, after unrelated routine turns, "
+        "labelled 0, for the context head (0: none; tried, not shipped: models/MODEL_CARD.md)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -444,6 +496,7 @@ def main() -> int:
     composed = [
         r
         for r in composed_context_rows(corpus, args.compose)
+        + benign_change_context_rows(corpus, args.benign_change)
         if not any(t in held_out for t in (r.text, *r.earlier))
     ]
     real_ctx_rows, ctx_rows = len(ctx_rows), ctx_rows + composed
@@ -467,7 +520,14 @@ def main() -> int:
         f"models/corpus train + dev conversations ({real_ctx_rows} turns from the second up to the labelled "
         f"one, each with up to {MOT_CONTEXT_TURNS} customer turns before it; {len(composed)} composed rows, "
         f"up to {args.compose} per labelled turn of a {' or '.join(COMPOSED_CATEGORIES)} conversation after "
-        "another's earlier turns), over the mot head, scripts/train_detector.py"
+        "another's earlier turns"
+        + (
+            f", labelled 1, and {args.benign_change} per routine {' or '.join(BENIGN_CHANGE_CATEGORIES)} "
+            "single turn after one or two unrelated routine ones, labelled 0"
+            if args.benign_change
+            else ""
+        )
+        + "), over the mot head, scripts/train_detector.py"
     )
     tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
     save_heads(args.out, {**heads.heads, **tuned}, meta)

@@ -1,6 +1,7 @@
 """scripts/train_detector.py's composed context rows: a churn or vulnerable-customer conversation's calm
 labelled turn after another conversation's earlier turns, always of the same category, fold and language,
-never from the test split."""
+never from the test split; and their counterweight, a routine calm change after unrelated routine turns,
+labelled 0."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from train_detector import COMPOSED_CATEGORIES, composed_context_rows, fold_of
+from train_detector import (
+    BENIGN_CHANGE_CATEGORIES,
+    COMPOSED_CATEGORIES,
+    benign_change_context_rows,
+    composed_context_rows,
+    fold_of,
+)
 
 from router.scoring.corpus import Corpus, held_out_lines, load_corpus
 from router.scoring.overlap import norm_text
@@ -54,3 +61,23 @@ def test_no_test_line_is_composed(corpus: Corpus) -> None:
     test = held_out_lines(corpus)
     rows = composed_context_rows(corpus, 8)
     assert not any(norm_text(t) in test for r in rows for t in (r.text, *r.earlier))
+
+
+def test_benign_changes_follow_unrelated_routine_turns_of_their_fold_and_language(corpus: Corpus) -> None:
+    rows = benign_change_context_rows(corpus, 2)
+    turns = {t.text: t for t in corpus.turns if t.split != "test"}
+    changes = [t for t in turns.values() if t.category in BENIGN_CHANGE_CATEGORIES and not t.mot]
+    assert len(rows) >= len(changes)  # two each, less the few whose line a test line repeats
+    for r in rows:
+        turn = turns[r.text]
+        assert r.mot == 0.0 and r.scenario == turn.scenario
+        assert turn.category in BENIGN_CHANGE_CATEGORIES and not turn.mot
+        assert 1 <= len(r.earlier) <= 2 and r.text not in r.earlier
+        for text in r.earlier:
+            before = turns[text]
+            assert not before.mot and before.category != "routine_human" and before.lang == turn.lang
+            assert fold_of(before.scenario) == fold_of(turn.scenario)
+    test = held_out_lines(corpus)
+    assert not any(norm_text(t) in test for r in rows for t in (r.text, *r.earlier))
+    assert benign_change_context_rows(corpus, 2, seed=3) == benign_change_context_rows(corpus, 2, seed=3)
+    assert benign_change_context_rows(corpus, 0) == []
