@@ -97,3 +97,29 @@ def test_run_score_reads_a_contacts_lines_as_its_turns() -> None:
     # the verdict is the contact's: once a moment of truth, it stays one on a calm "thanks"
     assert rows[4]["moment_of_truth"] is True and rows[6]["moment_of_truth"] is True
     assert any("turn 3" in r["text"] for r in rows[6]["reasons"])
+
+
+def test_verdict_probabilities_are_the_detectors_one_turn_verdict() -> None:
+    """The public moment-of-truth figure scores what the router decides on: each text as a one-turn
+    contact through the shipped detector, crossing its threshold exactly when the verdict is a moment of
+    truth."""
+    from router.domain.mot import MotThresholds
+    from router.scoring.detector import load_mot_model, replay
+    from router.scoring.evaluate import verdict_probabilities
+    from router.scoring.protocol import EmotionScore
+
+    model = load_mot_model()
+    assert model is not None
+    scores = [
+        EmotionScore(intensity=i, topic="lost_card" if t else None, topic_prob=t, mot_prob=p)
+        for p in (0.05, 0.5, 0.8, 0.9, 0.99)
+        for i, t in ((0.1, 0.0), (0.7, 0.9))
+    ]
+    got = verdict_probabilities(scores)
+    assert got is not None
+    th = MotThresholds(model=model)
+    for s, p in zip(scores, got, strict=True):
+        feats, flagged = replay([s], th)
+        assert p == pytest.approx(model.probability(feats[0]))
+        assert (p >= model.threshold) == (flagged == 1)
+    assert got[0] < got[-2] and got[1] < got[-1]  # a surer turn reads as a surer moment of truth
