@@ -46,6 +46,17 @@ def _dist(values: Sequence[float], nd: int = 1) -> dict[str, Any]:
     }
 
 
+def _reach_human_s(tracks: Iterable[ContactTrack]) -> list[float]:
+    """For customers still in self-service when they came to need a person: seconds until the engine sent
+    them to one (the button, self-service's offer of a person, or a re-score). One who gave up before is in
+    the abandonment figures; one who gave up later in a queue counts here (self-service let them go)."""
+    return [
+        t.routed_ts - t.need_ts
+        for t in tracks
+        if t.need_ts is not None and t.routed_ts is not None and t.routed_ts >= t.need_ts
+    ]
+
+
 def over_capacity_max(floor: SimFloor) -> int:
     """Replay offers (+1) and agent releases (-1) per agent and channel from the decisions stream; the
     worst excess over the agent's capacity (0 when the engine never over-booked anyone)."""
@@ -245,6 +256,10 @@ def build_report(
         },
         "self_service_containment": _share(contained, len(routine_kind)),
         "routine_to_human_share": _share(to_human, len(routine_kind)),
+        "reach_human_s": {
+            "mot": _dist(_reach_human_s(t for t in tracks if t.j.truth_mot)),
+            "routine": _dist(_reach_human_s(t for t in tracks if not t.j.truth_mot)),
+        },
         "detour_share_mot": _share(sum(1 for t in truth if t.pressed_button), len(truth)),
         "callback_offers": sum(1 for t in tracks if t.callback_offered),
         "callbacks_taken": {
@@ -308,6 +323,7 @@ COMPARE_KEYS: tuple[tuple[str, str], ...] = (
     ("csat_mean", "higher"),
     ("self_service_containment", "higher"),
     ("detour_share_mot", "lower"),
+    ("reach_human_s.mot.mean", "lower"),
     ("mot_recall", "higher"),
     ("mot_precision", "higher"),
     ("decision_latency_ms.p50", "lower"),
