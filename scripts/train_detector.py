@@ -8,7 +8,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
 1. Per-turn rows of the train and dev splits (router.scoring.corpus.training_rows) are embedded by the
    default int8 encoder. The moment-of-truth head (linear, L2 as scripts/train_heads.py chose on dev) is
    fitted five times, each time leaving one fold of scenarios out: every row gets an out-of-fold
-   probability, what the head says of text it has not seen.
+   probability, what the head says of text it has not seen. Half the logit of the vote of a text's five
+   nearest labelled rows (router.scoring.neighbours; in a fold, the other folds' rows) is added to the
+   head's: the linear head alone reads short, flat lines with stakes too low.
    The context head (``mot_context``: a logit added to the head's for a turn after the first, learned from
    the turn's embedding, the mean embedding of up to four customer turns before it and their product; one
    hidden layer; fitted unfloored, applied floored at 0: router.scoring.transformer.context_lift) is fitted
@@ -81,6 +83,7 @@ from router.scoring.detector import (  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.heads import LinearHead, load_heads, save_heads  # noqa: E402
 from router.scoring.measures import stable_fraction  # noqa: E402
+from router.scoring.neighbours import NeighbourVote, unit_rows  # noqa: E402
 from router.scoring.overlap import norm_text  # noqa: E402
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore  # noqa: E402
 from router.scoring.transformer import (  # noqa: E402
@@ -134,6 +137,13 @@ COMPOSED_PER_TURN = 8
 # the detector's threshold (models/MODEL_CARD.md). Off until the turn itself reads as what it is.
 BENIGN_CHANGE_CATEGORIES = ("polite_change",)
 BENIGN_CHANGE_PER_TURN = 0
+# the mot head's neighbours (router.scoring.neighbours): k, temperature and the weight of their vote's logit.
+# Chosen out of fold on the twenty-round train + dev rows and the dev objective (models/MODEL_CARD.md, The
+# detector): every setting tried (k 5-20, temperature 0.02-0.05, weight 0.5-1) raised dev single-turn F1
+# (0.893 without, 0.903-0.931); weight 1 also flagged conversations' grievance openings a turn early. Dev
+# objective: k 5, T 0.02, weight 0.5: 1.621; k 10, T 0.05: weight 0.5 1.609, 0.75 1.599, 1 1.594; k 20,
+# T 0.05, weight 0.5: 1.613; none: 1.603
+NEIGHBOUR_K, NEIGHBOUR_TEMPERATURE, NEIGHBOUR_WEIGHT = 5, 0.02, 0.5
 
 Embeddings = dict[str, np.ndarray]  # text -> embedding, one backend
 
@@ -145,6 +155,34 @@ class Scores:
 
     alone: dict[str, EmotionScore]
     convs: dict[str, list[EmotionScore]]
+
+
+@dataclasses.dataclass(frozen=True)
+class NeighbourHead:
+    """The mot head with its neighbours' vote added to its logit, as the scorer reads it
+    (router.scoring.transformer.TransformerScorer.mot_logits)."""
+
+    head: LinearHead
+    neighbours: NeighbourVote | None
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        z = self.head.logits(x)[:, 0]
+        if self.neighbours is not None:
+            z = z + self.neighbours.logits(x)
+        return z[:, None]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = self.logits(x)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+def neighbours_of(x: np.ndarray, y: np.ndarray, weight: float) -> NeighbourVote | None:
+    """The neighbour vote over rows ``x`` (int8 embeddings) labelled ``y``; None when ``weight`` is 0."""
+    if not weight:
+        return None
+    # rounded as the heads file stores it (fp16), so the detector learns the scorer's very vote
+    bank = unit_rows(x).astype(np.float16).astype(np.float32)
+    return NeighbourVote(bank, y.astype(np.float32), NEIGHBOUR_K, NEIGHBOUR_TEMPERATURE, weight)
 
 
 def fit_head(
@@ -175,17 +213,19 @@ def out_of_fold(
     x_torch: np.ndarray,
     consistency: float,
     w: np.ndarray,
-) -> tuple[list[dict[str, float]], list[LinearHead]]:
+    neighbour_weight: float = NEIGHBOUR_WEIGHT,
+) -> tuple[list[dict[str, float]], list[NeighbourHead]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
-    its fit (each fit made exactly as the final one, so the detector learns the final head's scale); and
-    the fold heads (fold k's was fitted without fold k)."""
+    its fit and of its neighbours (each fit made exactly as the final one, so the detector learns the final
+    head's scale); and the fold heads (fold k's was fitted without fold k, its neighbours are the others)."""
     fold = np.array([fold_of(r.scenario) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
-    heads: list[LinearHead] = []
+    heads: list[NeighbourHead] = []
     for k in range(FOLDS):
         fit = fold != k
-        head = fit_head(x[fit], x_torch[fit], y[fit], consistency, w[fit])
+        linear = fit_head(x[fit], x_torch[fit], y[fit], consistency, w[fit])
+        head = NeighbourHead(linear, neighbours_of(x[fit], y[fit], neighbour_weight))
         heads.append(head)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
     out: list[dict[str, float]] = []
@@ -207,7 +247,9 @@ def context_inputs(
     return e, context_features(e, c)
 
 
-def fit_context_head(rows: list[ContextRow], embs: list[Embeddings], head: LinearHead) -> LinearHead:
+def fit_context_head(
+    rows: list[ContextRow], embs: list[Embeddings], head: LinearHead | NeighbourHead
+) -> LinearHead:
     """The context head over ``head``: logit = head's logit + g(features), g fitted on the rows as embedded
     by each backend in ``embs`` (one copy of the rows per backend)."""
     import torch
@@ -306,7 +348,7 @@ def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) 
 
 
 def in_context_out_of_fold(
-    corpus: Corpus, rows: list[ContextRow], embs: list[Embeddings], heads: list[LinearHead]
+    corpus: Corpus, rows: list[ContextRow], embs: list[Embeddings], heads: list[NeighbourHead]
 ) -> list[dict[tuple[str, int], float]]:
     """Per backend: (conversation id, 0-based turn from 1 on) -> the probability read in context, from the
     fold's head and a context head fitted on the other folds' rows."""
@@ -463,6 +505,12 @@ def main() -> int:
         help="composed rows per routine calm change or cancellation, after unrelated routine turns, "
         "labelled 0, for the context head (0: none; tried, not shipped: models/MODEL_CARD.md)",
     )
+    ap.add_argument(
+        "--neighbour-weight",
+        type=float,
+        default=NEIGHBOUR_WEIGHT,
+        help="weight of the nearest labelled rows' vote on the mot head's logit (0: the head alone)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -480,7 +528,7 @@ def main() -> int:
         if args.balance_length
         else np.ones(len(rows), np.float32)
     )
-    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w)
+    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, args.neighbour_weight)
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
     torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
@@ -509,7 +557,8 @@ def main() -> int:
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, y_oof, args.consistency, w)
-    final_ctx = fit_context_head(ctx_rows, embs, final)
+    neighbours = neighbours_of(x, y_oof, args.neighbour_weight)
+    final_ctx = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours))
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "
@@ -530,7 +579,12 @@ def main() -> int:
         + "), over the mot head, scripts/train_detector.py"
     )
     tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
-    save_heads(args.out, {**heads.heads, **tuned}, meta)
+    if neighbours is not None:
+        meta["trained_on"]["mot_neighbours"] = (
+            f"the same {len(rows)} rows' int8 embeddings and labels: the vote of the {NEIGHBOUR_K} nearest, "
+            f"temperature {NEIGHBOUR_TEMPERATURE}, weight {args.neighbour_weight} on its logit"
+        )
+    save_heads(args.out, {**heads.heads, **tuned}, meta, neighbours)
 
     detector_meta = {
         "trained_on": "models/corpus: conversation prefixes and single turns of the train split, with "

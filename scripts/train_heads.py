@@ -530,7 +530,7 @@ def main() -> int:
             "embedded_by": [_backend_name(e) for e in encoders],
             "wall_time_s": round(time.perf_counter() - t0, 1),
         }
-        save_heads(args.out, {**stored.heads, "intensity_ml": head}, meta)
+        save_heads(args.out, {**stored.heads, "intensity_ml": head}, meta, stored.neighbours)
         print(json.dumps({"dev_metrics": metrics}, indent=2))
         return 0
     hw_topics = handwritten_topics()

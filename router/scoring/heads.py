@@ -3,7 +3,9 @@
 File layout (``models/heads.safetensors`` + ``models/heads.json``):
 - tensors ``<head>.weight`` (out x in) and ``<head>.bias`` (out); an MLP head also has
   ``<head>.hidden.weight`` / ``<head>.hidden.bias`` applied first, followed by ReLU;
-- JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata.
+- JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata;
+- optionally the ``mot`` head's neighbours (router.scoring.neighbours): tensors ``mot_neighbours.bank`` (fp16)
+  and ``mot_neighbours.labels``, JSON ``mot_neighbours``: ``{"k", "temperature", "weight"}``.
 
 Heads are applied in numpy: they are a few kB of matrix products next to a ~22M-parameter encoder.
 """
@@ -20,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from safetensors.numpy import load_file, save_file
+
+from router.scoring.neighbours import NeighbourVote
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -60,6 +64,8 @@ class LinearHead:
 class Heads:
     heads: Mapping[str, LinearHead]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # what the ``mot`` head's nearest labelled corpus turns add to its logit (None: the head alone)
+    neighbours: NeighbourVote | None = None
 
     @property
     def dim(self) -> int:
@@ -116,14 +122,46 @@ def load_heads(models_dir: str | Path | None = None) -> Heads:
         out_dim = heads[name].weight.shape[0]
         if heads[name].labels and len(heads[name].labels) != out_dim:
             raise ValueError(f"head {name}: {len(heads[name].labels)} labels for {out_dim} outputs")
-    return Heads(heads=heads, meta=meta)
+    return Heads(heads=heads, meta=meta, neighbours=_load_neighbours(tensors, meta))
 
 
-def save_heads(models_dir: str | Path, heads: Mapping[str, LinearHead], meta: Mapping[str, Any]) -> None:
+NEIGHBOURS = "mot_neighbours"
+
+
+def _load_neighbours(
+    tensors: Mapping[str, npt.NDArray[Any]], meta: Mapping[str, Any]
+) -> NeighbourVote | None:
+    spec = meta.get(NEIGHBOURS)
+    if spec is None:
+        return None
+    return NeighbourVote(
+        bank=tensors[f"{NEIGHBOURS}.bank"].astype(np.float32),
+        labels=tensors[f"{NEIGHBOURS}.labels"].astype(np.float32),
+        k=int(spec["k"]),
+        temperature=float(spec["temperature"]),
+        weight=float(spec["weight"]),
+    )
+
+
+def save_heads(
+    models_dir: str | Path,
+    heads: Mapping[str, LinearHead],
+    meta: Mapping[str, Any],
+    neighbours: NeighbourVote | None = None,
+) -> None:
     tensors_path, meta_path = heads_paths(models_dir)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors: dict[str, FloatArray] = {}
+    tensors: dict[str, npt.NDArray[Any]] = {}
     spec: dict[str, Any] = {}
+    meta = {k: v for k, v in meta.items() if k != NEIGHBOURS}
+    if neighbours is not None:
+        tensors[f"{NEIGHBOURS}.bank"] = np.ascontiguousarray(neighbours.bank, dtype=np.float16)
+        tensors[f"{NEIGHBOURS}.labels"] = np.ascontiguousarray(neighbours.labels, dtype=np.float32)
+        meta[NEIGHBOURS] = {
+            "k": neighbours.k,
+            "temperature": neighbours.temperature,
+            "weight": neighbours.weight,
+        }
     for name, head in heads.items():
         tensors[f"{name}.weight"] = np.ascontiguousarray(head.weight, dtype=np.float32)
         tensors[f"{name}.bias"] = np.ascontiguousarray(head.bias, dtype=np.float32)

@@ -370,6 +370,10 @@ class TransformerScorer:
         self.backend = self.encoder.backend
         if self.heads.dim != self.encoder.dim:
             raise ValueError(f"heads expect dim {self.heads.dim}, encoder gives {self.encoder.dim}")
+        if self.heads.neighbours is not None and self.heads.neighbours.dim != self.encoder.dim:
+            raise ValueError(
+                f"mot neighbours of dim {self.heads.neighbours.dim}, encoder gives {self.encoder.dim}"
+            )
         trained_on = str(self.heads.meta.get("encoder", {}).get("id", ""))
         if trained_on and trained_on != self.encoder.encoder_id:
             # same width, different space: the heads would answer nonsense without any error
@@ -473,12 +477,20 @@ class TransformerScorer:
         e = np.stack([emb[texts[i]] for i in rows])
         c = np.stack([np.mean([emb[t] for t in contexts[i][-MOT_CONTEXT_TURNS:]], axis=0) for i in rows])
         lift = context_lift(self.heads[MOT_CONTEXT_HEAD].logits(context_features(e, c))[:, 0])
-        z = self.heads["mot"].logits(e)[:, 0] + lift
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+        z = self.mot_logits(e) + lift
+        p = _sigmoid(z)
         out = list(scores)
         for i, prob in zip(rows, p.tolist(), strict=True):
             out[i] = dataclasses.replace(out[i], mot_prob=round(prob, 4))
         return out
+
+    def mot_logits(self, emb: FloatArray) -> FloatArray:
+        """The ``mot`` head's logit for a turn read alone, plus what its nearest labelled corpus turns add
+        (router.scoring.neighbours) when the heads carry them."""
+        z: FloatArray = self.heads["mot"].logits(emb)[:, 0]
+        if self.heads.neighbours is not None:
+            z = z + self.heads.neighbours.logits(emb)
+        return z
 
     def intensities(
         self,
@@ -510,14 +522,14 @@ class TransformerScorer:
             if self._use_vader:
                 raise ValueError("this heads version needs the texts too")
             texts = [""] * len(emb)
-        out = self.heads.apply_except(emb, ("intensity", "intensity_ml", MOT_CONTEXT_HEAD))
+        out = self.heads.apply_except(emb, ("intensity", "intensity_ml", "mot", MOT_CONTEXT_HEAD))
         emotions = out["emotion"]
         intensity = self.intensities(emb, texts, languages)
         topic = out["topic"]
         zeros = np.zeros(len(emb), np.float32)
         human = out["wants_human"][:, 0] if "wants_human" in out else zeros
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
-        mot = out["mot"][:, 0] if "mot" in out else None
+        mot = _sigmoid(self.mot_logits(emb)) if "mot" in self.heads else None
         results: list[EmotionScore] = []
         # plain Python floats row by row (``tolist``): indexing numpy scalars cost more than the heads
         rows = zip(
@@ -547,6 +559,11 @@ class TransformerScorer:
                 )
             )
         return results
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    out: FloatArray = (1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))).astype(np.float32)
+    return out
 
 
 def context_lift(g: FloatArray) -> FloatArray:
