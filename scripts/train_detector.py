@@ -49,6 +49,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +177,18 @@ class NeighbourHead:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
 
-def neighbours_of(x: np.ndarray, y: np.ndarray, weight: float) -> NeighbourVote | None:
-    """The neighbour vote over rows ``x`` (int8 embeddings) labelled ``y``; None when ``weight`` is 0."""
+def neighbours_of(
+    x: np.ndarray, y: np.ndarray, weight: float, topics: Sequence[str] | None = None
+) -> NeighbourVote | None:
+    """The neighbour vote over rows ``x`` (int8 embeddings) labelled ``y``, each row's topic kept for the
+    reasons when ``topics`` is given; None when ``weight`` is 0."""
     if not weight:
         return None
     # rounded as the heads file stores it (fp16), so the detector learns the scorer's very vote
     bank = unit_rows(x).astype(np.float16).astype(np.float32)
-    return NeighbourVote(bank, y.astype(np.float32), NEIGHBOUR_K, NEIGHBOUR_TEMPERATURE, weight)
+    names = tuple(sorted(set(topics))) if topics is not None else ()
+    index = np.array([names.index(t) for t in topics], np.int64) if topics is not None else None
+    return NeighbourVote(bank, y.astype(np.float32), NEIGHBOUR_K, NEIGHBOUR_TEMPERATURE, weight, index, names)
 
 
 def fit_head(
@@ -557,7 +563,7 @@ def main() -> int:
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, y_oof, args.consistency, w)
-    neighbours = neighbours_of(x, y_oof, args.neighbour_weight)
+    neighbours = neighbours_of(x, y_oof, args.neighbour_weight, [r.topic for r in rows])
     final_ctx = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours))
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (

@@ -29,16 +29,17 @@ FEATURES: tuple[str, ...] = (
     "topic_prob",
     "wants_human",
 )
+NEIGHBOURS_REASON_MOT_PROB = 0.5
 _FEATURE_TEXT = {
     "mot_last": "latest turn p={:.2f}",
-    "mot_peak": "peak turn p={:.2f}",
+    "mot_peak": "peak p={:.2f} on turn {peak_turn}",
     "mot_prev_mean": "earlier turns p={:.2f}",
     "mot_trend": "rising {:+.2f}",
     "mot_high_turns": "{:.0f} turn(s) above 0.5",
     "log_turns": "{:.0f} turns",
     "intensity_peak": "peak intensity {:.2f}",
     "intensity_last": "intensity {:.2f}",
-    "topic_prob": "topic p={:.2f}",
+    "topic_prob": "topic {topic} p={:.2f}",
     "wants_human": "asked for a person",
 }
 
@@ -156,8 +157,17 @@ def _model_rule(contact: ContactView, model: MotModel) -> tuple[Reason, ...]:
         return ()
     turn = contact.trajectory.turns
     shown, limit = _against(p, model.threshold)
-    text = f"moment of truth p={shown} on turn {turn} (threshold {limit}): {_drivers(x, model)}"
+    text = f"moment of truth p={shown} on turn {turn} (threshold {limit}): {_drivers(x, model, contact)}"
     return (Reason("mot_model", text),)
+
+
+def neighbours_reason(turn: int, mot_prob: float, neighbours: str) -> tuple[Reason, ...]:
+    """Why a turn that leans to a moment of truth (p >= 0.5) reads so: what its nearest labelled corpus
+    turns are (router.scoring.neighbours), so a supervisor can see what the model compared it with. A calm
+    turn gets none: "0 of 5" on every routine line would bury the reasons that matter."""
+    if not neighbours or mot_prob < NEIGHBOURS_REASON_MOT_PROB:
+        return ()
+    return (Reason("mot_turn", f"turn {turn} p={mot_prob:.2f}: {neighbours}"),)
 
 
 def _against(p: float, threshold: float) -> tuple[str, str]:
@@ -167,11 +177,14 @@ def _against(p: float, threshold: float) -> tuple[str, str]:
     return f"{p:.{places}f}", f"{threshold:.{places}f}"
 
 
-def _drivers(x: Mapping[str, float], model: MotModel, top: int = 3) -> str:
-    """The features that pushed the probability up most, relative to the training mean."""
+def _drivers(x: Mapping[str, float], model: MotModel, contact: ContactView, top: int = 3) -> str:
+    """The features that pushed the probability up most, relative to the training mean, named as a
+    supervisor reads them: which topic, which turn."""
     push = {f: model.weights.get(f, 0.0) * (x[f] - model.means.get(f, 0.0)) for f in FEATURES}
     best = [f for f in sorted(push, key=push.__getitem__, reverse=True)[:top] if push[f] > 0]
-    texts = [_FEATURE_TEXT[f].format(math.expm1(x[f]) if f == "log_turns" else x[f]) for f in best]
+    topic = (contact.topic or "none").replace("_", " ")
+    named = {"topic": topic, "peak_turn": contact.trajectory.mot_peak_turn}
+    texts = [_FEATURE_TEXT[f].format(math.expm1(x[f]) if f == "log_turns" else x[f], **named) for f in best]
     return ", ".join(texts) or "all features together"
 
 

@@ -5,7 +5,8 @@ File layout (``models/heads.safetensors`` + ``models/heads.json``):
   ``<head>.hidden.weight`` / ``<head>.hidden.bias`` applied first, followed by ReLU;
 - JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata;
 - optionally the ``mot`` head's neighbours (router.scoring.neighbours): tensors ``mot_neighbours.bank`` (fp16)
-  and ``mot_neighbours.labels``, JSON ``mot_neighbours``: ``{"k", "temperature", "weight"}``.
+  and ``mot_neighbours.labels``, optionally ``mot_neighbours.topics`` (int16, each row's index into
+  ``topic_names``), JSON ``mot_neighbours``: ``{"k", "temperature", "weight", "topic_names"?}``.
 
 Heads are applied in numpy: they are a few kB of matrix products next to a ~22M-parameter encoder.
 """
@@ -134,12 +135,15 @@ def _load_neighbours(
     spec = meta.get(NEIGHBOURS)
     if spec is None:
         return None
+    topics = tensors.get(f"{NEIGHBOURS}.topics")
     return NeighbourVote(
         bank=tensors[f"{NEIGHBOURS}.bank"].astype(np.float32),
         labels=tensors[f"{NEIGHBOURS}.labels"].astype(np.float32),
         k=int(spec["k"]),
         temperature=float(spec["temperature"]),
         weight=float(spec["weight"]),
+        topics=None if topics is None else topics.astype(np.int64),
+        topic_names=tuple(spec.get("topic_names", ())),
     )
 
 
@@ -162,6 +166,9 @@ def save_heads(
             "temperature": neighbours.temperature,
             "weight": neighbours.weight,
         }
+        if neighbours.topics is not None:
+            tensors[f"{NEIGHBOURS}.topics"] = np.ascontiguousarray(neighbours.topics, dtype=np.int16)
+            meta[NEIGHBOURS]["topic_names"] = list(neighbours.topic_names)
     for name, head in heads.items():
         tensors[f"{name}.weight"] = np.ascontiguousarray(head.weight, dtype=np.float32)
         tensors[f"{name}.bias"] = np.ascontiguousarray(head.bias, dtype=np.float32)

@@ -2,7 +2,8 @@
 out per input.
 
 Output: ``intensity``, ``mot_prob``, ``moment_of_truth`` (the contact-level detector's verdict), ``topic``,
-``topic_prob``, ``wants_human``, ``emotions``, ``reasons`` (machine code + text), ``scorer``. Without
+``topic_prob``, ``wants_human``, ``emotions``, ``reasons`` (machine code + text), ``scorer``, and from the
+transformer ``mot_neighbours`` (what the turn's nearest labelled corpus turns are). Without
 ``contact`` each line is a one-turn contact. Lines with the same ``contact`` are that contact's customer
 turns in order, as the worker sees them: each is read after the turns before it (``mot_prob`` in context)
 and the verdict is the detector's over the contact's turns so far.
@@ -142,6 +143,7 @@ def _flush(
                     **({"contact": cid, "turn": view.trajectory.turns} if cid is not None else {}),
                     "intensity": round(s.intensity, 4),
                     "mot_prob": round(s.mot_prob, 4),
+                    **({"mot_neighbours": s.mot_neighbours} if s.mot_neighbours else {}),
                     "moment_of_truth": verdict["moment_of_truth"],
                     "detector_prob": verdict["detector_prob"],
                     "topic": s.topic,

@@ -487,10 +487,16 @@ class TransformerScorer:
     def mot_logits(self, emb: FloatArray) -> FloatArray:
         """The ``mot`` head's logit for a turn read alone, plus what its nearest labelled corpus turns add
         (router.scoring.neighbours) when the heads carry them."""
+        return self._mot_reading(emb)[0]
+
+    def _mot_reading(self, emb: FloatArray) -> tuple[FloatArray, list[str]]:
+        """``mot_logits`` and, per row, what its neighbours said ("" without them)."""
         z: FloatArray = self.heads["mot"].logits(emb)[:, 0]
-        if self.heads.neighbours is not None:
-            z = z + self.heads.neighbours.logits(emb)
-        return z
+        vote = self.heads.neighbours
+        if vote is None:
+            return z, [""] * len(emb)
+        reading = vote.read(emb)
+        return z + reading.logits, [vote.describe(reading, i) for i in range(len(emb))]
 
     def intensities(
         self,
@@ -529,7 +535,10 @@ class TransformerScorer:
         zeros = np.zeros(len(emb), np.float32)
         human = out["wants_human"][:, 0] if "wants_human" in out else zeros
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
-        mot = _sigmoid(self.mot_logits(emb)) if "mot" in self.heads else None
+        mot, said = None, [""] * len(emb)
+        if "mot" in self.heads:
+            z, said = self._mot_reading(emb)
+            mot = _sigmoid(z)
         results: list[EmotionScore] = []
         # plain Python floats row by row (``tolist``): indexing numpy scalars cost more than the heads
         rows = zip(
@@ -538,9 +547,10 @@ class TransformerScorer:
             intensity.tolist(),
             human.tolist(),
             (mot if mot is not None else zeros).tolist(),
+            said,
             strict=True,
         )
-        for emo_row, topic_row, inten, hum, mot_p in rows:
+        for emo_row, topic_row, inten, hum, mot_p, neighbours in rows:
             tp = 1.0 - topic_row[none_idx] if none_idx is not None else max(topic_row)
             best = max(self._mot_topic_idx, key=topic_row.__getitem__)
             inten = min(1.0, max(0.0, inten))
@@ -556,6 +566,7 @@ class TransformerScorer:
                     wants_human=round(min(1.0, max(0.0, hum)), 4),
                     source=self.name,
                     mot_prob=round(mot_p, 4) if mot is not None else heuristic_mot_prob(inten, tp),
+                    mot_neighbours=neighbours,
                 )
             )
         return results

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from router.domain.model import ContactView, Reason
-from router.domain.mot import detect, observe_turn
+from router.domain.mot import detect, neighbours_reason, observe_turn
 from router.domain.policy import place, queue_score
 from router.domain.turns import classify_turn
 from router.domain.voice import VoiceFeatures
@@ -192,6 +192,7 @@ class Engine(Sweeper):
                 trigger += (Reason("human_requested_in_text", f"customer asked for a person on turn {n}"),)
             entry["intensity"] = round(turn.intensity, 3)
             entry["mot_prob"] = round(turn.mot_prob, 3)
+            trigger += neighbours_reason(view.trajectory.turns, turn.mot_prob, score.mot_neighbours)
         tail = [*rec.transcript, entry][-self.settings.transcript_tail :]
         extra["transcript"] = json.dumps(tail)
         if ev.speaker != "customer" or view.status == "ended":

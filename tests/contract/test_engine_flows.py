@@ -183,6 +183,23 @@ def test_self_service_offers_a_person_once_on_a_turn_that_may_be_a_moment_of_tru
     assert only(floor.human("c1"), "offer").agent_id == "a1"  # taking it is the usual request
 
 
+def test_a_turn_that_leans_to_a_moment_of_truth_says_what_its_neighbours_are(
+    floor: Floor, store: RoutingStore
+) -> None:
+    """The decision that takes a moment of truth to a person quotes what the turn's nearest labelled corpus
+    turns are (the transformer's ``mot_neighbours``), so a supervisor sees what it was compared with."""
+    team(store, ALL5)
+    only(floor.start("c1"), "self_service")
+    said = "5 of its 5 nearest labelled corpus turns are moments of truth (bereavement 5); the nearest at 0.9"
+    grief = EmotionScore(
+        intensity=0.9, mot_prob=0.97, topic="bereavement", topic_prob=0.95, mot_neighbours=said
+    )
+    floor.engine.handle(parse(message("c1", 0, "My husband died on Sunday")), new_id(), grief)
+    d = only(floor.new(), "offer")
+    assert d.moment_of_truth and f"turn 1 p=0.97: {said}" in text(d)
+    assert codes(d)[0] == "mot_turn"
+
+
 @pytest.mark.parametrize(
     ("turn", "trigger"),
     [

@@ -12,6 +12,7 @@ from router.domain.mot import (
     MotThresholds,
     detect,
     model_probability,
+    neighbours_reason,
     observe_turn,
     wants_human,
 )
@@ -171,6 +172,26 @@ def test_model_verdict_and_readable_reason() -> None:
     verdict = detect(upset, th)
     assert verdict.is_mot and verdict.reasons[0].code == "mot_model"
     assert "latest turn p=0.90" in verdict.reasons[0].text
+
+
+def test_reason_names_the_topic_and_the_peak_turn() -> None:
+    """A bare "topic p=1.00" leaves a supervisor asking which topic: the reason names it, and the peak's
+    turn."""
+    model = replace(MODEL, weights={**MODEL.weights, "topic_prob": 3.0})
+    th = MotThresholds(model=model)
+    view = _replay([0.95, 0.3])
+    view = replace(view, topic="travel_disruption", topic_prob=0.97)
+    text = detect(view, th).reasons[0].text
+    assert "topic travel disruption p=0.97" in text
+    assert "peak p=0.95 on turn 1" in text
+
+
+def test_a_turn_leaning_to_a_moment_of_truth_says_what_its_neighbours_are() -> None:
+    said = "4 of its 5 nearest labelled corpus turns are moments of truth (bereavement 4)"
+    (reason,) = neighbours_reason(2, 0.87, said)
+    assert reason.code == "mot_turn" and reason.text == f"turn 2 p=0.87: {said}"
+    assert neighbours_reason(2, 0.49, said) == ()  # a calm turn: no reason to bury the others
+    assert neighbours_reason(2, 0.99, "") == ()  # a scorer without neighbours
 
 
 def test_reason_shows_the_decimals_a_fine_threshold_needs() -> None:

@@ -63,16 +63,47 @@ def test_the_neighbours_survive_the_heads_file_and_leave_it_when_dropped(tmp_pat
     rng = np.random.default_rng(4)
     x, y = _bank(rng)
     head = LinearHead(rng.normal(size=(1, 8)).astype(np.float32), np.zeros(1, np.float32), "sigmoid", ("m",))
-    vote = NeighbourVote(x.astype(np.float16).astype(np.float32), y, 5, 0.02, 0.5)
+    topics = np.where(y == 1, np.arange(len(y)) % 3, 3)
+    names = ("bereavement", "fraud", "travel_disruption", "none")
+    vote = NeighbourVote(x.astype(np.float16).astype(np.float32), y, 5, 0.02, 0.5, topics, names)
     save_heads(tmp_path, {"mot": head}, {"note": "test"}, vote)
     loaded = load_heads(tmp_path)
     assert loaded.neighbours is not None and loaded.meta["mot_neighbours"]["k"] == 5
+    assert loaded.neighbours.topic_names == names
+    np.testing.assert_array_equal(loaded.neighbours.topics, topics)
     q = rng.normal(size=(6, 8)).astype(np.float32)
     # the bank is stored in fp16 (scripts/train_detector.py rounds it so before the detector reads it)
     np.testing.assert_allclose(loaded.neighbours.logits(q), vote.logits(q), rtol=1e-6)
+    assert [vote.describe(vote.read(q), i) for i in range(6)] == [
+        loaded.neighbours.describe(loaded.neighbours.read(q), i) for i in range(6)
+    ]
     save_heads(tmp_path, loaded.heads, loaded.meta)
     again = load_heads(tmp_path)
     assert again.neighbours is None and "mot_neighbours" not in again.meta
+
+
+def test_a_reading_names_its_neighbours_nearest_first_with_their_topics() -> None:
+    q = unit_rows(np.ones((1, 6), np.float32))
+    # five rows at falling similarity to q: three moments of truth (two bereavements, one fraud), two routine
+    bank = unit_rows(np.ones((5, 6), np.float32) + np.arange(5)[:, None] * np.eye(5, 6, dtype=np.float32))
+    labels = np.array([1, 1, 0, 1, 0], np.float32)
+    names = ("bereavement", "fraud", "none")
+    vote = NeighbourVote(bank, labels, 5, 0.02, 0.5, np.array([0, 1, 2, 0, 2]), names)
+    reading = vote.read(q)
+    assert reading.index[0].tolist() == [0, 1, 2, 3, 4]
+    assert reading.similarity[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(np.diff(reading.similarity[0]) <= 0)
+    np.testing.assert_allclose(reading.logits, vote.logits(q))
+    assert vote.describe(reading, 0) == (
+        "3 of its 5 nearest labelled corpus turns are moments of truth (bereavement 2, fraud 1); "
+        "the nearest at cosine 1.00"
+    )
+    plain = NeighbourVote(bank, labels, 5, 0.02, 0.5)  # heads written before topics were kept
+    assert plain.describe(plain.read(q), 0).startswith(
+        "3 of its 5 nearest labelled corpus turns are moments of truth;"
+    )
+    with pytest.raises(ValueError, match="topics"):
+        NeighbourVote(bank, labels, 5, 0.02, 0.5, np.array([0, 1, 2, 0, 3]), names)
 
 
 @pytest.mark.model
