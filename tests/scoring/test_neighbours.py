@@ -117,5 +117,10 @@ def test_the_shipped_scorer_adds_the_neighbours_vote_to_the_heads_logit() -> Non
     texts = ["There's a strong gas smell in my kitchen", "what are your opening hours"]
     emb = scorer.encoder.embed(texts)
     z = scorer.heads["mot"].logits(emb)[:, 0] + vote.logits(emb)
-    got = [s.mot_prob for s in scorer.score(texts, ["en", "en"])]
-    np.testing.assert_allclose(got, 1 / (1 + np.exp(-z)), atol=1e-3)
+    scores = scorer.score(texts, ["en", "en"])
+    np.testing.assert_allclose([s.mot_prob for s in scores], 1 / (1 + np.exp(-z)), atol=1e-3)
+    # and they say what they are: the bank keeps each row's topic for the reasons
+    assert vote.topics is not None and "health_safety" in vote.topic_names
+    gas, hours = (s.mot_neighbours for s in scores)
+    assert "health safety" in gas and gas.startswith(("4 of its 5", "5 of its 5")), gas
+    assert hours.startswith(("0 of its 5", "1 of its 5")), hours
