@@ -117,11 +117,6 @@ class NeighbourVote:
             raise ValueError(f"embeddings of width {x.shape[1]} against a bank of width {self.dim}")
         return nearest_rows(unit_rows(x), self.bank, self.k)
 
-    def vote(self, x: FloatArray) -> FloatArray:
-        """The neighbours' vote for embeddings ``x`` (n x d, any length)."""
-        index, similarity = self._nearest(x)
-        return vote_of(self.labels[index], similarity, self.temperature)
-
     def read(self, x: FloatArray) -> NeighbourReading:
         """The neighbours of embeddings ``x`` (n x d, any length) and their weighted logit."""
         index, similarity = self._nearest(x)

@@ -56,7 +56,7 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="labels"):
         NeighbourVote(x, y[:3], 2, 0.02, 0.5)
     with pytest.raises(ValueError, match="width 3"):
-        NeighbourVote(x, y, 2, 0.02, 0.5).vote(np.ones((1, 3), np.float32))
+        NeighbourVote(x, y, 2, 0.02, 0.5).read(np.ones((1, 3), np.float32))
 
 
 def test_the_neighbours_survive_the_heads_file_and_leave_it_when_dropped(tmp_path: Path) -> None:
