@@ -38,6 +38,7 @@ from router.scoring.heads import (
     vader_features,
 )
 from router.scoring.language import detect_language
+from router.scoring.neighbours import NeighbourReading
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, heuristic_mot_prob
 
 _log = logging.getLogger(__name__)
@@ -489,14 +490,13 @@ class TransformerScorer:
         (router.scoring.neighbours) when the heads carry them."""
         return self._mot_reading(emb)[0]
 
-    def _mot_reading(self, emb: FloatArray) -> tuple[FloatArray, list[str]]:
-        """``mot_logits`` and, per row, what its neighbours said ("" without them)."""
+    def _mot_reading(self, emb: FloatArray) -> tuple[FloatArray, NeighbourReading | None]:
+        """``mot_logits`` and the neighbours' reading behind it (None without them)."""
         z: FloatArray = self.heads["mot"].logits(emb)[:, 0]
-        vote = self.heads.neighbours
-        if vote is None:
-            return z, [""] * len(emb)
-        reading = vote.read(emb)
-        return z + reading.logits, [vote.describe(reading, i) for i in range(len(emb))]
+        if self.heads.neighbours is None:
+            return z, None
+        reading = self.heads.neighbours.read(emb)
+        return z + reading.logits, reading
 
     def intensities(
         self,
@@ -537,8 +537,10 @@ class TransformerScorer:
         none_idx = self._topic_labels.index("none") if "none" in self._topic_labels else None
         mot, said = None, [""] * len(emb)
         if "mot" in self.heads:
-            z, said = self._mot_reading(emb)
+            z, reading = self._mot_reading(emb)
             mot = _sigmoid(z)
+            if reading is not None and self.heads.neighbours is not None:
+                said = [self.heads.neighbours.describe(reading, i) for i in range(len(emb))]
         results: list[EmotionScore] = []
         # plain Python floats row by row (``tolist``): indexing numpy scalars cost more than the heads
         rows = zip(

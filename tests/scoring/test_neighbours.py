@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import router.scoring.neighbours as nb
-from router.scoring.heads import DEFAULT_MODELS_DIR, LinearHead, load_heads, save_heads
+from router.scoring.heads import LinearHead, load_heads, save_heads
 from router.scoring.neighbours import NeighbourVote, neighbour_vote, unit_rows
 
 
@@ -107,7 +107,6 @@ def test_a_reading_names_its_neighbours_nearest_first_with_their_topics() -> Non
 
 
 @pytest.mark.model
-@pytest.mark.skipif(not (DEFAULT_MODELS_DIR / "heads.json").exists(), reason="models/heads.json not trained")
 def test_the_shipped_scorer_adds_the_neighbours_vote_to_the_heads_logit() -> None:
     from router.scoring.transformer import TransformerScorer
 
