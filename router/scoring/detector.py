@@ -17,7 +17,7 @@ from typing import Any
 
 from router.domain.model import ContactView
 from router.domain.mot import FEATURES, MotModel, MotThresholds, detect, observe_turn, trajectory_features
-from router.scoring.corpus import Corpus
+from router.scoring.corpus import MOT_CATEGORIES, ROUTINE_CATEGORIES, Corpus
 from router.scoring.heads import DEFAULT_MODELS_DIR
 from router.scoring.measures import auroc
 from router.scoring.protocol import EmotionScore
@@ -175,19 +175,52 @@ def evaluate_corpus(corpus: Corpus, score: ScoreFn, th: MotThresholds) -> dict[s
     single turn (as a one-turn contact) and on each conversation replayed turn by turn, each turn scored
     after the turns before it. Every text is scored in its contact's language, as the worker scores it (the
     heads differ by language)."""
+    return corpus_reports(corpus, score, th)[0]
+
+
+def corpus_reports(
+    corpus: Corpus, score: ScoreFn, th: MotThresholds
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``evaluate_corpus``'s report per language, and the same verdicts per category (``by_category``),
+    from one scoring and one replay of every turn and conversation."""
     scores, in_conv = score_conversations(corpus, score)
-    out: dict[str, Any] = {}
+    flagged = {t.text: replay([scores[t.text]], th)[1] is not None for t in corpus.turns}
+    outcomes = {
+        c.id: ConversationOutcome(c.mot_turn, replay(in_conv[c.id], th)[1]) for c in corpus.conversations
+    }
+    per_lang: dict[str, Any] = {}
     for lang in corpus.languages():
         turns = [t for t in corpus.turns if t.lang == lang]
         gold = [t.mot for t in turns]
-        flagged = [replay([scores[t.text]], th)[1] is not None for t in turns]
-        convs = [c for c in corpus.conversations if c.lang == lang]
-        outcomes = [ConversationOutcome(c.mot_turn, replay(in_conv[c.id], th)[1]) for c in convs]
-        out[lang] = {
+        per_lang[lang] = {
             "turns": len(turns),
             "turn_auroc": round(auroc(gold, [scores[t.text].mot_prob for t in turns]), 4) if turns else None,
-            **prf(gold, flagged),
-            "conversations": conversation_summary(outcomes),
+            **prf(gold, [flagged[t.text] for t in turns]),
+            "conversations": conversation_summary(
+                [outcomes[c.id] for c in corpus.conversations if c.lang == lang]
+            ),
+        }
+    return per_lang, by_category(corpus, flagged, outcomes)
+
+
+def by_category(
+    corpus: Corpus, flagged: dict[str, bool], outcomes: dict[str, ConversationOutcome]
+) -> dict[str, Any]:
+    """Per category (moment-of-truth ones first, in the corpus's order): how many of its single turns the
+    detector flags and how its conversations end. Where the errors sit says what to teach next: a language
+    total hides that most misses share one boundary (a calm decision to leave after a grievance)."""
+    order = {c: k for k, c in enumerate((*MOT_CATEGORIES, *ROUTINE_CATEGORIES))}
+    names = {t.category for t in corpus.turns} | {c.category for c in corpus.conversations}
+    out: dict[str, Any] = {}
+    for cat in sorted(names, key=lambda c: (order.get(c, len(order)), c)):
+        turns = [t for t in corpus.turns if t.category == cat]
+        out[cat] = {
+            "mot": cat in MOT_CATEGORIES,
+            "turns": len(turns),
+            "turns_flagged": sum(flagged[t.text] for t in turns),
+            "conversations": conversation_summary(
+                [outcomes[c.id] for c in corpus.conversations if c.category == cat]
+            ),
         }
     return out
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from router.scoring.corpus import load_corpus, load_probes
-from router.scoring.detector import evaluate_corpus, load_mot_model, probe_summary
+from router.scoring.detector import corpus_reports, load_mot_model, probe_summary
 from router.scoring.lexicon import LexiconScorer
 from router.scoring.measures import auroc, macro_f1, pearson, stable_fraction
 from router.scoring.overlap import EvalIndex
@@ -439,12 +439,13 @@ def run_evaluate(  # noqa: C901
 
         test = load_corpus(corpus_dir).split("test")
         model = load_mot_model()
-        per = evaluate_corpus(
+        per, per_category = corpus_reports(
             test,
             lambda texts, langs, ctx: ours("corpus_test", texts, [*langs], ctx),
             MotThresholds(model=model),
         )
         res["corpus_test"] = per
+        res["corpus_test_by_category"] = per_category
         res["notes"]["corpus_test"] = (
             "models/corpus test split (never trains a weight or picks a threshold); the verdict is the "
             + ("learned detector (models/detector.json)" if model else "hand rules (no models/detector.json)")
@@ -472,6 +473,7 @@ def run_evaluate(  # noqa: C901
                     ">= 0.95 on time",
                 )
             )
+        rows.extend(_category_rows(per_category))
 
     def probes() -> None:
         from router.domain.mot import MotThresholds
@@ -521,6 +523,26 @@ def run_evaluate(  # noqa: C901
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     return res
+
+
+def _category_rows(per_category: dict[str, Any]) -> list[tuple[str, str, float | None, float | None, str]]:
+    """One row per corpus category: on time for a moment-of-truth one, flagged for a routine one."""
+    rows: list[tuple[str, str, float | None, float | None, str]] = []
+    for cat, m in per_category.items():
+        conv = m["conversations"]
+        turns = f"single turns flagged {m['turns_flagged']} of {m['turns']}"
+        if m["mot"]:
+            what = (
+                f"{conv['mot_conversations']} conversations: early {conv['early']}, late {conv['late']}, "
+                f"missed {conv['missed']}; {turns}"
+            )
+            rows.append((f"corpus_on_time[{cat}]", what, conv["on_time_share"], None, ""))
+        else:
+            what = (
+                f"{conv['routine_conversations']} conversations, flagged {conv['routine_flagged']}; {turns}"
+            )
+            rows.append((f"corpus_flagged[{cat}]", what, conv["routine_flagged_share"], None, ""))
+    return rows
 
 
 def _print(rows: list[tuple[str, str, float | None, float | None, str]]) -> None:

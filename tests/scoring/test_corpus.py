@@ -115,6 +115,41 @@ def test_evaluation_scores_each_text_in_its_contacts_language(corpus) -> None:  
     assert all(seen[t] == "fi" for t in misread)
 
 
+def test_category_report_splits_the_language_report(corpus) -> None:  # type: ignore[no-untyped-def]
+    """``router evaluate``'s per-category rows come from the same verdicts as its per-language rows: every
+    conversation and single turn counted once, under its own category, moment-of-truth categories first."""
+    from router.domain.mot import MotThresholds
+    from router.scoring.detector import corpus_reports, replay
+    from router.scoring.lexicon import LexiconScorer
+
+    dev = corpus.split("dev")
+    lexicon = LexiconScorer()
+    per_lang, per_cat = corpus_reports(dev, lambda texts, langs, ctx: lexicon.score(texts), MotThresholds())
+    assert list(per_cat) == sorted(per_cat, key=lambda c: c not in MOT_CATEGORIES)
+    assert {c for c, m in per_cat.items() if m["mot"]} <= set(MOT_CATEGORIES)
+    for key in (
+        "mot_conversations",
+        "on_time",
+        "early",
+        "late",
+        "missed",
+        "routine_conversations",
+        "routine_flagged",
+    ):
+        by_lang = sum(m["conversations"][key] for m in per_lang.values())
+        assert by_lang == sum(m["conversations"][key] for m in per_cat.values()), key
+    assert sum(m["turns"] for m in per_cat.values()) == len(dev.turns)
+    churn = [c for c in dev.conversations if c.category == "churn_threat"]
+    assert per_cat["churn_threat"]["conversations"]["mot_conversations"] == len(churn)
+    assert per_cat["polite_change"]["conversations"]["mot_conversations"] == 0
+    flagged = Counter(
+        t.category
+        for t, sc in zip(dev.turns, lexicon.score([t.text for t in dev.turns]), strict=True)
+        if replay([sc], MotThresholds())[1] is not None
+    )
+    assert flagged and all(per_cat[c]["turns_flagged"] == flagged[c] for c in per_cat)
+
+
 def test_malformed_lines_are_refused_with_the_place(tmp_path: Path) -> None:
     d = tmp_path / "en"
     d.mkdir()
