@@ -123,3 +123,35 @@ def test_verdict_probabilities_are_the_detectors_one_turn_verdict() -> None:
         assert p == pytest.approx(model.probability(feats[0]))
         assert (p >= model.threshold) == (flagged == 1)
     assert got[0] < got[-2] and got[1] < got[-1]  # a surer turn reads as a surer moment of truth
+
+
+def test_category_rows_read_on_time_for_moments_of_truth_and_flags_for_routine() -> None:
+    """``router evaluate`` prints one row per corpus category: the on-time share of a moment-of-truth
+    category's conversations, the flagged share of a routine one's, with the counts behind each."""
+    from router.scoring.detector import ConversationOutcome, conversation_summary
+    from router.scoring.evaluate import _category_rows
+
+    churn = [ConversationOutcome(3, 3), ConversationOutcome(3, 1), ConversationOutcome(2, None)]
+    change = [ConversationOutcome(None, None), ConversationOutcome(None, 2)]
+    rows = _category_rows(
+        {
+            "churn_threat": {
+                "mot": True,
+                "turns": 5,
+                "turns_flagged": 4,
+                "conversations": conversation_summary(churn),
+            },
+            "polite_change": {
+                "mot": False,
+                "turns": 9,
+                "turns_flagged": 1,
+                "conversations": conversation_summary(change),
+            },
+        }
+    )
+    assert [(name, round(value or 0, 4)) for name, _, value, _, _ in rows] == [
+        ("corpus_on_time[churn_threat]", 0.3333),
+        ("corpus_flagged[polite_change]", 0.5),
+    ]
+    assert "early 1, late 0, missed 1; single turns flagged 4 of 5" in rows[0][1]
+    assert "2 conversations, flagged 1; single turns flagged 1 of 9" in rows[1][1]
