@@ -24,7 +24,12 @@ Recipe (see ../shared/MEASUREMENTS.md, ONNX section):
    Before this the heads had to be trained not to hear the int8 noise (a consistency penalty), which
    flattened the moment-of-truth head (dev AUROC 0.981 against 0.993 without it). Another encoder
    (``--model-dir``, the MiniLM baseline of ``router bench``) defaults to all-int8.
-4. The quality gate (``router.scoring.bench.onnx_quality``) against torch with the heads in models/,
+4. ``--scales fixed`` (the default for e5; ``router.scoring.onnx_scales``): every activation scale made to
+   depend on the text alone, fixed from the corpus train split's turns where a tensor's range is steady
+   and per token on the GELU outputs, so that a turn's score no longer depends on its batch (dynamic
+   int8 moved `mot_prob` by up to 0.20 between a text alone and in a batch; docs/performance.md).
+   ``--scales dynamic`` keeps ``quantize_dynamic``'s one scale per tensor per call (the MiniLM baseline).
+5. The quality gate (``router.scoring.bench.onnx_quality``) against torch with the heads in models/,
    stamped into the file with the heads' digest; ``backend="auto"`` uses the file only when it passed for
    the heads in use.
 
@@ -119,7 +124,37 @@ VARIANTS = ("mid-ffn-fp32", "all-int8", "top-fp32", "ffn-fp32")
 MID_FFN_LAYERS = (4, 5)
 
 
-def _up_to_date(out: Path | None, variant: str) -> bool:
+# the activation scales: fixed per text (router.scoring.onnx_scales) or quantize_dynamic's, per batch
+SCALES = ("fixed", "dynamic")
+CALIBRATION_TEXTS = 512
+
+
+def calibration_feeds(model_dir: str, int8: Path, with_types: bool) -> list[dict[str, Any]]:
+    """Length-sorted batches of 32 of the corpus train split's single turns (a fixed sample), as the scorer
+    feeds the encoder: the ranges the fixed scales are read from. The test split never calibrates."""
+    import numpy as np
+
+    from router.scoring.corpus import load_corpus
+    from router.scoring.transformer import Encoder
+
+    turns = sorted(t.text for t in load_corpus().split("train").turns)
+    rng = np.random.default_rng(0)
+    texts = [
+        turns[i] for i in sorted(rng.choice(len(turns), min(CALIBRATION_TEXTS, len(turns)), replace=False))
+    ]
+    enc = Encoder(model_dir=model_dir, backend="onnx", onnx_path=int8)
+    ids = sorted(enc.tokenize(texts), key=len)
+    feeds = []
+    for b in range(0, len(ids), 32):
+        input_ids, mask = enc.pad(ids[b : b + 32])
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        if with_types:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        feeds.append(feed)
+    return feeds
+
+
+def _up_to_date(out: Path | None, variant: str, scales: str) -> bool:
     from router.scoring.heads import heads_digest
     from router.scoring.transformer import find_onnx_model, onnx_stamp
 
@@ -129,6 +164,7 @@ def _up_to_date(out: Path | None, variant: str) -> bool:
     stamp = onnx_stamp(path)
     return (
         stamp.get("variant") == variant
+        and stamp.get("scales", "dynamic") == scales
         and stamp.get("heads_sha256") == heads_digest()
         and stamp.get("source") == encoder_id(default_encoder_dir())
     )
@@ -176,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         "(top-fp32) or every feed-forward output (ffn-fp32)",
     )
     parser.add_argument(
+        "--scales",
+        choices=SCALES,
+        default=None,
+        help="activation scales: fixed per text (the default for e5: a score does not depend on its batch) "
+        "or dynamic, one per tensor per call (the default for another --model-dir)",
+    )
+    parser.add_argument(
         "--if-stale",
         action="store_true",
         help="do nothing when the file exists and its quality stamp was measured with the current heads",
@@ -184,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_dir = args.model_dir or default_encoder_dir()
     variant: str = args.variant or ("all-int8" if args.model_dir else "mid-ffn-fp32")
-    if args.if_stale and _up_to_date(args.out, variant):
+    scales: str = args.scales or ("dynamic" if args.model_dir else "fixed")
+    if args.if_stale and _up_to_date(args.out, variant, scales):
         print("ONNX encoder up to date with the heads in models/")
         return 0
 
@@ -224,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             weight_type=QuantType.QInt8,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+        if scales == "fixed":
+            from router.scoring.onnx_scales import calibrate, fix_scales
+
+            dynamic = onnx.load(str(int8))
+            ranges = calibrate(dynamic, calibration_feeds(model_dir, int8, "token_type_ids" in names))
+            onnx.save(fix_scales(dynamic, ranges), str(int8))
         t_quant = time.perf_counter() - t0 - t_export - t_fuse
 
         m = onnx.load(str(int8))
@@ -233,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             "inputs": ",".join(names),
             "fp32_nodes": fp32_nodes,
             "variant": variant,
+            "scales": scales,
         }
         quality = gate(model_dir, int8)
         meta["quality_gate"] = "pass" if quality["passed"] else "fail"
@@ -253,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     attention = fused_ops.get("Attention", 0) + fused_ops.get("MultiHeadAttention", 0)
     print(f"inputs: {', '.join(names)}")
     print(f"kept fp32 ({variant}): {', '.join(excluded)}" if excluded else "all MatMuls int8")
+    print(f"activation scales: {scales}")
     print(f"fused operators: { {k: v for k, v in fused_ops.items() if v} }")
     if attention == 0:
         print("WARNING: no Attention nodes fused; the int8 graph will be slow", file=sys.stderr)

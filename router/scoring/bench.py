@@ -26,10 +26,11 @@ the batch's text scoring, not beside it, so nothing is discounted for overlap; d
 step's CPU time ``acoustic_cpu_ms_per_turn``. The clips are the bench's messages read by espeak-ng at
 8 kHz (calm, neutral and agitated in turn), or a synthetic voice without it.
 
-(f) batch dependence: the int8 graph quantises activations with one scale per tensor per call, so a
-message's scores move a little with the other messages in its batch (models/MODEL_CARD.md, Known
-limits). The first ``n_compare`` messages are scored alone and inside their batches of 32:
-``batch_mot_prob_absdiff_mean`` / ``_p99`` / ``_max`` (the torch backend's are float noise).
+(f) batch dependence: whether a message's scores move with the other messages in its batch. A graph
+exported with ``--scales dynamic`` quantises activations with one scale per tensor per call, so they do;
+the default export's scales depend on each text alone (``router.scoring.onnx_scales``), so they should
+not. The first ``n_compare`` messages are scored alone and inside their batches of 32:
+``batch_mot_prob_absdiff_mean`` / ``_p99`` / ``_max`` (float noise on torch and on fixed scales).
 
 (g) context: with a ``mot_context`` head, the cost of reading each turn after its contact's earlier turns.
 Two fresh scorers take the same batches, interleaved batch by batch, one alone and one with each message
