@@ -19,8 +19,7 @@ itself), so the graph runs about as fast as the dynamic one. Measured on 2026-12
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import onnx
@@ -121,7 +120,9 @@ def _input_widths(model: onnx.ModelProto) -> dict[str, int]:
     }
 
 
-def _per_token(n: NodeProto, width: int, c127: str, eps: str, flat: str, const: Any) -> list[NodeProto]:
+def _per_token(
+    n: NodeProto, width: int, c127: str, eps: str, flat: str, const: Callable[[str, np.ndarray], str]
+) -> list[NodeProto]:
     """x -> (uint8 x, scale [..., 1], zero point 128): each token scaled by its own largest |x|."""
     x, p = n.input[0], n.output[0] + "_token"
     rows = const(p + "_rows", np.array([-1, width], np.int64))
@@ -159,10 +160,12 @@ def _fuse_fixed_matmuls(nodes: list[NodeProto], fixed: set[str]) -> list[NodePro
     for n in nodes:
         if n.op_type != "MatMulInteger" or n.input[0] not in fixed_q:
             continue
-        (cast,) = users[n.output[0]]
-        (mul,) = users[cast.output[0]]
-        scales = next(made_by[i] for i in mul.input if i != cast.output[0])
-        if cast.op_type != "Cast" or mul.op_type != "Mul" or scales.op_type != "Mul":
+        after = users.get(n.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Cast" or len(users.get(after[0].output[0], [])) != 1:
+            continue
+        cast, mul = after[0], users[after[0].output[0]][0]
+        scales = next((made_by[i] for i in mul.input if i != cast.output[0] and i in made_by), None)
+        if mul.op_type != "Mul" or scales is None or scales.op_type != "Mul":
             continue
         a_scale = fixed_q[n.input[0]].input[1]
         (b_scale,) = [i for i in scales.input if i != a_scale]
