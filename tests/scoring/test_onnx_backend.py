@@ -172,7 +172,7 @@ def test_bench_reports_both_backends(tmp_path) -> None:  # type: ignore[no-untyp
         path = find_onnx_model()
         assert path is not None
         if onnx_stamp(path).get("scales") == "fixed":  # each text's own scales: alone = in a batch
-            assert diffs[2] < 1e-4
+            assert diffs[2] < 1e-3  # float noise (GEMM blocking by batch size), rounded to 4 places
         else:  # one scale per tensor per call: some message moves, never by much
             assert 0.0 < diffs[2] < 0.3
     # (g): the shipped heads read a turn after its earlier turns; both timings on the same batch
