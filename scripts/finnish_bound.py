@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from finetune_e5 import pool  # noqa: E402
 from multilingual_data import _xed_label  # noqa: E402
 
 from router.scoring.e5 import E5_PREFIX  # noqa: E402
@@ -89,9 +90,7 @@ class Tuner:
         b: Any = self.tokenizer(
             [E5_PREFIX + t for t in texts], truncation=True, max_length=64, padding=True, return_tensors="pt"
         )
-        m = b["attention_mask"].unsqueeze(-1).float()
-        h = self.model(**b).last_hidden_state
-        return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        return pool(self.model(**b).last_hidden_state, b["attention_mask"])
 
     @torch.no_grad()
     def embed(self, rows: list[Row]) -> np.ndarray:
