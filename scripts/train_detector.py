@@ -22,6 +22,8 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    rather than the wording of the few conversations that teach it. ``--benign-change N`` adds their
    counterweight (``benign_change_context_rows``, off by default: tried, not shipped): a routine calm change
    of plan after one or two unrelated routine single turns of the same fold and language, labelled 0.
+   ``--near-miss T`` (off by default: tried, not shipped) makes T the head's target for a routine single
+   turn of a hard-negative category (``near_miss_targets``).
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
    observe_turn) with those probabilities and the shipped heads' intensity, topic and wants-a-human; the
    trajectory features after turn k (router.domain.mot.FEATURES) are one row, labelled 1 from the labelled
@@ -220,17 +222,19 @@ def out_of_fold(
     consistency: float,
     w: np.ndarray,
     neighbour_weight: float = NEIGHBOUR_WEIGHT,
+    targets: np.ndarray | None = None,
 ) -> tuple[list[dict[str, float]], list[NeighbourHead]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
     its fit and of its neighbours (each fit made exactly as the final one, so the detector learns the final
     head's scale); and the fold heads (fold k's was fitted without fold k, its neighbours are the others)."""
     fold = np.array([fold_of(r.scenario) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
+    t = y if targets is None else targets.astype(np.float32)
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     heads: list[NeighbourHead] = []
     for k in range(FOLDS):
         fit = fold != k
-        linear = fit_head(x[fit], x_torch[fit], y[fit], consistency, w[fit])
+        linear = fit_head(x[fit], x_torch[fit], t[fit], consistency, w[fit])
         head = NeighbourHead(linear, neighbours_of(x[fit], y[fit], neighbour_weight))
         heads.append(head)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
@@ -241,6 +245,23 @@ def out_of_fold(
             by_text.setdefault(r.text, []).append(float(p))
         out.append({t: float(np.mean(ps)) for t, ps in by_text.items()})
     return out, heads
+
+
+NEAR_MISS_CATEGORIES = (
+    "mild_annoyance",
+    "short_delay",
+    "billing_question",
+    "calm_alarming_question",
+    "polite_change",
+)
+
+
+def near_miss_targets(rows: list[TrainingRow], corpus: Corpus, near_miss: float) -> np.ndarray:
+    """The mot head's targets: the label, except ``near_miss`` for a routine single turn of a hard-negative
+    category (annoyed, delayed, a wrong bill, an alarming word said calmly, a polite cancellation), so that
+    below the threshold such a turn ranks above thanks and plain requests. The neighbours keep the label."""
+    near = {t.text for t in corpus.turns if not t.mot and t.category in NEAR_MISS_CATEGORIES}
+    return np.array([near_miss if (not r.mot and r.text in near) else r.mot for r in rows], np.float32)
 
 
 def context_inputs(
@@ -517,6 +538,13 @@ def main() -> int:
         default=NEIGHBOUR_WEIGHT,
         help="weight of the nearest labelled rows' vote on the mot head's logit (0: the head alone)",
     )
+    ap.add_argument(
+        "--near-miss",
+        type=float,
+        default=0.0,
+        help="the mot head's target for a routine single turn of a hard-negative category (0: plain 0/1; "
+        "tried, not shipped: models/MODEL_CARD.md)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -534,7 +562,8 @@ def main() -> int:
         if args.balance_length
         else np.ones(len(rows), np.float32)
     )
-    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, args.neighbour_weight)
+    targets = near_miss_targets(rows, corpus, args.near_miss)
+    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, args.neighbour_weight, targets)
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
     torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
@@ -562,7 +591,7 @@ def main() -> int:
     model, chosen = choose(train, dev, backends)
 
     heads = load_heads(args.out)
-    final = fit_head(x, x_torch, y_oof, args.consistency, w)
+    final = fit_head(x, x_torch, targets, args.consistency, w)
     neighbours = neighbours_of(x, y_oof, args.neighbour_weight, [r.topic for r in rows])
     final_ctx = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours))
     meta = dict(heads.meta)

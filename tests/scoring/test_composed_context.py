@@ -81,3 +81,20 @@ def test_benign_changes_follow_unrelated_routine_turns_of_their_fold_and_languag
     assert not any(norm_text(t) in test for r in rows for t in (r.text, *r.earlier))
     assert benign_change_context_rows(corpus, 2, seed=3) == benign_change_context_rows(corpus, 2, seed=3)
     assert benign_change_context_rows(corpus, 0) == []
+
+
+def test_near_miss_targets_move_only_routine_single_turns_of_the_hard_negative_categories(
+    corpus: Corpus,
+) -> None:
+    from train_detector import NEAR_MISS_CATEGORIES, near_miss_targets
+
+    from router.scoring.corpus import training_rows
+
+    rows = training_rows(corpus, "train")
+    plain, graded = near_miss_targets(rows, corpus, 0.0), near_miss_targets(rows, corpus, 0.15)
+    assert list(plain) == [r.mot for r in rows]
+    category = {t.text: t.category for t in corpus.split("train").turns if not t.mot}
+    moved = [r for r, g in zip(rows, graded, strict=True) if g != r.mot]
+    assert all(g in (r.mot, 0.15) for r, g in zip(rows, graded, strict=True))
+    assert all(r.mot == 0 and category.get(r.text) in NEAR_MISS_CATEGORIES for r in moved)
+    assert {category[r.text] for r in moved} == set(NEAR_MISS_CATEGORIES)
