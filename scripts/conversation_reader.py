@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from finetune_e5 import pool, top  # noqa: E402
+from finetune_e5 import length_batches, pool, top  # noqa: E402
 
 from router.scoring.corpus import CONTEXT_SEP, Corpus, held_out_lines, load_corpus  # noqa: E402
 from router.scoring.detector import ConversationOutcome, conversation_summary  # noqa: E402
-from router.scoring.e5 import E5_PREFIX, ensure_tuned_e5  # noqa: E402
+from router.scoring.e5 import ensure_tuned_e5  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.overlap import norm_text  # noqa: E402
 
@@ -121,14 +121,8 @@ class Reader:
     @torch.no_grad()
     def states(self, texts: list[str], batch: int = 64) -> list[States]:
         """Per length-sorted batch: indices, the lower layers' output, the mask, the pooled output."""
-        enc = self.tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=MAX_TOKENS)
-        order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
         out = []
-        for s in range(0, len(order), batch):
-            idx = order[s : s + batch]
-            b = self.tokenizer.pad(
-                {f: [enc[f][i] for i in idx] for f in ("input_ids", "attention_mask")}, return_tensors="pt"
-            )
+        for idx, b in length_batches(self.tokenizer, texts, batch, MAX_TOKENS):
             hidden = self.model(**b, output_hidden_states=True).hidden_states
             mask = b["attention_mask"]
             out.append((idx, hidden[self.n - self.k].clone(), mask, pool(hidden[-1], mask)))

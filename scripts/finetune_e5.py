@@ -28,6 +28,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,8 @@ class Lower:
         if not texts:  # the tokenizer raises on an empty batch (no context rows without --context-rows)
             return []
         self.tokenizer.truncation_side = "left" if keep_end else "right"
-        enc = self.tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=128)
-        order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
         out: list[Batch] = []
-        for s in range(0, len(order), batch):
-            idx = order[s : s + batch]
-            b = self.tokenizer.pad(
-                {k: [enc[k][i] for i in idx] for k in ("input_ids", "attention_mask")}, return_tensors="pt"
-            )
+        for idx, b in length_batches(self.tokenizer, texts, batch, 128):
             hidden = self.model(**b, output_hidden_states=True).hidden_states
             mask = b["attention_mask"]
             session, name = self.int8
@@ -94,6 +89,23 @@ class Lower:
             lower = hidden[self.n_layers - self.k].clone()
             out.append(([i + offset for i in idx], lower, mask, pool(hidden[-1], mask), torch.from_numpy(q)))
         return out
+
+
+def length_batches(
+    tokenizer: Any, texts: list[str], batch: int, max_tokens: int
+) -> Iterator[tuple[list[int], Any]]:
+    """The texts (with e5's query prefix) tokenised, sorted by length and padded in batches of ``batch``:
+    each batch's indices into ``texts`` and its tensors."""
+    enc = tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=max_tokens)
+    order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
+    for s in range(0, len(order), batch):
+        idx = order[s : s + batch]
+        yield (
+            idx,
+            tokenizer.pad(
+                {k: [enc[k][i] for i in idx] for k in ("input_ids", "attention_mask")}, return_tensors="pt"
+            ),
+        )
 
 
 def _int8_lower(path: Path, layer: int) -> Any:
