@@ -1,4 +1,5 @@
-"""Training data for the multilingual negative-emotion head (sets whose licences allow shipped weights).
+"""Training data for the multilingual negative-emotion head (sets whose licences allow shipped weights, and
+the project's own corpus: ``corpus_negativity``).
 
 - XED projections (CC BY 4.0) for it, ro, fi, el, de, es, fr, pt, pl, nl: negative = anger/disgust/fear/
   sadness, positive = joy/trust; lines with both or neither are skipped;
@@ -19,6 +20,7 @@ import json
 import re
 from pathlib import Path
 
+from router.scoring.corpus import Corpus, CorpusTurn, Split
 from router.scoring.measures import stable_fraction
 from router.scoring.overlap import NearIndex
 
@@ -139,3 +141,27 @@ def _red_more(data: Path) -> list[tuple[str, bool, str]]:
             seen.add(row[0])
             out.append(row)
     return out
+
+
+# The corpus's single turns read for negative emotion: the routine categories said without complaint are
+# not negative; annoyance and the moments of truth written with negative words are.
+NOT_NEGATIVE_CATEGORIES = frozenset({"thanks", "joke", "routine_request", "polite_change"})
+CALM_STYLES = frozenset({"no_negative_words", "sarcasm"})
+
+
+def corpus_negativity(corpus: Corpus, split: Split) -> list[tuple[str, bool, str]]:
+    """(text, negative, language) for the non-English single turns of ``split`` whose emotion is plain one
+    way or the other: negative = `mild_annoyance`, and moment-of-truth turns not written calm (no
+    `no_negative_words` or `sarcasm` style); not negative = `thanks`, `joke`, `routine_request`,
+    `polite_change`. The other turns (calm questions, billing, short delays, calm moments of truth) are left
+    out: their label says what is at stake, not how the customer feels."""
+
+    def label(t: CorpusTurn) -> bool | None:
+        if t.category in NOT_NEGATIVE_CATEGORIES:
+            return False
+        if t.category == "mild_annoyance" or (t.mot and not CALM_STYLES & set(t.styles)):
+            return True
+        return None
+
+    turns = [t for t in corpus.split(split).turns if t.lang != "en"]
+    return [(t.text, y, t.lang) for t in turns if (y := label(t)) is not None]
