@@ -337,6 +337,11 @@ def multilingual_head(
 CustomerBlock = tuple[str, list[str], np.ndarray]
 
 
+def problem_reports(it_tr: list[tuple[str, str, str]]) -> np.ndarray:
+    """Which intent rows report something gone wrong (the intensity heads' weak positives, PROBLEM_TARGET)."""
+    return np.array([it.split(":", 1)[1] in PROBLEM_INTENTS for _, it, _ in it_tr])
+
+
 def customer_rows(
     it_tr: list[tuple[str, str, str]],
     corpus: Corpus,
@@ -347,7 +352,7 @@ def customer_rows(
     customer-service text teaches the others: a linear probe read the corpus's non-English dev turns at
     0.789 without them and 0.850 with them), and the corpus's non-English train turns read for negative
     emotion (multilingual_data.corpus_negativity), ``ML_CORPUS_REPEAT`` times each."""
-    problem = [it.split(":", 1)[1] in PROBLEM_INTENTS for _, it, _ in it_tr]
+    problem = problem_reports(it_tr)
     own = clean("ml_corpus", corpus_negativity(corpus, "train"), lambda r: r[0]) * ML_CORPUS_REPEAT
     return [
         ("intents_train", [t for t, _, _ in it_tr], np.where(problem, PROBLEM_TARGET, 0.0)),
@@ -651,7 +656,7 @@ def main() -> int:
 
     # --- intensity head: embedding + 4 VADER features, soft targets. Problem-report intents are weak
     # positives (PROBLEM_TARGET: a calm report of something gone wrong is mild negative affect).
-    problem = np.array([it.split(":", 1)[1] in PROBLEM_INTENTS for _, it, _ in it_tr])
+    problem = problem_reports(it_tr)
     int_texts = [r["text"] for r in go_tr] + [t for t, _ in br_tr] + [t for t, _, _ in it_tr] + hw_neg
     x_int = np.concatenate([np.concatenate([x_go, x_br, x_it, x_hn]), vader_features(int_texts)], axis=1)
     y_int = np.concatenate(
