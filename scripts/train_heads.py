@@ -482,8 +482,8 @@ def _parser() -> argparse.ArgumentParser:
         default=False,
         help="train the multilingual intensity head on customer messages too: the English head's Banking77/"
         "CLINC150 queries (problem reports 0.35, the rest 0) and the corpus's non-English train turns read "
-        f"for negative emotion, the latter {ML_CORPUS_REPEAT} times (measured, not yet shipped: it waits for "
-        "a detector refitted over it; models/MODEL_CARD.md, Heads)",
+        f"for negative emotion, the latter {ML_CORPUS_REPEAT} times (tried, not shipped: the detector "
+        "refitted over it puts fewer dev conversations on time; models/MODEL_CARD.md, Heads)",
     )
     ap.add_argument(
         "--ml-hidden",
