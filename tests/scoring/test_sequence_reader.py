@@ -76,3 +76,44 @@ def test_tensors_round_trip() -> None:
     back = TurnReader.from_tensors(reader.tensors("mot_context_reader"), "mot_context_reader")
     for name in ("proj_weight", "weight_hh", "query_bias"):
         assert np.array_equal(getattr(back, name), getattr(reader, name))
+
+
+def test_merged_readers_average_their_lifts() -> None:
+    """scripts/train_detector.py --readers N serves N GRU readers as one: the merged head's logit on the
+    merged reader's features is the mean of each head's on its own reader's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from train_detector import merge_readings
+
+    from router.scoring.heads import LinearHead
+
+    rng = np.random.default_rng(3)
+
+    def w(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape).astype(np.float32) * 0.5
+
+    readings = []
+    for _ in range(3):
+        reader = TurnReader(
+            w(HIDDEN, DIM + 1),
+            w(HIDDEN),
+            w(3 * HIDDEN, HIDDEN),
+            w(3 * HIDDEN, HIDDEN),
+            w(3 * HIDDEN),
+            w(3 * HIDDEN),
+            w(HIDDEN, DIM),
+            w(HIDDEN),
+        )
+        head = LinearHead(
+            w(1, 6), w(1), "sigmoid", ("moment_of_truth_in_context",), w(6, DIM + 2 * HIDDEN), w(6)
+        )
+        readings.append((head, reader))
+    merged_head, merged = merge_readings(readings)
+    earlier = [[rng.normal(size=DIM).astype(np.float32) for _ in range(n)] for n in (1, 2, 4)]
+    x, z, lengths = padded(earlier, [[float(rng.normal()) for _ in rows] for rows in earlier], 4)
+    e = rng.normal(size=(3, DIM)).astype(np.float32)
+    each = [h.logits(r.features(e, r.summary(x, z, lengths))) for h, r in readings]
+    got = merged_head.logits(merged.features(e, merged.summary(x, z, lengths)))
+    assert np.allclose(got, np.mean(each, axis=0), atol=1e-4)
