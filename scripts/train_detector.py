@@ -89,6 +89,7 @@ from router.scoring.measures import stable_fraction  # noqa: E402
 from router.scoring.neighbours import NeighbourVote, unit_rows  # noqa: E402
 from router.scoring.overlap import norm_text  # noqa: E402
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore  # noqa: E402
+from router.scoring.sequence import LOGIT_SCALE, TurnReader, padded  # noqa: E402
 from router.scoring.transformer import (  # noqa: E402
     MOT_CONTEXT_HEAD,
     Encoder,
@@ -119,6 +120,10 @@ THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.
 # five seeds agreed within a conversation or two. 256 units since the composed rows: with 64 they took all
 # the lift from a furious "third time" turn after three routine ones (0.73 alone and in context, 0.91 before)
 CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 256, 0.01, 60, 0.2
+# --readers N: the context head reads the earlier turns through N GRUs (router.scoring.sequence), averaged;
+# 0 reads their mean embedding. scripts/sequence_context.py measured both (models/MODEL_CARD.md)
+READER_HIDDEN = 128
+ContextReading = tuple[LinearHead, TurnReader | None]
 SEED = 1234
 # the context head's composed rows (--compose, composed_context_rows): the categories whose labelled turn is
 # often calm and holds its stakes only with the turns before it, and rows per labelled turn. Out of fold on
@@ -275,32 +280,36 @@ def context_inputs(
 
 
 def fit_context_head(
-    rows: list[ContextRow], embs: list[Embeddings], head: LinearHead | NeighbourHead
-) -> LinearHead:
+    rows: list[ContextRow], embs: list[Embeddings], head: LinearHead | NeighbourHead, readers: int = 0
+) -> ContextReading:
     """The context head over ``head``: logit = head's logit + g(features), g fitted on the rows as embedded
-    by each backend in ``embs`` (one copy of the rows per backend)."""
+    by each backend in ``embs`` (one copy of the rows per backend). With ``readers`` > 0 the features are
+    the earlier turns read in order by that many GRUs, each with its own head, merged into one (their g
+    averaged: ``merge_readings``); with 0 their mean embedding."""
+    if readers:
+        return merge_readings([_fit_ordered(rows, embs, head, SEED + i) for i in range(readers)])
     import torch
 
     torch.manual_seed(SEED)
     parts = [context_inputs(rows, emb) for emb in embs]
-    x = torch.from_numpy(np.concatenate([f for _, f in parts]).astype(np.float32))
-    base = torch.from_numpy(np.concatenate([head.logits(e)[:, 0] for e, _ in parts]).astype(np.float32))
-    y = torch.from_numpy(np.array([r.mot for r in rows] * len(embs), np.float32))
-    hidden = torch.nn.Linear(x.shape[1], CONTEXT_HIDDEN)
-    out = torch.nn.Linear(CONTEXT_HIDDEN, 1)
-    net = torch.nn.Sequential(hidden, torch.nn.ReLU(), torch.nn.Dropout(CONTEXT_DROPOUT), out)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=CONTEXT_WEIGHT_DECAY)
-    gen = torch.Generator().manual_seed(SEED)
-    for _ in range(CONTEXT_EPOCHS):
-        net.train()
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(perm), 64):
-            j = perm[i : i + 64]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[j])[:, 0] + base[j], y[j])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
+    net = _context_net(parts[0][1].shape[1])
+    bases = [head.logits(e)[:, 0] for e, _ in parts]
+    _train_context(net, [np.concatenate([f for _, f in parts])], np.concatenate(bases), rows, len(embs), SEED)
+    return _linear(net[0], net[3]), None
+
+
+def _context_net(n_in: int) -> Any:
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Linear(n_in, CONTEXT_HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(CONTEXT_DROPOUT),
+        torch.nn.Linear(CONTEXT_HIDDEN, 1),
+    )
+
+
+def _linear(hidden: Any, out: Any) -> LinearHead:
     return LinearHead(
         weight=out.weight.detach().numpy().astype(np.float32),
         bias=out.bias.detach().numpy().astype(np.float32),
@@ -309,6 +318,158 @@ def fit_context_head(
         hidden_weight=hidden.weight.detach().numpy().astype(np.float32),
         hidden_bias=hidden.bias.detach().numpy().astype(np.float32),
     )
+
+
+def _train_context(
+    net: Any, inputs: list[np.ndarray], base: np.ndarray, rows: list[ContextRow], copies: int, seed: int
+) -> None:
+    """AdamW on logit = base + net(*inputs), batches of 64, CONTEXT_EPOCHS epochs (torch's seed is set
+    by the caller, before the net's weights are drawn)."""
+    import torch
+
+    xs = [torch.from_numpy(x) for x in inputs]
+    b = torch.from_numpy(base.astype(np.float32))
+    y = torch.from_numpy(np.array([r.mot for r in rows] * copies, np.float32))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=CONTEXT_WEIGHT_DECAY)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(CONTEXT_EPOCHS):
+        net.train()
+        perm = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(perm), 64):
+            j = perm[i : i + 64]
+            z = net(*(x[j] for x in xs))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(z[:, 0] + b[j], y[j])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+
+
+def ordered_inputs(
+    pairs: list[tuple[str, tuple[str, ...]]], emb: Embeddings, head: LinearHead | NeighbourHead
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(this turn's embeddings, the earlier turns' embeddings, their ``head`` logits, their counts), the
+    last MOT_CONTEXT_TURNS of each, as router.scoring.sequence.TurnReader reads them."""
+    seen = sorted({t for _, earlier in pairs for t in earlier})
+    z = dict(zip(seen, head.logits(np.stack([emb[t] for t in seen]))[:, 0].tolist(), strict=True))
+    x, logits, lengths = padded(
+        [[emb[t] for t in earlier] for _, earlier in pairs],
+        [[z[t] for t in earlier] for _, earlier in pairs],
+        MOT_CONTEXT_TURNS,
+    )
+    return np.stack([emb[t] for t, _ in pairs]), x, logits, lengths
+
+
+def _fit_ordered(
+    rows: list[ContextRow], embs: list[Embeddings], head: LinearHead | NeighbourHead, seed: int
+) -> ContextReading:
+    """One GRU reader and its head, trained in torch; returned as the numpy reader and head that serve."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(dim + 1, READER_HIDDEN)
+            self.gru = torch.nn.GRU(READER_HIDDEN, READER_HIDDEN, batch_first=True)
+            self.query = torch.nn.Linear(dim, READER_HIDDEN)
+            self.head = _context_net(dim + 2 * READER_HIDDEN)
+
+        def forward(self, e: Any, x: Any, z: Any, lengths: Any) -> Any:
+            u = torch.relu(self.proj(torch.cat([x, z[:, :, None] / LOGIT_SCALE], 2)))
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                u, lengths, batch_first=True, enforce_sorted=False
+            )
+            s = self.gru(packed)[1][0]
+            return self.head(torch.cat([e, s, torch.tanh(self.query(e)) * s], 1))
+
+    parts = [ordered_inputs([(r.text, r.earlier) for r in rows], emb, head) for emb in embs]
+    inputs = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+    base = np.concatenate([head.logits(p[0])[:, 0] for p in parts])
+    torch.manual_seed(seed)
+    net = Net(inputs[0].shape[1])
+    _train_context(net, inputs, base, rows, len(embs), seed)
+
+    def a(t: Any) -> np.ndarray:
+        return t.detach().numpy().astype(np.float32)
+
+    gru = net.gru
+    reader = TurnReader(
+        a(net.proj.weight),
+        a(net.proj.bias),
+        a(gru.weight_ih_l0),
+        a(gru.weight_hh_l0),
+        a(gru.bias_ih_l0),
+        a(gru.bias_hh_l0),
+        a(net.query.weight),
+        a(net.query.bias),
+    )
+    return _linear(net.head[0], net.head[3]), reader
+
+
+def merge_readings(readings: list[ContextReading]) -> ContextReading:
+    """N GRU readers and their heads as one reader (N independent GRUs are one GRU with block-diagonal
+    weights, since its gates act element by element) and one head whose g is the mean of theirs."""
+    readers = [r for _, r in readings if r is not None]
+    assert len(readers) == len(readings)
+    n, h = len(readers), readers[0].hidden
+    dim = readers[0].query_weight.shape[1]
+
+    def gates(name: str) -> np.ndarray:
+        blocks = [getattr(r, name) for r in readers]
+        if blocks[0].ndim == 1:
+            return np.concatenate(
+                [np.concatenate([b[g * h : (g + 1) * h] for b in blocks]) for g in range(3)]
+            )
+        out = np.zeros((3 * n * h, n * h), np.float32)
+        for i, b in enumerate(blocks):
+            for g in range(3):
+                out[g * n * h + i * h : g * n * h + (i + 1) * h, i * h : (i + 1) * h] = b[g * h : (g + 1) * h]
+        return out
+
+    reader = TurnReader(
+        np.concatenate([r.proj_weight for r in readers]),
+        np.concatenate([r.proj_bias for r in readers]),
+        gates("weight_ih"),
+        gates("weight_hh"),
+        gates("bias_ih"),
+        gates("bias_hh"),
+        np.concatenate([r.query_weight for r in readers]),
+        np.concatenate([r.query_bias for r in readers]),
+    )
+    heads = [head for head, _ in readings]
+    units = sum(CONTEXT_HIDDEN if hd.hidden_weight is None else hd.hidden_weight.shape[0] for hd in heads)
+    hidden = np.zeros((units, dim + 2 * n * h), np.float32)
+    row = 0
+    for i, hd in enumerate(heads):
+        assert hd.hidden_weight is not None
+        w = hd.hidden_weight
+        k = w.shape[0]
+        hidden[row : row + k, :dim] = w[:, :dim]
+        hidden[row : row + k, dim + i * h : dim + (i + 1) * h] = w[:, dim : dim + h]
+        hidden[row : row + k, dim + n * h + i * h : dim + n * h + (i + 1) * h] = w[:, dim + h :]
+        row += k
+    merged = LinearHead(
+        weight=np.concatenate([hd.weight for hd in heads], axis=1) / n,
+        bias=np.mean([hd.bias for hd in heads], axis=0).astype(np.float32),
+        activation="sigmoid",
+        labels=heads[0].labels,
+        hidden_weight=hidden,
+        hidden_bias=np.concatenate([hd.hidden_bias for hd in heads if hd.hidden_bias is not None]),
+    )
+    return merged, reader
+
+
+def context_reading_features(
+    pairs: list[tuple[str, tuple[str, ...]]],
+    emb: Embeddings,
+    head: LinearHead | NeighbourHead,
+    reader: TurnReader | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(this turn's embeddings, what the context head reads), as the scorer computes them."""
+    if reader is None:
+        return context_inputs(pairs, emb)
+    e, x, z, lengths = ordered_inputs(pairs, emb, head)
+    return e, reader.features(e, reader.summary(x, z, lengths))
 
 
 def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
@@ -375,13 +536,19 @@ def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) 
 
 
 def in_context_out_of_fold(
-    corpus: Corpus, rows: list[ContextRow], embs: list[Embeddings], heads: list[NeighbourHead]
+    corpus: Corpus,
+    rows: list[ContextRow],
+    embs: list[Embeddings],
+    heads: list[NeighbourHead],
+    readers: int = 0,
 ) -> list[dict[tuple[str, int], float]]:
     """Per backend: (conversation id, 0-based turn from 1 on) -> the probability read in context, from the
     fold's head and a context head fitted on the other folds' rows."""
     out: list[dict[tuple[str, int], float]] = [{} for _ in embs]
     for k in range(FOLDS):
-        ctx_head = fit_context_head([r for r in rows if fold_of(r.scenario) != k], embs, heads[k])
+        ctx_head, reader = fit_context_head(
+            [r for r in rows if fold_of(r.scenario) != k], embs, heads[k], readers
+        )
         turns = [
             (c.id, j, (c.customer_texts[j], tuple(c.customer_texts[:j])))
             for c in corpus.conversations
@@ -391,7 +558,7 @@ def in_context_out_of_fold(
         if not turns:
             continue
         for b, emb in enumerate(embs):
-            e, f = context_inputs([t for _, _, t in turns], emb)
+            e, f = context_reading_features([t for _, _, t in turns], emb, heads[k], reader)
             z = heads[k].logits(e)[:, 0] + context_lift(ctx_head.logits(f)[:, 0])
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
             out[b].update({(cid, j): float(q) for (cid, j, _), q in zip(turns, p, strict=True)})
@@ -545,6 +712,13 @@ def main() -> int:
         help="the mot head's target for a routine single turn of a hard-negative category (0: plain 0/1; "
         "tried, not shipped: models/MODEL_CARD.md)",
     )
+    ap.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        help="GRU readers of the earlier turns for the context head, averaged (0: their mean embedding, as "
+        "shipped; scripts/sequence_context.py measured 3: models/MODEL_CARD.md)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -583,7 +757,7 @@ def main() -> int:
         if not any(t in held_out for t in (r.text, *r.earlier))
     ]
     real_ctx_rows, ctx_rows = len(ctx_rows), ctx_rows + composed
-    oof_ctx = in_context_out_of_fold(both, ctx_rows, embs, fold_heads)
+    oof_ctx = in_context_out_of_fold(both, ctx_rows, embs, fold_heads, args.readers)
     backends = [
         score_texts(scorer, both, embs[0], oof[0], oof_ctx[0]),
         score_texts(torch_scorer, both, embs[1], oof[1], oof_ctx[1]),
@@ -593,7 +767,7 @@ def main() -> int:
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, targets, args.consistency, w)
     neighbours = neighbours_of(x, y_oof, args.neighbour_weight, [r.topic for r in rows])
-    final_ctx = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours))
+    final_ctx, reader = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours), args.readers)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "
@@ -619,7 +793,12 @@ def main() -> int:
             f"the same {len(rows)} rows' int8 embeddings and labels: the vote of the {NEIGHBOUR_K} nearest, "
             f"temperature {NEIGHBOUR_TEMPERATURE}, weight {args.neighbour_weight} on its logit"
         )
-    save_heads(args.out, {**heads.heads, **tuned}, meta, neighbours)
+    if reader is not None:
+        meta["trained_on"]["mot_context_reader"] = (
+            f"{args.readers} GRUs ({READER_HIDDEN} units each, merged) over the same rows' earlier turns, "
+            "each turn's embedding and mot logit, fitted with mot_context, train_detector.py --readers"
+        )
+    save_heads(args.out, {**heads.heads, **tuned}, meta, neighbours, reader)
 
     detector_meta = {
         "trained_on": "models/corpus: conversation prefixes and single turns of the train split, with "

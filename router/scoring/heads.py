@@ -6,7 +6,10 @@ File layout (``models/heads.safetensors`` + ``models/heads.json``):
 - JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata;
 - optionally the ``mot`` head's neighbours (router.scoring.neighbours): tensors ``mot_neighbours.bank`` (fp16)
   and ``mot_neighbours.labels``, optionally ``mot_neighbours.topics`` (int16, each row's index into
-  ``topic_names``), JSON ``mot_neighbours``: ``{"k", "temperature", "weight", "topic_names"?}``.
+  ``topic_names``), JSON ``mot_neighbours``: ``{"k", "temperature", "weight", "topic_names"?}``;
+- optionally the ordered reader of a turn's earlier turns that ``mot_context`` then reads
+  (router.scoring.sequence.TurnReader): tensors ``mot_context_reader.<name>``, JSON ``mot_context_reader``:
+  ``{"hidden"}``. Without it ``mot_context`` reads the mean of the earlier turns' embeddings.
 
 Heads are applied in numpy: they are a few kB of matrix products next to a ~22M-parameter encoder.
 """
@@ -25,6 +28,7 @@ import numpy.typing as npt
 from safetensors.numpy import load_file, save_file
 
 from router.scoring.neighbours import NeighbourVote
+from router.scoring.sequence import TurnReader
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -67,6 +71,8 @@ class Heads:
     meta: Mapping[str, Any] = field(default_factory=dict)
     # what the ``mot`` head's nearest labelled corpus turns add to its logit (None: the head alone)
     neighbours: NeighbourVote | None = None
+    # how ``mot_context`` reads the earlier turns (None: their mean embedding)
+    reader: TurnReader | None = None
 
     @property
     def dim(self) -> int:
@@ -123,10 +129,12 @@ def load_heads(models_dir: str | Path | None = None) -> Heads:
         out_dim = heads[name].weight.shape[0]
         if heads[name].labels and len(heads[name].labels) != out_dim:
             raise ValueError(f"head {name}: {len(heads[name].labels)} labels for {out_dim} outputs")
-    return Heads(heads=heads, meta=meta, neighbours=_load_neighbours(tensors, meta))
+    reader = TurnReader.from_tensors(tensors, READER) if READER in meta else None
+    return Heads(heads=heads, meta=meta, neighbours=_load_neighbours(tensors, meta), reader=reader)
 
 
 NEIGHBOURS = "mot_neighbours"
+READER = "mot_context_reader"
 
 
 def _load_neighbours(
@@ -152,12 +160,16 @@ def save_heads(
     heads: Mapping[str, LinearHead],
     meta: Mapping[str, Any],
     neighbours: NeighbourVote | None = None,
+    reader: TurnReader | None = None,
 ) -> None:
     tensors_path, meta_path = heads_paths(models_dir)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, npt.NDArray[Any]] = {}
     spec: dict[str, Any] = {}
-    meta = {k: v for k, v in meta.items() if k != NEIGHBOURS}
+    meta = {k: v for k, v in meta.items() if k not in (NEIGHBOURS, READER)}
+    if reader is not None:
+        tensors.update(reader.tensors(READER))
+        meta[READER] = {"hidden": reader.hidden}
     if neighbours is not None:
         tensors[f"{NEIGHBOURS}.bank"] = np.ascontiguousarray(neighbours.bank, dtype=np.float16)
         tensors[f"{NEIGHBOURS}.labels"] = np.ascontiguousarray(neighbours.labels, dtype=np.float32)

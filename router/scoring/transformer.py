@@ -40,6 +40,7 @@ from router.scoring.heads import (
 from router.scoring.language import detect_language
 from router.scoring.neighbours import NeighbourReading
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, heuristic_mot_prob
+from router.scoring.sequence import padded
 
 _log = logging.getLogger(__name__)
 
@@ -476,14 +477,32 @@ class TransformerScorer:
         if not rows or MOT_CONTEXT_HEAD not in self.heads:
             return scores
         e = np.stack([emb[texts[i]] for i in rows])
-        c = np.stack([np.mean([emb[t] for t in contexts[i][-MOT_CONTEXT_TURNS:]], axis=0) for i in rows])
-        lift = context_lift(self.heads[MOT_CONTEXT_HEAD].logits(context_features(e, c))[:, 0])
+        earlier = [contexts[i][-MOT_CONTEXT_TURNS:] for i in rows]
+        lift = context_lift(self.heads[MOT_CONTEXT_HEAD].logits(self._context_reading(e, earlier, emb))[:, 0])
         z = self.mot_logits(e) + lift
         p = _sigmoid(z)
         out = list(scores)
         for i, prob in zip(rows, p.tolist(), strict=True):
             out[i] = dataclasses.replace(out[i], mot_prob=round(prob, 4))
         return out
+
+    def _context_reading(
+        self, e: FloatArray, earlier: list[Sequence[str]], emb: dict[str, FloatArray]
+    ) -> FloatArray:
+        """What ``mot_context`` reads for turns ``e`` after their ``earlier`` turns: the heads' ordered
+        reader over each earlier turn's embedding and ``mot`` logit, or without one their mean embedding."""
+        reader = self.heads.reader
+        if reader is None:
+            c = np.stack([np.mean([emb[t] for t in turns], axis=0) for turns in earlier])
+            return context_features(e, c)
+        seen = sorted({t for turns in earlier for t in turns})
+        z = dict(zip(seen, self.mot_logits(np.stack([emb[t] for t in seen])).tolist(), strict=True))
+        x, logits, lengths = padded(
+            [[emb[t] for t in turns] for turns in earlier],
+            [[z[t] for t in turns] for turns in earlier],
+            MOT_CONTEXT_TURNS,
+        )
+        return reader.features(e, reader.summary(x, logits, lengths))
 
     def mot_logits(self, emb: FloatArray) -> FloatArray:
         """The ``mot`` head's logit for a turn read alone, plus what its nearest labelled corpus turns add

@@ -155,3 +155,51 @@ def test_earlier_turns_never_hide_the_stakes_a_turn_states(scorer) -> None:  # t
     read = scorer.score(turns, languages=["en"] * 3, contexts=[greeting] * 3)
     assert all(r.mot_prob >= a.mot_prob for r, a in zip(read, alone, strict=True))
     assert min(r.mot_prob for r in read) > 0.5
+
+
+def test_an_ordered_reader_of_the_earlier_turns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Heads that carry a ``mot_context_reader`` (router.scoring.sequence.TurnReader) have ``mot_context``
+    read its GRU summary of the earlier turns, oldest first, instead of their mean embedding."""
+    import numpy as np
+
+    from router.scoring.heads import LinearHead, load_heads, save_heads
+    from router.scoring.sequence import TurnReader
+    from router.scoring.transformer import MOT_CONTEXT_HEAD, TransformerScorer, context_lift
+
+    shipped = load_heads()
+    dim, hidden = shipped.dim, 8
+    rng = np.random.default_rng(0)
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.normal(size=shape) * 0.3).astype(np.float32)
+
+    reader = TurnReader(
+        w(hidden, dim + 1),
+        w(hidden),
+        w(3 * hidden, hidden),
+        w(3 * hidden, hidden),
+        w(3 * hidden),
+        w(3 * hidden),
+        w(hidden, dim),
+        w(hidden),
+    )
+    ctx = LinearHead(
+        w(1, 16),
+        np.full(1, 3.0, np.float32),
+        "sigmoid",
+        ("moment_of_truth_in_context",),
+        w(16, dim + 2 * hidden),
+        w(16),
+    )
+    save_heads(tmp_path, {**shipped.heads, MOT_CONTEXT_HEAD: ctx}, shipped.meta, shipped.neighbours, reader)
+    scorer = TransformerScorer(heads_dir=str(tmp_path), cache_size=0)
+    assert scorer.heads.reader is not None
+    turn, earlier = "Perfect, thank you.", ["Why did my bill go up?", "Nobody answered my two emails."]
+    read = scorer.score([turn, turn], languages=["en", "en"], contexts=[earlier, earlier[::-1]])
+    e = scorer.encoder.embed([turn, *earlier])
+    z = scorer.mot_logits(e)
+    for got, order in ((read[0], [1, 2]), (read[1], [2, 1])):
+        s = reader.summary(e[None, order], z[None, order], np.array([2]))
+        lift = context_lift(ctx.logits(reader.features(e[:1], s))[:, 0])[0]
+        assert lift > 0.5
+        assert got.mot_prob == pytest.approx(float(1.0 / (1.0 + np.exp(-(z[0] + lift)))), abs=2e-3)
