@@ -9,10 +9,11 @@ the wants-a-human probability.
 
 A turn that comes with its contact's earlier customer turns (``contexts``) has its moment-of-truth probability
 read in that context: the ``mot_context`` head adds a logit (never a negative one: ``context_lift``) learned
-from this turn's embedding and the mean embedding of up to ``MOT_CONTEXT_TURNS`` turns before it (no second
-encoder pass over joined text: earlier turns' embeddings come from an LRU cache, or are encoded with the
-batch). "Understood. I'll move banks." is routine alone and a moment of truth after two turns about a fee
-nobody explained.
+from this turn's embedding and up to ``MOT_CONTEXT_TURNS`` turns before it, read in order by the heads'
+GRU reader (router.scoring.sequence; heads without one: their mean embedding). No second encoder pass over
+joined text: earlier turns' embeddings come from an LRU cache, or are encoded with the batch.
+"Understood. I'll move banks." is routine alone and a moment of truth after two turns about a fee nobody
+explained.
 """
 
 from __future__ import annotations
