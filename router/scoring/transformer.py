@@ -472,8 +472,8 @@ class TransformerScorer:
         emb: dict[str, FloatArray],
     ) -> list[EmotionScore]:
         """``scores`` with each turn that has earlier turns re-read in their context: mot_prob =
-        sigmoid(logit(mot) + max(0, mot_context([e, c, e * c]))), c the mean embedding of (the last
-        ``MOT_CONTEXT_TURNS`` of) its earlier turns; ``emb`` holds every text's embedding."""
+        sigmoid(logit(mot) + max(0, mot_context(f))), f what ``_context_reading`` makes of the turn and (the
+        last ``MOT_CONTEXT_TURNS`` of) its earlier turns; ``emb`` holds every text's embedding."""
         rows = [i for i, c in enumerate(contexts) if c]
         if not rows or MOT_CONTEXT_HEAD not in self.heads:
             return scores
