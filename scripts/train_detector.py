@@ -12,8 +12,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    nearest labelled rows (router.scoring.neighbours; in a fold, the other folds' rows) is added to the
    head's: the linear head alone reads short, flat lines with stakes too low.
    The context head (``mot_context``: a logit added to the head's for a turn after the first, learned from
-   the turn's embedding, the mean embedding of up to four customer turns before it and their product; one
-   hidden layer; fitted unfloored, applied floored at 0: router.scoring.transformer.context_lift) is fitted
+   the turn's embedding, up to four customer turns before it read in order by three GRUs (``--readers``;
+   0: their mean embedding) and their product with the turn; one hidden layer; fitted unfloored, applied
+   floored at 0: router.scoring.transformer.context_lift) is fitted
    in the same folds on the conversations' turns from the second up to the labelled
    one, over that fold's head: every conversation turn gets an out-of-fold probability read in context.
    It also reads composed rows (``composed_context_rows``): the calm labelled turn of a churn or
@@ -122,7 +123,7 @@ THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.
 CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 256, 0.01, 60, 0.2
 # --readers N: the context head reads the earlier turns through N GRUs (router.scoring.sequence), averaged;
 # 0 reads their mean embedding. scripts/sequence_context.py measured both (models/MODEL_CARD.md)
-READER_HIDDEN = 128
+READER_HIDDEN, READERS = 128, 3
 ContextReading = tuple[LinearHead, TurnReader | None]
 SEED = 1234
 # the context head's composed rows (--compose, composed_context_rows): the categories whose labelled turn is
@@ -715,9 +716,9 @@ def main() -> int:
     ap.add_argument(
         "--readers",
         type=int,
-        default=0,
-        help="GRU readers of the earlier turns for the context head, averaged (0: their mean embedding, as "
-        "shipped; scripts/sequence_context.py measured 3: models/MODEL_CARD.md)",
+        default=READERS,
+        help="GRU readers of the earlier turns for the context head, averaged (0: their mean embedding, the "
+        "release before; 3 shipped: models/MODEL_CARD.md)",
     )
     args = ap.parse_args()
     t0 = time.perf_counter()
