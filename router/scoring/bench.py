@@ -465,8 +465,8 @@ def _compare_minilm(scorer: Any, batches: list[list[str]]) -> dict[str, Any]:
         model_dir=minilm_dir(), backend="onnx", onnx_path=path, threads=scorer.encoder.threads
     )
     # no caches, and none shared: a shallow copy would answer MiniLM's texts with e5's embeddings
-    minilm.cache, minilm.embeddings = LRUCache(0), LRUCache(0)
-    scorer.cache, scorer.embeddings = LRUCache(0), LRUCache(0)
+    for sc in (minilm, scorer):
+        sc.cache, sc.embeddings, sc.mot_logit_cache = LRUCache(0), LRUCache(0), LRUCache(0)
     minilm.score(batches[0])
     spent = {"e5": 0.0, "minilm": 0.0}
     for b in batches:

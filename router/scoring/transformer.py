@@ -386,6 +386,8 @@ class TransformerScorer:
         self.cache: LRUCache[str, EmotionScore] = LRUCache(cache_size)
         # embeddings of recent turns, for the next turns of their contacts (``contexts``)
         self.embeddings: LRUCache[str, FloatArray] = LRUCache(cache_size)
+        # their ``mot`` logits (neighbours included): a later turn's ordered reader reads them again
+        self.mot_logit_cache: LRUCache[str, float] = LRUCache(cache_size)
         self.topic_threshold = float(self.heads.meta.get("topic_threshold", 0.5))
         self._topic_labels = self.heads["topic"].labels
         self._emotion_labels = self.heads["emotion"].labels
@@ -443,6 +445,7 @@ class TransformerScorer:
         """Forget every cached score and embedding: the next call encodes again (benchmarks)."""
         self.cache.clear()
         self.embeddings.clear()
+        self.mot_logit_cache.clear()
 
     def _embed(self, texts: Sequence[str]) -> dict[str, FloatArray]:
         """text -> embedding: recent ones from the LRU, the rest in one encoder call (counted in
@@ -480,7 +483,8 @@ class TransformerScorer:
         e = np.stack([emb[texts[i]] for i in rows])
         earlier = [contexts[i][-MOT_CONTEXT_TURNS:] for i in rows]
         lift = context_lift(self.heads[MOT_CONTEXT_HEAD].logits(self._context_reading(e, earlier, emb))[:, 0])
-        z = self.mot_logits(e) + lift
+        alone = self._cached_mot_logits([texts[i] for i in rows], emb)
+        z = np.array([alone[texts[i]] for i in rows], np.float32) + lift
         p = _sigmoid(z)
         out = list(scores)
         for i, prob in zip(rows, p.tolist(), strict=True):
@@ -496,14 +500,31 @@ class TransformerScorer:
         if reader is None:
             c = np.stack([np.mean([emb[t] for t in turns], axis=0) for turns in earlier])
             return context_features(e, c)
-        seen = sorted({t for turns in earlier for t in turns})
-        z = dict(zip(seen, self.mot_logits(np.stack([emb[t] for t in seen])).tolist(), strict=True))
+        z = self._cached_mot_logits(sorted({t for turns in earlier for t in turns}), emb)
         x, logits, lengths = padded(
             [[emb[t] for t in turns] for turns in earlier],
             [[z[t] for t in turns] for turns in earlier],
             MOT_CONTEXT_TURNS,
         )
         return reader.features(e, reader.summary(x, logits, lengths))
+
+    def _cached_mot_logits(self, texts: Sequence[str], emb: dict[str, FloatArray]) -> dict[str, float]:
+        """text -> ``mot_logits``, from the LRU where the turn was read before (the neighbours' search is
+        most of a context reading's cost)."""
+        out: dict[str, float] = {}
+        missing: list[str] = []
+        for t in texts:
+            z = self.mot_logit_cache.get(t)
+            if z is None:
+                missing.append(t)
+            else:
+                out[t] = z
+        if missing:
+            fresh = self.mot_logits(np.stack([emb[t] for t in missing])).tolist()
+            for t, z in zip(missing, fresh, strict=True):
+                out[t] = z
+                self.mot_logit_cache.put(t, z)
+        return out
 
     def mot_logits(self, emb: FloatArray) -> FloatArray:
         """The ``mot`` head's logit for a turn read alone, plus what its nearest labelled corpus turns add
@@ -544,6 +565,7 @@ class TransformerScorer:
         texts: Sequence[str] | None = None,
         languages: Sequence[str | None] | None = None,
     ) -> list[EmotionScore]:
+        given = texts is not None
         if texts is None:
             if self._use_vader:
                 raise ValueError("this heads version needs the texts too")
@@ -559,6 +581,9 @@ class TransformerScorer:
         if "mot" in self.heads:
             z, reading = self._mot_reading(emb)
             mot = _sigmoid(z)
+            if given:
+                for text, z_i in zip(texts, z.tolist(), strict=True):
+                    self.mot_logit_cache.put(text, z_i)
             if reading is not None and self.heads.neighbours is not None:
                 said = [self.heads.neighbours.describe(reading, i) for i in range(len(emb))]
         results: list[EmotionScore] = []

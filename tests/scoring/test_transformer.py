@@ -203,3 +203,23 @@ def test_an_ordered_reader_of_the_earlier_turns(tmp_path) -> None:  # type: igno
         lift = context_lift(ctx.logits(reader.features(e[:1], s))[:, 0])[0]
         assert lift > 0.5
         assert got.mot_prob == pytest.approx(float(1.0 / (1.0 + np.exp(-(z[0] + lift)))), abs=2e-3)
+
+
+def test_earlier_turns_logits_come_from_the_cache_and_read_the_same() -> None:
+    """A worker scores each turn as it arrives, then reads it again as an earlier turn of the next: the
+    ``mot`` logit (with its neighbours' search) is taken from the cache then, and the turn in context
+    reads exactly as it does for a scorer that computes everything afresh."""
+    from router.scoring.transformer import TransformerScorer
+
+    warm, cold = TransformerScorer(cache_size=64), TransformerScorer(cache_size=0)
+    earlier = [
+        "Hi, I booked a table for Friday.",
+        "The restaurant just cancelled it. It's our 25th anniversary.",
+    ]
+    turn = "Is there anything at all you can do tonight?"
+    warm.score(earlier, languages=["en", "en"])
+    hits = warm.mot_logit_cache.hits
+    got = warm.score([turn], languages=["en"], contexts=[earlier])[0]
+    # the two earlier turns, and the turn itself (read alone a moment before, in the same call)
+    assert warm.mot_logit_cache.hits == hits + 3
+    assert got.mot_prob == cold.score([turn], languages=["en"], contexts=[earlier])[0].mot_prob
