@@ -32,13 +32,15 @@ import numpy.typing as npt
 from router.errors import ConfigError
 from router.scoring.cache import LRUCache
 from router.scoring.heads import (
+    DEFAULT_MODELS_DIR,
     FloatArray,
     Heads,
     heads_digest,
     load_heads,
     vader_features,
 )
-from router.scoring.language import detect_language
+from router.scoring.language import base_language, detect_language
+from router.scoring.lexical import LEXICAL_FILE, load_lexical
 from router.scoring.neighbours import NeighbourReading
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, heuristic_mot_prob
 from router.scoring.sequence import padded
@@ -356,6 +358,7 @@ class TransformerScorer:
         backend: str = "auto",
     ) -> None:
         self.heads: Heads = load_heads(heads_dir)
+        self.lexical = load_lexical(Path(heads_dir or DEFAULT_MODELS_DIR) / LEXICAL_FILE)
         self._use_vader = self.heads.meta.get("intensity_features") == "embedding+vader4"
         self._vader: object | None = None
         if self._use_vader:
@@ -546,17 +549,25 @@ class TransformerScorer:
         languages: Sequence[str | None] | None = None,
     ) -> FloatArray:
         """Negative intensity per text: the English head (the embedding plus VADER's four English polarity
-        features) for English, the multilingual head (``intensity_ml``) for every other language, which
-        comes from ``languages`` (the contact's) or, when not given, from the text."""
+        features) for English, the multilingual head (``intensity_ml``) for every other language, mixed with
+        its lexical partner (router.scoring.lexical) where ``models/`` has one. The language comes from
+        ``languages`` (the contact's) or, when not given, from the text."""
         x = emb
         if self._use_vader:
             x = np.concatenate([emb, vader_features(list(texts), self._vader)], axis=1)
         intensity: FloatArray = self.heads["intensity"](x)[:, 0]
         if "intensity_ml" in self.heads:
-            langs = languages if languages is not None else [None] * len(texts)
-            other = [i for i, t in enumerate(texts) if (langs[i] or detect_language(t)) != "en"]
+            given = languages if languages is not None else [None] * len(texts)
+            langs = [
+                base_language(lang) if lang else detect_language(t)
+                for lang, t in zip(given, texts, strict=True)
+            ]
+            other = [i for i, lang in enumerate(langs) if lang != "en"]
             if other:
-                intensity[other] = self.heads["intensity_ml"](emb[other])[:, 0]
+                ml = self.heads["intensity_ml"](emb[other])[:, 0]
+                if self.lexical is not None:
+                    ml = self.lexical.combine(ml, [texts[i] for i in other], [langs[i] for i in other])
+                intensity[other] = ml
         return intensity
 
     def score_embeddings(

@@ -104,6 +104,17 @@ def test_non_english_uses_multilingual_head(scorer) -> None:  # type: ignore[no-
     assert angry.intensity > calm.intensity + 0.15
 
 
+def test_a_regional_language_tag_reads_as_its_language(scorer) -> None:  # type: ignore[no-untyped-def]
+    """A contact's language may carry a region (the event contract allows "en-GB", "pt-BR"): the English
+    head still reads an English contact, and a Brazilian one reads as Portuguese."""
+    texts = ["My flight got cancelled and nobody will tell me anything.", "Estou muito chateado com vocês."]
+    emb = scorer.encoder.embed(texts)
+    regional = scorer.intensities(emb, texts, ["en-GB", "pt-BR"])
+    plain = scorer.intensities(emb, texts, ["en", "pt"])
+    assert regional.tolist() == plain.tolist()
+    assert scorer.intensities(emb, texts, ["it", "it"])[0] != plain[0]
+
+
 def test_build_scorer_transformer_wrapped_in_fallback() -> None:
     from router.scoring.factory import build_scorer
     from router.scoring.fallback import FallbackScorer
