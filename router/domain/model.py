@@ -11,6 +11,12 @@ QueueName = Literal["mot", "general"]
 QUEUES: tuple[QueueName, ...] = ("mot", "general")
 
 
+def base_language(tag: str) -> str:
+    """A language tag's base language (BCP 47's primary subtag, lower case): "en-GB" and "EN" are "en",
+    "pt-BR" is "pt"."""
+    return tag.split("-", 1)[0].lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """A machine code plus a sentence a supervisor can read."""
@@ -113,6 +119,14 @@ class AgentView:
 
     def free(self, channel: str) -> int:
         return self.capacity.get(channel, 0) - self.load.get(channel, 0)
+
+    def speaks(self, language: str) -> bool:
+        """Whether the agent can serve a contact in ``language``: the same tag, or the same base language
+        (an agent tagged "en" serves an "en-GB" customer, one tagged "pt-BR" a "pt" or "pt-PT" one)."""
+        if language in self.languages:
+            return True
+        base = base_language(language)
+        return any(base_language(spoken) == base for spoken in self.languages)
 
 
 @dataclass(frozen=True, slots=True)

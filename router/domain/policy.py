@@ -258,7 +258,7 @@ def ineligible_reason(
     who = f"agent {agent.agent_id}"
     if agent.status != "available":
         return Reason("agent_unavailable", f"{who} is {agent.status}")
-    if contact.language not in agent.languages:
+    if not agent.speaks(contact.language):
         langs = ", ".join(sorted(agent.languages)) or "no language"
         return Reason("language_mismatch", f"{who} speaks {langs}; contact needs {contact.language}")
     ago_ms = remembered_decline_ms(agent.agent_id, contact, now, cfg)
@@ -398,7 +398,7 @@ def _earliest_decliner(
 
 
 def _in_pool(agent: AgentView, contact: ContactView, floor: int) -> bool:
-    return agent.status == "available" and contact.language in agent.languages and agent.eq >= floor
+    return agent.status == "available" and agent.speaks(contact.language) and agent.eq >= floor
 
 
 def _affinity(

@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from router.domain.ewt import PRIOR_S_PER_DEPARTURE
-from router.domain.model import AgentView, ContactView
+from router.domain.model import AgentView, ContactView, base_language
 from router.domain.policy import PolicyConfig, min_eq, queued_for_s, remembered_decline_ms
 
 MAX_WAIT_S = 86_400.0  # a wait nobody can serve is announced as this (JSON and Redis cannot hold inf)
@@ -249,7 +249,7 @@ def _serves(
     affinity_s: float,
     waiting_for: frozenset[str],
 ) -> bool:
-    if a.status != "available" or contact.language not in a.languages:
+    if a.status != "available" or not a.speaks(contact.language):
         return False
     if a.capacity.get(contact.channel, 0) <= 0:
         return False
@@ -278,13 +278,15 @@ def competing_ahead(
 ) -> int:
     """Of the contacts ahead, given as (channel, language), those competing for this contact's slots: the
     same channel, in a language that some agent who could serve this one speaks."""
-    speakers = [
-        a.languages
+    spoken = {
+        base_language(lang)
         for a in agents
-        if contact.language in a.languages and a.capacity.get(contact.channel, 0) > 0
-    ]
-    spoken = frozenset().union(*speakers) if speakers else frozenset()
-    return sum(1 for channel, language in ahead if channel == contact.channel and language in spoken)
+        if a.speaks(contact.language) and a.capacity.get(contact.channel, 0) > 0
+        for lang in a.languages
+    }
+    return sum(
+        1 for channel, language in ahead if channel == contact.channel and base_language(language) in spoken
+    )
 
 
 def forecast(pools: Sequence[Stage], ahead: int, service: Service, left_share: float = 0.0) -> WaitForecast:

@@ -26,11 +26,6 @@ _STOP_LANGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def base_language(tag: str) -> str:
-    """A contact's language tag as the heads know it: "en-GB" and "EN" read as "en", "pt-BR" as "pt"."""
-    return tag.split("-", 1)[0].lower()
-
-
 def detect_language(text: str) -> str:
     """Greek by script, else stop-word votes (ties go to the earlier language); "en" by default."""
     if not text.isascii() and sum(1 for ch in text if "\u0370" <= ch <= "\u03ff") >= 3:

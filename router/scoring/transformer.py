@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from router.domain.model import base_language
 from router.errors import ConfigError
 from router.scoring.cache import LRUCache
 from router.scoring.heads import (
@@ -39,7 +40,7 @@ from router.scoring.heads import (
     load_heads,
     vader_features,
 )
-from router.scoring.language import base_language, detect_language
+from router.scoring.language import detect_language
 from router.scoring.lexical import LEXICAL_FILE, load_lexical
 from router.scoring.neighbours import NeighbourReading
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, heuristic_mot_prob

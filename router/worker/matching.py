@@ -275,7 +275,7 @@ class Matcher(EngineCore):
             agent = next((a for a in self._agents(self.clock())[0] if a.agent_id == agent_id), None)
             if agent is None or agent.status != "available" or tried >= MOT_PULL_SCAN:
                 break
-            if queue != "mot" or view.language not in agent.languages or agent.free(view.channel) <= 0:
+            if queue != "mot" or not agent.speaks(view.language) or agent.free(view.channel) <= 0:
                 continue
             tried += 1
             if self.match_contact(view.contact_id, announce=False, cause=cause) == "offer":

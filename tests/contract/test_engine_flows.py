@@ -584,6 +584,18 @@ def test_spells_away_are_measured_and_a_contact_only_an_agent_away_can_take_wait
     assert queued.estimated_wait_high_s == pytest.approx(300.0, abs=1.0)
 
 
+def test_a_customer_with_a_regional_language_tag_reaches_an_agent_of_that_language(
+    floor: Floor, store: RoutingStore, clock: FakeClock
+) -> None:
+    """The event contract allows "en-GB": its customer is offered to an agent tagged "en" (an exact match
+    alone would leave them waiting for an "en-GB" agent no floor has), a "de-AT" one is not."""
+    team(store, {"a1": 3})
+    floor.start("c1", lang="en-GB")
+    assert only(floor.human("c1"), "offer").agent_id == "a1"
+    floor.start("c2", lang="de-AT")
+    assert only(floor.human("c2")).action != "offer"
+
+
 def test_contacts_that_waited_and_left_unserved_are_measured_per_queue(
     floor: Floor, store: RoutingStore, clock: FakeClock
 ) -> None:

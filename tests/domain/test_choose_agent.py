@@ -63,6 +63,19 @@ def test_each_check_has_its_reason() -> None:
     assert ineligible_reason(agent("ok", 4), c, "mot", 5.0, CFG, now=NOW) is None
 
 
+def test_a_regional_language_tag_is_served_by_its_language() -> None:
+    """The event contract allows "en-GB" and "pt-BR": an agent tagged "en" serves an "en-GB" customer (who
+    would otherwise wait for an agent tagged "en-GB" that no floor has), and one tagged "pt-BR" a "pt-PT"
+    one; another language is still a mismatch."""
+    en, br = agent("en", 5), agent("br", 5, languages=frozenset({"pt-BR"}))
+    for a, language in ((en, "en-GB"), (en, "EN-us"), (br, "pt"), (br, "pt-PT"), (br, "pt-BR")):
+        assert a.speaks(language), (a.agent_id, language)
+        assert ineligible_reason(a, contact(language=language), "mot", 5.0, CFG, now=NOW) is None
+    why = ineligible_reason(br, contact(language="es-MX"), "mot", 5.0, CFG, now=NOW)
+    assert why is not None and why.code == "language_mismatch"
+    assert choose_agent(contact(language="en-GB"), "mot", [br, en], NOW, CFG, 0).agent_id == "en"
+
+
 def test_an_agent_who_does_not_take_the_channel_is_told_apart_from_the_ladder() -> None:
     """A voice contact and a chat-only agent of eq 1: not "below the eq ladder" (a wider ladder would not
     help) nor "at capacity" (no slot will ever free), but not taking the channel."""

@@ -262,6 +262,9 @@ def test_contacts_ahead_compete_only_on_the_channel_in_a_language_the_pool_speak
     me = ContactView("c9", "chat", language="en")
     ahead = [("chat", "en"), ("chat", "de"), ("chat", "fr"), ("voice", "en")]
     assert competing_ahead(me, ahead, floor) == 2
+    # regional tags compete as their language: an "en-GB" contact is served by a1, and so are "de-AT" ones
+    regional = [("chat", "en-US"), ("chat", "de-AT"), ("chat", "fr-CA"), ("voice", "en-GB")]
+    assert competing_ahead(replace(me, language="en-GB"), regional, floor) == 2
 
 
 def test_measured_service_times_replace_the_assumed_ones() -> None:
