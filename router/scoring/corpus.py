@@ -264,7 +264,10 @@ def load_probes(corpus_dir: Path | None = None) -> dict[str, Corpus]:
     """The probe sets by name (evaluation only). Set "a" was written before the sixth writing round and its
     situations were named in that round's brief; set "b" was written afterwards, about situations no brief
     named, before any model trained on that round was scored; set "c" was written before the eighth round,
-    whose brief names set b's misses but none of set c's situations."""
+    whose brief names set b's misses but none of set c's situations. Set "issue" is the moment-of-truth
+    issue's own examples as its author tried them (the cancelled flight before a wedding, the stolen cards in
+    Spanish and Romanian, "how do I report a lost card in the app?"...), which every writing brief kept out
+    of the corpus."""
     path = (corpus_dir or DEFAULT_CORPUS_DIR) / PROBES_FILE
     sets: dict[str, list[CorpusTurn]] = {}
     for n, obj in _lines(path) if path.exists() else iter(()):

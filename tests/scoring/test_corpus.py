@@ -69,7 +69,7 @@ def test_probes_are_evaluation_only(corpus) -> None:  # type: ignore[no-untyped-
     from router.scoring.overlap import norm_text
 
     probes = load_probes()
-    assert set(probes) == {"a", "b", "c"}
+    assert set(probes) == {"a", "b", "c", "issue"}
     texts = [t.text for part in probes.values() for t in part.turns]
     assert len(texts) >= 100 and all(any(t.mot for t in p.turns) for p in probes.values())
     assert not {t.id for t in corpus.turns} & {t.id for p in probes.values() for t in p.turns}
