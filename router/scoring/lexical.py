@@ -13,8 +13,8 @@ Features are those of scikit-learn's ``TfidfVectorizer(analyzer="char_wb", lower
 sublinear_tf=True)``, hashed instead of kept in a vocabulary so that the model is two arrays: each
 whitespace-separated word, padded with one space either side, gives its character n-grams; an n-gram's
 bucket is the CRC-32 of its UTF-8 bytes modulo the bucket count; a bucket's weight is ``(1 + log count) *
-idf``, L2-normalised over the text. Pure numpy and zlib: no scikit-learn at serving time, a few tens of
-microseconds per turn.
+idf``, L2-normalised over the text. Pure numpy and zlib: no scikit-learn at serving time, under a tenth
+of a millisecond per turn.
 
 File (``models/lexical_ml.safetensors``): tensors ``idf`` and ``coef`` (float32, one per bucket) and
 ``bias`` (1); metadata ``spec`` (JSON: ``ngram_min``, ``ngram_max``, ``buckets``, ``mixes`` and free training
