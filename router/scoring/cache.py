@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -59,3 +60,21 @@ def embedding_cache_key(model_id: str, max_tokens: int, texts: list[str]) -> str
         h.update(t.encode("utf-8", "replace"))
         h.update(b"\x00")
     return h.hexdigest()[:24]
+
+
+def cached(cache: LRUCache[K, V], keys: Sequence[K], compute: Callable[[list[K]], Sequence[V]]) -> dict[K, V]:
+    """key -> value for ``keys``: from ``cache`` where it holds one, the rest from one ``compute`` call over
+    the missing keys in order, which the cache then keeps."""
+    out: dict[K, V] = {}
+    missing: list[K] = []
+    for key in keys:
+        value = cache.get(key)
+        if value is None:
+            missing.append(key)
+        else:
+            out[key] = value
+    if missing:
+        for key, value in zip(missing, compute(missing), strict=True):
+            out[key] = value
+            cache.put(key, value)
+    return out

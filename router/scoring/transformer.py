@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from router.domain.model import base_language
 from router.errors import ConfigError
-from router.scoring.cache import LRUCache
+from router.scoring.cache import LRUCache, cached
 from router.scoring.heads import (
     DEFAULT_MODELS_DIR,
     FloatArray,
@@ -454,22 +454,13 @@ class TransformerScorer:
     def _embed(self, texts: Sequence[str]) -> dict[str, FloatArray]:
         """text -> embedding: recent ones from the LRU, the rest in one encoder call (counted in
         ``batches`` / ``encoded``)."""
-        out: dict[str, FloatArray] = {}
-        missing: list[str] = []
-        for t in texts:
-            e = self.embeddings.get(t)
-            if e is None:
-                missing.append(t)
-            else:
-                out[t] = e
-        if missing:
-            x = self.encoder.embed(missing)
+
+        def encode(missing: list[str]) -> list[FloatArray]:
             self.batches += 1
             self.encoded += len(missing)
-            for t, row in zip(missing, x, strict=True):
-                out[t] = row
-                self.embeddings.put(t, row)
-        return out
+            return list(self.encoder.embed(missing))
+
+        return cached(self.embeddings, texts, encode)
 
     def in_context(
         self,
@@ -515,20 +506,11 @@ class TransformerScorer:
     def _cached_mot_logits(self, texts: Sequence[str], emb: dict[str, FloatArray]) -> dict[str, float]:
         """text -> ``mot_logits``, from the LRU where the turn was read before (the neighbours' search is
         most of a context reading's cost)."""
-        out: dict[str, float] = {}
-        missing: list[str] = []
-        for t in texts:
-            z = self.mot_logit_cache.get(t)
-            if z is None:
-                missing.append(t)
-            else:
-                out[t] = z
-        if missing:
-            fresh = self.mot_logits(np.stack([emb[t] for t in missing])).tolist()
-            for t, z in zip(missing, fresh, strict=True):
-                out[t] = z
-                self.mot_logit_cache.put(t, z)
-        return out
+        return cached(
+            self.mot_logit_cache,
+            texts,
+            lambda missing: self.mot_logits(np.stack([emb[t] for t in missing])).tolist(),
+        )
 
     def mot_logits(self, emb: FloatArray) -> FloatArray:
         """The ``mot`` head's logit for a turn read alone, plus what its nearest labelled corpus turns add

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from router.scoring.cache import LRUCache
+from router.scoring.cache import LRUCache, cached
 from router.scoring.transformer import length_buckets
 
 
@@ -31,3 +31,18 @@ def test_length_buckets_cover_all_and_limit_padding() -> None:
         assert len(b) <= 16
         ls = [lengths[i] for i in b]
         assert max(ls) * len(ls) <= 1.34 * sum(ls) + 16 + max(ls)
+
+
+def test_cached_computes_only_the_missing_keys_once() -> None:
+    c: LRUCache[str, int] = LRUCache(8)
+    c.put("a", 1)
+    calls: list[list[str]] = []
+
+    def compute(keys: list[str]) -> list[int]:
+        calls.append(keys)
+        return [len(k) for k in keys]
+
+    assert cached(c, ["a", "bb", "ccc"], compute) == {"a": 1, "bb": 2, "ccc": 3}
+    assert cached(c, ["ccc", "bb"], compute) == {"ccc": 3, "bb": 2}
+    assert calls == [["bb", "ccc"]]
+    assert cached(LRUCache(0), ["x"], compute) == {"x": 1} and calls[-1] == ["x"]  # no cache: always computed

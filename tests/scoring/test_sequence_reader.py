@@ -36,6 +36,24 @@ def _numpy_reader(proj: torch.nn.Linear, gru: torch.nn.GRU, query: torch.nn.Line
     )
 
 
+def random_reader(rng: np.random.Generator, dim: int, hidden: int, scale: float) -> TurnReader:
+    """A reader of random weights (normal, times ``scale``) for turns of width ``dim``."""
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    return TurnReader(
+        w(hidden, dim + 1),
+        w(hidden),
+        w(3 * hidden, hidden),
+        w(3 * hidden, hidden),
+        w(3 * hidden),
+        w(3 * hidden),
+        w(hidden, dim),
+        w(hidden),
+    )
+
+
 def test_the_numpy_gru_reads_as_torch_does() -> None:
     proj, gru, query = _torch_reader()
     reader = _numpy_reader(proj, gru, query)
@@ -96,16 +114,7 @@ def test_merged_readers_average_their_lifts() -> None:
 
     readings = []
     for _ in range(3):
-        reader = TurnReader(
-            w(HIDDEN, DIM + 1),
-            w(HIDDEN),
-            w(3 * HIDDEN, HIDDEN),
-            w(3 * HIDDEN, HIDDEN),
-            w(3 * HIDDEN),
-            w(3 * HIDDEN),
-            w(HIDDEN, DIM),
-            w(HIDDEN),
-        )
+        reader = random_reader(rng, DIM, HIDDEN, 0.5)
         head = LinearHead(
             w(1, 6), w(1), "sigmoid", ("moment_of_truth_in_context",), w(6, DIM + 2 * HIDDEN), w(6)
         )

@@ -174,8 +174,8 @@ def test_an_ordered_reader_of_the_earlier_turns(tmp_path) -> None:  # type: igno
     import numpy as np
 
     from router.scoring.heads import LinearHead, load_heads, save_heads
-    from router.scoring.sequence import TurnReader
     from router.scoring.transformer import MOT_CONTEXT_HEAD, TransformerScorer, context_lift
+    from tests.scoring.test_sequence_reader import random_reader
 
     shipped = load_heads()
     dim, hidden = shipped.dim, 8
@@ -184,16 +184,7 @@ def test_an_ordered_reader_of_the_earlier_turns(tmp_path) -> None:  # type: igno
     def w(*shape: int) -> np.ndarray:
         return (rng.normal(size=shape) * 0.3).astype(np.float32)
 
-    reader = TurnReader(
-        w(hidden, dim + 1),
-        w(hidden),
-        w(3 * hidden, hidden),
-        w(3 * hidden, hidden),
-        w(3 * hidden),
-        w(3 * hidden),
-        w(hidden, dim),
-        w(hidden),
-    )
+    reader = random_reader(rng, dim, hidden, 0.3)
     ctx = LinearHead(
         w(1, 16),
         np.full(1, 3.0, np.float32),
