@@ -1,7 +1,7 @@
 """scripts/train_detector.py's composed context rows: a churn or vulnerable-customer conversation's calm
 labelled turn after another conversation's earlier turns, always of the same category, fold and language,
-never from the test split; and their counterweight, a routine calm change after unrelated routine turns,
-labelled 0."""
+never from the test split; their counterweight, a routine calm change after unrelated routine turns,
+labelled 0; and the strung routine contacts the detector is judged on beside dev's conversations."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from train_detector import (
     benign_change_context_rows,
     composed_context_rows,
     fold_of,
+    strung_routine,
 )
 
 from router.scoring.corpus import Corpus, held_out_lines, load_corpus
@@ -98,3 +99,20 @@ def test_near_miss_targets_move_only_routine_single_turns_of_the_hard_negative_c
     assert all(g in (r.mot, 0.15) for r, g in zip(rows, graded, strict=True))
     assert all(r.mot == 0 and category.get(r.text) in NEAR_MISS_CATEGORIES for r in moved)
     assert {category[r.text] for r in moved} == set(NEAR_MISS_CATEGORIES)
+
+
+def test_strung_contacts_are_two_or_three_routine_dev_turns_of_one_fold_and_language(corpus: Corpus) -> None:
+    strung = strung_routine(corpus, per_language=20)
+    turns = {t.text: t for t in corpus.split("dev").turns}
+    test = held_out_lines(corpus)
+    assert len(strung.conversations) == 20 * len(corpus.languages()) and not strung.turns
+    assert {len(c.turns) for c in strung.conversations} == {2, 3}
+    for c in strung.conversations:
+        picked = [turns[text] for text in c.customer_texts]  # every turn a dev single turn
+        assert c.mot_turn is None and c.split == "dev" and len(set(c.customer_texts)) == len(picked)
+        assert all(not t.mot and t.category != "routine_human" and t.lang == c.lang for t in picked)
+        assert {fold_of(t.scenario) for t in picked} == {fold_of(c.scenario)}  # read out of fold
+        assert not any(norm_text(t) in test for t in c.customer_texts)
+    assert len({c.id for c in strung.conversations}) == len(strung.conversations)
+    assert strung_routine(corpus, 5, seed=3) == strung_routine(corpus, 5, seed=3)
+    assert strung_routine(corpus, 0).conversations == ()
