@@ -75,6 +75,7 @@ from router.scoring.corpus import (  # noqa: E402
     Corpus,
     CorpusConversation,
     CorpusTurn,
+    Split,
     TrainingRow,
     held_out_lines,
     load_corpus,
@@ -512,24 +513,35 @@ def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> li
     return rows
 
 
+def routine_single_turns(corpus: Corpus, splits: tuple[Split, ...]) -> list[CorpusTurn]:
+    """The routine single turns of ``splits`` in corpus order, every category but a request for a person,
+    and no line an evaluation set holds."""
+    held_out = held_out_lines(corpus)
+    return [
+        t
+        for t in corpus.turns
+        if t.split in splits
+        and not t.mot
+        and t.category != "routine_human"
+        and norm_text(t.text) not in held_out
+    ]
+
+
+def by_fold_and_language(turns: list[CorpusTurn]) -> dict[tuple[int, str], list[CorpusTurn]]:
+    groups: dict[tuple[int, str], list[CorpusTurn]] = {}
+    for t in turns:
+        groups.setdefault((fold_of(t.scenario), t.lang), []).append(t)
+    return groups
+
+
 def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
     """For each routine train or dev single turn of a ``BENIGN_CHANGE_CATEGORIES`` category, ``per_turn``
     rows: the turn after one or two other routine single turns (not a request for a person) of the same fold
     and language, labelled 0. Same fold, so the out-of-fold probabilities stay out of fold; test lines are
     left out as ``composed_context_rows`` leaves them out."""
     rng = random.Random(seed)
-    held_out = held_out_lines(corpus)
-    routine = [
-        t
-        for t in corpus.turns
-        if t.split != "test"
-        and not t.mot
-        and t.category != "routine_human"
-        and norm_text(t.text) not in held_out
-    ]
-    by_group: dict[tuple[int, str], list[CorpusTurn]] = {}
-    for t in routine:
-        by_group.setdefault((fold_of(t.scenario), t.lang), []).append(t)
+    routine = routine_single_turns(corpus, ("train", "dev"))
+    by_group = by_fold_and_language(routine)
     rows: list[ContextRow] = []
     for t in routine:
         if t.category not in BENIGN_CHANGE_CATEGORIES:
@@ -548,14 +560,10 @@ def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed
     contact's turns come from one fold's scenarios, so the probabilities read for them in context stay out
     of fold; lines an evaluation set holds are left out."""
     rng = random.Random(seed)
-    held_out = held_out_lines(corpus)
-    groups: dict[tuple[str, int], list[CorpusTurn]] = {}
-    for t in corpus.split("dev").turns:
-        if not t.mot and t.category != "routine_human" and norm_text(t.text) not in held_out:
-            groups.setdefault((t.lang, fold_of(t.scenario)), []).append(t)
+    groups = by_fold_and_language(routine_single_turns(corpus, ("dev",)))
     contacts: list[CorpusConversation] = []
-    for lang in sorted({lang for lang, _ in groups}):
-        keys = [k for k in sorted(groups) if k[0] == lang and len(groups[k]) >= 3]
+    for lang in sorted({lang for _, lang in groups}):
+        keys = [k for k in sorted(groups) if k[1] == lang and len(groups[k]) >= 3]
         sizes = [len(groups[k]) for k in keys]
         for i in range(per_language if keys else 0):
             picked = rng.sample(groups[rng.choices(keys, sizes)[0]], rng.choice((2, 3)))
