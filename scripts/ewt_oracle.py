@@ -17,7 +17,7 @@ likely to be the one in progress) and its age uniformly within it; it frees at t
 after fresh whole handle times. The share does not depend on the handle time's scale.
 
 With nobody ahead the wait is the first of a few random remaining times, and even this oracle errs by about
-half the mean wait: docs/simulation.md compares that with the issue's 30% target.
+half the mean wait: docs/simulation-history.md compares that with the issue's 30% target.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 `router evaluate` reads Finnish on XED's annotated subtitles, the lines whose stable hash is under 0.2
 (anger/disgust/fear/sadness against joy/trust). This script never reads them: it trains on the lines at
 0.3 and above (with ``--projections``, also XED's Finnish projections) and reports AUROC on the dev
-slice, 0.2-0.3, the slice earlier Finnish experiments chose on (models/MODEL_CARD.md, Public sets). Every
+slice, 0.2-0.3, the slice earlier Finnish experiments chose on (models/HISTORY.md, Public sets). Every
 line equal after normalisation to one of the evaluation slice is left out of both, and every training
 line equal to one of the dev slice.
 

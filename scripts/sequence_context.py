@@ -3,7 +3,7 @@ embedding (what ships) against a GRU over them in order, or attention from the t
 
     .venv/bin/python scripts/sequence_context.py --reader gru [--seeds 3] [--seed-offset 0]
 
-A measurement, not part of the release (models/MODEL_CARD.md, The detector: "an ordered reading of the
+A measurement, not part of the release (models/HISTORY.md, The detector: "an ordered reading of the
 earlier turns"). It runs scripts/train_detector.py's own steps with the shipped settings: the `mot` head's
 five fold fits and its neighbours (cached in .cache/sequence_context.pkl after the first run, since they do
 not depend on the reader), then one context reader per fold fitted on the other folds' context rows (the

@@ -154,7 +154,7 @@ BENIGN_CHANGE_PER_TURN = 2
 # language), built from dev single turns and judged beside dev's routine conversations (strung_routine)
 STRUNG_PER_LANGUAGE = 60
 # the mot head's neighbours (router.scoring.neighbours): k, temperature and the weight of their vote's logit.
-# Chosen out of fold on the twenty-round train + dev rows and the dev objective (models/MODEL_CARD.md, The
+# Chosen out of fold on the twenty-round train + dev rows and the dev objective (models/HISTORY.md, The
 # detector): every setting tried (k 5-20, temperature 0.02-0.05, weight 0.5-1) raised dev single-turn F1
 # (0.893 without, 0.903-0.931); weight 1 also flagged conversations' grievance openings a turn early. Dev
 # objective: k 5, T 0.02, weight 0.5: 1.621; k 10, T 0.05: weight 0.5 1.609, 0.75 1.599, 1 1.594; k 20,

@@ -67,7 +67,7 @@ SEED = 1234
 PROBLEM_TARGET = 0.35
 # how many times the multilingual head sees each corpus turn read for negative emotion (2,710 rows beside 77k
 # of subtitles and tweets): 3 lifted the corpus's dev turns most while the public dev files held (a linear
-# probe: 10 lifted them further and cost the public dev files 0.009; models/MODEL_CARD.md, Heads)
+# probe: 10 lifted them further and cost the public dev files 0.009; models/HISTORY.md, Heads)
 ML_CORPUS_REPEAT = 3
 # L2 of the moment-of-truth head: the best of 1e-5 / 1e-4 / 1e-3 on the corpus dev split (AUROC 0.975 /
 # 0.966 / 0.931 with the corpus alone; public routine intents as extra negatives lowered it to 0.965)
@@ -143,7 +143,7 @@ def length_weights(texts: list[str], y: np.ndarray) -> np.ndarray:
     plain moments of truth ("my card was stolen") score low and long routine stories high. Weighing each
     band's classes equally takes that cue away without dropping a row. Tried on the moment-of-truth head
     (train_detector.py --balance-length) and not shipped: short plain moments of truth gained, long angry
-    ones lost (models/MODEL_CARD.md, the detector)."""
+    ones lost (models/HISTORY.md, the detector)."""
     words = np.array([len(t.split()) for t in texts])
     band = np.searchsorted(np.array(LENGTH_BANDS_WORDS), words, side="right")
     w = np.ones(len(y), np.float32)

@@ -4,7 +4,8 @@ The forecast's band (router/domain/wait_forecast.py, its 10th-90th percentiles) 
 only when its model holds. What the model leaves out spreads real waits wider: an agent who goes on a
 break instead of taking the next contact, an offer declined or missed, a contact that overtakes on
 priority, outcome-aware matching passing a free agent by. Three 2,000-contact bursts (seeds 7-9,
-docs/simulation.md) put 67-70% of the waits inside it, with each end crossed about as often (15% and 16%).
+docs/simulation-history.md) put 67-70% of the waits inside it, with each end crossed about as often (15%
+and 16%).
 
 So each end is moved by the errors of the latest bands the model produced (``BandCheck``: the model's own
 band, before this correction, and the wait lived), one-sided split conformal prediction on a log scale:

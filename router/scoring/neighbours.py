@@ -5,7 +5,7 @@ length. A short, flat line with stakes ("There's a gas smell in my kitchen") sit
 calm questions on the same topic and reads 0.5-0.7 while the detector needs about 0.8 on a one-turn
 contact. The nearest labelled turns know better: out of fold on the train and dev rows, adding half the
 logit of their vote to the head's lifted recall at 98% precision from 0.85 to 0.87 on every row and from
-0.81 to 0.85 on dev's single turns of 12 words or fewer (models/MODEL_CARD.md, The detector).
+0.81 to 0.85 on dev's single turns of 12 words or fewer (models/HISTORY.md, The detector).
 
 The bank is the train and dev rows the head was fitted on (never a test line: router.scoring.corpus.
 training_rows refuses the test split), their int8 embeddings normalised and stored in fp16 beside the heads

@@ -1,5 +1,5 @@
 """A GRU over a contact's earlier customer turns, in numpy: an ordered reading of them for the ``mot_context``
-head, where a mean of their embeddings has no order (models/MODEL_CARD.md, The detector: "an ordered reading
+head, where a mean of their embeddings has no order (models/HISTORY.md, The detector: "an ordered reading
 of the earlier turns").
 
 Each earlier turn enters as its embedding and its ``mot`` logit (divided by ``LOGIT_SCALE``), projected with a

@@ -35,8 +35,8 @@ DAY_STORIES: tuple[Story, ...] = ("routine", "routine_human", "moment")
 DEFAULT_MOT_SHARE = 0.10
 # Share of customers offered a callback who take it: they hang up (or leave the chat), keep their place in
 # the queue and are reached when an agent takes the contact, so they no longer give up on hold. Half is an
-# assumption with no measurement behind it; docs/simulation.md shows 0 and 1 beside it. One who declines
-# keeps waiting and may still give up.
+# assumption with no measurement behind it; docs/simulation-history.md shows 0 and 1 beside it. One who
+# declines keeps waiting and may still give up.
 DEFAULT_CALLBACK_ACCEPT_SHARE = 0.5
 _CALLBACK_SALT = 0x5CA11BAC
 ROUTINE_HUMAN_SHARE = 0.12

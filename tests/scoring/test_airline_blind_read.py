@@ -29,7 +29,7 @@ def test_record_holds_the_sets_labels_and_the_published_auroc() -> None:
     assert all(task.gold[int(i)] == row["mot"] and len(row["read"]) == 2 for i, row in record.items())
     y = np.array([row["mot"] for row in record.values()])
     mean = np.array([np.mean(row["read"]) for row in record.values()])
-    assert round(auroc(y, mean), 3) == 0.948  # models/MODEL_CARD.md, Public sets
+    assert round(auroc(y, mean), 3) == 0.948  # models/HISTORY.md, Public sets
 
 
 @needs_data
