@@ -163,7 +163,7 @@ def mot_folds(corpus: Corpus, scorers: list[TransformerScorer], cache: Path) -> 
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], emb_dir, "detector_rows")
     targets = td.near_miss_targets(rows, corpus, 0.0)
     ones = np.ones(len(rows), np.float32)
-    oof, heads = td.out_of_fold(rows, x, x_torch, td.CONSISTENCY, ones, td.NEIGHBOUR_WEIGHT, targets)
+    oof, heads = td.out_of_fold(rows, x, x_torch, td.CONSISTENCY, ones, td.NeighbourSpec(), targets)
     train, dev = corpus.split("train"), corpus.split("dev")
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations)
     embs = [td.embed_corpus(s.encoder, both, emb_dir) for s in scorers]

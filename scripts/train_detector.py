@@ -192,18 +192,30 @@ class NeighbourHead:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
 
+@dataclasses.dataclass(frozen=True)
+class NeighbourSpec:
+    """How the neighbour vote is built: the weight of its logit (0: none), its temperature, and whether
+    the embeddings are centred on the bank's mean before the cosine."""
+
+    weight: float = NEIGHBOUR_WEIGHT
+    temperature: float = NEIGHBOUR_TEMPERATURE
+    centred: bool = False
+
+
 def neighbours_of(
-    x: np.ndarray, y: np.ndarray, weight: float, topics: Sequence[str] | None = None
+    x: np.ndarray, y: np.ndarray, spec: NeighbourSpec, topics: Sequence[str] | None = None
 ) -> NeighbourVote | None:
     """The neighbour vote over rows ``x`` (int8 embeddings) labelled ``y``, each row's topic kept for the
-    reasons when ``topics`` is given; None when ``weight`` is 0."""
-    if not weight:
+    reasons when ``topics`` is given; None when the spec's weight is 0."""
+    if not spec.weight:
         return None
+    center = x.mean(axis=0).astype(np.float32) if spec.centred else None
     # rounded as the heads file stores it (fp16), so the detector learns the scorer's very vote
-    bank = unit_rows(x).astype(np.float16).astype(np.float32)
+    bank = unit_rows(x if center is None else x - center).astype(np.float16).astype(np.float32)
     names = tuple(sorted(set(topics))) if topics is not None else ()
     index = np.array([names.index(t) for t in topics], np.int64) if topics is not None else None
-    return NeighbourVote(bank, y.astype(np.float32), NEIGHBOUR_K, NEIGHBOUR_TEMPERATURE, weight, index, names)
+    y32 = y.astype(np.float32)
+    return NeighbourVote(bank, y32, NEIGHBOUR_K, spec.temperature, spec.weight, index, names, center)
 
 
 def fit_head(
@@ -234,7 +246,7 @@ def out_of_fold(
     x_torch: np.ndarray,
     consistency: float,
     w: np.ndarray,
-    neighbour_weight: float = NEIGHBOUR_WEIGHT,
+    neighbour: NeighbourSpec = NeighbourSpec(),
     targets: np.ndarray | None = None,
 ) -> tuple[list[dict[str, float]], list[NeighbourHead]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
@@ -248,7 +260,7 @@ def out_of_fold(
     for k in range(FOLDS):
         fit = fold != k
         linear = fit_head(x[fit], x_torch[fit], t[fit], consistency, w[fit])
-        head = NeighbourHead(linear, neighbours_of(x[fit], y[fit], neighbour_weight))
+        head = NeighbourHead(linear, neighbours_of(x[fit], y[fit], neighbour))
         heads.append(head)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
     out: list[dict[str, float]] = []
@@ -762,6 +774,18 @@ def main() -> int:
         help="weight of the nearest labelled rows' vote on the mot head's logit (0: the head alone)",
     )
     ap.add_argument(
+        "--neighbour-temperature",
+        type=float,
+        default=NEIGHBOUR_TEMPERATURE,
+        help="temperature of the neighbours' similarity weights (router.scoring.neighbours.vote_of)",
+    )
+    ap.add_argument(
+        "--neighbour-centred",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="centre the embeddings on the bank's mean before the neighbours' cosine",
+    )
+    ap.add_argument(
         "--near-miss",
         type=float,
         default=0.0,
@@ -793,7 +817,8 @@ def main() -> int:
         else np.ones(len(rows), np.float32)
     )
     targets = near_miss_targets(rows, corpus, args.near_miss)
-    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, args.neighbour_weight, targets)
+    neighbour = NeighbourSpec(args.neighbour_weight, args.neighbour_temperature, args.neighbour_centred)
+    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, neighbour, targets)
     oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
     strung = strung_routine(corpus)
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations + strung.conversations)
@@ -823,7 +848,7 @@ def main() -> int:
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, targets, args.consistency, w)
-    neighbours = neighbours_of(x, y_oof, args.neighbour_weight, [r.topic for r in rows])
+    neighbours = neighbours_of(x, y_oof, neighbour, [r.topic for r in rows])
     final_ctx, reader = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours), args.readers)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
@@ -848,7 +873,8 @@ def main() -> int:
     if neighbours is not None:
         meta["trained_on"]["mot_neighbours"] = (
             f"the same {len(rows)} rows' int8 embeddings and labels: the vote of the {NEIGHBOUR_K} nearest, "
-            f"temperature {NEIGHBOUR_TEMPERATURE}, weight {args.neighbour_weight} on its logit"
+            f"temperature {neighbour.temperature}, weight {neighbour.weight} on its logit"
+            + (", cosines after centring on the rows' mean" if neighbour.centred else "")
         )
     if reader is not None:
         meta["trained_on"]["mot_context_reader"] = (

@@ -6,7 +6,8 @@ File layout (``models/heads.safetensors`` + ``models/heads.json``):
 - JSON ``heads.<head>``: ``{"activation": "softmax" | "sigmoid", "labels": [...]}`` plus free metadata;
 - optionally the ``mot`` head's neighbours (router.scoring.neighbours): tensors ``mot_neighbours.bank`` (fp16)
   and ``mot_neighbours.labels``, optionally ``mot_neighbours.topics`` (int16, each row's index into
-  ``topic_names``), JSON ``mot_neighbours``: ``{"k", "temperature", "weight", "topic_names"?}``;
+  ``topic_names``) and ``mot_neighbours.center`` (fp32, subtracted before the cosine; the bank is centred on
+  it), JSON ``mot_neighbours``: ``{"k", "temperature", "weight", "topic_names"?}``;
 - optionally the ordered reader of a turn's earlier turns that ``mot_context`` then reads
   (router.scoring.sequence.TurnReader): tensors ``mot_context_reader.<name>``, JSON ``mot_context_reader``:
   ``{"hidden"}``. Without it ``mot_context`` reads the mean of the earlier turns' embeddings.
@@ -144,6 +145,7 @@ def _load_neighbours(
     if spec is None:
         return None
     topics = tensors.get(f"{NEIGHBOURS}.topics")
+    center = tensors.get(f"{NEIGHBOURS}.center")
     return NeighbourVote(
         bank=tensors[f"{NEIGHBOURS}.bank"].astype(np.float32),
         labels=tensors[f"{NEIGHBOURS}.labels"].astype(np.float32),
@@ -152,6 +154,7 @@ def _load_neighbours(
         weight=float(spec["weight"]),
         topics=None if topics is None else topics.astype(np.int64),
         topic_names=tuple(spec.get("topic_names", ())),
+        center=None if center is None else center.astype(np.float32),
     )
 
 
@@ -178,6 +181,8 @@ def save_heads(
             "temperature": neighbours.temperature,
             "weight": neighbours.weight,
         }
+        if neighbours.center is not None:
+            tensors[f"{NEIGHBOURS}.center"] = np.ascontiguousarray(neighbours.center, dtype=np.float32)
         if neighbours.topics is not None:
             tensors[f"{NEIGHBOURS}.topics"] = np.ascontiguousarray(neighbours.topics, dtype=np.int16)
             meta[NEIGHBOURS]["topic_names"] = list(neighbours.topic_names)

@@ -90,13 +90,16 @@ class NeighbourVote:
     (optional: heads written before it have none) is each bank row's index into ``topic_names``: the topic
     of a moment of truth, "none" for a routine row."""
 
-    bank: FloatArray  # n x d, unit rows
+    bank: FloatArray  # n x d, unit rows (after ``center`` was subtracted, when there is one)
     labels: FloatArray  # n, 0 or 1
     k: int
     temperature: float
     weight: float
     topics: IntArray | None = None
     topic_names: tuple[str, ...] = ()
+    # subtracted from every embedding before its cosine (the bank's rows were centred on it): e5's sentence
+    # embeddings share one direction (raw cosines 0.93-0.97), which the form of a sentence then dominates
+    center: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.bank.ndim != 2 or self.labels.shape != (len(self.bank),):
@@ -107,6 +110,8 @@ class NeighbourVote:
         ):
             names = len(self.topic_names)
             raise ValueError(f"{t.shape} topics (of {names} names) for a bank of {len(self.labels)} rows")
+        if self.center is not None and self.center.shape != (self.bank.shape[1],):
+            raise ValueError(f"a centre of shape {self.center.shape} for a bank {self.bank.shape[1]} wide")
 
     @property
     def dim(self) -> int:
@@ -115,7 +120,7 @@ class NeighbourVote:
     def _nearest(self, x: FloatArray) -> tuple[IntArray, FloatArray]:
         if x.shape[1] != self.dim:
             raise ValueError(f"embeddings of width {x.shape[1]} against a bank of width {self.dim}")
-        return nearest_rows(unit_rows(x), self.bank, self.k)
+        return nearest_rows(unit_rows(x if self.center is None else x - self.center), self.bank, self.k)
 
     def read(self, x: FloatArray) -> NeighbourReading:
         """The neighbours of embeddings ``x`` (n x d, any length) and their weighted logit."""
@@ -136,4 +141,5 @@ class NeighbourVote:
         if mot and self.topics is not None:
             counts = Counter(self.topic_names[self.topics[i]].replace("_", " ") for i in mot)
             text += " (" + ", ".join(f"{t} {n}" for t, n in counts.most_common()) + ")"
-        return f"{text}; the nearest at cosine {float(reading.similarity[row, 0]):.2f}"
+        kind = "cosine" if self.center is None else "centred cosine"
+        return f"{text}; the nearest at {kind} {float(reading.similarity[row, 0]):.2f}"

@@ -106,6 +106,36 @@ def test_a_reading_names_its_neighbours_nearest_first_with_their_topics() -> Non
         NeighbourVote(bank, labels, 5, 0.02, 0.5, np.array([0, 1, 2, 0, 3]), names)
 
 
+def test_a_centred_bank_finds_what_a_shared_direction_hides(tmp_path: Path) -> None:
+    # every row shares one large direction (as e5's embeddings do); moments of truth stray far from it
+    # along dimension 1, routine rows a little along dimension 2. A query that strays a little along
+    # dimension 1 is nearer the routine rows by raw cosine (a small stray is a small angle) and among the
+    # moments of truth once the shared direction is taken away (only the stray's direction counts)
+    rng = np.random.default_rng(5)
+    n = 40
+    labels = (np.arange(n) % 2).astype(np.float32)
+    x = np.zeros((n, 4), np.float32)
+    x[:, 0] = 10.0
+    x[:, 1] = np.where(labels == 1, 2.0, 0.0)
+    x[:, 2] = np.where(labels == 1, 0.0, 0.2)
+    x[:, 3] = rng.normal(scale=0.05, size=n)
+    center = np.array([10.0, 0.0, 0.0, 0.0], np.float32)
+    centred = NeighbourVote(unit_rows(x - center), labels, 5, 0.05, 0.5, center=center)
+    raw = NeighbourVote(unit_rows(x), labels, 5, 0.05, 0.5)
+    q = np.array([[10.0, 0.3, 0.0, 0.0]], np.float32)
+    assert all(raw.labels[i] == 0 for i in raw.read(q).index[0])
+    assert all(centred.labels[i] == 1 for i in centred.read(q).index[0])
+    assert centred.logits(q)[0] > 0 > raw.logits(q)[0]
+    assert "nearest at centred cosine" in centred.describe(centred.read(q), 0)
+    head = LinearHead(np.ones((1, 4), np.float32), np.zeros(1, np.float32), "sigmoid", ("m",))
+    save_heads(tmp_path, {"mot": head}, {}, centred)
+    loaded = load_heads(tmp_path).neighbours
+    assert loaded is not None and loaded.center is not None
+    np.testing.assert_allclose(loaded.logits(q), centred.logits(q), rtol=1e-3)
+    with pytest.raises(ValueError, match="centre"):
+        NeighbourVote(unit_rows(x), labels, 5, 0.05, 0.5, center=np.zeros(3, np.float32))
+
+
 @pytest.mark.model
 def test_the_shipped_scorer_adds_the_neighbours_vote_to_the_heads_logit() -> None:
     from router.scoring.transformer import TransformerScorer
