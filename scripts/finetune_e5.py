@@ -262,7 +262,7 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="also learn from each conversation turn joined to the customer turns before it "
-        "(router.scoring.corpus.context_rows; tried, not shipped: models/MODEL_CARD.md)",
+        "(router.scoring.corpus.context_rows; tried, not shipped: models/HISTORY.md)",
     )
     ap.add_argument("--out", type=Path, default=TOP_LAYERS_FILE)
     args = ap.parse_args()

@@ -110,7 +110,7 @@ FOLDS = 5
 # to pass the export gate, which flattened it (dev AUROC 0.981 against 0.993, fitted on train); the export
 # now keeps the two feed-forward outputs that carried the int8 error in fp32 (scripts/export_onnx.py), and
 # at 100 the head's mean |int8 - torch| on the gate texts is 0.014 (gate: 0.02). On an encoder tuned four
-# epochs one acceptance text kept a 0.15-0.17 gap at 100-400 (models/MODEL_CARD.md), which the tuning's own
+# epochs one acceptance text kept a 0.15-0.17 gap at 100-400 (models/HISTORY.md), which the tuning's own
 # int8 term fixed; on the twelve-round encoder the same text was 0.102 apart at 100 and 0.092 at 200, under
 # tests/scoring/test_onnx_backend.py's 0.1, hence 200 (dev figures of the two fits: the model card). With
 # --balance-length "what are your opening hours" was 0.111 apart at 200, 0.094 at 400, 0.064 at 800
@@ -122,12 +122,12 @@ ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
 # release chose 0.94, next to the old grid's end at 0.95)
 THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
-# the context head: one hidden layer, chosen on dev against the single-turn head (models/MODEL_CARD.md);
+# the context head: one hidden layer, chosen on dev against the single-turn head (models/HISTORY.md);
 # five seeds agreed within a conversation or two. 256 units since the composed rows: with 64 they took all
 # the lift from a furious "third time" turn after three routine ones (0.73 alone and in context, 0.91 before)
 CONTEXT_HIDDEN, CONTEXT_WEIGHT_DECAY, CONTEXT_EPOCHS, CONTEXT_DROPOUT = 256, 0.01, 60, 0.2
 # --readers N: the context head reads the earlier turns through N GRUs (router.scoring.sequence), averaged;
-# 0 reads their mean embedding. scripts/sequence_context.py measured both (models/MODEL_CARD.md)
+# 0 reads their mean embedding. scripts/sequence_context.py measured both (models/HISTORY.md)
 READER_HIDDEN, READERS = 128, 3
 ContextReading = tuple[LinearHead, TurnReader | None]
 SEED = 1234
@@ -136,7 +136,7 @@ SEED = 1234
 # the nineteen-round dev split: churn alone, 4 -> +7 conversations on time, 8 -> +8 to +9 (three sampling
 # seeds), 16 -> +8, but it took lift from veiled farewells; churn and vulnerable customers, 8 each -> +9 on
 # time and 2 fewer flagged; every moment-of-truth category -> +7 and 2 fewer; benign openings before the
-# same turns as negatives did not help (models/MODEL_CARD.md)
+# same turns as negatives did not help (models/HISTORY.md)
 COMPOSED_CATEGORIES = ("churn_threat", "vulnerable_customer")
 COMPOSED_PER_TURN = 8
 # and their counterweight (--benign-change, benign_change_context_rows): a calm change or cancellation after
@@ -752,7 +752,7 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="weigh the moment-of-truth head's classes equally within each word-count band (tried, not "
-        "shipped: models/MODEL_CARD.md)",
+        "shipped: models/HISTORY.md)",
     )
     ap.add_argument(
         "--compose",
@@ -791,7 +791,7 @@ def main() -> int:
         type=float,
         default=0.0,
         help="the mot head's target for a routine single turn of a hard-negative category (0: plain 0/1; "
-        "tried, not shipped: models/MODEL_CARD.md)",
+        "tried, not shipped: models/HISTORY.md)",
     )
     ap.add_argument(
         "--readers",

@@ -474,7 +474,7 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="train the multilingual intensity head on GoEmotions too (English, negative vs not; tried, "
-        "not kept: models/MODEL_CARD.md)",
+        "not kept: models/HISTORY.md)",
     )
     ap.add_argument(
         "--ml-customer-text",
@@ -483,14 +483,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train the multilingual intensity head on customer messages too: the English head's Banking77/"
         "CLINC150 queries (problem reports 0.35, the rest 0) and the corpus's non-English train turns read "
         f"for negative emotion, the latter {ML_CORPUS_REPEAT} times (tried, not shipped: the detector "
-        "refitted over it puts fewer dev conversations on time; models/MODEL_CARD.md, Heads)",
+        "refitted over it puts fewer dev conversations on time; models/HISTORY.md, Heads)",
     )
     ap.add_argument(
         "--ml-hidden",
         type=int,
         default=1024,
         help="hidden units of the multilingual intensity head (0: linear; 1024 chosen on the held-out tenth "
-        "and BRIGHTER's non-English dev files: models/MODEL_CARD.md)",
+        "and BRIGHTER's non-English dev files: models/HISTORY.md)",
     )
     ap.add_argument(
         "--only-multilingual",
@@ -502,14 +502,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=80,
         help="epochs of the multilingual head's fit (400 fitted its held-out tenth better, 0.846 against "
-        "0.819, and lost Greek, Spanish and BRIGHTER EN: models/MODEL_CARD.md)",
+        "0.819, and lost Greek, Spanish and BRIGHTER EN: models/HISTORY.md)",
     )
     ap.add_argument(
         "--ml-consistency",
         type=float,
         default=10.0,
         help="--consistency for the multilingual hidden-layer head (100 flattened it, held-out AUROC 0.77, "
-        "while each backend's copy had its own dropout mask: models/MODEL_CARD.md)",
+        "while each backend's copy had its own dropout mask: models/HISTORY.md)",
     )
     ap.add_argument("--steps", type=int, default=800, help="full-batch Adam steps of the intensity head")
     ap.add_argument(
