@@ -46,6 +46,7 @@ from router.scoring.corpus import CONTEXT_SEP, context_rows, load_corpus, traini
 from router.scoring.e5 import E5_PREFIX, TOP_LAYERS_FILE, ensure_e5  # noqa: E402
 from router.scoring.evaluate import evaluation_index  # noqa: E402
 from router.scoring.measures import auroc  # noqa: E402
+from router.scoring.textnorm import unshout  # noqa: E402
 from router.scoring.transformer import find_onnx_model  # noqa: E402
 
 Batch = tuple[
@@ -95,8 +96,9 @@ def length_batches(
     tokenizer: Any, texts: list[str], batch: int, max_tokens: int
 ) -> Iterator[tuple[list[int], Any]]:
     """The texts (with e5's query prefix) tokenised, sorted by length and padded in batches of ``batch``:
-    each batch's indices into ``texts`` and its tensors."""
-    enc = tokenizer([E5_PREFIX + t for t in texts], truncation=True, max_length=max_tokens)
+    each batch's indices into ``texts`` and its tensors. Each text is ``unshout``-ed, as the encoder reads it
+    in service."""
+    enc = tokenizer([E5_PREFIX + unshout(t) for t in texts], truncation=True, max_length=max_tokens)
     order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]

@@ -45,6 +45,7 @@ from router.scoring.lexical import LEXICAL_FILE, load_lexical
 from router.scoring.neighbours import NeighbourReading
 from router.scoring.protocol import MOT_CONTEXT_TURNS, EmotionScore, heuristic_mot_prob
 from router.scoring.sequence import padded
+from router.scoring.textnorm import unshout
 
 _log = logging.getLogger(__name__)
 
@@ -285,8 +286,9 @@ class Encoder:
         return f"{self.encoder_id} onnx-int8 {self._onnx_sha256[:16]}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of what the encoder reads: each text ``unshout``-ed, after the encoder's prefix."""
         enc = self.tokenizer(
-            [self.prefix + t for t in texts] if self.prefix else list(texts),
+            [self.prefix + unshout(t) for t in texts],
             truncation=True,
             max_length=self.max_tokens,
             padding=False,
@@ -647,7 +649,8 @@ def embed_cached(
     texts = list(texts)
     if cache_dir is None:
         return encoder.embed(texts)
-    key = embedding_cache_key(encoder.cache_id, encoder.max_tokens, texts)
+    # keyed by what the encoder reads, so a cache made before ``unshout`` is not reused for shouted texts
+    key = embedding_cache_key(encoder.cache_id, encoder.max_tokens, [unshout(t) for t in texts])
     path = cache_dir / f"{label or 'emb'}-{key}.npy"
     if path.exists():
         arr: FloatArray = np.load(path)

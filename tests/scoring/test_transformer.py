@@ -225,3 +225,24 @@ def test_earlier_turns_logits_come_from_the_cache_and_read_the_same() -> None:
     # the two earlier turns, and the turn itself (read alone a moment before, in the same call)
     assert warm.mot_logit_cache.hits == hits + 3
     assert got.mot_prob == cold.score([turn], languages=["en"], contexts=[earlier])[0].mot_prob
+
+
+def test_a_message_in_capitals_reads_as_typed_in_sentence_case(scorer) -> None:  # type: ignore[no-untyped-def]
+    from router.scoring.detector import load_mot_model
+    from router.scoring.evaluate import verdict_probabilities
+
+    model = load_mot_model()
+    assert model is not None
+    routine = [
+        ("CAN I CHANGE THE DELIVERY ADDRESS FOR MY ORDER PLEASE", "en"),
+        ("QUANDO ARRIVA LA BOLLETTA DI MARZO?", "it"),
+        ("WANN KOMMT DIE NEUE KARTE PER POST?", "de"),
+    ]
+    shouted = scorer.score([t for t, _ in routine], [lang for _, lang in routine])
+    calm = scorer.score([t.capitalize() for t, _ in routine], [lang for _, lang in routine])
+    for a, b in zip(shouted, calm, strict=True):
+        assert a.mot_prob == pytest.approx(b.mot_prob, abs=1e-6)
+        assert a.topic_prob == pytest.approx(b.topic_prob, abs=1e-6)
+    assert all(p < model.threshold for p in verdict_probabilities(shouted) or [])
+    stolen = scorer.score(["SOMEONE STOLE MY CARD AND IS EMPTYING MY ACCOUNT RIGHT NOW"], ["en"])
+    assert (verdict_probabilities(stolen) or [0.0])[0] >= model.threshold
