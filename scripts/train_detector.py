@@ -23,6 +23,8 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    rather than the wording of the few conversations that teach it, and their counterweight
    (``benign_change_context_rows``, ``--benign-change``, 2 per turn): a routine calm change of plan after
    one or two unrelated routine single turns of the same fold and language, labelled 0.
+   The head also learns every row again in lower case (``--lower-copies``, weight 0.5; its neighbours'
+   bank keeps the rows as written): chat is often typed so, the corpus rarely.
    ``--near-miss T`` (off by default: tried, not shipped) makes T the head's target for a routine single
    turn of a hard-negative category (``near_miss_targets``).
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
@@ -55,7 +57,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,8 @@ COMPOSED_PER_TURN = 8
 # against the recipe without it at 1.645, both chosen by the same rule (models/MODEL_CARD.md, The detector)
 BENIGN_CHANGE_CATEGORIES = ("polite_change",)
 BENIGN_CHANGE_PER_TURN = 2
+# the mot head's rows again in lower case, at this weight (2026-12-07: models/MODEL_CARD.md, The detector)
+LOWER_COPIES = 0.5
 # the simulator's strung routine contacts (router.sim.corpus_lines: two or three routine single turns of one
 # language), built from dev single turns and judged beside dev's routine conversations (strung_routine)
 STRUNG_PER_LANGUAGE = 60
@@ -249,19 +253,22 @@ def out_of_fold(
     w: np.ndarray,
     neighbour: NeighbourSpec = NeighbourSpec(),
     targets: np.ndarray | None = None,
+    bank: np.ndarray | None = None,
 ) -> tuple[list[dict[str, float]], list[NeighbourHead]]:
     """Per backend (int8, torch): text -> the head's probability when the text's scenario was left out of
     its fit and of its neighbours (each fit made exactly as the final one, so the detector learns the final
-    head's scale); and the fold heads (fold k's was fitted without fold k, its neighbours are the others)."""
+    head's scale); and the fold heads (fold k's was fitted without fold k, its neighbours are the others).
+    ``bank``: the rows the neighbours may be (default every row; not the lower-case copies)."""
     fold = np.array([fold_of(r.scenario) for r in rows])
     y = np.array([r.mot for r in rows], np.float32)
+    in_bank = np.ones(len(rows), bool) if bank is None else bank
     t = y if targets is None else targets.astype(np.float32)
     probs = [np.zeros(len(rows), np.float32), np.zeros(len(rows), np.float32)]
     heads: list[NeighbourHead] = []
     for k in range(FOLDS):
         fit = fold != k
         linear = fit_head(x[fit], x_torch[fit], t[fit], consistency, w[fit])
-        head = NeighbourHead(linear, neighbours_of(x[fit], y[fit], neighbour))
+        head = NeighbourHead(linear, neighbours_of(x[fit & in_bank], y[fit & in_bank], neighbour))
         heads.append(head)
         probs[0][~fit], probs[1][~fit] = head(x[~fit])[:, 0], head(x_torch[~fit])[:, 0]
     out: list[dict[str, float]] = []
@@ -567,6 +574,13 @@ def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) 
     return rows
 
 
+def lower_case_copies(rows: Sequence[TrainingRow], held_out: Container[str]) -> list[int]:
+    """The rows the ``mot`` head learns again in lower case (``--lower-copies``): chat is often typed so,
+    which the corpus rarely is. Those whose text changes, unless the lower-case text is an evaluation line.
+    A copy keeps its row's label and scenario, so it falls in its row's fold."""
+    return [i for i, r in enumerate(rows) if r.text.lower() != r.text and r.text.lower() not in held_out]
+
+
 def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed: int = SEED) -> Corpus:
     """Dev contacts strung, as the simulator strings its routine journeys, from two or three routine single
     turns of one language (every routine category but ``routine_human``), never a moment of truth. Each
@@ -794,6 +808,12 @@ def main() -> int:
         "tried, not shipped: models/HISTORY.md)",
     )
     ap.add_argument(
+        "--lower-copies",
+        type=float,
+        default=LOWER_COPIES,
+        help="the mot head also learns each row in lower case, at this weight (0: not, the release before)",
+    )
+    ap.add_argument(
         "--readers",
         type=int,
         default=READERS,
@@ -809,6 +829,13 @@ def main() -> int:
     held_out = evaluation_index(args.data)
     rows = held_out.drop(training_rows(corpus, "train") + training_rows(corpus, "dev"), lambda r: r.text)
     rows += [TrainingRow(t, 0.0, "none", 0.0, f"junk-{k}") for k, t in enumerate(junk_lines())]
+    targets = near_miss_targets(rows, corpus, args.near_miss)
+    originals = len(rows)
+    if args.lower_copies:
+        copies = lower_case_copies(rows, held_out)
+        rows += [dataclasses.replace(rows[i], text=rows[i].text.lower()) for i in copies]
+        targets = np.concatenate([targets, targets[copies]])
+    bank = np.arange(len(rows)) < originals
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
     y_oof = np.array([r.mot for r in rows])
@@ -817,10 +844,10 @@ def main() -> int:
         if args.balance_length
         else np.ones(len(rows), np.float32)
     )
-    targets = near_miss_targets(rows, corpus, args.near_miss)
+    w[~bank] *= args.lower_copies
     neighbour = NeighbourSpec(args.neighbour_weight, args.neighbour_temperature, args.neighbour_centred)
-    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, neighbour, targets)
-    oof_auroc = _auroc(y_oof, np.array([oof[0][r.text] for r in rows]))
+    oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, neighbour, targets, bank)
+    oof_auroc = _auroc(y_oof[bank], np.array([oof[0][r.text] for r in rows[:originals]]))
     strung = strung_routine(corpus)
     both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations + strung.conversations)
     torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
@@ -849,12 +876,18 @@ def main() -> int:
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, targets, args.consistency, w)
-    neighbours = neighbours_of(x, y_oof, neighbour, [r.topic for r in rows])
+    neighbours = neighbours_of(x[bank], y_oof[bank], neighbour, [r.topic for r in rows[:originals]])
     final_ctx, reader = fit_context_head(ctx_rows, embs, NeighbourHead(final, neighbours), args.readers)
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
-        f"models/corpus train + dev splits ({len(rows)} turns: single turns, conversation turns up to the "
-        "labelled one), scripts/train_detector.py"
+        f"models/corpus train + dev splits ({originals} turns: single turns, conversation turns up to the "
+        "labelled one"
+        + (
+            f"; and {len(rows) - originals} of them in lower case at weight {args.lower_copies}"
+            if len(rows) > originals
+            else ""
+        )
+        + "), scripts/train_detector.py"
     )
     meta.setdefault("dev_metrics", {})["mot_out_of_fold_auroc"] = round(oof_auroc, 4)
     meta["trained_on"][MOT_CONTEXT_HEAD] = (
@@ -873,7 +906,7 @@ def main() -> int:
     tuned = {"mot": relabel(final, ("moment_of_truth",)), MOT_CONTEXT_HEAD: final_ctx}
     if neighbours is not None:
         meta["trained_on"]["mot_neighbours"] = (
-            f"the same {len(rows)} rows' int8 embeddings and labels: the vote of the {NEIGHBOUR_K} nearest, "
+            f"the same {originals} rows' int8 embeddings and labels: the vote of the {NEIGHBOUR_K} nearest, "
             f"temperature {neighbour.temperature}, weight {neighbour.weight} on its logit"
             + (", cosines after centring on the rows' mean" if neighbour.centred else "")
         )

@@ -18,10 +18,11 @@ from train_detector import (
     benign_change_context_rows,
     composed_context_rows,
     fold_of,
+    lower_case_copies,
     strung_routine,
 )
 
-from router.scoring.corpus import Corpus, held_out_lines, load_corpus
+from router.scoring.corpus import Corpus, TrainingRow, held_out_lines, load_corpus
 from router.scoring.overlap import norm_text
 
 
@@ -116,3 +117,15 @@ def test_strung_contacts_are_two_or_three_routine_dev_turns_of_one_fold_and_lang
     assert len({c.id for c in strung.conversations}) == len(strung.conversations)
     assert strung_routine(corpus, 5, seed=3) == strung_routine(corpus, 5, seed=3)
     assert strung_routine(corpus, 0).conversations == ()
+
+
+def test_lower_case_copies_skip_unchanged_texts_and_evaluation_lines() -> None:
+    rows = [
+        TrainingRow("My card was STOLEN", 1.0, "lost_card", 0.0, "s-1"),
+        TrainingRow("what are your opening hours", 0.0, "none", 0.0, "s-2"),
+        TrainingRow("Great, thank you.", 0.0, "none", 0.0, "s-3"),
+        TrainingRow("Ο λογαριασμός μου άδειασε", 1.0, "fraud", 0.0, "s-4"),
+    ]
+    # an evaluation set holds the third row in lower case: its copy would train on it
+    assert lower_case_copies(rows, {"great, thank you."}) == [0, 3]
+    assert lower_case_copies(rows, set()) == [0, 2, 3]
