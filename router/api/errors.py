@@ -165,6 +165,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(redis.TimeoutError)
     @app.exception_handler(redis.exceptions.ReadOnlyError)  # the node is a replica now: a failover
     @app.exception_handler(redis.exceptions.ClusterError)  # the cluster is re-electing a master
+    @app.exception_handler(redis.exceptions.RedisClusterUnreachableError)  # no node answers, mid-failover
     async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("store unreachable: %s", type(exc).__name__)
         return JSONResponse(_body(503, "store_unavailable", "the store is unreachable; retry later"), 503)

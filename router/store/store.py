@@ -44,6 +44,8 @@ STORE_OUTAGES: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterError,
+    # no node of a cluster answered (all the client knows are down, mid-failover): not a RedisError
+    redis.exceptions.RedisClusterUnreachableError,
 )
 WAIT_SCAN = 500  # contacts read per queue for a wait forecast (the ones ahead compete for the same slots)
 

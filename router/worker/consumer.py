@@ -63,6 +63,11 @@ WAIT_AND_RETRY: tuple[type[Exception], ...] = (*STORE_OUTAGES, ReplicationError)
 LONG_OUTAGE_S = 1.0  # after an outage this long (a failover, a restart) the start-up check runs again
 
 
+def is_group_lost(exc: redis.ResponseError) -> bool:
+    """Redis's answer to a group command when the stream or its consumer group does not exist."""
+    return str(exc).startswith("NOGROUP")
+
+
 def _txt_lossless(v: Any) -> str:
     return v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
 
@@ -190,6 +195,11 @@ class Worker:
                 self._during_outage(exc, outage_s)
                 self._stop.wait(outage_s)
                 continue
+            except redis.ResponseError as exc:
+                if not is_group_lost(exc):
+                    raise
+                self._group_lost(exc)
+                continue
             if n:
                 idle_since = time.monotonic()
             elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
@@ -214,6 +224,22 @@ class Worker:
             log.warning("redis unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, backoff_s)
         self.store.discard_deferred()
         self._ahead = None  # read from a node that may be gone; its entries stay pending (reclaimed)
+
+    def _group_lost(self, exc: redis.ResponseError) -> None:
+        """The events stream or its group is gone: a failover to a replica that had not received them
+        (``ROUTER_REPLICATION_WAIT=off``), or an operator's DEL. The group is created again from the start of
+        whatever stream there is now, so events appended since are read (a repeat is harmless: ``event_id``),
+        instead of every read failing until the worker is restarted."""
+        log.warning("the events group is gone (%s): creating it again from the stream's start", exc)
+        self.store.discard_deferred()
+        self._ahead = None
+        self._own_pending_done = False
+        self._own_cursor = "0"
+        try:
+            self.ensure_group()
+        except WAIT_AND_RETRY as again:  # the next read meets the missing group again and retries
+            log.warning("could not create the events group yet: %s", again)
+            self._stop.wait(self.settings.reconnect_backoff_max_s)
 
     def _confirm_replicated(self) -> None:
         s = self.settings

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -405,3 +406,20 @@ def test_unreachable_store_is_a_fast_503(
         assert r.status_code == 503 and r.json()["checks"]["redis"]["ok"] is False
         assert "router_store_up 0.0" in c.get("/metrics", headers=bearer("adm")).text
         assert c.get("/healthz").status_code == 200
+
+
+def test_a_cluster_with_no_node_reachable_is_a_503_and_not_ready(
+    client: TestClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mid-failover a cluster client can find no node at all: redis-py raises RedisClusterUnreachableError,
+    which is not a RedisError. It is an outage like the others: 503 with the reason, and /readyz answers
+    not ready (a chaos run of a cluster failover once got a 500 with no body from /readyz)."""
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise redis.exceptions.RedisClusterUnreachableError("no node of the cluster answers")
+
+    monkeypatch.setattr(redis.Redis, "execute_command", unreachable)
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["redis"]["ok"] is False
+    r = client.get("/v1/agents", headers=ADMIN)
+    assert r.status_code == 503 and r.json()["error"] == "store_unavailable"

@@ -24,6 +24,7 @@ import redis
 from router.store.codec import agent_profile_fields
 from router.store.reconcile import reconcile
 from router.store.store import RoutingStore
+from router.worker.consumer import is_group_lost
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "artifacts" / "chaos.jsonl"
@@ -248,7 +249,13 @@ def wait_drained(store: RoutingStore, group: str, sent: int, timeout_s: float) -
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
         stats = store.stats()
-        pending: Any = store.client.xpending(store.keys.events, group)
+        try:
+            pending: Any = store.client.xpending(store.keys.events, group)
+        except redis.ResponseError as exc:  # a failover lost the group: the workers create it again
+            if not is_group_lost(exc):
+                raise
+            time.sleep(0.1)
+            continue
         if stats.get("processed", 0) + stats.get("dead_letters", 0) >= sent and int(pending["pending"]) == 0:
             return time.monotonic() - t0
         time.sleep(0.1)

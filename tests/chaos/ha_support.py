@@ -227,6 +227,7 @@ class ClusterTopology:
         for port in self.nodes:
             add_users(port)
         self.wait_ok()
+        self.wait_replicas_synced()
 
     def _node(self, port: int) -> RedisServer:
         d = _dir(self.workdir, f"node{port}")
@@ -249,6 +250,22 @@ class ClusterTopology:
             c = redis.Redis(port=port, decode_responses=True)
             while "cluster_state:ok" not in str(c.execute_command("CLUSTER", "INFO")):
                 assert time.monotonic() < deadline, "cluster never became ok"
+                time.sleep(0.1)
+            c.close()
+
+    def wait_replicas_synced(self, timeout_s: float = 30) -> None:
+        """Every replica linked to its master and done with its first sync. ``cluster_state:ok`` comes before
+        that: a replica promoted mid-sync has no data at all, and the failover tests assume one that has."""
+        deadline = time.monotonic() + timeout_s
+        for port in self.nodes:
+            c = redis.Redis(port=port, decode_responses=True)
+            while True:
+                info = c.info("replication")
+                if info["role"] == "master" or (
+                    info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
+                ):
+                    break
+                assert time.monotonic() < deadline, f"replica {port} never synced: {info}"
                 time.sleep(0.1)
             c.close()
 

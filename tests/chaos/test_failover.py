@@ -97,6 +97,8 @@ class ReadyProbe:
                     checks = res.json().get("checks", {})
                     why = "; ".join(c["detail"] for c in checks.values() if not c["ok"])
                     self.answers.append((time.monotonic(), res.status_code, why))
+                except ValueError:  # not JSON (a 500): recorded; _assert_safe fails the scenario on it
+                    self.answers.append((time.monotonic(), res.status_code, f"not JSON: {res.text[:80]}"))
                 except httpx.HTTPError as exc:
                     self.answers.append((time.monotonic(), 0, type(exc).__name__))
                 self.stop.wait(0.1)
@@ -107,6 +109,7 @@ class ReadyProbe:
         back = next((t for t, st, _ in after if st == 200 and down and t > down[0][0]), None)
         return {
             "not_ready_probes": len(down),
+            "statuses": sorted({st for _, st, _ in after}),
             "reasons": sorted({why for _, why in down})[:6],
             "ready_again_s": round(back - since, 2) if back else None,
         }
@@ -236,6 +239,8 @@ def _assert_safe(fig: Figures, wait: str, bound_s: float) -> None:
     assert fig.over_capacity_max <= 0
     assert fig.load_inconsistencies == 0
     assert sum(stranded.values()) == 0, stranded
+    # /readyz answers ready or not ready, with its checks, through the whole failover: never a 500
+    assert set(fig.notes["readyz"]["statuses"]) <= {200, 503}, fig.notes["readyz"]
     if wait != "off":
         assert fig.lost == 0, fig.notes
     elif fig.lost:

@@ -3,12 +3,13 @@ is pending for them, so the dashboard and /readyz count the workers that are ali
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
-from tests.contract.contract_helpers import pending_ids, read_group, started, xadd
+from tests.contract.contract_helpers import decisions, message, pending_ids, read_group, started, xadd
 
 MakeWorker = Callable[..., Worker]
 FAST = {
@@ -61,3 +62,44 @@ def test_a_silent_worker_with_work_pending_keeps_its_consumer(
     time.sleep(0.1)
     assert not store.prune_consumer(worker.group, "slow", int(time.time() * 1000))
     assert _consumers(store, worker) == ["slow"] and len(pending_ids(store, worker.group)) == 1
+
+
+def test_a_worker_whose_events_group_is_lost_creates_it_again_and_reads_on(
+    store: RoutingStore, make_worker: MakeWorker
+) -> None:
+    """A failover to a replica that never received the stream (replication wait off), or an operator's DEL:
+    the running worker's reads answer NOGROUP. It creates the group again and reads what was appended since,
+    instead of dying (a chaos run once saw the group gone after a cluster failover)."""
+    worker = make_worker("w1", real_clock=True, **FAST)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # the assertion below reports it
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        xadd(store, started("c1"))
+        xadd(store, message("c1", 0, "what time do you open"))
+        _wait_for(lambda: [d.contact_id for d in decisions(store)] == ["c1"])
+        store.client.delete(store.keys.events)  # the stream and its group, gone under the running worker
+        time.sleep(0.2)  # its reads meet the missing group
+        xadd(store, started("c2"))  # a stream with no group
+        xadd(store, message("c2", 0, "what time do you open"))
+        _wait_for(lambda: [d.contact_id for d in decisions(store)] == ["c1", "c2"] or bool(failed))
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not failed, failed
+    assert [d.contact_id for d in decisions(store)] == ["c1", "c2"]
+    assert pending_ids(store, worker.group) == []
+
+
+def _wait_for(ok: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -63,7 +63,7 @@ def _ready(ctx: ApiContext) -> Ready:
             if group is not None
             else ReadyCheck(ok=False, detail=f"consumer group {ctx.settings.group} does not exist yet")
         )
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterUnreachableError) as exc:
         # a failover shows here: the old primary gone (ConnectionError), or the node reached is a replica
         checks["redis"] = ReadyCheck(ok=False, detail=f"no writable primary: {type(exc).__name__}")
         checks["group"] = ReadyCheck(ok=False, detail="not checked: store unreachable")
