@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from router.api.schemas import ErrorBody
 from router.errors import ConflictError, ReplicationError, RouterError
 from router.events import EVENT_TYPES
+from router.store.store import STORE_OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +161,13 @@ def install(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(redis.ConnectionError)
-    @app.exception_handler(redis.TimeoutError)
-    @app.exception_handler(redis.exceptions.ReadOnlyError)  # the node is a replica now: a failover
-    @app.exception_handler(redis.exceptions.ClusterError)  # the cluster is re-electing a master
-    @app.exception_handler(redis.exceptions.RedisClusterUnreachableError)  # no node answers, mid-failover
+    # the outages the worker backs off from: a failover, a replica reached, a cluster re-electing a master
     async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("store unreachable: %s", type(exc).__name__)
         return JSONResponse(_body(503, "store_unavailable", "the store is unreachable; retry later"), 503)
+
+    for outage in STORE_OUTAGES:
+        app.add_exception_handler(outage, _store_down)
 
     @app.exception_handler(ReplicationError)
     async def _unconfirmed(_request: Request, exc: Exception) -> JSONResponse:
