@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
+
 from router.store.store import RoutingStore
 from router.worker.consumer import Worker
 from tests.contract.contract_helpers import decisions, message, pending_ids, read_group, started, xadd
@@ -65,7 +67,7 @@ def test_a_silent_worker_with_work_pending_keeps_its_consumer(
 
 
 def test_a_worker_whose_events_group_is_lost_creates_it_again_and_reads_on(
-    store: RoutingStore, make_worker: MakeWorker
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
 ) -> None:
     """A failover to a replica that never received the stream (replication wait off), or an operator's DEL:
     the running worker's reads answer NOGROUP. It creates the group again and reads what was appended since,
@@ -85,7 +87,7 @@ def test_a_worker_whose_events_group_is_lost_creates_it_again_and_reads_on(
         xadd(store, started("c1"))
         xadd(store, message("c1", 0, "what time do you open"))
         _wait_for(lambda: [d.contact_id for d in decisions(store)] == ["c1"])
-        store.client.delete(store.keys.events)  # the stream and its group, gone under the running worker
+        admin.delete(store.keys.events)  # the stream and its group, gone under the running worker
         time.sleep(0.2)  # its reads meet the missing group
         xadd(store, started("c2"))  # a stream with no group
         xadd(store, message("c2", 0, "what time do you open"))
