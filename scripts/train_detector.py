@@ -23,8 +23,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    rather than the wording of the few conversations that teach it, and their counterweight
    (``benign_change_context_rows``, ``--benign-change``, 2 per turn): a routine calm change of plan after
    one or two unrelated routine single turns of the same fold and language, labelled 0.
-   The head also learns every row again in lower case (``--lower-copies``, weight 1; its neighbours'
-   bank keeps the rows as written): chat is often typed so, the corpus rarely.
+   The head also learns every row again in lower case (``--lower-copies``, weight 1) and again without its
+   punctuation (``--bare-copies``, weight 1); its neighbours' bank keeps the rows as written: chat is often
+   typed so, the corpus rarely.
    ``--near-miss T`` (off by default: tried, not shipped) makes T the head's target for a routine single
    turn of a hard-negative category (``near_miss_targets``).
 2. Train and dev conversations are replayed turn by turn through the routing policy (router.domain.mot.
@@ -57,7 +58,8 @@ import json
 import random
 import sys
 import time
-from collections.abc import Container, Sequence
+import unicodedata
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,11 @@ BENIGN_CHANGE_PER_TURN = 2
 # the mot head's rows again in lower case, at this weight (2026-12-07: dev objective 1.677 at 1.0, 1.675 at
 # 0.5, 1.660 without; models/MODEL_CARD.md, The detector)
 LOWER_COPIES = 1.0
+# ... and without their punctuation (bare), at this weight: typed without it, dev's routine single turns
+# read 0.17 on average against 0.06 as written, and 72 of 1,005 were flagged as one-turn contacts against
+# 11 (in sample); with the copies 43 against 7, dev objective 1.684 against 1.677 (2026-12-07;
+# models/MODEL_CARD.md, The detector)
+BARE_COPIES = 1.0
 # the simulator's strung routine contacts (router.sim.corpus_lines: two or three routine single turns of one
 # language), built from dev single turns and judged beside dev's routine conversations (strung_routine)
 STRUNG_PER_LANGUAGE = 60
@@ -575,11 +582,33 @@ def benign_change_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) 
     return rows
 
 
-def lower_case_copies(rows: Sequence[TrainingRow], held_out: Container[str]) -> list[int]:
-    """The rows the ``mot`` head learns again in lower case (``--lower-copies``): chat is often typed so,
-    which the corpus rarely is. Those whose text changes, unless the lower-case text is an evaluation line.
-    A copy keeps its row's label and scenario, so it falls in its row's fold."""
-    return [i for i, r in enumerate(rows) if r.text.lower() != r.text and r.text.lower() not in held_out]
+def bare(text: str) -> str:
+    """``text`` as chat often types it: punctuation gone, but for a mark between two letters or digits
+    ("e-mail", "3.5", "don't"), and spaces collapsed. Emoji and other symbols stay."""
+    kept = [
+        ch
+        for i, ch in enumerate(text)
+        if not unicodedata.category(ch).startswith("P")
+        or (0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum())
+    ]
+    return " ".join("".join(kept).split())
+
+
+def copies_of(
+    rows: Sequence[TrainingRow], held_out: Container[str], variant: Callable[[str], str], taken: set[str]
+) -> list[int]:
+    """The rows the ``mot`` head learns again as ``variant`` writes them (``--lower-copies``,
+    ``--bare-copies``): those whose text changes, unless the new text is an evaluation line or a text the
+    rows already hold (``taken``, which grows by each copy): the out-of-fold readings are keyed by text, so
+    a copy must never share one with a row of another fold. A copy keeps its row's label and scenario, so it
+    falls in its row's fold."""
+    picked = []
+    for i, r in enumerate(rows):
+        text = variant(r.text)
+        if text != r.text and text not in taken and text not in held_out:
+            taken.add(text)
+            picked.append(i)
+    return picked
 
 
 def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed: int = SEED) -> Corpus:
@@ -815,6 +844,13 @@ def main() -> int:
         help="the mot head also learns each row in lower case, at this weight (0: not, the release before)",
     )
     ap.add_argument(
+        "--bare-copies",
+        type=float,
+        default=BARE_COPIES,
+        help="the mot head also learns each row without its punctuation (bare), at this weight (0: not, the "
+        "release before)",
+    )
+    ap.add_argument(
         "--readers",
         type=int,
         default=READERS,
@@ -832,10 +868,16 @@ def main() -> int:
     rows += [TrainingRow(t, 0.0, "none", 0.0, f"junk-{k}") for k, t in enumerate(junk_lines())]
     targets = near_miss_targets(rows, corpus, args.near_miss)
     originals = len(rows)
-    if args.lower_copies:
-        copies = lower_case_copies(rows, held_out)
-        rows += [dataclasses.replace(rows[i], text=rows[i].text.lower()) for i in copies]
+    taken, copy_weights, copied = {r.text for r in rows}, [1.0] * originals, []
+    for what, variant, weight in (
+        ("in lower case", str.lower, args.lower_copies),
+        ("without their punctuation", bare, args.bare_copies),
+    ):
+        copies = copies_of(rows[:originals], held_out, variant, taken) if weight else []
+        rows += [dataclasses.replace(rows[i], text=variant(rows[i].text)) for i in copies]
         targets = np.concatenate([targets, targets[copies]])
+        copy_weights += [weight] * len(copies)
+        copied += [f"; and {len(copies)} of them {what} at weight {weight}"] if copies else []
     bank = np.arange(len(rows)) < originals
     x = embed_cached(scorer.encoder, [r.text for r in rows], args.cache, "detector_rows")
     x_torch = embed_cached(Encoder(backend="torch"), [r.text for r in rows], args.cache, "detector_rows")
@@ -845,7 +887,7 @@ def main() -> int:
         if args.balance_length
         else np.ones(len(rows), np.float32)
     )
-    w[~bank] *= args.lower_copies
+    w *= np.array(copy_weights, np.float32)
     neighbour = NeighbourSpec(args.neighbour_weight, args.neighbour_temperature, args.neighbour_centred)
     oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, neighbour, targets, bank)
     oof_auroc = _auroc(y_oof[bank], np.array([oof[0][r.text] for r in rows[:originals]]))
@@ -882,13 +924,7 @@ def main() -> int:
     meta = dict(heads.meta)
     meta.setdefault("trained_on", {})["mot"] = (
         f"models/corpus train + dev splits ({originals} turns: single turns, conversation turns up to the "
-        "labelled one"
-        + (
-            f"; and {len(rows) - originals} of them in lower case at weight {args.lower_copies}"
-            if len(rows) > originals
-            else ""
-        )
-        + "), scripts/train_detector.py"
+        "labelled one" + "".join(copied) + "), scripts/train_detector.py"
     )
     meta.setdefault("dev_metrics", {})["mot_out_of_fold_auroc"] = round(oof_auroc, 4)
     meta["trained_on"][MOT_CONTEXT_HEAD] = (

@@ -15,15 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from train_detector import (
     BENIGN_CHANGE_CATEGORIES,
     COMPOSED_CATEGORIES,
+    bare,
     benign_change_context_rows,
     composed_context_rows,
+    copies_of,
     fold_of,
-    lower_case_copies,
     strung_routine,
 )
 
 from router.scoring.corpus import Corpus, TrainingRow, held_out_lines, load_corpus
-from router.scoring.overlap import norm_text
+from router.scoring.overlap import EvalIndex, norm_text
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +120,35 @@ def test_strung_contacts_are_two_or_three_routine_dev_turns_of_one_fold_and_lang
     assert strung_routine(corpus, 0).conversations == ()
 
 
-def test_lower_case_copies_skip_unchanged_texts_and_evaluation_lines() -> None:
+def test_copies_skip_unchanged_texts_evaluation_lines_and_texts_already_held() -> None:
     rows = [
         TrainingRow("My card was STOLEN", 1.0, "lost_card", 0.0, "s-1"),
         TrainingRow("what are your opening hours", 0.0, "none", 0.0, "s-2"),
         TrainingRow("Great, thank you.", 0.0, "none", 0.0, "s-3"),
         TrainingRow("Ο λογαριασμός μου άδειασε", 1.0, "fraud", 0.0, "s-4"),
+        TrainingRow("GREAT, THANK YOU.", 0.0, "none", 0.0, "s-5"),
     ]
-    # an evaluation set holds the third row in lower case: its copy would train on it
-    assert lower_case_copies(rows, {"great, thank you."}) == [0, 3]
-    assert lower_case_copies(rows, set()) == [0, 2, 3]
+    # an evaluation set holds the third row (matched after normalisation): no copy of it trains
+    assert copies_of(rows, EvalIndex(["great thank you"]), str.lower, {r.text for r in rows}) == [0, 3]
+    # the fifth row's lower case is the third's: one copy of that text, in one fold
+    assert copies_of(rows, set(), str.lower, {r.text for r in rows}) == [0, 2, 3]
+    taken = {r.text for r in rows} | {"great, thank you."}
+    assert copies_of(rows, set(), str.lower, taken) == [0, 3]
+    # each copy's text is held afterwards
+    assert "my card was stolen" in taken and "ο λογαριασμός μου άδειασε" in taken
+
+
+@pytest.mark.parametrize(
+    ("text", "bare_text"),
+    [
+        ("Great, thank you.", "Great thank you"),
+        ("It's CANCELLED?? I'm stuck!!", "It's CANCELLED I'm stuck"),
+        ("my e-mail says 3.5 kg... why?", "my e-mail says 3.5 kg why"),
+        ("«Mi hanno chiuso il conto» — perché?", "Mi hanno chiuso il conto perché"),
+        ("Thanks 🙏🙏", "Thanks 🙏🙏"),
+        ("ok", "ok"),
+    ],
+)
+def test_bare_drops_the_punctuation_chat_leaves_out(text: str, bare_text: str) -> None:
+    assert bare(text) == bare_text
+    assert bare(bare_text) == bare_text
