@@ -63,9 +63,15 @@ WAIT_AND_RETRY: tuple[type[Exception], ...] = (*STORE_OUTAGES, ReplicationError)
 LONG_OUTAGE_S = 1.0  # after an outage this long (a failover, a restart) the start-up check runs again
 
 
+# how Redis answers when the events stream or its group is gone: a group command (XREADGROUP, XAUTOCLAIM,
+# XPENDING, in a script too) says NOGROUP; XINFO on a stream that no longer exists says "no such key"; and
+# fakeredis words XREADGROUP on a missing stream its own way
+_GROUP_LOST = ("NOGROUP", "no such key", "The XGROUP subcommand requires the key to exist")
+
+
 def is_group_lost(exc: redis.ResponseError) -> bool:
-    """Redis's answer to a group command when the stream or its consumer group does not exist."""
-    return str(exc).startswith("NOGROUP")
+    """Redis's answer to a command of the worker's loop when the stream or its group does not exist."""
+    return str(exc).startswith(_GROUP_LOST)
 
 
 def _txt_lossless(v: Any) -> str:
@@ -261,6 +267,10 @@ class Worker:
             self.store.prune_consumer(self.group, self.consumer, int(time.time() * 1000) + 1)
         except STORE_OUTAGES as exc:
             log.warning("consumer %s left in the group (%s); the housekeeping deletes it", self.consumer, exc)
+        except redis.ResponseError as exc:
+            if not is_group_lost(exc):
+                raise
+            log.warning("consumer %s not deleted: the events group is gone (%s)", self.consumer, exc)
 
     def _finish_ahead(self) -> None:
         """Apply a batch read ahead before exiting (its entries are pending for this consumer: were the

@@ -7,10 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from router.store.store import RoutingStore
-from router.worker.consumer import Worker
+from router.worker.consumer import Worker, is_group_lost
 from tests.contract.contract_helpers import decisions, message, pending_ids, read_group, started, xadd
 
 MakeWorker = Callable[..., Worker]
@@ -105,3 +106,27 @@ def _wait_for(ok: Callable[[], bool], timeout_s: float = 10) -> None:
     while not ok():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_every_answer_to_a_missing_stream_or_group_reads_as_the_group_lost(
+    store: RoutingStore, make_worker: MakeWorker, admin: redis.Redis
+) -> None:
+    """The worker's loop meets the lost group in whichever command runs first: a CI run once crashed on the
+    housekeeping's XINFO, which says "no such key" (not NOGROUP) in the moment between the stream's loss and
+    the next XADD. Every command of the loop, on a stream that is gone and on one that has no group."""
+    worker = make_worker("w1", real_clock=True, **FAST)
+    events, group = store.keys.events, worker.group
+    calls: list[Callable[[], object]] = [
+        lambda: store.consumers(group),  # the housekeeping: dead consumers
+        lambda: store.prune_consumer(group, "w1", int(time.time() * 1000)),  # a script; and leaving
+        lambda: worker.r.xautoclaim(events, group, "w1", 1),  # reclaiming
+        lambda: worker.r.xreadgroup(group, "w1", {events: ">"}, count=1),  # reading
+    ]
+    admin.delete(events)
+    for stream in ("gone", "back without its group"):
+        for call in calls:
+            with pytest.raises(redis.ResponseError) as answer:
+                call()
+            assert is_group_lost(answer.value), (stream, str(answer.value))
+        xadd(store, started("c1"))
+    assert not is_group_lost(redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"))
