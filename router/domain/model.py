@@ -33,6 +33,7 @@ class TurnScore:
     topic_prob: float = 0.0
     wants_human: float = 0.0
     mot_prob: float = 0.0
+    words: int = 0  # the turn's length in words, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Trajectory:
     mot_probs: tuple[float, ...] = ()  # per-turn P(moment of truth), aligned with ``intensities``
     mot_peak: float = 0.0
     mot_peak_turn: int = 0
+    last_words: int = 0  # the latest customer turn's length in words (0: not known, stored before)
 
     @property
     def last(self) -> float:

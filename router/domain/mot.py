@@ -1,9 +1,10 @@
 """Moment-of-truth detection over a contact's whole trajectory, not over one message.
 
 The verdict comes from a small logistic model over the trajectory (``MotModel``: per-turn moment-of-truth
-probabilities, intensities, topic, a request for a person, the number of turns), learned and calibrated by
-scripts/train_mot.py on the project's own labelled conversations (models/corpus/). Without a model (a
-scorer that gives no probabilities, or no detector file) the hand rules below decide, as before.
+probabilities, intensities, topic, a request for a person, the number of turns, the latest turn's length),
+learned and calibrated by scripts/train_detector.py on the project's own labelled conversations
+(models/corpus/). Without a model (a scorer that gives no probabilities, or no detector file) the hand rules
+below decide, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ FEATURES: tuple[str, ...] = (
     "intensity_last",
     "topic_prob",
     "wants_human",
+    "log_words_last",  # log(1 + words of the latest turn)
+    "first_log_words",  # the same on a contact's first turn, else 0
+    "first_log_words_mot",  # that times mot_last
 )
 NEIGHBOURS_REASON_MOT_PROB = 0.5
 _FEATURE_TEXT = {
@@ -41,7 +45,12 @@ _FEATURE_TEXT = {
     "intensity_last": "intensity {:.2f}",
     "topic_prob": "topic {topic} p={:.2f}",
     "wants_human": "asked for a person",
+    "log_words_last": "latest turn {:.0f} words",
+    "first_log_words": "first turn {:.0f} words",
+    "first_log_words_mot": "a first turn of {words} words at p={mot:.2f}",
 }
+# features whose value is log(1 + a count): a reason names the count
+_LOG_COUNTS = frozenset({"log_turns", "log_words_last", "first_log_words"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,9 @@ def wants_human(turn: TurnScore, th: MotThresholds) -> bool:
 def observe_turn(contact: ContactView, turn: TurnScore, th: MotThresholds) -> tuple[ContactView, bool]:
     """``contact`` after one more scored customer turn, and whether this turn is the first request for a
     person. The worker, the detector's training and the evaluation all replay turns through here."""
-    view = replace(contact, trajectory=add_turn(contact.trajectory, turn.intensity, turn.mot_prob))
+    view = replace(
+        contact, trajectory=add_turn(contact.trajectory, turn.intensity, turn.mot_prob, words=turn.words)
+    )
     if turn.topic and turn.topic_prob >= view.topic_prob:
         view = replace(view, topic=turn.topic, topic_prob=turn.topic_prob)
     first_request = wants_human(turn, th) and not view.wants_human
@@ -117,6 +128,8 @@ def trajectory_features(contact: ContactView) -> dict[str, float]:
     probs = traj.mot_probs or (0.0,)
     earlier = probs[:-1]
     prev_mean = sum(earlier) / len(earlier) if earlier else 0.0
+    log_words = math.log1p(traj.last_words)
+    first = log_words if traj.turns == 1 else 0.0
     return {
         "mot_last": probs[-1],
         "mot_peak": max(traj.mot_peak, max(probs)),
@@ -128,6 +141,9 @@ def trajectory_features(contact: ContactView) -> dict[str, float]:
         "intensity_last": traj.last,
         "topic_prob": contact.topic_prob,
         "wants_human": 1.0 if contact.wants_human else 0.0,
+        "log_words_last": log_words,
+        "first_log_words": first,
+        "first_log_words_mot": first * probs[-1],
     }
 
 
@@ -183,8 +199,9 @@ def _drivers(x: Mapping[str, float], model: MotModel, contact: ContactView, top:
     push = {f: model.weights.get(f, 0.0) * (x[f] - model.means.get(f, 0.0)) for f in FEATURES}
     best = [f for f in sorted(push, key=push.__getitem__, reverse=True)[:top] if push[f] > 0]
     topic = (contact.topic or "none").replace("_", " ")
-    named = {"topic": topic, "peak_turn": contact.trajectory.mot_peak_turn}
-    texts = [_FEATURE_TEXT[f].format(math.expm1(x[f]) if f == "log_turns" else x[f], **named) for f in best]
+    traj = contact.trajectory
+    named = {"topic": topic, "peak_turn": traj.mot_peak_turn, "mot": x["mot_last"], "words": traj.last_words}
+    texts = [_FEATURE_TEXT[f].format(math.expm1(x[f]) if f in _LOG_COUNTS else x[f], **named) for f in best]
     return ", ".join(texts) or "all features together"
 
 

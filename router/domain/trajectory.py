@@ -14,8 +14,16 @@ def clamp01(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-def add_turn(traj: Trajectory, intensity: float, mot_prob: float = 0.0, keep: int = 20) -> Trajectory:
-    """Return ``traj`` with one more customer turn (its intensity and moment-of-truth probability).
+def word_count(text: str) -> int:
+    """A turn's length in words as typed (runs of non-space), which the learned detector reads."""
+    return len(text.split())
+
+
+def add_turn(
+    traj: Trajectory, intensity: float, mot_prob: float = 0.0, keep: int = 20, words: int = 0
+) -> Trajectory:
+    """Return ``traj`` with one more customer turn (its intensity, moment-of-truth probability and length in
+    words).
 
     Only the last ``keep`` intensities are kept (bounded state in Redis), but ``peak`` and ``turns`` cover
     the whole contact: customers remember the worst moment even after it scrolled out of the window.
@@ -38,4 +46,5 @@ def add_turn(traj: Trajectory, intensity: float, mot_prob: float = 0.0, keep: in
         mot_probs=(*probs, prob)[-keep:],
         mot_peak=prob if new_mot_peak else traj.mot_peak,
         mot_peak_turn=turn if new_mot_peak else traj.mot_peak_turn,
+        last_words=max(0, words),
     )

@@ -41,8 +41,10 @@ def load_mot_model(models_dir: str | Path | None = None, repeat_logit: float = 0
 @functools.lru_cache(maxsize=8)
 def _parse(path: Path, mtime_ns: int, repeat_logit: float) -> MotModel:
     d = json.loads(path.read_text(encoding="utf-8"))
-    if tuple(d["features"]) != FEATURES:
-        raise ValueError(f"{path}: features {d['features']} differ from the policy's {list(FEATURES)}")
+    # a file written before a feature existed weighs it at nothing; a feature the policy lacks is an error
+    unknown = [f for f in d["features"] if f not in FEATURES]
+    if unknown:
+        raise ValueError(f"{path}: features {unknown} are not among the policy's {list(FEATURES)}")
     return MotModel(
         weights={f: float(w) for f, w in zip(d["features"], d["weights"], strict=True)},
         bias=float(d["bias"]),
@@ -66,13 +68,15 @@ def mot_model_for(settings: Settings, scorer: object | None = None) -> MotModel 
 
 
 def save_mot_model(model: MotModel, meta: dict[str, Any], models_dir: str | Path | None = None) -> Path:
+    """Write the features the model weighs, in the policy's order."""
     path = detector_path(models_dir)
+    features = [f for f in FEATURES if f in model.weights]
     body = {
-        "features": list(FEATURES),
-        "weights": [round(model.weights[f], 6) for f in FEATURES],
+        "features": features,
+        "weights": [round(model.weights[f], 6) for f in features],
         "bias": round(model.bias, 6),
         "threshold": round(model.threshold, 4),
-        "means": [round(model.means.get(f, 0.0), 6) for f in FEATURES],
+        "means": [round(model.means.get(f, 0.0), 6) for f in features],
         **meta,
     }
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from router.domain.trajectory import word_count
 from router.scoring.protocol import EmotionScore, heuristic_mot_prob
 from router.scoring.topics import asks_for_human, cue_topic
 from router.scoring.vader import FastVader
@@ -43,4 +44,5 @@ class LexiconScorer:
             wants_human=wants_human,
             source=self.name,
             mot_prob=heuristic_mot_prob(intensity, _TOPIC_PROB if topic else 0.0),
+            words=word_count(text),
         )

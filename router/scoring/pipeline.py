@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from router.domain.trajectory import word_count
 from router.scoring.protocol import EmotionScore, heuristic_mot_prob
 from router.scoring.topics import asks_for_human, cue_topic
 
@@ -82,6 +83,7 @@ class PipelineScorer:
                     wants_human=0.9 if asks_for_human(text) else 0.0,
                     source=self.name,
                     mot_prob=heuristic_mot_prob(min(1.0, max(0.0, intensity)), 0.8 if topic else 0.0),
+                    words=word_count(text),
                 )
             )
         return out

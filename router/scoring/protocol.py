@@ -24,6 +24,7 @@ class EmotionScore:
     mot_neighbours: what the nearest labelled corpus turns say of it, for reasons ("4 of its 5 nearest
         labelled corpus turns are moments of truth (bereavement 4); the nearest at cosine 0.93"); "" from
         scorers without them.
+    words: the turn's length in words as typed (``word_count``); the detector reads the latest turn's.
     """
 
     intensity: float
@@ -34,10 +35,13 @@ class EmotionScore:
     source: str = "unknown"
     mot_prob: float = 0.0
     mot_neighbours: str = ""
+    words: int = 0
 
     def turn(self, seq: int) -> TurnScore:
         """What the routing policy keeps of this score for customer turn ``seq``."""
-        return TurnScore(seq, self.intensity, self.topic, self.topic_prob, self.wants_human, self.mot_prob)
+        return TurnScore(
+            seq, self.intensity, self.topic, self.topic_prob, self.wants_human, self.mot_prob, self.words
+        )
 
 
 def heuristic_mot_prob(intensity: float, topic_prob: float) -> float:

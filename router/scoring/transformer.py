@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.domain.model import base_language
+from router.domain.trajectory import word_count
 from router.errors import ConfigError
 from router.scoring.cache import LRUCache, cached
 from router.scoring.heads import (
@@ -591,9 +592,10 @@ class TransformerScorer:
             human.tolist(),
             (mot if mot is not None else zeros).tolist(),
             said,
+            texts,
             strict=True,
         )
-        for emo_row, topic_row, inten, hum, mot_p, neighbours in rows:
+        for emo_row, topic_row, inten, hum, mot_p, neighbours, text in rows:
             tp = 1.0 - topic_row[none_idx] if none_idx is not None else max(topic_row)
             best = max(self._mot_topic_idx, key=topic_row.__getitem__)
             inten = min(1.0, max(0.0, inten))
@@ -610,6 +612,7 @@ class TransformerScorer:
                     source=self.name,
                     mot_prob=round(mot_p, 4) if mot is not None else heuristic_mot_prob(inten, tp),
                     mot_neighbours=neighbours,
+                    words=word_count(text),
                 )
             )
         return results

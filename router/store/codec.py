@@ -51,6 +51,7 @@ def traj_to_json(t: Trajectory) -> str:
             "m": list(t.mot_probs),
             "mp": t.mot_peak,
             "mpt": t.mot_peak_turn,
+            "w": t.last_words,
         }
     )
 
@@ -59,7 +60,8 @@ def traj_from_json(raw: str) -> Trajectory:
     if not raw:
         return Trajectory()
     d = json.loads(raw)
-    # "m"/"mp"/"mpt" (moment-of-truth probabilities) are absent from contacts stored by older versions
+    # "m"/"mp"/"mpt" (moment-of-truth probabilities) and "w" (the latest turn's words) are absent from
+    # contacts stored by older versions
     return Trajectory(
         tuple(float(x) for x in d["i"]),
         float(d["peak"]),
@@ -68,6 +70,7 @@ def traj_from_json(raw: str) -> Trajectory:
         tuple(float(x) for x in d.get("m", ())),
         float(d.get("mp", 0.0)),
         int(d.get("mpt", 0)),
+        int(d.get("w", 0)),
     )
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given
 
 from router.domain.model import ContactView, Trajectory, TurnScore
@@ -14,6 +16,7 @@ from router.domain.mot import (
     model_probability,
     neighbours_reason,
     observe_turn,
+    trajectory_features,
     wants_human,
 )
 from router.domain.trajectory import add_turn
@@ -231,3 +234,34 @@ def test_trajectories_stored_before_probabilities_still_replay() -> None:
         MotThresholds(),
     )
     assert view.trajectory.mot_probs == (0.0, 0.0, 0.8)
+
+
+def test_the_detector_reads_the_latest_turns_length() -> None:
+    """The latest turn's length in words is a feature (the corpus's ``mot`` head leans on length, and the
+    detector may weigh it back); a first turn's length and its product with the turn's probability are
+    features of their own, zero after the first turn."""
+    th = MotThresholds(model=MODEL)
+    view, _ = observe_turn(
+        ContactView(contact_id="c", channel="chat"),
+        TurnScore(seq=1, intensity=0.1, mot_prob=0.8, words=7),
+        th,
+    )
+    first = trajectory_features(view)
+    assert view.trajectory.last_words == 7
+    assert first["log_words_last"] == first["first_log_words"] == pytest.approx(math.log1p(7))
+    assert first["first_log_words_mot"] == pytest.approx(0.8 * math.log1p(7))
+    view, _ = observe_turn(view, TurnScore(seq=2, intensity=0.1, mot_prob=0.3, words=20), th)
+    second = trajectory_features(view)
+    assert second["log_words_last"] == pytest.approx(math.log1p(20))
+    assert second["first_log_words"] == second["first_log_words_mot"] == 0.0
+
+
+def test_a_reason_names_the_turns_length_in_words() -> None:
+    model = replace(MODEL, weights={**MODEL.weights, "first_log_words": -3.0, "log_words_last": 3.0})
+    view, _ = observe_turn(
+        ContactView(contact_id="c", channel="chat"),
+        TurnScore(seq=1, intensity=0.1, mot_prob=0.9, words=41),
+        MotThresholds(model=model),
+    )
+    text = detect(view, MotThresholds(model=model)).reasons[0].text
+    assert "latest turn 41 words" in text
