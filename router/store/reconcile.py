@@ -3,8 +3,9 @@ offered contacts whose offer is gone.
 
 After a restore from an older snapshot, or a bug, the derived counters can disagree with the contacts
 they summarise. The contacts (status, agent, offer) are the source of truth; every fix is reported.
-Each agent is repaired under WATCH, so a concurrent offer or release (which writes the agent hash) makes
-the repair start over instead of overwriting fresh state.
+Each agent is repaired from its contacts read again under WATCH of the agent and of those contacts, so
+another worker's offer or release, made since the scan or during the repair, is counted or makes the
+repair start over: it is never overwritten with what the scan saw.
 """
 
 from __future__ import annotations
@@ -43,13 +44,12 @@ def _contact_ids(store: RoutingStore, scan: bool) -> list[str]:
 
 @dataclass
 class OpenWork:
-    """What the contacts say: which are open (not ended), per agent and channel the open work, per queue
-    the queued contacts, per agent the pending offers, and each pending offer's contact."""
+    """What the contacts say: which are open (not ended), per queue the queued contacts, per agent the
+    contacts it holds (its load and offers are counted again under WATCH: _fix_agent), and each pending
+    offer's contact."""
 
     live: set[str] = field(default_factory=set)
-    load: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     queued: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    offers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     held: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # agent -> contacts it holds
     offered: dict[str, str] = field(default_factory=dict)  # offer id -> contact id
     waiting: dict[str, dict[str, str]] = field(default_factory=dict)  # offered contact id -> its hash
@@ -59,8 +59,6 @@ class OpenWork:
         h = self.waiting.pop(contact_id)
         agent, offer_id = h.get("agent_id", ""), h.get("offer_id", "")
         if agent:
-            self.load[agent][h.get("channel", "chat")] -= 1
-            self.offers[agent].discard(offer_id)
             self.held[agent].discard(contact_id)
         if self.offered.get(offer_id) == contact_id:
             del self.offered[offer_id]
@@ -79,10 +77,8 @@ def _open_work(store: RoutingStore, contact_ids: list[str]) -> OpenWork:
         if h and status != "ended":
             work.live.add(cid)
         if status in ("offered", "assigned") and agent:
-            work.load[agent][h.get("channel", "chat")] += 1
             work.held[agent].add(cid)
             if status == "offered" and h.get("offer_id"):
-                work.offers[agent].add(h["offer_id"])
                 work.offered[h["offer_id"]] = cid
         elif status == "queued":
             work.queued[h.get("queue") or "general"].add(cid)
@@ -105,14 +101,17 @@ def reconcile(
     if scan:
         report.fixes += _fix_index(store, work.live, dry_run)
     # first, so that the agents, queues and deadline index below are compared with the requeued contacts
+    requeued: set[str] = set()
     for cid in sorted(work.waiting):
         fix = _requeue_stranded(store, cid, dry_run, cfg)
         if fix:
             report.fixes.append(fix)
             work.requeued(cid)
+            requeued.add(cid)
+    # a real run requeued them: read again, they are queued; a dry run did not, so they are left out
+    skip = requeued if dry_run else set()
     for agent_id in store.agent_ids():
-        load, offers = work.load.get(agent_id, {}), work.offers.get(agent_id, set())
-        _fix_agent(store, agent_id, load, offers, work.held.get(agent_id, set()), report, dry_run)
+        _fix_agent(store, agent_id, work.held.get(agent_id, set()), skip, report, dry_run)
     for q in QUEUES:
         members = {as_str(m) for m in store.client.zrange(store.keys.queue(q), 0, -1)}
         for cid in sorted(members ^ work.queued.get(q, set())):
@@ -242,15 +241,44 @@ def _fix_index(store: RoutingStore, live: set[str], dry_run: bool) -> list[str]:
     ]
 
 
+@dataclass
+class AgentWork:
+    """One agent's open work as its contacts say: per channel the contacts it holds, its pending offers."""
+
+    load: dict[str, int] = field(default_factory=dict)
+    offers: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
+
+
+def _agent_work(pipe: Any, store: RoutingStore, agent_id: str, ids: set[str], skip: set[str]) -> AgentWork:
+    """Read the contacts ``ids`` (under the caller's WATCH) and keep those the agent holds now; ``skip``:
+    offered contacts a dry run would have requeued."""
+    work = AgentWork()
+    for cid in sorted(ids - skip):
+        status, agent, channel, offer_id = (
+            as_str(v) if v is not None else ""
+            for v in pipe.hmget(store.keys.contact(cid), "status", "agent_id", "channel", "offer_id")
+        )
+        if status not in ("offered", "assigned") or agent != agent_id:
+            continue
+        ch = channel or "chat"
+        work.load[ch] = work.load.get(ch, 0) + 1
+        work.held.add(cid)
+        if status == "offered" and offer_id:
+            work.offers.add(offer_id)
+    return work
+
+
 def _fix_agent(
-    store: RoutingStore,
-    agent_id: str,
-    load: dict[str, int],
-    offers: set[str],
-    held: set[str],
-    report: ReconcileReport,
-    dry_run: bool,
+    store: RoutingStore, agent_id: str, held: set[str], skip: set[str], report: ReconcileReport, dry_run: bool
 ) -> None:
+    """Make the agent's load, pending offers and busy-slot records match the contacts it holds. The scan
+    that found ``held`` ran earlier, and another worker may have offered or released since (a peer the
+    start-up check took for idle, as after a failover, when every consumer looks idle): so the counts come
+    from the contacts read again under WATCH of the agent, its offers and those contacts. Those are the
+    contacts the scan found and every one the agent hash keeps a busy-slot record of (an offer made since
+    the scan wrote one); an offer or release after the WATCH writes the agent hash and makes this start
+    over instead of overwriting it."""
     akey, okey = store.keys.agent(agent_id), store.keys.agent_offers(agent_id)
     with store.client.pipeline(transaction=True) as pipe:
         while True:
@@ -258,21 +286,25 @@ def _fix_agent(
                 pipe.watch(akey, okey)
                 h = {as_str(k): as_str(v) for k, v in pipe.hgetall(akey).items()}
                 have_offers = {as_str(x) for x in pipe.smembers(okey)}
+                ids = held | {k[len("busy:") :] for k in h if k.startswith("busy:")}
+                if ids:
+                    pipe.watch(*(store.keys.contact(c) for c in sorted(ids)))
+                work = _agent_work(pipe, store, agent_id, ids, skip)
                 changes: dict[str, str] = {}
                 found: list[str] = []
-                channels = {k.split(":", 1)[1] for k in h if k.startswith("load:")} | set(load)
+                channels = {k.split(":", 1)[1] for k in h if k.startswith("load:")} | set(work.load)
                 for ch in sorted(channels):
-                    want, have = load.get(ch, 0), int(h.get(f"load:{ch}", "0") or 0)
+                    want, have = work.load.get(ch, 0), int(h.get(f"load:{ch}", "0") or 0)
                     if want != have:
                         changes[f"load:{ch}"] = str(want)
                         found.append(f"agent {agent_id}: load:{ch} {have} -> {want}")
-                if have_offers != offers:
+                if have_offers != work.offers:
                     found.append(
-                        f"agent {agent_id}: pending offers {sorted(have_offers)} -> {sorted(offers)}"
+                        f"agent {agent_id}: pending offers {sorted(have_offers)} -> {sorted(work.offers)}"
                     )
                 # a busy-slot record (the wait forecast's slot age) of work the agent no longer holds: the
                 # release scripts delete their own, but a contact requeued here leaves its record behind
-                stale = sorted(k for k in h if k.startswith("busy:") and k[len("busy:") :] not in held)
+                stale = sorted(k for k in h if k.startswith("busy:") and k[len("busy:") :] not in work.held)
                 if stale:
                     found.append(f"agent {agent_id}: busy-slot records of work it no longer holds {stale}")
                 if dry_run or not found:
@@ -285,10 +317,10 @@ def _fix_agent(
                 if stale:
                     pipe.hdel(akey, *stale)
                 # SREM and SADD, not DEL: the worker role has no right to delete keys
-                if have_offers - offers:
-                    pipe.srem(okey, *sorted(have_offers - offers))
-                if offers - have_offers:
-                    pipe.sadd(okey, *sorted(offers - have_offers))
+                if have_offers - work.offers:
+                    pipe.srem(okey, *sorted(have_offers - work.offers))
+                if work.offers - have_offers:
+                    pipe.sadd(okey, *sorted(work.offers - have_offers))
                 pipe.execute()
                 report.fixes += found
                 return

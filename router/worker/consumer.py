@@ -288,8 +288,9 @@ class Worker:
 
     def startup_check(self) -> list[str]:
         """Compare agent load, offer indexes and queues with the contacts (after a restore they can
-        disagree). Repair only when no other worker of the group is active: a repair computed from a scan
-        while others commit could undo their work. Returns what was found."""
+        disagree). Repair only when no other worker of the group is active; should one be active anyway
+        (after a failover every consumer looks idle for a while), each repair re-reads what it fixes under
+        WATCH, so it does not undo a peer's work. Returns what was found."""
         now_ms = int(time.time() * 1000)
         peers = [
             c

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
+import router.store.reconcile as reconcile_module
 from router.domain.model import ContactView
 from router.domain.policy import PolicyConfig, queue_score
 from router.store.codec import agent_profile_fields, contact_fields
@@ -228,4 +230,59 @@ def test_busy_slot_records_of_work_no_longer_held_are_dropped(store: RoutingStor
     assert store.client.hget(akey, "busy:c1") == b"chat|1000|0"  # the work it holds keeps its record
     agent = store.load_agent("a1")
     assert agent is not None and agent.view.busy == {"chat": ((1.0, False),)}
+    assert reconcile(store).consistent
+
+
+def _offer_c1(store: RoutingStore, now_ms: int) -> None:
+    out = store.offer(
+        Commit(),
+        offer_id="o1",
+        agent_id="a1",
+        contact_id="c1",
+        channel="chat",
+        queue="general",
+        now_ms=now_ms,
+        timeout_ms=20_000,
+        mot=False,
+        expected_version=None,
+        fairness_window_ms=60_000,
+        decline_memory_ms=60_000,
+    )
+    assert out.ok, out
+
+
+def _end_c1(store: RoutingStore, now_ms: int) -> None:
+    rec = store.load_contact("c1")
+    assert rec is not None
+    assert store.release(Commit(), rec, now_ms=now_ms, fields={}, end_contact=True, affinity_ttl_s=60).ok
+
+
+@pytest.mark.parametrize("between", ["released", "offered"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_work_another_worker_commits_after_the_scan_is_counted_not_undone(
+    store: RoutingStore, monkeypatch: pytest.MonkeyPatch, between: str, dry_run: bool
+) -> None:
+    """A repair computed from the scan alone would undo what a peer committed between the scan and the
+    repair (after a failover every consumer looks idle, so the start-up check repairs while the other
+    worker resumes): an end there left the agent's load one too high, an offer one too low and its offer
+    unindexed. The counts come from the contacts read again under WATCH."""
+    now_ms = 1_700_000_000_000
+    _agent(store, "a1")
+    _contact(store, "c1", status="queued", queue="general", enqueued_ms=str(now_ms - 1000))
+    assert store.apply_contact(Commit(), "c1", 1, {}, join_queue="general", join_score=1.0).ok
+    if between == "released":
+        _offer_c1(store, now_ms)
+    scanned = reconcile_module._open_work
+
+    def scan_then_peer_commits(s: RoutingStore, ids: list[str]) -> reconcile_module.OpenWork:
+        work = scanned(s, ids)
+        (_end_c1 if between == "released" else _offer_c1)(store, now_ms + 1000)
+        return work
+
+    monkeypatch.setattr(reconcile_module, "_open_work", scan_then_peer_commits)
+    report = reconcile(store, dry_run=dry_run)
+    assert report.consistent, report.fixes
+    agent = store.load_agent("a1")
+    assert agent is not None and agent.view.load == {"chat": 0 if between == "released" else 1}
+    monkeypatch.undo()
     assert reconcile(store).consistent
