@@ -1,10 +1,10 @@
 """Moment-of-truth detection over a contact's whole trajectory, not over one message.
 
 The verdict comes from a small logistic model over the trajectory (``MotModel``: per-turn moment-of-truth
-probabilities, intensities, topic, a request for a person, the number of turns, the latest turn's length),
-learned and calibrated by scripts/train_detector.py on the project's own labelled conversations
-(models/corpus/). Without a model (a scorer that gives no probabilities, or no detector file) the hand rules
-below decide, as before.
+probabilities, also as log-odds, intensities, topic, a request for a person, the number of turns, the latest
+turn's length), learned and calibrated by scripts/train_detector.py on the project's own labelled
+conversations (models/corpus/). Without a model (a scorer that gives no probabilities, or no detector file)
+the hand rules below decide, as before.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ FEATURES: tuple[str, ...] = (
     "log_words_last",  # log(1 + words of the latest turn)
     "first_log_words",  # the same on a contact's first turn, else 0
     "first_log_words_mot",  # that times mot_last
+    "mot_last_logit",  # mot_last as log-odds: near 1 a linear term cannot tell 0.97 from 0.999
+    "mot_peak_logit",  # mot_peak as log-odds
 )
+# the log-odds features clip the probability to [LOGIT_CLIP_P, 1 - LOGIT_CLIP_P] (about +-9.2)
+LOGIT_CLIP_P = 1e-4
 NEIGHBOURS_REASON_MOT_PROB = 0.5
 _FEATURE_TEXT = {
     "mot_last": "latest turn p={:.2f}",
@@ -51,6 +55,9 @@ _FEATURE_TEXT = {
 }
 # features whose value is log(1 + a count): a reason names the count
 _LOG_COUNTS = frozenset({"log_turns", "log_words_last", "first_log_words"})
+# a feature that reads another one again (as log-odds): a reason counts its push with that one's and names
+# that one, so "latest turn p=0.65" is said once
+_READS_AGAIN = {"mot_last_logit": "mot_last", "mot_peak_logit": "mot_peak"}
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,10 @@ def trajectory_features(contact: ContactView) -> dict[str, float]:
     prev_mean = sum(earlier) / len(earlier) if earlier else 0.0
     log_words = math.log1p(traj.last_words)
     first = log_words if traj.turns == 1 else 0.0
+    peak = max(traj.mot_peak, max(probs))
     return {
         "mot_last": probs[-1],
-        "mot_peak": max(traj.mot_peak, max(probs)),
+        "mot_peak": peak,
         "mot_prev_mean": prev_mean,
         "mot_trend": probs[-1] - prev_mean if earlier else 0.0,
         "mot_high_turns": float(sum(1 for p in probs if p >= 0.5)),
@@ -144,7 +152,14 @@ def trajectory_features(contact: ContactView) -> dict[str, float]:
         "log_words_last": log_words,
         "first_log_words": first,
         "first_log_words_mot": first * probs[-1],
+        "mot_last_logit": log_odds(probs[-1]),
+        "mot_peak_logit": log_odds(peak),
     }
+
+
+def log_odds(p: float) -> float:
+    q = min(max(p, LOGIT_CLIP_P), 1.0 - LOGIT_CLIP_P)
+    return math.log(q / (1.0 - q))
 
 
 def model_probability(contact: ContactView, model: MotModel) -> float:
@@ -196,7 +211,12 @@ def _against(p: float, threshold: float) -> tuple[str, str]:
 def _drivers(x: Mapping[str, float], model: MotModel, contact: ContactView, top: int = 3) -> str:
     """The features that pushed the probability up most, relative to the training mean, named as a
     supervisor reads them: which topic, which turn."""
-    push = {f: model.weights.get(f, 0.0) * (x[f] - model.means.get(f, 0.0)) for f in FEATURES}
+    push: dict[str, float] = {}
+    for f in FEATURES:
+        named_as = _READS_AGAIN.get(f, f)
+        push[named_as] = push.get(named_as, 0.0) + model.weights.get(f, 0.0) * (
+            x[f] - model.means.get(f, 0.0)
+        )
     best = [f for f in sorted(push, key=push.__getitem__, reverse=True)[:top] if push[f] > 0]
     topic = (contact.topic or "none").replace("_", " ")
     traj = contact.trajectory

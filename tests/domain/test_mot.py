@@ -10,9 +10,11 @@ from hypothesis import given
 from router.domain.model import ContactView, Trajectory, TurnScore
 from router.domain.mot import (
     FEATURES,
+    LOGIT_CLIP_P,
     MotModel,
     MotThresholds,
     detect,
+    log_odds,
     model_probability,
     neighbours_reason,
     observe_turn,
@@ -265,3 +267,28 @@ def test_a_reason_names_the_turns_length_in_words() -> None:
     )
     text = detect(view, MotThresholds(model=model)).reasons[0].text
     assert "latest turn 41 words" in text
+
+
+def test_the_detector_reads_the_probabilities_as_log_odds_too() -> None:
+    """Near 1 a linear term hardly tells 0.97 from 0.999, and the detector's verdicts sit there: the latest
+    and the peak probability are features as log-odds too, clipped so that 0 and 1 stay finite. A reason
+    counts a log-odds feature's push with its probability's and names the probability once."""
+    th = MotThresholds(model=MODEL)
+    view, _ = observe_turn(
+        ContactView(contact_id="c", channel="chat"), TurnScore(seq=1, intensity=0.1, mot_prob=0.999), th
+    )
+    view, _ = observe_turn(view, TurnScore(seq=2, intensity=0.1, mot_prob=0.25), th)
+    x = trajectory_features(view)
+    assert x["mot_last_logit"] == pytest.approx(math.log(0.25 / 0.75))
+    assert x["mot_peak_logit"] == pytest.approx(math.log(0.999 / 0.001))
+    bound = math.log((1 - LOGIT_CLIP_P) / LOGIT_CLIP_P)
+    assert -log_odds(0.0) == pytest.approx(bound) and log_odds(1.0) == pytest.approx(bound)
+    weights = {
+        **MODEL.weights,
+        "mot_last": 0.0,
+        "mot_peak": 0.0,
+        "mot_last_logit": 1.0,
+        "mot_peak_logit": 2.0,
+    }
+    text = detect(view, MotThresholds(model=replace(MODEL, weights=weights, threshold=0.5))).reasons[0].text
+    assert "peak p=1.00 on turn 1" in text and text.count("peak p=") == 1, text

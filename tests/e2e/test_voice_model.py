@@ -25,15 +25,15 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 OPENING = "hello, I am calling about my last order"
 # the learned detector's probability after these two turns is far above routine on the words yet under its
-# threshold (0.895 against 0.93 with the mot head's neighbours, which the calm test checks); agitated audio
+# threshold (0.75 against 0.91 with the log-odds features, which the calm test checks); agitated audio
 # takes it over. The detector is steep around its threshold, so a retrained model may need another
-# borderline sentence: "you charged me twice and I am short for the rent" (0.90 against 0.93 on the
-# seventeen-round model, 0.93 against 0.95 on the composed-rows release) rose to 0.95 with the neighbours,
-# a moment of truth on its words alone; this one (about 0.93 when first chosen) had fallen to 0.80 on the
-# seventeen-round model, too low for the voice to lift (0.91); "the app logged me out and now I cannot pay
-# my rent" (0.87 on the nine-round model) fell to 0.60 on the ten-round one; before it, "I still cannot log
-# in and the payment is due" (eight rounds) fell to 0.29 on nine
-BORDERLINE = "you charged me twice and now my rent is short"
+# borderline sentence: "you charged me twice and now my rent is short" (0.895 against 0.93 with the mot
+# head's neighbours) read 0.60 with the log-odds, and agitated audio lifted it to 0.85 only; this one
+# (0.90 against 0.93 on the seventeen-round model, 0.93 against 0.95 on the composed-rows release) rose to
+# 0.95 with the neighbours, a moment of truth on its words alone, then; "the app logged me out and now I
+# cannot pay my rent" (0.87 on the nine-round model) fell to 0.60 on the ten-round one; before it, "I still
+# cannot log in and the payment is due" (eight rounds) fell to 0.29 on nine
+BORDERLINE = "you charged me twice and I am short for the rent"
 VOICE = "en-gb"
 
 
