@@ -129,21 +129,7 @@ def _stranded(store: RoutingStore, admin: redis.Redis, clock_ms: int) -> None:
         over = {"status": "queued", "queue": "general", "enqueued_ms": enq}
         fields = {**contact_fields(ContactView(contact_id=cid, channel="chat")), **over}
         assert store.apply_contact(Commit(), cid, 0, fields, join_queue="general", join_score=score).ok
-    out = store.offer(
-        Commit(),
-        offer_id="o1",
-        agent_id="a1",
-        contact_id="c1",
-        channel="chat",
-        queue="general",
-        now_ms=clock_ms,
-        timeout_ms=20_000,
-        mot=False,
-        expected_version=None,
-        fairness_window_ms=60_000,
-        decline_memory_ms=60_000,
-    )
-    assert out.ok
+    _offer_c1(store, clock_ms)
     assert store.queue_head("general", 10) == ["c2"]
     admin.delete(store.keys.offer("o1"))  # the rollback (or an eviction) kept the contact, not its offer
 
