@@ -27,7 +27,10 @@ reason is a cancelled flight or lost or damaged luggage, against every neutral a
 tweet (`clean_tweet`: mentions, links and the reason words leaked into the text removed), with no label or
 sentiment. `score-tweets` gives each reader's AUROC against the set's label, the readers' mean per tweet,
 and with `--model` the shipped detector's one-turn probability and the noisy-OR on the same sample, with
-bootstrap 95% intervals.
+bootstrap 95% intervals. `reread-tweets` reads the saved sample (`models/airline_blind_read.json`) and gives
+the readers' mean beside the model as it ships now, for a new release:
+
+    .venv/bin/python scripts/blind_read.py reread-tweets
 """
 
 from __future__ import annotations
@@ -127,6 +130,33 @@ def prepare_tweets(n: int, chunks: int, out: Path, seed: int, data: Path) -> Non
     print(f"{n} of {len(task.texts)} airline tweets ({pos} labelled MoT) in {chunks} chunks under {out}")
 
 
+def _model_on_tweets(texts: list[str], y: np.ndarray) -> None:
+    from router.scoring.evaluate import mot_score, verdict_probabilities
+    from router.scoring.transformer import TransformerScorer
+
+    scores = TransformerScorer(backend="onnx").score(texts)
+    verdict = verdict_probabilities(scores)
+    if verdict is not None:
+        print(f"the detector's one-turn p: {_auroc_ci(y, np.array(verdict))}")
+    print(f"the noisy-OR: {_auroc_ci(y, np.array([mot_score(s) for s in scores]))}")
+
+
+def reread_tweets(record_path: Path, data: Path) -> None:
+    """The saved readers' mean and the model as it ships now, on the same tweets: a new release is
+    compared with the readers without reading the tweets again."""
+    from router.scoring.evaluate import load_airline
+
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    task = load_airline(data)
+    rows = sorted(int(i) for i in record)
+    if any(task.gold[i] != record[str(i)]["mot"] for i in rows):
+        raise SystemExit(f"{record_path}: its labels are not the airline set's in {data}")
+    y = np.array([bool(record[str(i)]["mot"]) for i in rows])
+    mean = np.array([float(np.mean(record[str(i)]["read"])) for i in rows])
+    print(f"{len(rows)} tweets ({int(y.sum())} labelled MoT); the readers' mean: {_auroc_ci(y, mean)}")
+    _model_on_tweets([task.texts[i] for i in rows], y)
+
+
 def _auroc_ci(y: np.ndarray, s: np.ndarray, seed: int = 0, rounds: int = 2000) -> str:
     """AUROC with its bootstrap 95% interval, as printed."""
     rng = np.random.default_rng(seed)
@@ -167,14 +197,7 @@ def score_tweets(key_path: Path, answer_paths: list[Path], model: bool, save: Pa
             f"of the others {flag[~y].mean():.2f}"
         )
     if model:
-        from router.scoring.evaluate import mot_score, verdict_probabilities
-        from router.scoring.transformer import TransformerScorer
-
-        scores = TransformerScorer(backend="onnx").score([key[k]["text"] for k in ks])
-        verdict = verdict_probabilities(scores)
-        if verdict is not None:
-            print(f"the detector's one-turn p: {_auroc_ci(y, np.array(verdict))}")
-        print(f"the noisy-OR: {_auroc_ci(y, np.array([mot_score(s) for s in scores]))}")
+        _model_on_tweets([key[k]["text"] for k in ks], y)
     if save:
         rows = sorted((int(key[k]["row"]), key[k]["mot"], [round(r) for r in reads[k]]) for k in ks)
         body = ",\n".join(f'"{i}": {json.dumps({"mot": m, "read": r})}' for i, m, r in rows)
@@ -205,8 +228,13 @@ def main() -> int:
     st.add_argument("answers", type=Path, nargs="+")
     st.add_argument("--model", action="store_true", help="the shipped detector on the same tweets too")
     st.add_argument("--save", type=Path, default=None, help="keep every reader's score by the set's row")
+    rt = sub.add_parser("reread-tweets", help="the saved readers against the model as it ships now")
+    rt.add_argument("--record", type=Path, default=ROOT / "models" / "airline_blind_read.json")
+    rt.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
-    if args.cmd == "prepare-tweets":
+    if args.cmd == "reread-tweets":
+        reread_tweets(args.record, args.data)
+    elif args.cmd == "prepare-tweets":
         prepare_tweets(args.n, args.chunks, args.out, args.seed, args.data)
     elif args.cmd == "score-tweets":
         score_tweets(args.key, args.answers, args.model, args.save)

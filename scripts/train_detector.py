@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import random
 import sys
 import time
@@ -165,6 +166,9 @@ BARE_COPIES = 1.0
 # the simulator's strung routine contacts (router.sim.corpus_lines: two or three routine single turns of one
 # language), built from dev single turns and judged beside dev's routine conversations (strung_routine)
 STRUNG_PER_LANGUAGE = 60
+# ... and such contacts strung from the train split's routine single turns, which the detector learns from
+# as routine beside the train split's conversations and single turns (--strung-train)
+STRUNG_TRAIN_PER_LANGUAGE = 0
 # the mot head's neighbours (router.scoring.neighbours): k, temperature and the weight of their vote's logit.
 # Chosen out of fold on the twenty-round train + dev rows and the dev objective (models/HISTORY.md, The
 # detector): every setting tried (k 5-20, temperature 0.02-0.05, weight 0.5-1) raised dev single-turn F1
@@ -611,13 +615,15 @@ def copies_of(
     return picked
 
 
-def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed: int = SEED) -> Corpus:
-    """Dev contacts strung, as the simulator strings its routine journeys, from two or three routine single
-    turns of one language (every routine category but ``routine_human``), never a moment of truth. Each
-    contact's turns come from one fold's scenarios, so the probabilities read for them in context stay out
-    of fold; lines an evaluation set holds are left out."""
+def strung_routine(
+    corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed: int = SEED, split: Split = "dev"
+) -> Corpus:
+    """Contacts strung, as the simulator strings its routine journeys, from two or three routine single
+    turns of one language of ``split`` (every routine category but ``routine_human``), never a moment of
+    truth. Each contact's turns come from one fold's scenarios, so the probabilities read for them in
+    context stay out of fold; lines an evaluation set holds are left out."""
     rng = random.Random(seed)
-    groups = by_fold_and_language(routine_single_turns(corpus, ("dev",)))
+    groups = by_fold_and_language(routine_single_turns(corpus, (split,)))
     contacts: list[CorpusConversation] = []
     for lang in sorted({lang for _, lang in groups}):
         keys = [k for k in sorted(groups) if k[1] == lang and len(groups[k]) >= 3]
@@ -626,7 +632,7 @@ def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed
             picked = rng.sample(groups[rng.choices(keys, sizes)[0]], rng.choice((2, 3)))
             contacts.append(
                 CorpusConversation(
-                    id=f"strung-{lang}-{i}",
+                    id=f"strung-{split}-{lang}-{i}",
                     scenario=picked[0].scenario,
                     lang=lang,
                     channel="chat",
@@ -634,7 +640,7 @@ def strung_routine(corpus: Corpus, per_language: int = STRUNG_PER_LANGUAGE, seed
                     mot_turn=None,
                     styles=(),
                     turns=tuple(ConvTurn("customer", t.text) for t in picked),
-                    split="dev",
+                    split=split,
                 )
             )
     return Corpus((), tuple(contacts))
@@ -725,13 +731,21 @@ def outcomes(
 
 
 def choose(
-    train: Corpus, dev: Corpus, backends: list[Scores], strung: Corpus
+    train: Corpus,
+    dev: Corpus,
+    backends: list[Scores],
+    strung: Corpus,
+    strung_train: Corpus = Corpus((), ()),
 ) -> tuple[MotModel, dict[str, object]]:
-    """The model is fitted on the int8 backend's features; each threshold is judged on both backends and
-    counts as good as its worse one, so that the verdict does not hang on which backend runs."""
+    """The model is fitted on the int8 backend's features (the train split's, and ``strung_train``'s
+    contacts as routine); each threshold is judged on both backends and counts as good as its worse one, so
+    that the verdict does not hang on which backend runs."""
     from sklearn.linear_model import LogisticRegression
 
     x, y = feature_rows(train, backends[0])
+    if strung_train.conversations:
+        xs, ys = feature_rows(strung_train, backends[0])
+        x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
     gold_dev = [t.mot for t in dev.turns]
     # key: (meets both conversation targets on both backends; then its F1 if it does, else the objective)
     best: tuple[tuple[bool, float], MotModel, dict[str, object]] | None = None
@@ -857,6 +871,19 @@ def main() -> int:
         help="GRU readers of the earlier turns for the context head, averaged (0: their mean embedding, the "
         "release before; 3 shipped: models/MODEL_CARD.md)",
     )
+    ap.add_argument(
+        "--strung-train",
+        type=int,
+        default=STRUNG_TRAIN_PER_LANGUAGE,
+        help="per language, contacts strung from the train split's routine single turns that the detector "
+        "also learns as routine (0: none, the release before)",
+    )
+    ap.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="pickle the splits and the out-of-fold scores the detector is chosen on (for measurements)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     corpus = load_corpus()
@@ -892,7 +919,11 @@ def main() -> int:
     oof, fold_heads = out_of_fold(rows, x, x_torch, args.consistency, w, neighbour, targets, bank)
     oof_auroc = _auroc(y_oof[bank], np.array([oof[0][r.text] for r in rows[:originals]]))
     strung = strung_routine(corpus)
-    both = Corpus(train.turns + dev.turns, train.conversations + dev.conversations + strung.conversations)
+    strung_train = strung_routine(corpus, args.strung_train, split="train")
+    both = Corpus(
+        train.turns + dev.turns,
+        train.conversations + dev.conversations + strung.conversations + strung_train.conversations,
+    )
     torch_scorer = TransformerScorer(heads_dir=str(args.out), cache_size=0, backend="torch")
     embs = [
         embed_corpus(scorer.encoder, both, args.cache),
@@ -915,7 +946,19 @@ def main() -> int:
         score_texts(scorer, both, embs[0], oof[0], oof_ctx[0]),
         score_texts(torch_scorer, both, embs[1], oof[1], oof_ctx[1]),
     ]
-    model, chosen = choose(train, dev, backends, strung)
+    if args.dump:
+        with args.dump.open("wb") as f:
+            pickle.dump(
+                {
+                    "train": train,
+                    "dev": dev,
+                    "backends": backends,
+                    "strung": strung,
+                    "strung_train": strung_train,
+                },
+                f,
+            )
+    model, chosen = choose(train, dev, backends, strung, strung_train)
 
     heads = load_heads(args.out)
     final = fit_head(x, x_torch, targets, args.consistency, w)
@@ -955,8 +998,13 @@ def main() -> int:
     save_heads(args.out, {**heads.heads, **tuned}, meta, neighbours, reader)
 
     detector_meta = {
-        "trained_on": "models/corpus: conversation prefixes and single turns of the train split, with "
-        f"{FOLDS}-fold out-of-fold moment-of-truth probabilities; threshold chosen on the dev split",
+        "trained_on": "models/corpus: conversation prefixes and single turns of the train split"
+        + (
+            f", and {len(strung_train.conversations)} contacts strung from its routine single turns"
+            if strung_train.conversations
+            else ""
+        )
+        + f", with {FOLDS}-fold out-of-fold moment-of-truth probabilities; threshold chosen on the dev split",
         "scorer": f"{scorer.encoder.encoder_id}, {scorer.backend} backend",
         "selection": f"over C and threshold, each judged on both backends (int8, torch) as the worse: the "
         f"best dev turn F1 among pairs with dev on-time share >= {ON_TIME_TARGET} and dev routine flagged "

@@ -47,3 +47,25 @@ def test_prepared_chunks_show_no_label(tmp_path: Path) -> None:
     task = load_airline(DATA)
     for k, text in shown:
         assert text == task.texts[key[k]["row"]] and key[k]["mot"] == task.gold[key[k]["row"]]
+
+
+@needs_data
+def test_reread_gives_the_readers_and_the_model_the_recorded_tweets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import blind_read
+
+    seen: list[tuple[list[str], np.ndarray]] = []
+    monkeypatch.setattr(blind_read, "_model_on_tweets", lambda texts, y: seen.append((texts, y)))
+    blind_read.reread_tweets(ROOT / "models/airline_blind_read.json", DATA)
+    assert "the readers' mean: AUROC 0.948" in capsys.readouterr().out
+    task = load_airline(DATA)
+    record = json.loads((ROOT / "models/airline_blind_read.json").read_text("utf-8"))
+    rows = sorted(int(i) for i in record)
+    [(texts, y)] = seen
+    assert texts == [task.texts[i] for i in rows] and list(y) == [bool(task.gold[i]) for i in rows]
+
+    wrong = {**record, str(rows[0]): {**record[str(rows[0])], "mot": not record[str(rows[0])]["mot"]}}
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong), "utf-8")
+    with pytest.raises(SystemExit, match="not the airline set's"):
+        blind_read.reread_tweets(tmp_path / "wrong.json", DATA)

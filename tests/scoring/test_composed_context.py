@@ -120,6 +120,15 @@ def test_strung_contacts_are_two_or_three_routine_dev_turns_of_one_fold_and_lang
     assert strung_routine(corpus, 0).conversations == ()
 
 
+def test_strung_contacts_of_the_train_split_hold_train_turns_only(corpus: Corpus) -> None:
+    strung = strung_routine(corpus, per_language=10, split="train")
+    turns = {t.text: t for t in corpus.split("train").turns}
+    assert len(strung.conversations) == 10 * len(corpus.languages())
+    assert all(c.split == "train" and all(t in turns for t in c.customer_texts) for c in strung.conversations)
+    dev_ids = {c.id for c in strung_routine(corpus, per_language=10).conversations}
+    assert not dev_ids & {c.id for c in strung.conversations}  # both can sit in one corpus the script reads
+
+
 def test_copies_skip_unchanged_texts_evaluation_lines_and_texts_already_held() -> None:
     rows = [
         TrainingRow("My card was STOLEN", 1.0, "lost_card", 0.0, "s-1"),
