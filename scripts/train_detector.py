@@ -707,6 +707,20 @@ def score_texts(
     return Scores(alone, convs)
 
 
+def write_dump(path: Path, splits: dict[str, Corpus], backends: list[Scores]) -> None:
+    """``--dump``: the splits and each backend's scores as plain containers, so that ``load_dump`` reads
+    them back from any script (a dataclass pickled from ``__main__`` would not load elsewhere)."""
+    with path.open("wb") as f:
+        pickle.dump({**splits, "backends": [(s.alone, s.convs) for s in backends]}, f)
+
+
+def load_dump(path: Path) -> dict[str, Any]:
+    """What ``--dump`` wrote: the corpora by name, and ``backends`` as ``Scores`` (int8, torch)."""
+    with path.open("rb") as f:
+        dumped: dict[str, Any] = pickle.load(f)  # a file this script wrote
+    return {**dumped, "backends": [Scores(alone, convs) for alone, convs in dumped["backends"]]}
+
+
 def feature_rows(corpus: Corpus, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
     plain = MotThresholds()  # the features do not depend on the model
     xs: list[list[float]] = []
@@ -947,17 +961,9 @@ def main() -> int:
         score_texts(torch_scorer, both, embs[1], oof[1], oof_ctx[1]),
     ]
     if args.dump:
-        with args.dump.open("wb") as f:
-            pickle.dump(
-                {
-                    "train": train,
-                    "dev": dev,
-                    "backends": backends,
-                    "strung": strung,
-                    "strung_train": strung_train,
-                },
-                f,
-            )
+        write_dump(
+            args.dump, {"train": train, "dev": dev, "strung": strung, "strung_train": strung_train}, backends
+        )
     model, chosen = choose(train, dev, backends, strung, strung_train)
 
     heads = load_heads(args.out)

@@ -5,6 +5,7 @@ labelled 0; and the strung routine contacts the detector is judged on beside dev
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,16 +16,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from train_detector import (
     BENIGN_CHANGE_CATEGORIES,
     COMPOSED_CATEGORIES,
+    Scores,
     bare,
     benign_change_context_rows,
     composed_context_rows,
     copies_of,
     fold_of,
+    load_dump,
     strung_routine,
+    write_dump,
 )
 
 from router.scoring.corpus import Corpus, TrainingRow, held_out_lines, load_corpus
 from router.scoring.overlap import EvalIndex, norm_text
+from router.scoring.protocol import EmotionScore
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +166,27 @@ def test_copies_skip_unchanged_texts_evaluation_lines_and_texts_already_held() -
 def test_bare_drops_the_punctuation_chat_leaves_out(text: str, bare_text: str) -> None:
     assert bare(text) == bare_text
     assert bare(bare_text) == bare_text
+
+
+def test_a_dump_reads_back_without_the_script_and_as_written(corpus: Corpus, tmp_path: Path) -> None:
+    strung = strung_routine(corpus, per_language=2)
+    scored = {
+        c.id: [EmotionScore(intensity=0.1 * k, mot_prob=0.2 * k, words=k) for k in range(len(c.turns))]
+        for c in strung.conversations
+    }
+    alone = {
+        t: EmotionScore(intensity=0.5, topic="lost_card")
+        for c in strung.conversations
+        for t in c.customer_texts
+    }
+    backends = [Scores(alone, scored), Scores({}, {})]
+    write_dump(tmp_path / "d.pkl", {"dev": corpus.split("dev"), "strung": strung}, backends)
+    # a dataclass pickled from the script run as __main__ would not load where the script is not imported
+    code = "import pickle, sys; d = pickle.load(open(sys.argv[1], 'rb')); print(sorted(d))"
+    read = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "d.pkl")], capture_output=True, text=True, check=True
+    )
+    assert read.stdout.strip() == "['backends', 'dev', 'strung']"
+    dumped = load_dump(tmp_path / "d.pkl")
+    assert dumped["backends"] == backends and dumped["strung"] == strung
+    assert dumped["dev"] == corpus.split("dev")
