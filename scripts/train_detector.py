@@ -125,6 +125,7 @@ FALSE_FLAG_COST = 2.0
 ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
 # finer near the top, where a balanced logistic model's verdicts on confident heads crowd (the nine-round
 # release chose 0.94, next to the old grid's end at 0.95)
+DETECTOR_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
 # the context head: one hidden layer, chosen on dev against the single-turn head (models/HISTORY.md);
@@ -744,6 +745,25 @@ def outcomes(
     return [ConversationOutcome(c.mot_turn, replay(scores.convs[c.id], th)[1]) for c in convs]
 
 
+def detector_rows(train: Corpus, scores: Scores, strung_train: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's training rows: the train split's, and ``strung_train``'s contacts as routine."""
+    x, y = feature_rows(train, scores)
+    if strung_train.conversations:
+        xs, ys = feature_rows(strung_train, scores)
+        x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
+    return x, y
+
+
+def fit_detector(x: np.ndarray, y: np.ndarray, c: float) -> MotModel:
+    """The conversation model fitted at ``C`` = ``c``, its threshold left at 0.5 for the caller to set."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
+    weights = dict(zip(FEATURES, (float(w) for w in lr.coef_[0]), strict=True))
+    means = dict(zip(FEATURES, (float(m) for m in x.mean(axis=0)), strict=True))
+    return MotModel(weights, float(lr.intercept_[0]), 0.5, means)
+
+
 def choose(
     train: Corpus,
     dev: Corpus,
@@ -754,21 +774,14 @@ def choose(
     """The model is fitted on the int8 backend's features (the train split's, and ``strung_train``'s
     contacts as routine); each threshold is judged on both backends and counts as good as its worse one, so
     that the verdict does not hang on which backend runs."""
-    from sklearn.linear_model import LogisticRegression
-
-    x, y = feature_rows(train, backends[0])
-    if strung_train.conversations:
-        xs, ys = feature_rows(strung_train, backends[0])
-        x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
+    x, y = detector_rows(train, backends[0], strung_train)
     gold_dev = [t.mot for t in dev.turns]
     # key: (meets both conversation targets on both backends; then its F1 if it does, else the objective)
     best: tuple[tuple[bool, float], MotModel, dict[str, object]] | None = None
-    for c in (0.1, 0.3, 1.0, 3.0, 10.0):
-        lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
-        weights = dict(zip(FEATURES, (float(w) for w in lr.coef_[0]), strict=True))
-        means = dict(zip(FEATURES, (float(m) for m in x.mean(axis=0)), strict=True))
+    for c in DETECTOR_C:
+        fitted = fit_detector(x, y, c)
         for threshold in THRESHOLDS:
-            model = MotModel(weights, float(lr.intercept_[0]), threshold, means)
+            model = dataclasses.replace(fitted, threshold=threshold)
             judged = [_judge(dev, scores, model, gold_dev, strung) for scores in backends]
             meets = all(_meets_targets(conv) for _, conv, _ in judged)
             f1 = min(float(turn["f1"] or 0.0) for _, _, turn in judged)
