@@ -23,6 +23,9 @@ Run after scripts/train_heads.py (the other heads) and before scripts/export_onn
    rather than the wording of the few conversations that teach it, and their counterweight
    (``benign_change_context_rows``, ``--benign-change``, 2 per turn): a routine calm change of plan after
    one or two unrelated routine single turns of the same fold and language, labelled 0.
+   ``--composed-earlier N`` (off by default) adds a counterweight inside the same conversations
+   (``composed_earlier_context_rows``): each turn before the labelled one after another conversation's
+   earlier turns, labelled 0, so that the decision, not its position after a grievance, carries the lift.
    The head also learns every row again in lower case (``--lower-copies``, weight 1) and again without its
    punctuation (``--bare-copies``, weight 1); its neighbours' bank keeps the rows as written: chat is often
    typed so, the corpus rarely.
@@ -145,6 +148,9 @@ SEED = 1234
 # same turns as negatives did not help (models/HISTORY.md)
 COMPOSED_CATEGORIES = ("churn_threat", "vulnerable_customer")
 COMPOSED_PER_TURN = 8
+# ... and their counterweight inside the same conversations (--composed-earlier,
+# composed_earlier_context_rows): a turn before the labelled one after another's earlier turns, labelled 0
+COMPOSED_EARLIER_PER_TURN = 0
 # and their counterweight (--benign-change, benign_change_context_rows): a calm change or cancellation after
 # one or two unrelated routine turns, labelled 0. The composed rows above are the only ones whose earlier
 # turns are another conversation's, all labelled 1, and the head lifts any later turn after a change of
@@ -513,15 +519,12 @@ def context_reading_features(
     return e, reader.features(e, reader.summary(x, z, lengths))
 
 
-def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
-    """For each train or dev conversation of a ``COMPOSED_CATEGORIES`` category whose labelled turn is not its
-    first, up to ``per_turn`` rows: that turn after the earlier customer turns of another conversation of the
-    same category, fold and language, labelled 1. A calm decision to leave after a grievance is the moment of
-    truth whatever the grievance was, and a veiled farewell after any putting of affairs in order; the
-    context head has only a few hundred real examples of each. Both conversations sit in one fold, so the
-    out-of-fold probabilities stay out of fold; a row holding a line of the test split is left out, as
-    ``turn_context_rows`` leaves it out."""
-    rng = random.Random(seed)
+def _composable(
+    corpus: Corpus,
+) -> list[tuple[CorpusConversation, list[CorpusConversation]]]:
+    """The train and dev conversations of a ``COMPOSED_CATEGORIES`` category whose labelled turn is not
+    their first and holds no line of the test split up to it, in corpus order, each with the others of its
+    category, fold and language."""
     held_out = held_out_lines(corpus)
     later = [
         c
@@ -535,14 +538,47 @@ def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> li
     by_group: dict[tuple[str, int, str], list[CorpusConversation]] = {}
     for c in later:
         by_group.setdefault((c.category, fold_of(c.scenario), c.lang), []).append(c)
+    return [
+        (c, [o for o in by_group[(c.category, fold_of(c.scenario), c.lang)] if o.id != c.id]) for c in later
+    ]
+
+
+def _before_label(c: CorpusConversation) -> tuple[str, ...]:
+    assert c.mot_turn is not None
+    return tuple(c.customer_texts[: c.mot_turn - 1])
+
+
+def composed_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
+    """For each train or dev conversation of a ``COMPOSED_CATEGORIES`` category whose labelled turn is not its
+    first, up to ``per_turn`` rows: that turn after the earlier customer turns of another conversation of the
+    same category, fold and language, labelled 1. A calm decision to leave after a grievance is the moment of
+    truth whatever the grievance was, and a veiled farewell after any putting of affairs in order; the
+    context head has only a few hundred real examples of each. Both conversations sit in one fold, so the
+    out-of-fold probabilities stay out of fold; a row holding a line of the test split is left out, as
+    ``turn_context_rows`` leaves it out."""
+    rng = random.Random(seed)
     rows: list[ContextRow] = []
-    for c in later:
+    for c, others in _composable(corpus):
         assert c.mot_turn is not None
         turn = c.customer_texts[c.mot_turn - 1]
-        others = [o for o in by_group[(c.category, fold_of(c.scenario), c.lang)] if o.id != c.id]
         for o in rng.sample(others, min(per_turn, len(others))):
-            assert o.mot_turn is not None
-            rows.append(ContextRow(turn, tuple(o.customer_texts[: o.mot_turn - 1]), 1.0, c.scenario))
+            rows.append(ContextRow(turn, _before_label(o), 1.0, c.scenario))
+    return rows
+
+
+def composed_earlier_context_rows(corpus: Corpus, per_turn: int, seed: int = SEED) -> list[ContextRow]:
+    """The composed rows' counterweight inside the same conversations (``--composed-earlier``): for each
+    conversation ``composed_context_rows`` draws from, each customer turn before its labelled one after the
+    earlier customer turns of up to ``per_turn`` other conversations of the same category, fold and
+    language, labelled 0. The composed rows put only decisions after those grievances, and the context head
+    learned that any later turn after a grievance is the decision: one more complaint, or a question about
+    a branch that closes (0.02 alone, 0.997 in context), flagged the conversation a turn or two early."""
+    rng = random.Random(seed)
+    rows: list[ContextRow] = []
+    for c, others in _composable(corpus):
+        for turn in _before_label(c):
+            for o in rng.sample(others, min(per_turn, len(others))):
+                rows.append(ContextRow(turn, _before_label(o), 0.0, c.scenario))
     return rows
 
 
@@ -847,6 +883,13 @@ def main() -> int:
         "context head (0: none)",
     )
     ap.add_argument(
+        "--composed-earlier",
+        type=int,
+        default=COMPOSED_EARLIER_PER_TURN,
+        help="per turn before the labelled one of a conversation the composed rows draw from, rows of that "
+        "turn after another such conversation's earlier turns, labelled 0, for the context head (0: none)",
+    )
+    ap.add_argument(
         "--benign-change",
         type=int,
         default=BENIGN_CHANGE_PER_TURN,
@@ -964,6 +1007,7 @@ def main() -> int:
     composed = [
         r
         for r in composed_context_rows(corpus, args.compose)
+        + composed_earlier_context_rows(corpus, args.composed_earlier)
         + benign_change_context_rows(corpus, args.benign_change)
         if not any(t in held_out for t in (r.text, *r.earlier))
     ]
@@ -998,6 +1042,12 @@ def main() -> int:
             f", labelled 1, and {args.benign_change} per routine {' or '.join(BENIGN_CHANGE_CATEGORIES)} "
             "single turn after one or two unrelated routine ones, labelled 0"
             if args.benign_change
+            else ""
+        )
+        + (
+            f"; and up to {args.composed_earlier} per turn before such a labelled turn after another such "
+            "conversation's earlier turns, labelled 0"
+            if args.composed_earlier
             else ""
         )
         + "), over the mot head, scripts/train_detector.py"

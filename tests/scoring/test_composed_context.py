@@ -1,12 +1,14 @@
 """scripts/train_detector.py's composed context rows: a churn or vulnerable-customer conversation's calm
 labelled turn after another conversation's earlier turns, always of the same category, fold and language,
-never from the test split; their counterweight, a routine calm change after unrelated routine turns,
-labelled 0; and the strung routine contacts the detector is judged on beside dev's conversations."""
+never from the test split; their counterweights, a routine calm change after unrelated routine turns and
+the turns before the label after the same earlier turns, labelled 0; and the strung routine contacts the
+detector is judged on beside dev's conversations."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from train_detector import (
     bare,
     benign_change_context_rows,
     composed_context_rows,
+    composed_earlier_context_rows,
     copies_of,
     fold_of,
     load_dump,
@@ -69,6 +72,36 @@ def test_no_test_line_is_composed(corpus: Corpus) -> None:
     test = held_out_lines(corpus)
     rows = composed_context_rows(corpus, 8)
     assert not any(norm_text(t) in test for r in rows for t in (r.text, *r.earlier))
+
+
+def test_turns_before_the_label_follow_the_same_earlier_turns_as_the_decisions_labelled_0(
+    corpus: Corpus,
+) -> None:
+    rows = composed_earlier_context_rows(corpus, 4)
+    composed = composed_context_rows(corpus, 8)
+    later = {
+        c.id: c
+        for c in corpus.conversations
+        if c.split != "test" and c.category in COMPOSED_CATEGORIES and (c.mot_turn or 0) >= 2
+    }
+    before = {t: c for c in later.values() for t in c.customer_texts[: c.mot_turn - 1]}  # type: ignore[operator]
+    prefix_of = {tuple(c.customer_texts[: c.mot_turn - 1]): c for c in later.values()}  # type: ignore[operator]
+    assert len(rows) > len(later)
+    for r in rows:
+        turn, source = before[r.text], prefix_of[r.earlier]
+        assert r.mot == 0.0 and r.scenario == turn.scenario and source.id != turn.id
+        assert (source.category, source.lang) == (turn.category, turn.lang)
+        assert fold_of(source.scenario) == fold_of(turn.scenario)
+    # the same earlier turns precede a decision labelled 1: the head must read the turn, not the position
+    assert {r.earlier for r in rows} <= {r.earlier for r in composed}
+    said = Counter((t, c.scenario) for c in later.values() for t in c.customer_texts[: c.mot_turn - 1])  # type: ignore[operator]
+    drawn = Counter((r.text, r.scenario) for r in rows)
+    assert all(n <= 4 * said[key] for key, n in drawn.items())  # up to 4 rows each time a turn is said
+    test = held_out_lines(corpus)
+    assert not any(norm_text(t) in test for r in rows for t in (r.text, *r.earlier))
+    assert composed_earlier_context_rows(corpus, 0) == []
+    # drawn from its own generator: the composed rows are what they were without it
+    assert composed == composed_context_rows(corpus, 8)
 
 
 def test_benign_changes_follow_unrelated_routine_turns_of_their_fold_and_language(corpus: Corpus) -> None:
