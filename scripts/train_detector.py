@@ -126,9 +126,10 @@ CONSISTENCY = 200.0
 FALSE_FLAG_COST = 2.0
 # the conversation-level targets, met on dev before single-turn F1 counts
 ON_TIME_TARGET, ROUTINE_FLAGGED_TARGET = 0.95, 0.02
+# the detector's C, each fitted and judged at every threshold below
+DETECTOR_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 # finer near the top, where a balanced logistic model's verdicts on confident heads crowd (the nine-round
 # release chose 0.94, next to the old grid's end at 0.95)
-DETECTOR_C = (0.1, 0.3, 1.0, 3.0, 10.0)
 THRESHOLDS = [round(x, 3) for x in (*np.arange(0.20, 0.951, 0.01), *np.arange(0.955, 0.991, 0.005))]
 
 # the context head: one hidden layer, chosen on dev against the single-turn head (models/HISTORY.md);
