@@ -83,22 +83,29 @@ def frontier(
     return rows
 
 
+def _on_time(row: dict[str, Any]) -> int:
+    """Moment-of-truth conversations on time on the worse backend."""
+    return min(int(b["on_time"]) for b in row["backends"])
+
+
+def _flagged(row: dict[str, Any], key: str = "routine_flagged") -> int:
+    """Contacts of a routine kind flagged on the worse backend."""
+    return max(int(b[key]) for b in row["backends"])
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The most moment-of-truth conversations on time at any threshold, and among the thresholds that flag
     at most the target's share of routine conversations, each on the worse backend."""
 
-    def worst(row: dict[str, Any], key: str, pick: Any = min) -> int:
-        return int(pick(b[key] for b in row["backends"]))
-
     def best(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not candidates:
             return None
-        row = max(candidates, key=lambda r: (worst(r, "on_time"), -worst(r, "routine_flagged", max)))
+        row = max(candidates, key=lambda r: (_on_time(r), -_flagged(r)))
         return {
             "threshold": row["threshold"],
-            "on_time": worst(row, "on_time"),
-            "routine_flagged": worst(row, "routine_flagged", max),
-            "strung_flagged": worst(row, "strung_flagged", max),
+            "on_time": _on_time(row),
+            "routine_flagged": _flagged(row),
+            "strung_flagged": _flagged(row, "strung_flagged"),
         }
 
     first = rows[0]["backends"][0]
@@ -109,7 +116,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "on_time_needed": math.ceil(ON_TIME_TARGET * first["mot_conversations"] - 1e-9),
         "routine_flagged_allowed": cap,
         "most_on_time": best(rows),
-        "most_on_time_within_routine_cap": best([r for r in rows if worst(r, "routine_flagged", max) <= cap]),
+        "most_on_time_within_routine_cap": best([r for r in rows if _flagged(r) <= cap]),
     }
 
 
