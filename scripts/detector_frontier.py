@@ -48,6 +48,15 @@ EMPTY = Corpus((), ())
 # the release rule's grid, and past its end, where a detector this sharp first flags as few routine
 # conversations as the target allows
 FRONTIER_THRESHOLDS = [*THRESHOLDS, 0.993, 0.996, 0.998, 0.999]
+OUTCOMES = (
+    "on_time",
+    "early",
+    "late",
+    "missed",
+    "mot_conversations",
+    "routine_flagged",
+    "routine_conversations",
+)
 
 
 def frontier(
@@ -72,8 +81,7 @@ def frontier(
             per_backend.append(
                 {
                     "objective": round(objective, 4),
-                    **{k: conv[k] for k in ("on_time", "early", "late", "missed", "mot_conversations")},
-                    **{k: conv[k] for k in ("routine_flagged", "routine_conversations")},
+                    **{k: conv[k] for k in OUTCOMES},
                     "strung_flagged": conv["strung_routine"]["flagged"],
                     "strung_contacts": conv["strung_routine"]["contacts"],
                     "turn_f1": turn["f1"],
